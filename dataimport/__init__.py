@@ -1,0 +1,1 @@
+"""Domain package of the data-import service: no Temporal imports live here."""

@@ -1,0 +1,111 @@
+"""What an import category is: its header aliases, its row validation and its enrichment.
+
+A category maps staged rows (header -> cell, exactly as read) onto its fields, validates and
+normalises each row in pure Python, and turns the valid rows into inventory with set-based SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dataimport.issues import Issue
+
+
+def header_key(header: str) -> str:
+    """Comparable form of a header: lower case, '*' and units in brackets dropped, words joined by '_'."""
+    text = header.strip().lstrip("\ufeff").replace("*", "").lower()
+    text = re.sub(r"[^0-9a-z]+", "_", text)
+    return text.strip("_")
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderMapping:
+    """Which source header feeds which field, and which headers fed nothing."""
+
+    field_by_header: dict[str, str]
+    unmapped_headers: list[str]
+
+    @property
+    def mapped_fields(self) -> set[str]:
+        return set(self.field_by_header.values())
+
+
+def map_headers(
+    headers: Sequence[str], aliases: Mapping[str, str], column_mapping: Mapping[str, str]
+) -> HeaderMapping:
+    """Map headers through an explicit column_mapping first, then the alias table.
+
+    `aliases` is keyed by `header_key(...)`; `column_mapping` by the exact source header
+    (a header_key match is accepted too). The first header that claims a field wins.
+    """
+    explicit = {header_key(k): v for k, v in column_mapping.items()}
+    field_by_header: dict[str, str] = {}
+    taken: set[str] = set()
+    unmapped: list[str] = []
+    for header in headers:
+        key = header_key(header)
+        target = column_mapping.get(header) or explicit.get(key) or aliases.get(key)
+        if target and target not in taken:
+            field_by_header[header] = target
+            taken.add(target)
+        else:
+            unmapped.append(header)
+    return HeaderMapping(field_by_header, unmapped)
+
+
+@dataclass(slots=True)
+class RowOutcome:
+    """Validation result for one row: normalised data (JSON-ready) and its issues."""
+
+    normalized: dict[str, Any] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def is_valid(self) -> bool:
+        return not any(issue.is_error for issue in self.issues)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportScope:
+    """The tenant and import a set-based statement works on, plus the staged row range."""
+
+    data_import_id: str
+    client_account_id: str
+    engagement_id: str
+    first_row: int
+    last_row: int
+
+
+@dataclass(frozen=True, slots=True)
+class EnrichCounts:
+    assets_touched: int = 0
+    dependencies_touched: int = 0
+
+
+class ImportCategory(Protocol):
+    """One import category. Adding a category = one module implementing this + one registry line."""
+
+    name: str
+    aliases: Mapping[str, str]  # header_key(source header) -> field name
+    required_fields: frozenset[str]
+
+    def validate_row(self, fields: Mapping[str, str]) -> RowOutcome:
+        """Validate and normalise one row given as field -> raw cell text (mapped, stripped)."""
+        ...
+
+    def natural_key(self, normalized: Mapping[str, Any]) -> str | None:
+        """Key that identifies the same real-world thing twice in one file (duplicate-key)."""
+        ...
+
+    async def enrich(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
+        """Turn the valid staged rows of scope into inventory: set-based and idempotent."""
+        ...
+
+    async def link(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
+        """Second pass after all rows are enriched (dependencies between assets)."""
+        ...

@@ -1,0 +1,72 @@
+"""The one vocabulary of validation findings: stable codes, severities, row-level issues."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    ERROR = "error"  # the row is rejected
+    WARNING = "warning"  # the row is kept
+
+
+class Code(StrEnum):
+    """Stable error codes (frictionless-style). Never rename one: reports and users rely on them."""
+
+    MISSING_REQUIRED = "missing-required"
+    TYPE_ERROR = "type-error"
+    CONSTRAINT_ERROR = "constraint-error"
+    UNKNOWN_VALUE = "unknown-value"
+    DUPLICATE_KEY = "duplicate-key"
+    EXTRA_CELL = "extra-cell"
+    MISSING_CELL = "missing-cell"
+    BLANK_ROW = "blank-row"
+    FORMULA_INJECTION = "formula-injection"
+    ENCODING_ERROR = "encoding-error"
+    END_OF_SUPPORT = "end-of-support"
+    UNRESOLVED_DEPENDENCY = "unresolved-dependency"
+    SELF_DEPENDENCY = "self-dependency"
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One finding about one row (and, where it applies, one field)."""
+
+    code: str
+    severity: Severity
+    message: str
+    field: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["severity"] = str(self.severity)
+        return data
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+
+class ImportFailure(Exception):
+    """A classified failure of a whole import (bad file, bad config): code + message, no traceback."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+# Whole-file failure codes (data_imports.error_code).
+FILE_EMPTY = "empty-file"
+FILE_NO_ROWS = "no-data-rows"
+FILE_BINARY = "unsupported-format"
+FILE_ENCODING = "encoding-error"
+FILE_UNCLOSED_QUOTE = "unclosed-quote"
+FILE_FIELD_TOO_LARGE = "field-too-large"
+FILE_BAD_HEADER = "invalid-header"
+FILE_NOT_FOUND = "file-not-found"
+NO_VALID_ROWS = "no-valid-rows"
+TOO_MANY_INVALID = "too-many-invalid-rows"
+NO_MAPPED_COLUMNS = "no-mapped-columns"

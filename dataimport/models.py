@@ -1,0 +1,317 @@
+"""SQLAlchemy 2 typed models: the schema of DESIGN §3. Alembic revisions are the only DDL path."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+CATEGORIES = ("cmdb_export", "app_discovery", "infrastructure", "sensitive_data")
+IMPORT_STATUSES = (
+    "pending",
+    "ingesting",
+    "validating",
+    "enriching",
+    "completed",
+    "completed_with_errors",
+    "needs_attention",
+    "failed",
+    "cancelled",
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _in_list(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class TenantMixin:
+    client_account_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    engagement_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
+    )
+
+
+def _uuid_pk() -> Mapped[uuid.UUID]:
+    return mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+    )
+
+
+class DataImport(TenantMixin, TimestampMixin, Base):
+    __tablename__ = "data_imports"
+    __table_args__ = (
+        CheckConstraint(_in_list("import_category", CATEGORIES), name="import_category"),
+        CheckConstraint(_in_list("status", IMPORT_STATUSES), name="status"),
+        Index("ix_data_imports_tenant_created", "client_account_id", "engagement_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    import_category: Mapped[str] = mapped_column(Text, nullable=False)
+    filename: Mapped[str] = mapped_column(Text, nullable=False)
+    file_uri: Mapped[str] = mapped_column(Text, nullable=False)
+    file_size: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    sha256: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(Text)
+    detected_format: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    processing_config: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default="pending")
+    phase: Mapped[str] = mapped_column(Text, nullable=False, server_default="upload")
+    master_flow_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("master_flows.flow_id", ondelete="SET NULL")
+    )
+    workflow_id: Mapped[str] = mapped_column(Text, nullable=False)
+    total_rows: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    valid_rows: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    invalid_rows: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    blank_rows: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    warning_rows: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    processed_rows: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    summary: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    error_code: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RawImportRecord(TenantMixin, Base):
+    """Staging: every row exactly as read. Unique (data_import_id, row_number) makes COPY resumable."""
+
+    __tablename__ = "raw_import_records"
+    __table_args__ = (
+        UniqueConstraint("data_import_id", "row_number", name="uq_raw_import_records_row"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    data_import_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("data_imports.id", ondelete="CASCADE"), nullable=False
+    )
+    row_number: Mapped[int] = mapped_column(Integer, nullable=False)
+    raw_data: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    read_issues: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    is_blank: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    is_valid: Mapped[bool | None] = mapped_column(Boolean)
+    superseded: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    validation_errors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    normalized_data: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    is_processed: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    asset_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+
+class MasterFlow(TenantMixin, TimestampMixin, Base):
+    __tablename__ = "master_flows"
+
+    flow_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    flow_type: Mapped[str] = mapped_column(Text, nullable=False, server_default="data_import")
+    flow_name: Mapped[str] = mapped_column(Text, nullable=False)
+    flow_status: Mapped[str] = mapped_column(Text, nullable=False)
+    configuration: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    state_data: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    phase_transitions: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )
+    error_history: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )
+
+
+class DiscoveryFlow(TenantMixin, TimestampMixin, Base):
+    __tablename__ = "discovery_flows"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    master_flow_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("master_flows.flow_id", ondelete="CASCADE"), nullable=False
+    )
+    data_import_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("data_imports.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    )
+    current_phase: Mapped[str] = mapped_column(Text, nullable=False)
+    phase_state: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    status: Mapped[str] = mapped_column(Text, nullable=False)
+    data_import_completed: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, server_default="false"
+    )
+    data_validation_completed: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, server_default="false"
+    )
+    enrichment_completed: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, server_default="false"
+    )
+    error_message: Mapped[str | None] = mapped_column(Text)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ImportProcessingStep(TenantMixin, Base):
+    __tablename__ = "import_processing_steps"
+    __table_args__ = (
+        UniqueConstraint("data_import_id", "step_key", name="uq_import_processing_steps_key"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    data_import_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("data_imports.id", ondelete="CASCADE"), nullable=False
+    )
+    step_key: Mapped[str] = mapped_column(Text, nullable=False)  # idempotency key
+    step_name: Mapped[str] = mapped_column(Text, nullable=False)
+    agent: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(Text, nullable=False)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    records_processed: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    findings: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    model: Mapped[str | None] = mapped_column(Text)
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+
+
+class Asset(TenantMixin, TimestampMixin, Base):
+    __tablename__ = "assets"
+    __table_args__ = (
+        UniqueConstraint(
+            "client_account_id", "engagement_id", "name_key", name="uq_assets_tenant_name_key"
+        ),
+        Index(
+            "uq_assets_tenant_external_id",
+            "client_account_id",
+            "engagement_id",
+            "external_id",
+            unique=True,
+            postgresql_where=text("external_id IS NOT NULL"),
+        ),
+        Index("ix_assets_tenant_ip", "client_account_id", "engagement_id", "ip_address"),
+        Index("ix_assets_tenant_hostname", "client_account_id", "engagement_id", "hostname_key"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    name_key: Mapped[str] = mapped_column(Text, nullable=False)  # lower(trim(name)): natural key
+    hostname_key: Mapped[str | None] = mapped_column(Text)  # short host name, lower case
+    external_id: Mapped[str | None] = mapped_column(Text)  # e.g. ServiceNow sys_id, asset tag
+    asset_type: Mapped[str] = mapped_column(Text, nullable=False, server_default="server")
+    hostname: Mapped[str | None] = mapped_column(Text)
+    fqdn: Mapped[str | None] = mapped_column(Text)
+    ip_address: Mapped[str | None] = mapped_column(Text)
+    operating_system: Mapped[str | None] = mapped_column(Text)
+    os_version: Mapped[str | None] = mapped_column(Text)
+    os_end_of_support: Mapped[bool | None] = mapped_column(Boolean)
+    environment: Mapped[str | None] = mapped_column(Text)
+    criticality: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(Text)
+    business_unit: Mapped[str | None] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(Text)
+    serial_number: Mapped[str | None] = mapped_column(Text)
+    operational_status: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    # performance
+    cpu_cores: Mapped[int | None] = mapped_column(Integer)
+    memory_gb: Mapped[float | None] = mapped_column(Float)
+    storage_gb: Mapped[float | None] = mapped_column(Float)
+    storage_used_gb: Mapped[float | None] = mapped_column(Float)
+    cpu_utilization_pct: Mapped[float | None] = mapped_column(Float)
+    memory_utilization_pct: Mapped[float | None] = mapped_column(Float)
+    iops: Mapped[float | None] = mapped_column(Float)
+    network_throughput_mbps: Mapped[float | None] = mapped_column(Float)
+    performance_observed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # sensitivity
+    data_classification: Mapped[str | None] = mapped_column(Text)
+    compliance_scopes: Mapped[list[str] | None] = mapped_column(JSONB)
+    pii_categories: Mapped[list[str] | None] = mapped_column(JSONB)
+    encryption_at_rest: Mapped[bool | None] = mapped_column(Boolean)
+    encryption_in_transit: Mapped[bool | None] = mapped_column(Boolean)
+    custom_attributes: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    quality_score: Mapped[float | None] = mapped_column(Float)
+    source_import_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    created_by_import_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+
+
+class AssetDependency(TenantMixin, TimestampMixin, Base):
+    __tablename__ = "asset_dependencies"
+    __table_args__ = (
+        Index(
+            "uq_asset_dependencies_edge",
+            "client_account_id",
+            "engagement_id",
+            "source_asset_id",
+            "target_asset_id",
+            "port",
+            "protocol",
+            unique=True,
+            postgresql_nulls_not_distinct=True,
+        ),
+        CheckConstraint("source_asset_id <> target_asset_id", name="not_self"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    source_asset_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("assets.id", ondelete="CASCADE"), nullable=False
+    )
+    target_asset_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("assets.id", ondelete="CASCADE"), nullable=False
+    )
+    dependency_type: Mapped[str] = mapped_column(Text, nullable=False, server_default="declared")
+    port: Mapped[int | None] = mapped_column(Integer)
+    protocol: Mapped[str | None] = mapped_column(Text)
+    conn_count: Mapped[int | None] = mapped_column(BigInteger)
+    bytes_total: Mapped[int | None] = mapped_column(BigInteger)
+    first_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    source_import_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    created_by_import_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))

@@ -1,0 +1,104 @@
+"""One settings object, read from the environment with defaults for the embedded stack."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Documented demo tenant: every command defaults to it.
+DEMO_CLIENT_ACCOUNT_ID = uuid.UUID("11111111-1111-4111-8111-111111111111")
+DEMO_ENGAGEMENT_ID = uuid.UUID("22222222-2222-4222-8222-222222222222")
+
+# Custom search attributes registered on every Temporal stack (never put PII in them).
+SEARCH_ATTRIBUTES: dict[str, str] = {
+    "ClientAccountId": "Keyword",
+    "EngagementId": "Keyword",
+    "ImportCategory": "Keyword",
+    "ImportStatus": "Keyword",
+    "DataImportId": "Keyword",
+}
+
+STACK_FILE = "stack.json"
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    home: Path = Field(Path(".dataimport"), validation_alias=_env("DATAIMPORT_HOME"))
+    database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    temporal_address: str | None = Field(None, validation_alias=_env("TEMPORAL_ADDRESS"))
+    temporal_namespace: str = Field("default", validation_alias=_env("TEMPORAL_NAMESPACE"))
+    web_ui_url: str | None = Field(None, validation_alias=_env("TEMPORAL_WEB_UI_URL"))
+    task_queue: str = Field("data-import", validation_alias=_env("DATAIMPORT_TASK_QUEUE"))
+    storage_dir: Path | None = Field(None, validation_alias=_env("DATAIMPORT_STORAGE_DIR"))
+    client_account_id: uuid.UUID = Field(
+        DEMO_CLIENT_ACCOUNT_ID, validation_alias=_env("DATAIMPORT_CLIENT_ACCOUNT_ID")
+    )
+    engagement_id: uuid.UUID = Field(
+        DEMO_ENGAGEMENT_ID, validation_alias=_env("DATAIMPORT_ENGAGEMENT_ID")
+    )
+    db_pool_size: int = Field(10, validation_alias=_env("DATAIMPORT_DB_POOL_SIZE"))
+    max_concurrent_activities: int = Field(
+        8, validation_alias=_env("DATAIMPORT_MAX_CONCURRENT_ACTIVITIES")
+    )
+    graceful_shutdown_seconds: float = Field(
+        30.0, validation_alias=_env("DATAIMPORT_GRACEFUL_SHUTDOWN_SECONDS")
+    )
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def uploads_dir(self) -> Path:
+        return (self.storage_dir or self.home_dir / "uploads").expanduser().resolve()
+
+    def embedded_stack(self) -> dict[str, str]:
+        """What `dataimport up` wrote about the running embedded stack (empty when not up)."""
+        path = self.home_dir / STACK_FILE
+        if not path.exists():
+            return {}
+        data: dict[str, str] = json.loads(path.read_text())
+        return data
+
+    def resolved_database_url(self) -> str:
+        url = self.database_url or self.embedded_stack().get("database_url")
+        if not url:
+            raise RuntimeError(
+                "no database: set DATABASE_URL or start the embedded stack (dataimport up)"
+            )
+        return url
+
+    def resolved_temporal_address(self) -> str:
+        address = self.temporal_address or self.embedded_stack().get("temporal_address")
+        if not address:
+            raise RuntimeError(
+                "no Temporal server: set TEMPORAL_ADDRESS or start the embedded stack "
+                "(dataimport up)"
+            )
+        return address
+
+    def resolved_web_ui_url(self) -> str | None:
+        return self.web_ui_url or self.embedded_stack().get("web_ui_url")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def async_database_url(url: str) -> str:
+    """SQLAlchemy URL with the asyncpg driver for a plain postgresql:// URL."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
