@@ -50,7 +50,7 @@ class Issue:
 
 
 class ImportFailure(Exception):
-    """A classified failure of a whole import (bad file, bad config): code + message, no traceback."""
+    """A classified failure of a whole import (bad file, bad config): code and message."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")

@@ -114,7 +114,7 @@ class DataImport(TenantMixin, TimestampMixin, Base):
 
 
 class RawImportRecord(TenantMixin, Base):
-    """Staging: every row exactly as read. Unique (data_import_id, row_number) makes COPY resumable."""
+    """Staging: every row exactly as read; unique (import, row_number) makes COPY resumable."""
 
     __tablename__ = "raw_import_records"
     __table_args__ = (

@@ -31,9 +31,9 @@ def _env(*names: str) -> AliasChoices:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore")
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
-    home: Path = Field(Path(".dataimport"), validation_alias=_env("DATAIMPORT_HOME"))
+    dataimport_home: Path = Field(Path(".dataimport"), validation_alias=_env("DATAIMPORT_HOME"))
     database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
     temporal_address: str | None = Field(None, validation_alias=_env("TEMPORAL_ADDRESS"))
     temporal_namespace: str = Field("default", validation_alias=_env("TEMPORAL_NAMESPACE"))
@@ -56,7 +56,7 @@ class Settings(BaseSettings):
 
     @property
     def home_dir(self) -> Path:
-        return self.home.expanduser().resolve()
+        return self.dataimport_home.expanduser().resolve()
 
     @property
     def uploads_dir(self) -> Path:

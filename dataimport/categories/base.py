@@ -17,7 +17,7 @@ from dataimport.issues import Issue
 
 
 def header_key(header: str) -> str:
-    """Comparable form of a header: lower case, '*' and units in brackets dropped, words joined by '_'."""
+    """Comparable form of a header: lower case, '*' dropped, words joined by '_'."""
     text = header.strip().lstrip("\ufeff").replace("*", "").lower()
     text = re.sub(r"[^0-9a-z]+", "_", text)
     return text.strip("_")

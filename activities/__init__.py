@@ -1,0 +1,36 @@
+"""Temporal activities: thin wrappers over the domain package, one module per phase."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from activities.completion import CompletionActivities
+from activities.enrichment import EnrichmentActivities
+from activities.flows import FlowActivities
+from activities.ingest import IngestActivities
+from activities.validation import ValidationActivities
+
+
+def build_activities(engine: AsyncEngine) -> list[Callable[..., Any]]:
+    """Every activity of the import workflow, bound to one database engine per worker."""
+    ingest = IngestActivities(engine)
+    flows = FlowActivities(engine)
+    validation = ValidationActivities(engine)
+    enrichment = EnrichmentActivities(engine)
+    completion = CompletionActivities(engine)
+    return [
+        ingest.ingest_file,
+        flows.register_import,
+        flows.create_flows,
+        validation.prepare_validation,
+        validation.validate_chunk,
+        validation.finalize_validation,
+        enrichment.enrich_chunk,
+        enrichment.link_chunk,
+        enrichment.finalize_enrichment,
+        completion.record_status,
+        completion.save_processing_config,
+    ]

@@ -1,0 +1,45 @@
+"""Status changes on all three records, and saving a new processing_config on retry."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+
+from activities.errors import classified
+from dataimport import flows
+from dataimport.contracts import ImportRef, ProcessingConfig, StatusUpdate
+
+
+class SaveConfigInput(BaseModel):
+    ref: ImportRef
+    processing_config: ProcessingConfig
+
+
+class CompletionActivities:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @activity.defn
+    @classified
+    async def record_status(self, update: StatusUpdate) -> None:
+        await flows.record_status(self._engine, update)
+
+    @activity.defn
+    @classified
+    async def save_processing_config(self, data: SaveConfigInput) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE data_imports SET processing_config = CAST(:config AS jsonb), "
+                    "updated_at = now() WHERE id = :id AND client_account_id = :c "
+                    "AND engagement_id = :e"
+                ),
+                {
+                    "config": data.processing_config.model_dump_json(),
+                    "id": data.ref.data_import_id,
+                    "c": data.ref.client_account_id,
+                    "e": data.ref.engagement_id,
+                },
+            )

@@ -1,0 +1,53 @@
+"""Enrichment phase: assets per chunk, then dependencies per chunk, then exact totals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+
+from activities.errors import classified
+from dataimport import enrichment, steps
+from dataimport.contracts import ChunkInput, EnrichmentResult, ImportRef
+
+
+class FinalizeEnrichmentInput(BaseModel):
+    ref: ImportRef
+    started_at: datetime
+
+
+class EnrichmentActivities:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @activity.defn
+    @classified
+    async def enrich_chunk(self, data: ChunkInput) -> int:
+        activity.heartbeat(data.rows.first_row)
+        counts = await enrichment.enrich_chunk(self._engine, data.ref, data.rows)
+        return counts.assets_touched
+
+    @activity.defn
+    @classified
+    async def link_chunk(self, data: ChunkInput) -> int:
+        activity.heartbeat(data.rows.first_row)
+        counts = await enrichment.link_chunk(self._engine, data.ref, data.rows)
+        return counts.dependencies_touched
+
+    @activity.defn
+    @classified
+    async def finalize_enrichment(self, data: FinalizeEnrichmentInput) -> EnrichmentResult:
+        result = await enrichment.enrichment_totals(self._engine, data.ref)
+        async with self._engine.begin() as conn:
+            await steps.record_step(
+                conn,
+                data.ref,
+                step="enrichment",
+                agent="asset_enricher",
+                started_at=data.started_at,
+                records=result.processed_rows,
+                findings=result.model_dump(),
+            )
+        return result

@@ -1,0 +1,36 @@
+"""Flow records: register the import and create master + child flows idempotently."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+
+from activities.errors import classified
+from dataimport import flows
+from dataimport.contracts import FlowIds, ImportRef, ImportRequest
+
+
+class CreateFlowsInput(BaseModel):
+    ref: ImportRef
+    filename: str
+
+
+class RegisterInput(BaseModel):
+    request: ImportRequest
+    workflow_id: str
+
+
+class FlowActivities:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @activity.defn
+    @classified
+    async def register_import(self, data: RegisterInput) -> None:
+        await flows.register_import(self._engine, data.request, data.workflow_id)
+
+    @activity.defn
+    @classified
+    async def create_flows(self, data: CreateFlowsInput) -> FlowIds:
+        return await flows.create_flows(self._engine, data.ref, data.filename)

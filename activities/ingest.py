@@ -1,0 +1,50 @@
+"""Upload phase: stage the stored file, heartbeating the last committed row."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+
+from activities.errors import classified
+from dataimport import staging, steps
+from dataimport.contracts import ImportRef, ImportRequest, IngestResult
+
+
+def ref_of(request: ImportRequest) -> ImportRef:
+    return ImportRef(
+        data_import_id=request.data_import_id,
+        client_account_id=request.client_account_id,
+        engagement_id=request.engagement_id,
+        category=request.category,
+    )
+
+
+class IngestActivities:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @activity.defn
+    @classified
+    async def ingest_file(self, request: ImportRequest) -> IngestResult:
+        started = datetime.now(UTC)
+        ref = ref_of(request)
+        result = await staging.ingest_file(
+            self._engine,
+            ref,
+            request.file_uri,
+            max_field_size=request.processing_config.max_field_size,
+            on_progress=activity.heartbeat,
+        )
+        async with self._engine.begin() as conn:
+            await steps.record_step(
+                conn,
+                ref,
+                step="ingest",
+                agent="file_reader",
+                started_at=started,
+                records=result.total_rows,
+                findings={**result.detected_format, "blank_rows": result.blank_rows},
+            )
+        return result

@@ -1,0 +1,78 @@
+"""Validation phase: check the mapping, validate row chunks, then the cross-row report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+
+from activities.errors import classified
+from dataimport import flows, steps, validation
+from dataimport.contracts import (
+    ChunkInput,
+    ImportRef,
+    ProcessingConfig,
+    StatusUpdate,
+    ValidationCounts,
+)
+
+
+class PrepareInput(BaseModel):
+    ref: ImportRef
+    processing_config: ProcessingConfig
+
+
+class FinalizeValidationInput(BaseModel):
+    ref: ImportRef
+    unmapped_headers: list[str]
+    started_at: datetime
+
+
+class ValidationActivities:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @activity.defn
+    @classified
+    async def prepare_validation(self, data: PrepareInput) -> list[str]:
+        return await validation.prepare_validation(self._engine, data.ref, data.processing_config)
+
+    @activity.defn
+    @classified
+    async def validate_chunk(self, data: ChunkInput) -> int:
+        activity.heartbeat(data.rows.first_row)
+        return await validation.validate_chunk(
+            self._engine, data.ref, data.rows, data.processing_config
+        )
+
+    @activity.defn
+    @classified
+    async def finalize_validation(self, data: FinalizeValidationInput) -> ValidationCounts:
+        counts, summary = await validation.finalize_validation(
+            self._engine, data.ref, data.unmapped_headers
+        )
+        await flows.record_status(
+            self._engine,
+            StatusUpdate(
+                ref=data.ref,
+                status="validating",
+                phase="validation",
+                counters=counts.model_dump(exclude={"unmapped_headers"}),
+                summary=summary,
+            ),
+        )
+        async with self._engine.begin() as conn:
+            await steps.record_step(
+                conn,
+                data.ref,
+                step="validation",
+                agent="format_validator",
+                started_at=data.started_at,
+                records=counts.valid_rows + counts.invalid_rows + counts.blank_rows,
+                findings={
+                    code: item["count"] for code, item in summary["validation"]["issues"].items()
+                },
+            )
+        return counts

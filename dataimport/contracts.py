@@ -1,0 +1,155 @@
+"""Inputs and outputs that cross the Temporal boundary: ids, counts and small summaries only.
+
+No row data ever travels in these models (DESIGN invariant 1), so history size does not
+depend on the number of rows. Each signal/query payload is its own model so fields can be
+added later without breaking running workflows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+TERMINAL_STATUSES = frozenset({"completed", "completed_with_errors", "failed", "cancelled"})
+
+PHASES = ("upload", "validation", "enrichment", "complete")
+
+
+class ProcessingConfig(BaseModel):
+    """Per-import knobs; `retry` may replace them."""
+
+    column_mapping: dict[str, str] = Field(default_factory=dict)
+    max_invalid_ratio: float = Field(0.5, ge=0.0, le=1.0)
+    chunk_size: int = Field(5000, ge=100, le=200_000)
+    max_parallel_chunks: int = Field(4, ge=1, le=64)
+    attention_timeout_seconds: float = Field(7 * 24 * 3600, gt=0)
+    max_field_size: int = Field(1_000_000, ge=1024)
+
+    @field_validator("column_mapping")
+    @classmethod
+    def _no_blank_targets(cls, value: dict[str, str]) -> dict[str, str]:
+        return {k: v.strip() for k, v in value.items() if k and v and v.strip()}
+
+
+class ImportRequest(BaseModel):
+    """Everything the workflow needs to run one import (the file travels by URI)."""
+
+    data_import_id: uuid.UUID
+    client_account_id: uuid.UUID
+    engagement_id: uuid.UUID
+    category: str
+    file_uri: str
+    filename: str
+    file_size: int = 0
+    sha256: str | None = None
+    request_id: str | None = None
+    processing_config: ProcessingConfig = Field(default_factory=ProcessingConfig)
+
+
+class ImportRef(BaseModel):
+    """The small handle activities receive: which import, which tenant."""
+
+    data_import_id: uuid.UUID
+    client_account_id: uuid.UUID
+    engagement_id: uuid.UUID
+    category: str
+
+
+class IngestResult(BaseModel):
+    total_rows: int
+    blank_rows: int
+    detected_format: dict[str, str]
+    column_count: int
+
+
+class FlowIds(BaseModel):
+    master_flow_id: uuid.UUID
+    discovery_flow_id: uuid.UUID
+
+
+class RowRange(BaseModel):
+    first_row: int
+    last_row: int
+
+
+class ChunkInput(BaseModel):
+    ref: ImportRef
+    rows: RowRange
+    processing_config: ProcessingConfig
+
+
+class ValidationCounts(BaseModel):
+    valid_rows: int = 0
+    invalid_rows: int = 0
+    blank_rows: int = 0
+    warning_rows: int = 0
+    unmapped_headers: list[str] = Field(default_factory=list)
+
+
+class EnrichmentResult(BaseModel):
+    assets_created: int = 0
+    assets_updated: int = 0
+    dependencies_created: int = 0
+    dependencies_unresolved: int = 0
+    processed_rows: int = 0
+
+
+class PhaseFailure(BaseModel):
+    """A failure the workflow parks in needs_attention (code + message, never a traceback)."""
+
+    phase: str
+    error_code: str
+    error_message: str
+
+
+class StatusUpdate(BaseModel):
+    """A status change the workflow records on data_imports + master + child flow."""
+
+    ref: ImportRef
+    status: str
+    phase: str
+    error_code: str | None = None
+    error_message: str | None = None
+    counters: dict[str, int] = Field(default_factory=dict)
+    summary: dict[str, Any] = Field(default_factory=dict)
+
+
+class RetryInput(BaseModel):
+    processing_config: dict[str, Any] | None = None
+
+
+class FailInput(BaseModel):
+    reason: str = "failed by user"
+
+
+class ImportStatus(BaseModel):
+    """What `status` returns (query, CLI --json): one shape everywhere."""
+
+    data_import_id: uuid.UUID
+    workflow_id: str
+    category: str
+    status: str = "pending"
+    phase: str = "upload"
+    total_rows: int = 0
+    valid_rows: int = 0
+    invalid_rows: int = 0
+    blank_rows: int = 0
+    warning_rows: int = 0
+    processed_rows: int = 0
+    assets_created: int = 0
+    assets_updated: int = 0
+    dependencies_created: int = 0
+    progress: float = 0.0
+    error_code: str | None = None
+    error_message: str | None = None
+    filename: str | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+def workflow_id_for(data_import_id: uuid.UUID) -> str:
+    return f"data-import-{data_import_id}"

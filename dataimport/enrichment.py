@@ -1,0 +1,38 @@
+"""Enrichment: valid staged rows become inventory through the category's set-based writes."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dataimport import inventory
+from dataimport.categories import get_category
+from dataimport.categories.base import EnrichCounts, ImportScope
+from dataimport.contracts import EnrichmentResult, ImportRef, RowRange
+
+
+def import_scope(ref: ImportRef, rows: RowRange | None = None) -> ImportScope:
+    return ImportScope(
+        data_import_id=str(ref.data_import_id),
+        client_account_id=str(ref.client_account_id),
+        engagement_id=str(ref.engagement_id),
+        first_row=rows.first_row if rows else 1,
+        last_row=rows.last_row if rows else 2**31 - 1,
+    )
+
+
+async def enrich_chunk(engine: AsyncEngine, ref: ImportRef, rows: RowRange) -> EnrichCounts:
+    """Assets for one row range, in one transaction (a retry redoes it whole or not at all)."""
+    async with engine.begin() as conn:
+        return await get_category(ref.category).enrich(conn, import_scope(ref, rows))
+
+
+async def link_chunk(engine: AsyncEngine, ref: ImportRef, rows: RowRange) -> EnrichCounts:
+    """Dependencies for one row range; runs after every chunk's assets exist."""
+    async with engine.begin() as conn:
+        return await get_category(ref.category).link(conn, import_scope(ref, rows))
+
+
+async def enrichment_totals(engine: AsyncEngine, ref: ImportRef) -> EnrichmentResult:
+    async with engine.connect() as conn:
+        totals = await inventory.import_totals(conn, import_scope(ref))
+    return EnrichmentResult(**totals)

@@ -1,0 +1,123 @@
+"""Tenant-scoped reads and writes of imports for the client side (CLI, API).
+
+Every function takes the tenant and filters on it: another tenant's import id answers
+exactly like an id that does not exist.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dataimport.contracts import ImportRequest, ImportStatus
+from dataimport.flows import register_import
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    client_account_id: uuid.UUID
+    engagement_id: uuid.UUID
+
+    def params(self) -> dict[str, Any]:
+        return {"c": self.client_account_id, "e": self.engagement_id}
+
+
+_STATUS_COLUMNS = """
+id, workflow_id, import_category, status, phase, filename, total_rows, valid_rows,
+invalid_rows, blank_rows, warning_rows, processed_rows, error_code, error_message, summary
+"""
+
+
+def _status_from_row(row: Any) -> ImportStatus:
+    outcome = (row.summary or {}).get("outcome", {})
+    return ImportStatus(
+        data_import_id=row.id,
+        workflow_id=row.workflow_id,
+        category=row.import_category,
+        status=row.status,
+        phase=row.phase,
+        filename=row.filename,
+        total_rows=row.total_rows,
+        valid_rows=row.valid_rows,
+        invalid_rows=row.invalid_rows,
+        blank_rows=row.blank_rows,
+        warning_rows=row.warning_rows,
+        processed_rows=row.processed_rows,
+        assets_created=outcome.get("assets_created", 0),
+        assets_updated=outcome.get("assets_updated", 0),
+        dependencies_created=outcome.get("dependencies_created", 0),
+        progress=1.0 if row.status.startswith("completed") else 0.0,
+        error_code=row.error_code,
+        error_message=row.error_message,
+    )
+
+
+async def create_pending_import(engine: AsyncEngine, request: ImportRequest, workflow_id: str) -> None:
+    """The client records the import before starting its workflow, so status works at once."""
+    await register_import(engine, request, workflow_id)
+
+
+async def get_import(engine: AsyncEngine, tenant: Tenant, data_import_id: uuid.UUID) -> ImportStatus | None:
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    f"SELECT {_STATUS_COLUMNS} FROM data_imports WHERE id = :id "
+                    "AND client_account_id = :c AND engagement_id = :e"
+                ),
+                {**tenant.params(), "id": data_import_id},
+            )
+        ).first()
+    return _status_from_row(row) if row else None
+
+
+async def list_imports(engine: AsyncEngine, tenant: Tenant, limit: int = 50) -> list[ImportStatus]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                f"SELECT {_STATUS_COLUMNS} FROM data_imports WHERE client_account_id = :c "
+                "AND engagement_id = :e ORDER BY created_at DESC LIMIT :limit"
+            ),
+            {**tenant.params(), "limit": limit},
+        )
+        return [_status_from_row(row) for row in rows]
+
+
+async def find_by_request_id(engine: AsyncEngine, tenant: Tenant, request_id: str) -> ImportStatus | None:
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    f"SELECT {_STATUS_COLUMNS} FROM data_imports WHERE request_id = :rid "
+                    "AND client_account_id = :c AND engagement_id = :e"
+                ),
+                {**tenant.params(), "rid": request_id},
+            )
+        ).first()
+    return _status_from_row(row) if row else None
+
+
+_ERROR_ROWS = """
+SELECT r.row_number, e ->> 'field' AS field, e ->> 'code' AS code,
+  e ->> 'severity' AS severity, e ->> 'message' AS message
+FROM raw_import_records r
+JOIN data_imports d ON d.id = r.data_import_id
+CROSS JOIN LATERAL jsonb_array_elements(r.validation_errors) AS e
+WHERE d.id = :id AND d.client_account_id = :c AND d.engagement_id = :e
+ORDER BY r.row_number
+"""
+
+
+async def error_rows(
+    engine: AsyncEngine, tenant: Tenant, data_import_id: uuid.UUID
+) -> AsyncIterator[dict[str, Any]]:
+    """Every finding of an import (row, field, code, severity, message), streamed."""
+    async with engine.connect() as conn:
+        result = await conn.stream(text(_ERROR_ROWS), {**tenant.params(), "id": data_import_id})
+        async for row in result.mappings():
+            yield dict(row)

@@ -1,0 +1,184 @@
+"""Validation: run the category's rules over staged rows, write results back set-based.
+
+Chunks are validated independently (parallel activities); `finalize_validation` then does the
+cross-row work in SQL: duplicate keys, counters, and the per-code report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dataimport.categories import get_category
+from dataimport.categories.base import HeaderMapping, ImportCategory, map_headers
+from dataimport.contracts import ImportRef, ProcessingConfig, RowRange, ValidationCounts
+from dataimport.db import driver_connection
+from dataimport.issues import NO_MAPPED_COLUMNS, Code, ImportFailure
+
+EXAMPLES_PER_CODE = 5
+
+StagedRow = tuple[int, dict[str, Any], list[dict[str, Any]] | None, bool]
+Outcome = tuple[int, bool, str, str | None]
+
+
+async def staged_headers(engine: AsyncEngine, ref: ImportRef) -> list[str]:
+    async with engine.connect() as conn:
+        detected = await conn.scalar(
+            text(
+                "SELECT detected_format FROM data_imports WHERE id = :id "
+                "AND client_account_id = :c AND engagement_id = :e"
+            ),
+            {"id": ref.data_import_id, "c": ref.client_account_id, "e": ref.engagement_id},
+        )
+    return list((detected or {}).get("headers", []))
+
+
+def header_mapping(
+    category: ImportCategory, headers: list[str], config: ProcessingConfig
+) -> HeaderMapping:
+    """Map headers; fail the phase clearly when no identifying column is recognised."""
+    mapping = map_headers(headers, category.aliases, config.column_mapping)
+    if category.required_fields and not mapping.mapped_fields & category.required_fields:
+        wanted = ", ".join(sorted(category.required_fields))
+        seen = ", ".join(headers[:20])
+        raise ImportFailure(
+            NO_MAPPED_COLUMNS,
+            f"no column maps to any of [{wanted}] for {category.name}; headers were: {seen}. "
+            'Retry with processing_config.column_mapping, e.g. {"Server": "name"}.',
+        )
+    return mapping
+
+
+async def prepare_validation(
+    engine: AsyncEngine, ref: ImportRef, config: ProcessingConfig
+) -> list[str]:
+    """Check the header mapping once before the chunks run; returns the unmapped headers."""
+    category = get_category(ref.category)
+    return header_mapping(category, await staged_headers(engine, ref), config).unmapped_headers
+
+
+def _validate_one(category: ImportCategory, mapping: HeaderMapping, row: StagedRow) -> Outcome:
+    row_number, raw, read_issues, is_blank = row
+    issues: list[dict[str, Any]] = list(read_issues or [])
+    if is_blank:
+        return row_number, False, json.dumps(issues), None
+    fields = {
+        field: str(raw.get(header) or "").strip()
+        for header, field in mapping.field_by_header.items()
+    }
+    outcome = category.validate_row(fields)
+    issues.extend(issue.to_json() for issue in outcome.issues)
+    normalized = dict(outcome.normalized)
+    normalized["_key"] = category.natural_key(outcome.normalized) if outcome.is_valid else None
+    return row_number, outcome.is_valid, json.dumps(issues), json.dumps(normalized, default=str)
+
+
+def _validate_rows(
+    category: ImportCategory, mapping: HeaderMapping, rows: list[StagedRow]
+) -> list[Outcome]:
+    return [_validate_one(category, mapping, row) for row in rows]
+
+
+async def validate_chunk(
+    engine: AsyncEngine, ref: ImportRef, rows: RowRange, config: ProcessingConfig
+) -> int:
+    """Validate one row range; idempotent (results are overwritten, never appended)."""
+    category = get_category(ref.category)
+    mapping = header_mapping(category, await staged_headers(engine, ref), config)
+    async with engine.begin() as conn:
+        driver = await driver_connection(conn)
+        staged = await driver.fetch(
+            _SELECT_CHUNK, ref.data_import_id, rows.first_row, rows.last_row
+        )
+        batch: list[StagedRow] = [
+            (r[0], json.loads(r[1]), json.loads(r[2]) if r[2] else None, r[3]) for r in staged
+        ]
+        outcomes = await asyncio.to_thread(_validate_rows, category, mapping, batch)
+        await driver.execute(
+            _WRITE_RESULTS,
+            ref.data_import_id,
+            [o[0] for o in outcomes],
+            [o[1] for o in outcomes],
+            [o[2] for o in outcomes],
+            [o[3] for o in outcomes],
+        )
+    return len(outcomes)
+
+
+_SELECT_CHUNK = """
+SELECT row_number, raw_data::text, read_issues::text, is_blank FROM raw_import_records
+WHERE data_import_id = $1 AND row_number BETWEEN $2 AND $3 ORDER BY row_number
+"""
+
+_WRITE_RESULTS = """
+UPDATE raw_import_records r SET is_valid = v.is_valid, validation_errors = v.errors,
+  normalized_data = v.normalized, superseded = false, is_processed = false, asset_id = NULL
+FROM unnest($2::int[], $3::bool[], $4::jsonb[], $5::jsonb[])
+  AS v(row_number, is_valid, errors, normalized)
+WHERE r.data_import_id = $1 AND r.row_number = v.row_number
+"""
+
+# The last occurrence of a key wins; earlier ones are kept, flagged and skipped by enrichment.
+_MARK_DUPLICATES = """
+WITH ranked AS (
+  SELECT id, row_number() OVER w AS rank, first_value(row_number) OVER w AS winner
+  FROM raw_import_records
+  WHERE data_import_id = :id AND is_valid AND normalized_data ->> '_key' IS NOT NULL
+  WINDOW w AS (PARTITION BY normalized_data ->> '_key' ORDER BY row_number DESC)
+)
+UPDATE raw_import_records r SET superseded = true,
+  validation_errors = coalesce(r.validation_errors, '[]'::jsonb) || jsonb_build_array(
+    jsonb_build_object('code', CAST(:code AS text), 'severity', 'warning', 'field', NULL,
+      'message', 'same key as row ' || ranked.winner || ', which wins'))
+FROM ranked WHERE r.id = ranked.id AND ranked.rank > 1 AND NOT r.superseded
+"""
+
+_COUNT_ROWS = """
+SELECT count(*) FILTER (WHERE is_valid) AS valid_rows,
+  count(*) FILTER (WHERE NOT is_valid AND NOT is_blank) AS invalid_rows,
+  count(*) FILTER (WHERE is_blank) AS blank_rows,
+  count(*) FILTER (WHERE is_valid AND jsonb_array_length(validation_errors) > 0) AS warning_rows
+FROM raw_import_records WHERE data_import_id = :id
+"""
+
+_ISSUE_REPORT = """
+WITH issues AS (
+  SELECT r.row_number, e ->> 'code' AS code, e ->> 'severity' AS severity,
+    e ->> 'field' AS field, e ->> 'message' AS message,
+    row_number() OVER (PARTITION BY e ->> 'code' ORDER BY r.row_number) AS nth
+  FROM raw_import_records r, jsonb_array_elements(r.validation_errors) e
+  WHERE r.data_import_id = :id
+)
+SELECT code, min(severity) AS severity, count(*) AS count,
+  jsonb_agg(jsonb_build_object('row', row_number, 'field', field, 'message', message)
+    ORDER BY row_number) FILTER (WHERE nth <= :examples) AS examples
+FROM issues GROUP BY code ORDER BY count(*) DESC
+"""
+
+
+async def finalize_validation(
+    engine: AsyncEngine, ref: ImportRef, unmapped_headers: list[str]
+) -> tuple[ValidationCounts, dict[str, Any]]:
+    """Cross-row checks, counters and the report; the report lands in the flow's phase_state."""
+    params = {"id": ref.data_import_id}
+    async with engine.begin() as conn:
+        await conn.execute(text(_MARK_DUPLICATES), {**params, "code": Code.DUPLICATE_KEY.value})
+        counts = (await conn.execute(text(_COUNT_ROWS), params)).mappings().one()
+        report = (
+            await conn.execute(text(_ISSUE_REPORT), {**params, "examples": EXAMPLES_PER_CODE})
+        ).mappings()
+        by_code = {
+            row["code"]: {
+                "severity": row["severity"],
+                "count": row["count"],
+                "examples": row["examples"] or [],
+            }
+            for row in report
+        }
+    result = ValidationCounts(**dict(counts), unmapped_headers=unmapped_headers)
+    summary = {"validation": {"issues": by_code, "unmapped_headers": unmapped_headers}}
+    return result, summary

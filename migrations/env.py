@@ -1,0 +1,35 @@
+"""Alembic environment: runs revisions online against the configured database (async engine)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from dataimport.models import Base
+from dataimport.settings import async_database_url, get_settings
+
+target_metadata = Base.metadata
+
+
+def _database_url() -> str:
+    url = context.config.get_main_option("sqlalchemy.url")
+    return async_database_url(url or get_settings().resolved_database_url())
+
+
+def _run(connection: Connection) -> None:
+    context.configure(connection=connection, target_metadata=target_metadata)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_online() -> None:
+    engine = create_async_engine(_database_url())
+    async with engine.connect() as connection:
+        await connection.run_sync(_run)
+    await engine.dispose()
+
+
+asyncio.run(_run_online())

@@ -1,0 +1,1 @@
+"""The client side: start, watch, signal, query and list imports (CLI `dataimport`)."""

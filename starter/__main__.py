@@ -1,0 +1,5 @@
+"""`python -m starter` runs the CLI."""
+
+from starter.cli import main
+
+main()

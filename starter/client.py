@@ -1,0 +1,166 @@
+"""Client operations behind the CLI (and later the API): tenant-checked, then Temporal."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from dataimport import imports
+from dataimport.categories import REGISTRY
+from dataimport.contracts import (
+    FailInput,
+    ImportRequest,
+    ImportStatus,
+    ProcessingConfig,
+    RetryInput,
+    workflow_id_for,
+)
+from dataimport.imports import Tenant
+from dataimport.settings import Settings
+from dataimport.storage import store_upload
+from workflows.data_import import DataImportWorkflow
+
+_REQUEST_NAMESPACE = uuid.UUID("0b7f3c4e-9d1a-4f5e-8c2b-6a1d2e3f4a5b")
+
+
+class UsageError(Exception):
+    """Bad usage or bad input that could not start: exit status 2."""
+
+
+@dataclass
+class ImportService:
+    settings: Settings
+    engine: AsyncEngine
+    client: Client
+    tenant: Tenant
+
+    async def start_import(
+        self,
+        path: Path,
+        category: str,
+        config: dict[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> ImportStatus:
+        """Store the file, record the import, start its workflow. Same request id, same import."""
+        if category not in REGISTRY:
+            raise UsageError(f"unknown category {category!r}; known: {', '.join(sorted(REGISTRY))}")
+        if not path.is_file():
+            raise UsageError(f"no such file: {path}")
+        processing_config = _config(config)
+        if request_id:
+            existing = await imports.find_by_request_id(self.engine, self.tenant, request_id)
+            if existing:
+                return existing
+        data_import_id = self._import_id(request_id)
+        stored = store_upload(path, self.settings.uploads_dir, data_import_id)
+        request = ImportRequest(
+            data_import_id=data_import_id,
+            client_account_id=self.tenant.client_account_id,
+            engagement_id=self.tenant.engagement_id,
+            category=category,
+            file_uri=stored.uri,
+            filename=path.name,
+            file_size=stored.size,
+            sha256=stored.sha256,
+            request_id=request_id,
+            processing_config=processing_config,
+        )
+        workflow_id = workflow_id_for(data_import_id)
+        await imports.create_pending_import(self.engine, request, workflow_id)
+        await self._start_workflow(request, workflow_id)
+        status = await imports.get_import(self.engine, self.tenant, data_import_id)
+        assert status is not None
+        return status
+
+    def _import_id(self, request_id: str | None) -> uuid.UUID:
+        if not request_id:
+            return uuid.uuid4()
+        key = f"{self.tenant.client_account_id}:{self.tenant.engagement_id}:{request_id}"
+        return uuid.uuid5(_REQUEST_NAMESPACE, key)
+
+    async def _start_workflow(self, request: ImportRequest, workflow_id: str) -> None:
+        try:
+            await self.client.start_workflow(
+                DataImportWorkflow.run,
+                request,
+                id=workflow_id,
+                task_queue=self.settings.task_queue,
+                search_attributes=search_attributes(request),
+                static_summary=f"Import {request.filename} ({request.category})",
+                static_details=(
+                    f"data import {request.data_import_id}\n\n"
+                    f"{request.file_size} bytes · sha256 {request.sha256}"
+                ),
+            )
+        except WorkflowAlreadyStartedError:
+            pass  # the same request again: the running import answers
+
+    async def status(self, data_import_id: uuid.UUID) -> ImportStatus | None:
+        """Live status from the workflow when it runs; the database record otherwise."""
+        recorded = await imports.get_import(self.engine, self.tenant, data_import_id)
+        if recorded is None or recorded.is_terminal:
+            return recorded
+        try:
+            live: ImportStatus = await self._handle(recorded).query(
+                DataImportWorkflow.status, rpc_timeout=timedelta(seconds=5)
+            )
+        except Exception:  # no worker to answer yet: the record is still right
+            return recorded
+        return live
+
+    async def list(self, limit: int = 50) -> list[ImportStatus]:
+        return await imports.list_imports(self.engine, self.tenant, limit)
+
+    async def retry(self, data_import_id: uuid.UUID, config: dict[str, Any] | None) -> ImportStatus:
+        status = await self._waiting(data_import_id)
+        if config is not None:
+            _config(config)  # reject a bad config here, not inside the workflow
+        await self._handle(status).signal(DataImportWorkflow.retry, RetryInput(processing_config=config))
+        return status
+
+    async def fail(self, data_import_id: uuid.UUID, reason: str) -> ImportStatus:
+        status = await self._waiting(data_import_id)
+        await self._handle(status).signal(DataImportWorkflow.fail, FailInput(reason=reason))
+        return status
+
+    async def _waiting(self, data_import_id: uuid.UUID) -> ImportStatus:
+        status = await self.status(data_import_id)
+        if status is None:
+            raise LookupError(f"no import {data_import_id}")
+        if status.status != "needs_attention":
+            raise UsageError(
+                f"import {data_import_id} is {status.status}; only an import that needs "
+                "attention can be retried or failed"
+            )
+        return status
+
+    def _handle(self, status: ImportStatus) -> WorkflowHandle[Any, Any]:
+        return self.client.get_workflow_handle(status.workflow_id)
+
+
+def _config(config: dict[str, Any] | None) -> ProcessingConfig:
+    try:
+        return ProcessingConfig.model_validate(config or {})
+    except ValueError as error:
+        raise UsageError(f"invalid processing config: {error}") from None
+
+
+def search_attributes(request: ImportRequest) -> TypedSearchAttributes:
+    values = {
+        "ClientAccountId": str(request.client_account_id),
+        "EngagementId": str(request.engagement_id),
+        "ImportCategory": request.category,
+        "ImportStatus": "pending",
+        "DataImportId": str(request.data_import_id),
+    }
+    return TypedSearchAttributes(
+        [SearchAttributePair(SearchAttributeKey.for_keyword(k), v) for k, v in values.items()]
+    )

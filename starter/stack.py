@@ -1,0 +1,107 @@
+"""The embedded stack from the CLI's side: up, down, endpoints, bundled samples."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+
+from rich.console import Console
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+
+from dataimport import embedded
+from dataimport.migrate import upgrade
+from dataimport.settings import Settings
+
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "dataimport" / "samples"
+SAMPLES: list[tuple[Path, str]] = [
+    (SAMPLES_DIR / "servicenow_cmdb_ci_server.csv", "cmdb_export"),
+    (SAMPLES_DIR / "homegrown_cmdb.csv", "cmdb_export"),
+]
+WORKER_READY_TIMEOUT = 60.0
+
+
+def up(settings: Settings, *, worker: bool = True) -> dict[str, str]:
+    """Start what is not external (DATABASE_URL / TEMPORAL_ADDRESS), migrate, start a worker."""
+    home = settings.home_dir
+    home.mkdir(parents=True, exist_ok=True)
+    data = dict(settings.embedded_stack())
+    if not settings.database_url:
+        data["database_url"] = embedded.start_postgres(home).database_url
+    upgrade(settings.database_url or data["database_url"])
+    if not settings.temporal_address:
+        temporal = embedded.start_temporal(home)
+        data["temporal_address"] = temporal.address
+        data["web_ui_url"] = temporal.web_ui_url
+    embedded.write_stack_file(home, data)
+    if worker:
+        embedded.start_worker_process(home, {"DATAIMPORT_HOME": str(home)})
+        asyncio.run(_wait_for_worker(Settings(), WORKER_READY_TIMEOUT))
+    return endpoints(Settings())
+
+
+def down(settings: Settings) -> list[str]:
+    home = settings.home_dir
+    stopped = []
+    if embedded.stop_worker_process(home):
+        stopped.append("worker")
+    if embedded.stop_temporal(home):
+        stopped.append("temporal")
+    if embedded.stop_postgres(home):
+        stopped.append("postgres")
+    embedded.remove_stack_file(home)
+    return stopped
+
+
+def endpoints(settings: Settings) -> dict[str, str]:
+    stack = settings.embedded_stack()
+    return {
+        "database_url": settings.database_url or stack.get("database_url", ""),
+        "temporal_address": settings.temporal_address or stack.get("temporal_address", ""),
+        "web_ui_url": settings.resolved_web_ui_url() or "",
+        "task_queue": settings.task_queue,
+        "home": str(settings.home_dir),
+    }
+
+
+def print_info(console: Console, data: dict[str, str]) -> None:
+    for key, value in data.items():
+        console.print(f"[bold]{key:<17}[/bold] {value or '-'}")
+
+
+def wait_then_down(settings: Settings) -> None:
+    """Foreground `up`: block until Ctrl-C or SIGTERM, then stop everything."""
+    stop = False
+
+    def _stop(_sig: int, _frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    while not stop:
+        time.sleep(0.5)
+    down(settings)
+
+
+async def _wait_for_worker(settings: Settings, timeout: float) -> None:
+    """Ready means a worker polls the task queue."""
+    client = await Client.connect(settings.resolved_temporal_address())
+    deadline = time.monotonic() + timeout
+    request = DescribeTaskQueueRequest(
+        namespace=settings.temporal_namespace,
+        task_queue=TaskQueue(name=settings.task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    while time.monotonic() < deadline:
+        described = await client.workflow_service.describe_task_queue(request)
+        if described.pollers:
+            return
+        await asyncio.sleep(0.3)
+    log = settings.home_dir / "logs" / "worker.log"
+    tail = log.read_text()[-2000:] if log.exists() else ""
+    raise RuntimeError(f"the worker did not start polling within {timeout:.0f}s\n{tail}")

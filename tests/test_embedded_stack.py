@@ -1,0 +1,264 @@
+"""The embedded stack: PostgreSQL over TCP and the Temporal dev server, started for real."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import stat
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import psutil
+import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.client import Client
+
+# Runs with --noconftest and without the project installed: make the project importable.
+if str(Path(__file__).resolve().parents[1]) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dataimport import embedded
+from dataimport.settings import SEARCH_ATTRIBUTES, STACK_FILE
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = tmp_path_factory.mktemp("embedded")
+    yield path
+    # Finalizer: never leak a process, whatever the tests did.
+    embedded.stop_worker_process(path, timeout=5)
+    embedded.stop_temporal(path)
+    embedded.stop_postgres(path)
+
+
+def _gone(pid: int) -> bool:
+    """Exited (a zombie not yet reaped by init counts as exited)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+async def _query(url: str, sql: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(url)
+    try:
+        return list(await conn.fetch(sql))
+    finally:
+        await conn.close()
+
+
+async def _execute(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _custom_search_attributes(address: str) -> dict[str, int]:
+    client = await Client.connect(address)
+    response = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace="default")
+    )
+    return dict(response.custom_attributes)
+
+
+# --------------------------------------------------------------------------- postgres
+
+
+def test_postgres_starts_on_tcp(state_dir: Path) -> None:
+    info = embedded.start_postgres(state_dir)
+
+    assert info.database_url == f"postgresql://postgres@127.0.0.1:{info.port}/dataimport"
+    assert psutil.pid_exists(info.pid)
+    rows = asyncio.run(_query(info.database_url, "select 1 as one, current_database() as db"))
+    assert rows[0]["one"] == 1
+    assert rows[0]["db"] == "dataimport"
+    assert (state_dir / "postgres" / "port").read_text().strip() == str(info.port)
+    assert (state_dir / "logs" / "postgres.log").exists()
+    if os.geteuid() == 0:  # pytest's tmp root is 0700: it must have been opened for the user
+        assert state_dir.parent.parent.stat().st_mode & stat.S_IXOTH
+
+
+def test_postgres_start_is_idempotent(state_dir: Path) -> None:
+    first = embedded.start_postgres(state_dir)
+    again = embedded.start_postgres(state_dir)
+    assert again == first
+
+
+def test_postgres_data_survives_restart(state_dir: Path) -> None:
+    info = embedded.start_postgres(state_dir)
+    asyncio.run(
+        _execute(info.database_url, "create table kept (v text); insert into kept values ('x')")
+    )
+
+    assert embedded.stop_postgres(state_dir) is True
+    assert _gone(info.pid)
+    assert embedded.stop_postgres(state_dir) is False
+    assert embedded.stack_status(state_dir)["postgres"] == {"running": False, "pid": None}
+
+    restarted = embedded.start_postgres(state_dir)
+    assert restarted.port == info.port  # remembered port reused
+    assert restarted.pid != info.pid
+    rows = asyncio.run(_query(restarted.database_url, "select v from kept"))
+    assert [r["v"] for r in rows] == ["x"]
+
+
+def test_postgres_stale_pid_file_is_handled(state_dir: Path) -> None:
+    embedded.stop_postgres(state_dir)
+    pid_file = state_dir / "postgres" / "data" / "postmaster.pid"
+    # A pid file naming a live process that is not postgres (our own pid).
+    pid_file.write_text(f"{os.getpid()}\n{pid_file.parent}\n0\n5432\n\n127.0.0.1\n0 0\nready\n")
+
+    info = embedded.start_postgres(state_dir)
+    assert info.pid != os.getpid()
+    assert asyncio.run(_query(info.database_url, "select 1 as one"))[0]["one"] == 1
+
+
+def test_postgres_creates_another_database(state_dir: Path) -> None:
+    info = embedded.start_postgres(state_dir, database="other db")
+    assert info.database_url.endswith("/other%20db")
+    rows = asyncio.run(
+        _query(
+            info.database_url.replace("/other%20db", "/postgres"), "select datname from pg_database"
+        )
+    )
+    assert {"dataimport", "other db"} <= {r["datname"] for r in rows}
+    embedded.start_postgres(state_dir)  # back to the default database name for status
+
+
+# --------------------------------------------------------------------------- temporal
+
+
+def test_temporal_headless_registers_search_attributes(state_dir: Path) -> None:
+    info = embedded.start_temporal(state_dir, ui=False)
+
+    assert info.address.startswith("127.0.0.1:")
+    assert info.web_ui_url == ""
+    attributes = asyncio.run(_custom_search_attributes(info.address))
+    keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+    assert {name: attributes.get(name) for name in SEARCH_ATTRIBUTES} == dict.fromkeys(
+        SEARCH_ATTRIBUTES, keyword
+    )
+    ports = json.loads((state_dir / "temporal" / "ports.json").read_text())
+    assert f"127.0.0.1:{ports['port']}" == info.address
+
+
+def test_temporal_start_is_idempotent(state_dir: Path) -> None:
+    first = embedded.start_temporal(state_dir, ui=False)
+    again = embedded.start_temporal(state_dir, ui=False)
+    assert again == first
+
+
+def test_temporal_restart_keeps_attributes_and_adds_new_ones(state_dir: Path) -> None:
+    first = embedded.start_temporal(state_dir, ui=False)
+    assert embedded.stop_temporal(state_dir) is True
+    assert _gone(first.pid)
+    assert embedded.stop_temporal(state_dir) is False
+
+    # The persisted SQLite db already has the attributes: passing them again must not fail,
+    # and an attribute added since then must get registered too.
+    wanted = {**SEARCH_ATTRIBUTES, "ExtraAttribute": "Int"}
+    again = embedded.start_temporal(state_dir, ui=False, search_attributes=wanted)
+    assert again.address == first.address
+    attributes = asyncio.run(_custom_search_attributes(again.address))
+    assert set(wanted) <= set(attributes)
+    assert attributes["ExtraAttribute"] == IndexedValueType.INDEXED_VALUE_TYPE_INT
+
+
+def test_temporal_killed_process_is_restarted(state_dir: Path) -> None:
+    before = embedded.start_temporal(state_dir, ui=False)
+    os.killpg(before.pid, signal.SIGKILL)
+    psutil.Process(before.pid).wait(10)
+
+    assert embedded.stack_status(state_dir)["temporal"] == {"running": False, "pid": None}
+    after = embedded.start_temporal(state_dir, ui=False)
+    assert after.pid != before.pid
+    assert set(SEARCH_ATTRIBUTES) <= set(asyncio.run(_custom_search_attributes(after.address)))
+
+
+def test_temporal_with_web_ui(state_dir: Path) -> None:
+    embedded.stop_temporal(state_dir)
+    info = embedded.start_temporal(state_dir, ui=True)
+    assert info.web_ui_url.startswith("http://127.0.0.1:")
+    ui_port = int(info.web_ui_url.rsplit(":", 1)[1])
+    assert embedded._tcp_open(ui_port)
+
+
+# --------------------------------------------------------------------------- worker + status
+
+
+def test_worker_process_start_stop(
+    state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "worker.py"
+    fake.write_text(
+        textwrap.dedent(
+            """
+            import os, signal, sys, time
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+            print("fake worker", os.environ["FAKE_MARKER"], flush=True)
+            while True:
+                time.sleep(0.1)
+            """
+        )
+    )
+    monkeypatch.chdir(tmp_path)  # `python -m worker` resolves from the working directory
+    pid = embedded.start_worker_process(state_dir, {"FAKE_MARKER": "hello"})
+    assert embedded.start_worker_process(state_dir, {"FAKE_MARKER": "hello"}) == pid
+    assert embedded.stack_status(state_dir)["worker"] == {"running": True, "pid": pid}
+    log = state_dir / "logs" / "worker.log"
+    deadline = time.monotonic() + 30
+    while "fake worker hello" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "fake worker hello" in log.read_text()  # env was passed, output goes to the log
+
+    assert embedded.stop_worker_process(state_dir, timeout=10) is True
+    assert _gone(pid)
+    assert embedded.stop_worker_process(state_dir) is False
+
+
+def test_stack_status_and_stack_file(state_dir: Path) -> None:
+    pg = embedded.start_postgres(state_dir)
+    temporal = embedded.start_temporal(state_dir, ui=False)
+
+    status = embedded.stack_status(state_dir)
+    assert status["postgres"] == {
+        "running": True,
+        "pid": pg.pid,
+        "port": pg.port,
+        "database_url": pg.database_url,
+    }
+    assert status["temporal"] == {
+        "running": True,
+        "pid": temporal.pid,
+        "address": temporal.address,
+        "web_ui_url": temporal.web_ui_url,
+    }
+
+    data = {
+        "database_url": pg.database_url,
+        "temporal_address": temporal.address,
+        "web_ui_url": temporal.web_ui_url,
+    }
+    embedded.write_stack_file(state_dir, data)
+    assert json.loads((state_dir / STACK_FILE).read_text()) == data
+    embedded.remove_stack_file(state_dir)
+    embedded.remove_stack_file(state_dir)
+    assert not (state_dir / STACK_FILE).exists()
+
+
+def test_stop_everything(state_dir: Path) -> None:
+    embedded.start_postgres(state_dir)
+    embedded.start_temporal(state_dir, ui=False)
+    assert embedded.stop_temporal(state_dir) is True
+    assert embedded.stop_postgres(state_dir) is True
+    status = embedded.stack_status(state_dir)
+    assert all(not part["running"] for part in status.values())  # type: ignore[index]

@@ -1,0 +1,383 @@
+"""DataImportWorkflow: upload -> validation -> enrichment -> complete, with a human in the loop.
+
+The workflow only decides what runs next. Rows never pass through it: activities receive ids
+and row ranges and return counts, so history stays small for any file size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.completion import SaveConfigInput
+    from activities.enrichment import FinalizeEnrichmentInput
+    from activities.flows import CreateFlowsInput, RegisterInput
+    from activities.validation import FinalizeValidationInput, PrepareInput
+    from dataimport.contracts import (
+        ChunkInput,
+        EnrichmentResult,
+        FailInput,
+        FlowIds,
+        ImportRef,
+        ImportRequest,
+        ImportStatus,
+        IngestResult,
+        PhaseFailure,
+        ProcessingConfig,
+        RetryInput,
+        RowRange,
+        StatusUpdate,
+        ValidationCounts,
+    )
+    from dataimport.issues import NO_VALID_ROWS, TOO_MANY_INVALID
+
+T = TypeVar("T")
+
+MAX_CHUNKS_PER_PHASE = 200  # bounds history: chunk size grows with the file instead
+ATTENTION_TIMEOUT_CODE = "attention-timeout"
+STATUS_KEY = SearchAttributeKey.for_keyword("ImportStatus")
+IMPORT_ID_KEY = SearchAttributeKey.for_keyword("DataImportId")
+PHASE_WEIGHTS = {"upload": (0.0, 0.25), "validation": (0.25, 0.3), "enrichment": (0.55, 0.45)}
+
+SHORT = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
+LONG = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=10)
+
+
+def row_ranges(total_rows: int, chunk_size: int) -> list[RowRange]:
+    """Contiguous 1-based ranges covering every staged row, at most MAX_CHUNKS_PER_PHASE."""
+    size = max(chunk_size, math.ceil(total_rows / MAX_CHUNKS_PER_PHASE))
+    return [
+        RowRange(first_row=start, last_row=min(start + size - 1, total_rows))
+        for start in range(1, total_rows + 1, size)
+    ]
+
+
+class PhaseFailed(Exception):
+    def __init__(self, failure: PhaseFailure) -> None:
+        super().__init__(failure.error_message)
+        self.failure = failure
+
+
+@workflow.defn
+class DataImportWorkflow:
+    @workflow.init
+    def __init__(self, request: ImportRequest) -> None:
+        self._request = request
+        self._config = request.processing_config
+        self._ref = ImportRef(
+            data_import_id=request.data_import_id,
+            client_account_id=request.client_account_id,
+            engagement_id=request.engagement_id,
+            category=request.category,
+        )
+        self._status = ImportStatus(
+            data_import_id=request.data_import_id,
+            workflow_id=workflow.info().workflow_id,
+            category=request.category,
+            filename=request.filename,
+        )
+        self._decision: RetryInput | FailInput | None = None
+        self._total_chunks = 0
+        self._done_chunks = 0
+
+    # ----- the process -------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, request: ImportRequest) -> ImportStatus:
+        try:
+            await self._activity(
+                "register_import",
+                RegisterInput(request=request, workflow_id=self._status.workflow_id),
+                retry=LONG,
+            )
+            phase = "upload"
+            while True:
+                failure = await self._run_phases_from(phase)
+                if failure is None:
+                    await self._complete()
+                    break
+                next_phase = await self._await_decision(failure)
+                if next_phase is None:
+                    break
+                phase = next_phase
+        except asyncio.CancelledError:
+            await self._finish("cancelled", "cancelled", "import cancelled")
+            raise
+        return self._status
+
+    async def _run_phases_from(self, phase: str) -> PhaseFailure | None:
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("upload", self._upload),
+            ("validation", self._validate),
+            ("enrichment", self._enrich),
+        ]
+        names = [name for name, _ in steps]
+        for name, step in steps[names.index(phase) :]:
+            try:
+                await step()
+            except PhaseFailed as failed:
+                return failed.failure
+            except ActivityError as error:
+                return _failure_from(name, error)
+        return None
+
+    async def _upload(self) -> None:
+        await self._set_status("ingesting", "upload")
+        ingest: IngestResult = await self._activity(
+            "ingest_file",
+            self._request.model_copy(update={"processing_config": self._config}),
+            timeout=timedelta(hours=6),
+            heartbeat=timedelta(seconds=60),
+            retry=LONG,
+        )
+        self._status.total_rows = ingest.total_rows
+        self._status.blank_rows = ingest.blank_rows
+        self._set_progress("upload", 1.0)
+        flow_ids: FlowIds = await self._activity(
+            "create_flows", CreateFlowsInput(ref=self._ref, filename=self._request.filename)
+        )
+        workflow.logger.info("flows created: master %s", flow_ids.master_flow_id)
+
+    async def _validate(self) -> None:
+        await self._set_status("validating", "validation")
+        started = workflow.now()
+        unmapped: list[str] = await self._activity(
+            "prepare_validation", PrepareInput(ref=self._ref, processing_config=self._config)
+        )
+        await self._over_chunks("validate_chunk", "validation")
+        counts: ValidationCounts = await self._activity(
+            "finalize_validation",
+            FinalizeValidationInput(ref=self._ref, unmapped_headers=unmapped, started_at=started),
+            timeout=timedelta(hours=1),
+        )
+        self._apply_counts(counts)
+        self._check_invalid_share(counts)
+
+    async def _enrich(self) -> None:
+        await self._set_status("enriching", "enrichment")
+        started = workflow.now()
+        await self._over_chunks("enrich_chunk", "enrichment", share=(0.0, 0.7))
+        await self._over_chunks("link_chunk", "enrichment", share=(0.7, 0.3))
+        result: EnrichmentResult = await self._activity(
+            "finalize_enrichment",
+            FinalizeEnrichmentInput(ref=self._ref, started_at=started),
+            timeout=timedelta(hours=1),
+        )
+        self._status.assets_created = result.assets_created
+        self._status.assets_updated = result.assets_updated
+        self._status.dependencies_created = result.dependencies_created
+        self._status.processed_rows = result.processed_rows
+
+    async def _complete(self) -> None:
+        status = "completed_with_errors" if self._status.invalid_rows else "completed"
+        self._status.progress = 1.0
+        await self._finish(status, None, None)
+
+    # ----- decisions: needs_attention, retry, fail ---------------------------------------
+
+    async def _await_decision(self, failure: PhaseFailure) -> str | None:
+        """Park in needs_attention; return the phase to re-run, or None after finishing failed."""
+        self._status.error_code = failure.error_code
+        self._status.error_message = failure.error_message
+        await self._set_status("needs_attention", failure.phase)
+        self._decision = None
+        try:
+            await workflow.wait_condition(
+                lambda: self._decision is not None,
+                timeout=timedelta(seconds=self._config.attention_timeout_seconds),
+            )
+        except TimeoutError:
+            message = f"no decision within {self._config.attention_timeout_seconds:.0f}s"
+            await self._finish("failed", ATTENTION_TIMEOUT_CODE, message)
+            return None
+        decision = self._decision
+        if isinstance(decision, FailInput):
+            await self._finish("failed", "failed-by-user", decision.reason)
+            return None
+        assert isinstance(decision, RetryInput)
+        if decision.processing_config is not None:
+            merged = {**self._config.model_dump(), **decision.processing_config}
+            self._config = ProcessingConfig.model_validate(merged)
+            await self._activity(
+                "save_processing_config",
+                SaveConfigInput(ref=self._ref, processing_config=self._config),
+            )
+        self._status.error_code = None
+        self._status.error_message = None
+        return failure.phase
+
+    @workflow.signal
+    def retry(self, data: RetryInput) -> None:
+        if self._status.status == "needs_attention":
+            self._decision = data
+
+    @workflow.signal
+    def fail(self, data: FailInput) -> None:
+        if self._status.status == "needs_attention":
+            self._decision = data
+
+    @workflow.query
+    def status(self) -> ImportStatus:
+        return self._status
+
+    # ----- helpers ------------------------------------------------------------------------
+
+    async def _over_chunks(
+        self, activity_name: str, phase: str, share: tuple[float, float] = (0.0, 1.0)
+    ) -> None:
+        """Run one activity per row range with bounded parallelism, tracking progress."""
+        ranges = row_ranges(self._status.total_rows, self._config.chunk_size)
+        limit = asyncio.Semaphore(self._config.max_parallel_chunks)
+        done = 0
+
+        async def one(rows: RowRange) -> None:
+            nonlocal done
+            async with limit:
+                await self._activity(
+                    activity_name,
+                    ChunkInput(ref=self._ref, rows=rows, processing_config=self._config),
+                    timeout=timedelta(minutes=30),
+                    heartbeat=timedelta(minutes=2),
+                    retry=LONG,
+                )
+            done += 1
+            self._set_progress(phase, share[0] + share[1] * done / max(len(ranges), 1))
+
+        await asyncio.gather(*(one(rows) for rows in ranges))
+
+    async def _activity(
+        self,
+        name: str,
+        arg: Any,
+        *,
+        timeout: timedelta = timedelta(minutes=5),
+        heartbeat: timedelta | None = None,
+        retry: RetryPolicy = SHORT,
+    ) -> Any:
+        return await workflow.execute_activity(
+            name,
+            arg,
+            start_to_close_timeout=timeout,
+            heartbeat_timeout=heartbeat,
+            retry_policy=retry,
+            result_type=_RESULT_TYPES.get(name),
+            summary=f"{name} · {self._request.filename}",
+        )
+
+    def _apply_counts(self, counts: ValidationCounts) -> None:
+        self._status.valid_rows = counts.valid_rows
+        self._status.invalid_rows = counts.invalid_rows
+        self._status.blank_rows = counts.blank_rows
+        self._status.warning_rows = counts.warning_rows
+
+    def _check_invalid_share(self, counts: ValidationCounts) -> None:
+        checked = counts.valid_rows + counts.invalid_rows
+        if counts.valid_rows == 0:
+            raise PhaseFailed(
+                PhaseFailure(
+                    phase="validation",
+                    error_code=NO_VALID_ROWS,
+                    error_message=f"none of the {checked} data rows is valid; see the error report",
+                )
+            )
+        share = counts.invalid_rows / checked
+        if share > self._config.max_invalid_ratio:
+            raise PhaseFailed(
+                PhaseFailure(
+                    phase="validation",
+                    error_code=TOO_MANY_INVALID,
+                    error_message=(
+                        f"{counts.invalid_rows} of {checked} rows are invalid ({share:.0%}), "
+                        f"above max_invalid_ratio {self._config.max_invalid_ratio:.0%}"
+                    ),
+                )
+            )
+
+    def _set_progress(self, phase: str, fraction: float) -> None:
+        start, weight = PHASE_WEIGHTS[phase]
+        self._status.progress = round(start + weight * min(fraction, 1.0), 4)
+        self._show_details()
+
+    async def _set_status(self, status: str, phase: str) -> None:
+        self._status.status = status
+        self._status.phase = phase
+        self._upsert_status_attribute()
+        self._show_details()
+        await self._activity("record_status", self._status_update())
+
+    async def _finish(self, status: str, code: str | None, message: str | None) -> None:
+        if code is not None:
+            self._status.error_code = code
+            self._status.error_message = message
+        phase = "complete" if status.startswith("completed") else self._status.phase
+        await self._set_status(status, phase)
+
+    def _status_update(self) -> StatusUpdate:
+        s = self._status
+        return StatusUpdate(
+            ref=self._ref,
+            status=s.status,
+            phase=s.phase,
+            error_code=s.error_code,
+            error_message=s.error_message,
+            counters={"processed_rows": s.processed_rows} if s.phase == "complete" else {},
+            summary={
+                "outcome": {
+                    "assets_created": s.assets_created,
+                    "assets_updated": s.assets_updated,
+                    "dependencies_created": s.dependencies_created,
+                }
+            }
+            if s.phase == "complete"
+            else {},
+        )
+
+    def _upsert_status_attribute(self) -> None:
+        # Only imports started with our search attributes have them registered to update.
+        if IMPORT_ID_KEY in workflow.info().typed_search_attributes:
+            workflow.upsert_search_attributes([STATUS_KEY.value_set(self._status.status)])
+
+    def _show_details(self) -> None:
+        s = self._status
+        lines = [
+            f"**{s.status}** · phase {s.phase} · {s.progress:.0%}",
+            f"rows {s.total_rows} · valid {s.valid_rows} · invalid {s.invalid_rows}",
+        ]
+        if s.assets_created or s.assets_updated:
+            lines.append(f"assets +{s.assets_created} / ~{s.assets_updated}")
+        if s.error_code:
+            lines.append(f"error {s.error_code}: {s.error_message}")
+        workflow.set_current_details("\n\n".join(lines))
+
+
+def _failure_from(phase: str, error: ActivityError) -> PhaseFailure:
+    """Classified failures keep their code; anything else is an internal error, briefly put."""
+    cause = error.cause
+    if isinstance(cause, ApplicationError) and cause.non_retryable and cause.type:
+        return PhaseFailure(phase=phase, error_code=cause.type, error_message=cause.message)
+    kind = cause.type if isinstance(cause, ApplicationError) else type(cause).__name__
+    detail = (str(cause.message if isinstance(cause, ApplicationError) else cause) or "").strip()
+    first_line = detail.splitlines()[0][:300] if detail else "no detail"
+    return PhaseFailure(
+        phase=phase,
+        error_code="internal-error",
+        error_message=f"{phase} failed after retries ({kind}): {first_line}",
+    )
+
+
+_RESULT_TYPES: dict[str, type] = {
+    "ingest_file": IngestResult,
+    "create_flows": FlowIds,
+    "finalize_validation": ValidationCounts,
+    "finalize_enrichment": EnrichmentResult,
+}
+
+__all__: Sequence[str] = ["DataImportWorkflow", "row_ranges"]
