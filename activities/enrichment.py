@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.errors import classified
+from activities.heartbeat import heartbeating
 from dataimport import enrichment, steps
 from dataimport.contracts import ChunkInput, EnrichmentResult, ImportRef
 
@@ -25,21 +26,22 @@ class EnrichmentActivities:
     @activity.defn
     @classified
     async def enrich_chunk(self, data: ChunkInput) -> int:
-        activity.heartbeat(data.rows.first_row)
-        counts = await enrichment.enrich_chunk(self._engine, data.ref, data.rows)
+        async with heartbeating():
+            counts = await enrichment.enrich_chunk(self._engine, data.ref, data.rows)
         return counts.assets_touched
 
     @activity.defn
     @classified
     async def link_chunk(self, data: ChunkInput) -> int:
-        activity.heartbeat(data.rows.first_row)
-        counts = await enrichment.link_chunk(self._engine, data.ref, data.rows)
+        async with heartbeating():
+            counts = await enrichment.link_chunk(self._engine, data.ref, data.rows)
         return counts.dependencies_touched
 
     @activity.defn
     @classified
     async def finalize_enrichment(self, data: FinalizeEnrichmentInput) -> EnrichmentResult:
-        result = await enrichment.enrichment_totals(self._engine, data.ref)
+        async with heartbeating():
+            result = await enrichment.enrichment_totals(self._engine, data.ref)
         async with self._engine.begin() as conn:
             await steps.record_step(
                 conn,

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.errors import classified
+from activities.heartbeat import heartbeating
 from dataimport import staging, steps
 from dataimport.contracts import ImportRef, ImportRequest, IngestResult
 
@@ -30,13 +31,14 @@ class IngestActivities:
     async def ingest_file(self, request: ImportRequest) -> IngestResult:
         started = datetime.now(UTC)
         ref = ref_of(request)
-        result = await staging.ingest_file(
-            self._engine,
-            ref,
-            request.file_uri,
-            max_field_size=request.processing_config.max_field_size,
-            on_progress=activity.heartbeat,
-        )
+        async with heartbeating():
+            result = await staging.ingest_file(
+                self._engine,
+                ref,
+                request.file_uri,
+                max_field_size=request.processing_config.max_field_size,
+                on_progress=activity.heartbeat,
+            )
         async with self._engine.begin() as conn:
             await steps.record_step(
                 conn,

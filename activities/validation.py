@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.errors import classified
+from activities.heartbeat import heartbeating
 from dataimport import flows, steps, validation
 from dataimport.contracts import (
     ChunkInput,
@@ -42,17 +43,18 @@ class ValidationActivities:
     @activity.defn
     @classified
     async def validate_chunk(self, data: ChunkInput) -> int:
-        activity.heartbeat(data.rows.first_row)
-        return await validation.validate_chunk(
-            self._engine, data.ref, data.rows, data.processing_config
-        )
+        async with heartbeating():
+            return await validation.validate_chunk(
+                self._engine, data.ref, data.rows, data.processing_config
+            )
 
     @activity.defn
     @classified
     async def finalize_validation(self, data: FinalizeValidationInput) -> ValidationCounts:
-        counts, summary = await validation.finalize_validation(
-            self._engine, data.ref, data.unmapped_headers
-        )
+        async with heartbeating():
+            counts, summary = await validation.finalize_validation(
+                self._engine, data.ref, data.unmapped_headers
+            )
         await flows.record_status(
             self._engine,
             StatusUpdate(

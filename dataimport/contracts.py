@@ -26,6 +26,8 @@ class ProcessingConfig(BaseModel):
     max_parallel_chunks: int = Field(4, ge=1, le=64)
     attention_timeout_seconds: float = Field(7 * 24 * 3600, gt=0)
     max_field_size: int = Field(1_000_000, ge=1024)
+    # How soon a crashed worker's activity is handed to another worker.
+    heartbeat_timeout_seconds: float = Field(30, ge=1, le=3600)
 
     @field_validator("column_mapping")
     @classmethod

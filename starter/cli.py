@@ -1,7 +1,11 @@
 """`dataimport`: the command line of the import service (typer + rich).
 
-Exit status: 0 completed / completed_with_errors, 1 failed / cancelled, 3 needs_attention,
-2 bad usage or bad input that could not start.
+Exit status: 0 completed / completed_with_errors, 1 failed / cancelled (or Temporal refused a
+signal), 3 needs_attention, 2 bad usage or bad input that could not start (unknown category,
+missing file, bad --config, unknown import id, no reachable database / Temporal server).
+
+Every import command is tenant-scoped (--client-account / --engagement): another tenant's
+import id answers exactly like an id that does not exist.
 """
 
 from __future__ import annotations
@@ -12,14 +16,18 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TextIO, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
+from rich.table import Column, Table
+from rich.text import Text
+from sqlalchemy.exc import SQLAlchemyError
+from temporalio.service import RPCError
 
 from dataimport.contracts import ImportStatus
 from dataimport.imports import Tenant, error_rows
@@ -29,11 +37,16 @@ from starter import stack
 from starter.client import ImportService, UsageError
 
 app = typer.Typer(
-    help="Durable data imports for IT-migration discovery.", no_args_is_help=True
+    help="Durable data imports for IT-migration discovery.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # never print settings (URLs, secrets) in a trace
 )
-console = Console()
-err = Console(stderr=True)
 T = TypeVar("T")
+
+# Not a terminal (pipes, CI, tests): rich would squeeze tables into 80 columns and cut ids.
+WIDE = 200
+console = Console(width=None if sys.stdout.isatty() else WIDE)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else WIDE)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ATTENTION = 0, 1, 2, 3
 EXIT_BY_STATUS = {
@@ -43,6 +56,7 @@ EXIT_BY_STATUS = {
     "cancelled": EXIT_FAILED,
     "needs_attention": EXIT_ATTENTION,
 }
+FOLLOW_INTERVAL = 0.5
 
 ClientAccount = Annotated[
     uuid.UUID,
@@ -63,14 +77,26 @@ Engagement = Annotated[
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+ImportId = Annotated[uuid.UUID, typer.Argument(metavar="ID", help="The data import id.")]
+ConfigOption = Annotated[str | None, typer.Option("--config", help="processing_config JSON.")]
 
 
-def _run(coro: Awaitable[T]) -> T:
-    return asyncio.run(coro)  # type: ignore[arg-type]
+# ----- plumbing ----------------------------------------------------------------------------
+
+
+def _die(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """One clear line on stderr (user text is escaped, never read as rich markup), then exit."""
+    err.print(f"[red]error:[/red] {escape(message)}")
+    raise typer.Exit(code)
+
+
+def _stack_hint(error: BaseException) -> str:
+    detail = getattr(error, "orig", None) or error
+    return f"{detail}. Is the stack up (dataimport up), or DATABASE_URL / TEMPORAL_ADDRESS right?"
 
 
 @asynccontextmanager
-async def _service(client_account: uuid.UUID, engagement: uuid.UUID) -> AsyncIterator[ImportService]:
+async def _service(tenant: Tenant) -> AsyncIterator[ImportService]:
     from dataimport.db import create_engine
     from worker import connect_client
 
@@ -78,30 +104,35 @@ async def _service(client_account: uuid.UUID, engagement: uuid.UUID) -> AsyncIte
     try:
         engine = create_engine(settings.resolved_database_url(), pool_size=2)
         client = await connect_client(settings)
-    except RuntimeError as error:
-        err.print(f"[red]{error}[/red]")
-        raise typer.Exit(EXIT_USAGE) from None
+    except RuntimeError as error:  # not configured, or Temporal unreachable
+        _die(str(error))
     try:
-        yield ImportService(settings, engine, client, Tenant(client_account, engagement))
+        yield ImportService(settings, engine, client, tenant)
     finally:
         await engine.dispose()
 
 
 def _with_service(
-    client_account: uuid.UUID, engagement: uuid.UUID, action: Callable[[ImportService], Awaitable[T]]
+    client_account: uuid.UUID,
+    engagement: uuid.UUID,
+    action: Callable[[ImportService], Awaitable[T]],
 ) -> T:
+    """Run `action` with a tenant-scoped service; map every expected failure to an exit code."""
+
     async def go() -> T:
-        async with _service(client_account, engagement) as service:
+        async with _service(Tenant(client_account, engagement)) as service:
             return await action(service)
 
     try:
-        return _run(go())
+        return asyncio.run(go())
     except UsageError as error:
-        err.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(EXIT_USAGE) from None
+        _die(str(error))
     except LookupError as error:
-        err.print(f"[red]error:[/red] {error.args[0]}")
-        raise typer.Exit(EXIT_USAGE) from None
+        _die(str(error.args[0]))
+    except (SQLAlchemyError, ConnectionError, TimeoutError) as error:
+        _die(f"cannot reach the database: {_stack_hint(error)}")
+    except RPCError as error:
+        _die(f"Temporal refused the request: {error}", EXIT_FAILED)
 
 
 def _parse_config(text: str | None) -> dict[str, Any] | None:
@@ -110,42 +141,55 @@ def _parse_config(text: str | None) -> dict[str, Any] | None:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
-        err.print(f"[red]error:[/red] --config is not valid JSON: {error}")
-        raise typer.Exit(EXIT_USAGE) from None
+        _die(f"--config is not valid JSON: {error}")
     if not isinstance(value, dict):
-        err.print("[red]error:[/red] --config must be a JSON object")
-        raise typer.Exit(EXIT_USAGE)
+        _die("--config must be a JSON object, e.g. '{\"column_mapping\": {\"Server\": \"name\"}}'")
     return value
 
 
-def _status_json(status: ImportStatus) -> str:
-    return status.model_dump_json(indent=2)
+def _cells(*values: object) -> list[Text]:
+    """Table cells as plain text: a filename or message with [brackets] is not rich markup."""
+    return [Text("" if value is None else str(value)) for value in values]
 
 
-def _print_status(status: ImportStatus) -> None:
+def _show(status: ImportStatus, as_json: bool) -> None:
+    if as_json:
+        print(status.model_dump_json(indent=2))
+        return
     table = Table(show_header=False, box=None)
     for key, value in status.model_dump(mode="json").items():
         if value not in (None, ""):
-            table.add_row(f"[bold]{key}[/bold]", str(value))
+            table.add_row(*_cells(key, value))
     console.print(table)
 
 
 # ----- the stack ---------------------------------------------------------------------------
 
 
+def _stack_up(settings: Settings, worker: bool) -> dict[str, str]:
+    try:
+        return stack.up(settings, worker=worker)
+    except RuntimeError as error:  # a service did not start: its log tail is in the message
+        _die(f"the stack did not start: {error}", EXIT_FAILED)
+
+
 @app.command()
 def up(
-    detach: Annotated[bool, typer.Option("--detach", help="Return once everything is ready.")] = False,
-    no_worker: Annotated[bool, typer.Option("--no-worker", help="Start only the services.")] = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Return once everything is ready.")
+    ] = False,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Start only the services.")
+    ] = False,
 ) -> None:
     """Start the embedded stack: PostgreSQL, Temporal dev server with Web UI, a worker."""
-    info = stack.up(Settings(), worker=not no_worker)
-    stack.print_info(console, info)
+    settings = Settings()
+    stack.print_info(console, _stack_up(settings, worker=not no_worker))
     if detach:
-        console.print("Stop it with: [bold]dataimport down[/bold]")
+        console.print(f"Stop it with: [bold]{escape(stack.down_command(settings))}[/bold]")
         return
     console.print("Running; press Ctrl-C to stop everything.")
-    stack.wait_then_down(Settings())
+    stack.wait_then_down(settings)
 
 
 @app.command()
@@ -156,9 +200,14 @@ def down() -> None:
 
 
 @app.command()
-def info(as_json: JsonFlag = False) -> None:
-    """The database URL, Temporal address and Web UI in use."""
+def info(
+    as_json: JsonFlag = False,
+    client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
+    engagement: Engagement = DEMO_ENGAGEMENT_ID,
+) -> None:
+    """The database URL, Temporal address and Web UI in use (and the tenant)."""
     data = stack.endpoints(Settings())
+    data |= {"client_account_id": str(client_account), "engagement_id": str(engagement)}
     if as_json:
         print(json.dumps(data, indent=2))
     else:
@@ -178,7 +227,10 @@ def migrate() -> None:
     """Apply the database migrations (Alembic upgrade head)."""
     from dataimport.migrate import upgrade
 
-    upgrade(Settings().resolved_database_url())
+    try:
+        upgrade(Settings().resolved_database_url())
+    except (RuntimeError, SQLAlchemyError, ConnectionError) as error:
+        _die(f"cannot migrate: {_stack_hint(error)}")
     console.print("database schema is up to date")
 
 
@@ -189,11 +241,13 @@ def migrate() -> None:
 def import_(
     path: Annotated[Path, typer.Argument(help="File to import (CSV).")],
     category: Annotated[str, typer.Option("--category", "-c", help="Import category.")],
-    config: Annotated[str | None, typer.Option("--config", help="processing_config JSON.")] = None,
+    config: ConfigOption = None,
     request_id: Annotated[
         str | None, typer.Option("--request-id", help="Idempotency key: same key, same import.")
     ] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Follow it until it ends or needs you.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow it until it ends or needs you.")
+    ] = False,
     as_json: JsonFlag = False,
     client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
     engagement: Engagement = DEMO_ENGAGEMENT_ID,
@@ -203,53 +257,65 @@ def import_(
 
     async def action(service: ImportService) -> ImportStatus:
         status = await service.start_import(path, category, parsed, request_id)
-        if wait:
-            status = await _follow(service, status, quiet=as_json)
-        return status
+        return await _follow(service, status, quiet=as_json) if wait else status
 
     status = _with_service(client_account, engagement, action)
-    if as_json:
-        print(_status_json(status))
-    else:
-        _print_status(status)
-        ui = Settings().resolved_web_ui_url()
-        if ui:
-            console.print(f"Web UI: {ui}/namespaces/default/workflows/{status.workflow_id}")
+    _show(status, as_json)
+    if not as_json:
+        _print_web_ui_link(Settings(), status)
     if wait:
         raise typer.Exit(EXIT_BY_STATUS.get(status.status, EXIT_OK))
 
 
-async def _follow(service: ImportService, status: ImportStatus, quiet: bool) -> ImportStatus:
-    """Poll until terminal or needs_attention, showing progress."""
+def _print_web_ui_link(settings: Settings, status: ImportStatus) -> None:
+    ui = settings.resolved_web_ui_url()
+    if ui:
+        link = f"{ui}/namespaces/{settings.temporal_namespace}/workflows/{status.workflow_id}"
+        console.print(f"Web UI: {escape(link)}")
+
+
+def _progress_line(status: ImportStatus, label: str) -> str:
+    line = f"{status.status:<21} {status.phase:<10} {status.progress:>5.0%}"
+    return f"{label}{line}  rows {status.total_rows}"
+
+
+async def _follow(
+    service: ImportService, status: ImportStatus, quiet: bool, label: str = ""
+) -> ImportStatus:
+    """Poll until terminal or needs_attention, showing progress on stderr."""
     shown = ""
     while status.status not in EXIT_BY_STATUS:
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(FOLLOW_INTERVAL)
         status = await service.status(status.data_import_id) or status
-        line = f"{status.status:<12} {status.phase:<10} {status.progress:>5.0%}  rows {status.total_rows}"
+        line = _progress_line(status, label)
         if not quiet and line != shown:
-            err.print(line)
+            err.print(line, markup=False, highlight=False)
             shown = line
     return status
 
 
+async def _existing(service: ImportService, data_import_id: uuid.UUID) -> ImportStatus:
+    found = await service.status(data_import_id)
+    if found is None:
+        raise LookupError(f"no import {data_import_id}")
+    return found
+
+
 @app.command()
 def status(
-    data_import_id: Annotated[uuid.UUID, typer.Argument(metavar="ID")],
+    data_import_id: ImportId,
     as_json: JsonFlag = False,
     client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
     engagement: Engagement = DEMO_ENGAGEMENT_ID,
 ) -> None:
     """Status of one import."""
-    found = _with_service(client_account, engagement, lambda s: s.status(data_import_id))
-    if found is None:
-        err.print(f"[red]error:[/red] no import {data_import_id}")
-        raise typer.Exit(EXIT_USAGE)
-    print(_status_json(found)) if as_json else _print_status(found)
+    found = _with_service(client_account, engagement, lambda s: _existing(s, data_import_id))
+    _show(found, as_json)
 
 
 @app.command("list")
 def list_(
-    limit: Annotated[int, typer.Option("--limit")] = 50,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 50,
     as_json: JsonFlag = False,
     client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
     engagement: Engagement = DEMO_ENGAGEMENT_ID,
@@ -259,19 +325,24 @@ def list_(
     if as_json:
         print(json.dumps([s.model_dump(mode="json") for s in found], indent=2))
         return
-    table = Table("id", "category", "file", "status", "rows", "valid", "invalid", "error")
+    console.print(_list_table(found))
+
+
+def _list_table(found: Sequence[ImportStatus]) -> Table:
+    id_column = Column("id", no_wrap=True, min_width=36)
+    table = Table(id_column, "category", "file", "status", "rows", "valid", "invalid", "error")
     for s in found:
         table.add_row(
-            str(s.data_import_id), s.category, s.filename or "", s.status,
-            str(s.total_rows), str(s.valid_rows), str(s.invalid_rows), s.error_code or "",
+            *_cells(s.data_import_id, s.category, s.filename, s.status),
+            *_cells(s.total_rows, s.valid_rows, s.invalid_rows, s.error_code),
         )
-    console.print(table)
+    return table
 
 
 @app.command()
 def retry(
-    data_import_id: Annotated[uuid.UUID, typer.Argument(metavar="ID")],
-    config: Annotated[str | None, typer.Option("--config", help="New processing_config JSON.")] = None,
+    data_import_id: ImportId,
+    config: ConfigOption = None,
     client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
     engagement: Engagement = DEMO_ENGAGEMENT_ID,
 ) -> None:
@@ -283,49 +354,62 @@ def retry(
 
 @app.command()
 def fail(
-    data_import_id: Annotated[uuid.UUID, typer.Argument(metavar="ID")],
+    data_import_id: ImportId,
     reason: Annotated[str, typer.Option("--reason", help="Why it is failed.")],
     client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
     engagement: Engagement = DEMO_ENGAGEMENT_ID,
 ) -> None:
     """Finish an import that needs attention as failed."""
+    if not reason.strip():
+        _die("--reason must not be empty")
     _with_service(client_account, engagement, lambda s: s.fail(data_import_id, reason))
     console.print(f"fail sent to {data_import_id}")
 
 
 @app.command()
 def errors(
-    data_import_id: Annotated[uuid.UUID, typer.Argument(metavar="ID")],
+    data_import_id: ImportId,
     out: Annotated[Path | None, typer.Option("--out", help="Write the CSV report here.")] = None,
     client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
     engagement: Engagement = DEMO_ENGAGEMENT_ID,
 ) -> None:
-    """Error report of an import: row, column, code, severity, message (CSV)."""
+    """Error report of an import: row, column, code, severity, message (CSV, formula-safe)."""
 
     async def action(service: ImportService) -> int:
-        if await service.status(data_import_id) is None:
-            raise LookupError(f"no import {data_import_id}")
-        handle = out.open("w", newline="", encoding="utf-8") if out else sys.stdout
-        try:
+        await _existing(service, data_import_id)
+        if out is None:
+            return await write_error_report(service, data_import_id, sys.stdout)
+        with _open_report(out) as handle:
             return await write_error_report(service, data_import_id, handle)
-        finally:
-            if out:
-                handle.close()
 
     count = _with_service(client_account, engagement, action)
     if out:
-        console.print(f"{count} findings written to {out}")
+        console.print(f"{count} findings written to {escape(str(out))}")
 
 
-async def write_error_report(service: ImportService, data_import_id: uuid.UUID, handle: Any) -> int:
+def _open_report(out: Path) -> TextIO:
+    try:
+        return out.open("w", newline="", encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot write {out}: {error.strerror}") from None
+
+
+async def write_error_report(
+    service: ImportService, data_import_id: uuid.UUID, handle: TextIO
+) -> int:
+    """Every finding as one CSV row; every cell is formula-escaped (CSV injection)."""
     writer = csv.writer(handle)
     writer.writerow(["row", "column", "code", "severity", "message"])
     count = 0
     async for item in error_rows(service.engine, service.tenant, data_import_id):
-        cells = [item["row_number"], item["field"] or "", item["code"], item["severity"], item["message"]]
-        writer.writerow([escape_formula(str(cell)) for cell in cells])
+        cells = [item["row_number"], item["field"], item["code"], item["severity"]]
+        cells.append(item["message"])
+        writer.writerow([escape_formula("" if cell is None else str(cell)) for cell in cells])
         count += 1
     return count
+
+
+# ----- demo --------------------------------------------------------------------------------
 
 
 @app.command()
@@ -335,31 +419,35 @@ def demo(
 ) -> None:
     """Bring the stack up, import the bundled samples, print a summary; the stack stays up."""
     settings = Settings()
-    data = stack.up(settings, worker=True)
-    results = []
-    for sample, category in stack.SAMPLES:
-        status = _with_service(
-            client_account,
-            engagement,
-            lambda s, sample=sample, category=category: _import_and_follow(s, sample, category),
-        )
-        results.append(status)
-    table = Table("file", "category", "status", "rows", "valid", "invalid", "assets +", "assets ~", "deps")
-    for s in results:
-        table.add_row(
-            s.filename or "", s.category, s.status, str(s.total_rows), str(s.valid_rows),
-            str(s.invalid_rows), str(s.assets_created), str(s.assets_updated), str(s.dependencies_created),
-        )
-    console.print(table)
+    data = _stack_up(settings, worker=True)
+    results = _with_service(client_account, engagement, _import_samples)
+    console.print(_summary_table(results))
     stack.print_info(console, data)
-    console.print("The stack keeps running. Stop it with: [bold].venv/bin/dataimport down[/bold]")
-    if any(s.status not in ("completed", "completed_with_errors") for s in results):
+    if data.get("web_ui_url"):
+        console.print(f"Open the Temporal Web UI: {escape(data['web_ui_url'])}")
+    hint = escape(stack.down_command(settings))
+    console.print(f"The stack keeps running. Stop it with: [bold]{hint}[/bold]")
+    if any(EXIT_BY_STATUS.get(s.status) != EXIT_OK for s in results):
         raise typer.Exit(EXIT_FAILED)
 
 
-async def _import_and_follow(service: ImportService, path: Path, category: str) -> ImportStatus:
-    status = await service.start_import(path, category, None, request_id=None)
-    return await _follow(service, status, quiet=False)
+async def _import_samples(service: ImportService) -> list[ImportStatus]:
+    results = []
+    for path, category in stack.SAMPLES:
+        started = await service.start_import(path, category, None, request_id=None)
+        results.append(await _follow(service, started, quiet=False, label=f"{path.name}: "))
+    return results
+
+
+def _summary_table(results: Sequence[ImportStatus]) -> Table:
+    headers = ("file", "category", "status", "rows", "valid", "invalid")
+    table = Table(*headers, "assets +", "assets ~", "deps", title="Sample imports")
+    for s in results:
+        table.add_row(
+            *_cells(s.filename, s.category, s.status, s.total_rows, s.valid_rows),
+            *_cells(s.invalid_rows, s.assets_created, s.assets_updated, s.dependencies_created),
+        )
+    return table
 
 
 def main() -> None:

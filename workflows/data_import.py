@@ -135,7 +135,7 @@ class DataImportWorkflow:
             "ingest_file",
             self._request.model_copy(update={"processing_config": self._config}),
             timeout=timedelta(hours=6),
-            heartbeat=timedelta(seconds=60),
+            heartbeat=self._heartbeat_timeout(),
             retry=LONG,
         )
         self._status.total_rows = ingest.total_rows
@@ -157,6 +157,7 @@ class DataImportWorkflow:
             "finalize_validation",
             FinalizeValidationInput(ref=self._ref, unmapped_headers=unmapped, started_at=started),
             timeout=timedelta(hours=1),
+            heartbeat=self._heartbeat_timeout(),
         )
         self._apply_counts(counts)
         self._check_invalid_share(counts)
@@ -170,6 +171,7 @@ class DataImportWorkflow:
             "finalize_enrichment",
             FinalizeEnrichmentInput(ref=self._ref, started_at=started),
             timeout=timedelta(hours=1),
+            heartbeat=self._heartbeat_timeout(),
         )
         self._status.assets_created = result.assets_created
         self._status.assets_updated = result.assets_updated
@@ -245,7 +247,7 @@ class DataImportWorkflow:
                     activity_name,
                     ChunkInput(ref=self._ref, rows=rows, processing_config=self._config),
                     timeout=timedelta(minutes=30),
-                    heartbeat=timedelta(minutes=2),
+                    heartbeat=self._heartbeat_timeout(),
                     retry=LONG,
                 )
             done += 1
@@ -271,6 +273,9 @@ class DataImportWorkflow:
             result_type=_RESULT_TYPES.get(name),
             summary=f"{name} · {self._request.filename}",
         )
+
+    def _heartbeat_timeout(self) -> timedelta:
+        return timedelta(seconds=self._config.heartbeat_timeout_seconds)
 
     def _apply_counts(self, counts: ValidationCounts) -> None:
         self._status.valid_rows = counts.valid_rows
@@ -307,11 +312,12 @@ class DataImportWorkflow:
         self._show_details()
 
     async def _set_status(self, status: str, phase: str) -> None:
-        self._status.status = status
-        self._status.phase = phase
+        """Record first, then show: a query never reports a status the database lacks."""
+        changed = self._status.model_copy(update={"status": status, "phase": phase})
+        await self._activity("record_status", self._status_update(changed))
+        self._status.status, self._status.phase = status, phase
         self._upsert_status_attribute()
         self._show_details()
-        await self._activity("record_status", self._status_update())
 
     async def _finish(self, status: str, code: str | None, message: str | None) -> None:
         if code is not None:
@@ -320,8 +326,7 @@ class DataImportWorkflow:
         phase = "complete" if status.startswith("completed") else self._status.phase
         await self._set_status(status, phase)
 
-    def _status_update(self) -> StatusUpdate:
-        s = self._status
+    def _status_update(self, s: ImportStatus) -> StatusUpdate:
         return StatusUpdate(
             ref=self._ref,
             status=s.status,
