@@ -31,7 +31,9 @@ async def connect_client(settings: Settings) -> Client:
     )
 
 
-def build_worker(client: Client, settings: Settings, engine_pool_size: int | None = None) -> tuple[Worker, object]:
+def build_worker(
+    client: Client, settings: Settings, engine_pool_size: int | None = None
+) -> tuple[Worker, object]:
     """A worker whose concurrent activities never exceed the database pool."""
     pool = engine_pool_size or settings.db_pool_size
     engine = create_engine(settings.resolved_database_url(), pool_size=pool)

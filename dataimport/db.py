@@ -24,7 +24,7 @@ def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
 async def driver_connection(conn: AsyncConnection) -> asyncpg.Connection[Any]:
     """The asyncpg connection under a SQLAlchemy connection, inside the same transaction."""
     raw = await conn.get_raw_connection()
-    driver: asyncpg.Connection[Any] = raw.driver_connection  # type: ignore[assignment]
+    driver: asyncpg.Connection[Any] = raw.driver_connection
     return driver
 
 

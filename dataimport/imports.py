@@ -57,12 +57,16 @@ def _status_from_row(row: Any) -> ImportStatus:
     )
 
 
-async def create_pending_import(engine: AsyncEngine, request: ImportRequest, workflow_id: str) -> None:
+async def create_pending_import(
+    engine: AsyncEngine, request: ImportRequest, workflow_id: str
+) -> None:
     """The client records the import before starting its workflow, so status works at once."""
     await register_import(engine, request, workflow_id)
 
 
-async def get_import(engine: AsyncEngine, tenant: Tenant, data_import_id: uuid.UUID) -> ImportStatus | None:
+async def get_import(
+    engine: AsyncEngine, tenant: Tenant, data_import_id: uuid.UUID
+) -> ImportStatus | None:
     async with engine.connect() as conn:
         row = (
             await conn.execute(
@@ -88,7 +92,9 @@ async def list_imports(engine: AsyncEngine, tenant: Tenant, limit: int = 50) -> 
         return [_status_from_row(row) for row in rows]
 
 
-async def find_by_request_id(engine: AsyncEngine, tenant: Tenant, request_id: str) -> ImportStatus | None:
+async def find_by_request_id(
+    engine: AsyncEngine, tenant: Tenant, request_id: str
+) -> ImportStatus | None:
     async with engine.connect() as conn:
         row = (
             await conn.execute(

@@ -86,7 +86,7 @@ class DataImport(TenantMixin, TimestampMixin, Base):
     import_category: Mapped[str] = mapped_column(Text, nullable=False)
     filename: Mapped[str] = mapped_column(Text, nullable=False)
     file_uri: Mapped[str] = mapped_column(Text, nullable=False)
-    file_size: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    file_size: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     sha256: Mapped[str | None] = mapped_column(Text)
     request_id: Mapped[str | None] = mapped_column(Text)
     detected_format: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

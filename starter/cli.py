@@ -143,7 +143,7 @@ def _parse_config(text: str | None) -> dict[str, Any] | None:
     except json.JSONDecodeError as error:
         _die(f"--config is not valid JSON: {error}")
     if not isinstance(value, dict):
-        _die("--config must be a JSON object, e.g. '{\"column_mapping\": {\"Server\": \"name\"}}'")
+        _die('--config must be a JSON object, e.g. \'{"column_mapping": {"Server": "name"}}\'')
     return value
 
 

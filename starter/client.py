@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -87,7 +88,8 @@ class ImportService:
         return uuid.uuid5(_REQUEST_NAMESPACE, key)
 
     async def _start_workflow(self, request: ImportRequest, workflow_id: str) -> None:
-        try:
+        # The same request again finds its workflow running: that import answers.
+        with contextlib.suppress(WorkflowAlreadyStartedError):
             await self.client.start_workflow(
                 DataImportWorkflow.run,
                 request,
@@ -100,8 +102,6 @@ class ImportService:
                     f"{request.file_size} bytes · sha256 {request.sha256}"
                 ),
             )
-        except WorkflowAlreadyStartedError:
-            pass  # the same request again: the running import answers
 
     async def status(self, data_import_id: uuid.UUID) -> ImportStatus | None:
         """Live status from the workflow when it runs; the database record otherwise."""
@@ -123,7 +123,9 @@ class ImportService:
         status = await self._waiting(data_import_id)
         if config is not None:
             _config(config)  # reject a bad config here, not inside the workflow
-        await self._handle(status).signal(DataImportWorkflow.retry, RetryInput(processing_config=config))
+        await self._handle(status).signal(
+            DataImportWorkflow.retry, RetryInput(processing_config=config)
+        )
         return status
 
     async def fail(self, data_import_id: uuid.UUID, reason: str) -> ImportStatus:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shlex
+import shutil
 import signal
+import sys
 import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -70,7 +75,15 @@ def endpoints(settings: Settings) -> dict[str, str]:
 
 def print_info(console: Console, data: dict[str, str]) -> None:
     for key, value in data.items():
-        console.print(f"[bold]{key:<17}[/bold] {value or '-'}")
+        console.print(f"[bold]{key:<17}[/bold] {escape(value or '-')}")
+
+
+def down_command(settings: Settings) -> str:
+    """The exact command that stops this stack, runnable from any directory."""
+    program = "dataimport" if shutil.which("dataimport") else str(Path(sys.argv[0]).absolute())
+    if "DATAIMPORT_HOME" not in os.environ and settings.home_dir == Path.cwd() / ".dataimport":
+        return f"{shlex.quote(program)} down"
+    return f"DATAIMPORT_HOME={shlex.quote(str(settings.home_dir))} {shlex.quote(program)} down"
 
 
 def wait_then_down(settings: Settings) -> None:

@@ -109,5 +109,7 @@ def tenant() -> Tenant:
 
 
 @pytest.fixture
-def service(settings: Settings, engine: AsyncEngine, client: Client, tenant: Tenant) -> ImportService:
+def service(
+    settings: Settings, engine: AsyncEngine, client: Client, tenant: Tenant
+) -> ImportService:
     return ImportService(settings, engine, client, tenant)

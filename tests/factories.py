@@ -50,7 +50,9 @@ def cmdb_row(n: int, *, deps: str = "", name: str | None = None) -> list[str]:
     ]
 
 
-def write_csv(path: Path, headers: Sequence[str], rows: Iterable[Sequence[str]], delimiter: str = ",") -> Path:
+def write_csv(
+    path: Path, headers: Sequence[str], rows: Iterable[Sequence[str]], delimiter: str = ","
+) -> Path:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, delimiter=delimiter)
         writer.writerow(headers)

@@ -41,8 +41,12 @@ class WorkerProcess:
     async def start(self) -> None:
         handle = self._log.open("ab")
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, str(ROOT / "worker.py"), cwd=ROOT, env=self._env,
-            stdout=handle, stderr=handle,
+            sys.executable,
+            str(ROOT / "worker.py"),
+            cwd=ROOT,
+            env=self._env,
+            stdout=handle,
+            stderr=handle,
         )
 
     async def kill(self) -> None:
@@ -120,35 +124,52 @@ async def test_sigkill_mid_ingest_and_mid_enrichment_loses_and_duplicates_nothin
     assert processed_at_kill < ROWS
 
     await worker_process.start()
-    done = await wait_for(service, import_id, ["completed", "completed_with_errors", "failed",
-                                               "needs_attention"], attempts=1500)
+    done = await wait_for(
+        service,
+        import_id,
+        ["completed", "completed_with_errors", "failed", "needs_attention"],
+        attempts=1500,
+    )
     assert done.status == "completed", done
 
     tenant_params = {"c": tenant.client_account_id, "e": tenant.engagement_id}
     assert await scalar(engine, staged_sql, id=import_id) == ROWS
-    assert await scalar(
-        engine,
-        "SELECT count(DISTINCT row_number) FROM raw_import_records WHERE data_import_id = :id "
-        "AND row_number BETWEEN 1 AND :n",
-        id=import_id, n=ROWS,
-    ) == ROWS
-    assert await scalar(
-        engine,
-        "SELECT count(*) FROM assets WHERE client_account_id = :c AND engagement_id = :e",
-        **tenant_params,
-    ) == ROWS
-    assert await scalar(
-        engine,
-        "SELECT count(*) FROM asset_dependencies WHERE client_account_id = :c "
-        "AND engagement_id = :e",
-        **tenant_params,
-    ) == ROWS - 1
-    assert await scalar(
-        engine,
-        "SELECT count(*) FROM raw_import_records WHERE data_import_id = :id AND is_processed "
-        "AND asset_id IS NOT NULL",
-        id=import_id,
-    ) == ROWS
+    assert (
+        await scalar(
+            engine,
+            "SELECT count(DISTINCT row_number) FROM raw_import_records WHERE data_import_id = :id "
+            "AND row_number BETWEEN 1 AND :n",
+            id=import_id,
+            n=ROWS,
+        )
+        == ROWS
+    )
+    assert (
+        await scalar(
+            engine,
+            "SELECT count(*) FROM assets WHERE client_account_id = :c AND engagement_id = :e",
+            **tenant_params,
+        )
+        == ROWS
+    )
+    assert (
+        await scalar(
+            engine,
+            "SELECT count(*) FROM asset_dependencies WHERE client_account_id = :c "
+            "AND engagement_id = :e",
+            **tenant_params,
+        )
+        == ROWS - 1
+    )
+    assert (
+        await scalar(
+            engine,
+            "SELECT count(*) FROM raw_import_records WHERE data_import_id = :id AND is_processed "
+            "AND asset_id IS NOT NULL",
+            id=import_id,
+        )
+        == ROWS
+    )
     assert (done.total_rows, done.valid_rows, done.assets_created) == (ROWS, ROWS, ROWS)
     assert done.dependencies_created == ROWS - 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
@@ -33,22 +34,22 @@ async def run_import(
     return await wait_for(service, started.data_import_id, TERMINAL_OR_WAITING)
 
 
+THREE_RECORDS_SQL = """
+SELECT d.status, d.error_code, d.error_message, m.flow_status, m.state_data, m.error_history,
+  c.status AS child_status, c.error_message AS child_error, c.data_validation_completed,
+  c.enrichment_completed, c.phase_state
+FROM data_imports d
+JOIN master_flows m ON m.flow_id = d.master_flow_id
+JOIN discovery_flows c ON c.data_import_id = d.id
+WHERE d.id = :id
+"""
+
+
 async def three_records(engine: AsyncEngine, data_import_id: uuid.UUID) -> dict:
     """The import row, its master flow and its child flow, as one dict for asserts."""
     async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                text(
-                    "SELECT d.status, d.error_code, d.error_message, m.flow_status, "
-                    "m.state_data, m.error_history, c.status AS child_status, c.error_message AS "
-                    "child_error, c.data_validation_completed, c.enrichment_completed, "
-                    "c.phase_state FROM data_imports d JOIN master_flows m ON "
-                    "m.flow_id = d.master_flow_id JOIN discovery_flows c ON c.data_import_id = d.id "
-                    "WHERE d.id = :id"
-                ),
-                {"id": data_import_id},
-            )
-        ).mappings().one()
+        result = await conn.execute(text(THREE_RECORDS_SQL), {"id": data_import_id})
+        row = result.mappings().one()
     return dict(row)
 
 
@@ -183,7 +184,9 @@ async def test_reimporting_the_same_file_updates_without_duplicates(
     assert (assets, deps) == (20, 19)
 
 
-async def test_same_request_id_gives_the_same_import(service: ImportService, tmp_path: Path) -> None:
+async def test_same_request_id_gives_the_same_import(
+    service: ImportService, tmp_path: Path
+) -> None:
     path = write_cmdb(tmp_path / "cmdb.csv", 3)
     first = await service.start_import(path, "cmdb_export", None, request_id="upload-42")
     again = await service.start_import(path, "cmdb_export", None, request_id="upload-42")
@@ -199,12 +202,18 @@ async def test_another_tenant_cannot_see_or_signal_an_import(
     waiting = await run_import(service, write_csv(tmp_path / "x.csv", ["foo"], [["1"]]))
     assert waiting.status == "needs_attention"
     other = ImportService(
-        service.settings, service.engine, service.client, type(service.tenant)(uuid.uuid4(), service.tenant.engagement_id)
+        service.settings,
+        service.engine,
+        service.client,
+        type(service.tenant)(uuid.uuid4(), service.tenant.engagement_id),
     )
     assert await other.status(waiting.data_import_id) is None
     assert await other.list() == []
     missing = uuid.uuid4()
-    for action in (other.retry(waiting.data_import_id, None), other.fail(waiting.data_import_id, "x")):
+    for action in (
+        other.retry(waiting.data_import_id, None),
+        other.fail(waiting.data_import_id, "x"),
+    ):
         with pytest.raises(LookupError) as seen:
             await action
         assert str(waiting.data_import_id) in str(seen.value)
@@ -218,7 +227,9 @@ async def test_another_tenant_cannot_see_or_signal_an_import(
     await service.fail(waiting.data_import_id, "cleanup")
 
 
-async def test_retry_of_an_import_not_waiting_is_refused(service: ImportService, tmp_path: Path) -> None:
+async def test_retry_of_an_import_not_waiting_is_refused(
+    service: ImportService, tmp_path: Path
+) -> None:
     done = await run_import(service, write_cmdb(tmp_path / "c.csv", 2))
     with pytest.raises(UsageError):
         await service.retry(done.data_import_id, None)
@@ -273,3 +284,28 @@ async def test_create_flows_is_idempotent(
 
 def test_worker_fixture_is_real(worker: Worker) -> None:
     assert worker.is_running
+
+
+async def test_web_ui_finds_imports_by_search_attributes_with_summary_and_details(
+    service: ImportService, client: Client, tmp_path: Path
+) -> None:
+    done = await run_import(service, write_cmdb(tmp_path / "ui.csv", 3))
+    tenant = service.tenant
+    query = (
+        f'DataImportId = "{done.data_import_id}" AND ClientAccountId = "{tenant.client_account_id}"'
+        f' AND EngagementId = "{tenant.engagement_id}" AND ImportCategory = "cmdb_export"'
+        ' AND ImportStatus = "completed"'
+    )
+    found: list[str] = []
+    for _ in range(100):  # visibility is eventually consistent
+        found = [wf.id async for wf in client.list_workflows(query)]
+        if found:
+            break
+        await asyncio.sleep(0.1)
+    assert found == [done.workflow_id]
+
+    handle = client.get_workflow_handle(done.workflow_id)
+    description = await handle.describe()
+    assert await description.static_summary() == "Import ui.csv (cmdb_export)"
+    details = await handle.query("__temporal_workflow_metadata")
+    assert "completed" in details.current_details and "rows 3" in details.current_details

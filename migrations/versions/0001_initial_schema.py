@@ -213,7 +213,7 @@ def upgrade() -> None:
         sa.Column("import_category", sa.Text(), nullable=False),
         sa.Column("filename", sa.Text(), nullable=False),
         sa.Column("file_uri", sa.Text(), nullable=False),
-        sa.Column("file_size", sa.BigInteger(), nullable=False),
+        sa.Column("file_size", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("sha256", sa.Text(), nullable=True),
         sa.Column("request_id", sa.Text(), nullable=True),
         sa.Column("detected_format", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
