@@ -10,9 +10,10 @@ from temporalio import activity
 
 from activities.errors import classified
 from activities.heartbeat import heartbeating
-from dataimport import flows, steps, validation
+from dataimport import flows, validation
 from dataimport.contracts import (
     ChunkInput,
+    ChunkReport,
     ImportRef,
     ProcessingConfig,
     StatusUpdate,
@@ -29,6 +30,7 @@ class FinalizeValidationInput(BaseModel):
     ref: ImportRef
     unmapped_headers: list[str]
     started_at: datetime
+    report: ChunkReport
 
 
 class ValidationActivities:
@@ -42,7 +44,7 @@ class ValidationActivities:
 
     @activity.defn
     @classified
-    async def validate_chunk(self, data: ChunkInput) -> int:
+    async def validate_chunk(self, data: ChunkInput) -> ChunkReport:
         async with heartbeating():
             return await validation.validate_chunk(
                 self._engine, data.ref, data.rows, data.processing_config
@@ -53,7 +55,7 @@ class ValidationActivities:
     async def finalize_validation(self, data: FinalizeValidationInput) -> ValidationCounts:
         async with heartbeating():
             counts, summary = await validation.finalize_validation(
-                self._engine, data.ref, data.unmapped_headers
+                self._engine, data.ref, data.unmapped_headers, data.report, data.started_at
             )
         await flows.record_status(
             self._engine,
@@ -65,16 +67,4 @@ class ValidationActivities:
                 summary=summary,
             ),
         )
-        async with self._engine.begin() as conn:
-            await steps.record_step(
-                conn,
-                data.ref,
-                step="validation",
-                agent="format_validator",
-                started_at=data.started_at,
-                records=counts.valid_rows + counts.invalid_rows + counts.blank_rows,
-                findings={
-                    code: item["count"] for code, item in summary["validation"]["issues"].items()
-                },
-            )
         return counts

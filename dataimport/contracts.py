@@ -82,6 +82,19 @@ class ChunkInput(BaseModel):
     processing_config: ProcessingConfig
 
 
+class ChunkReport(BaseModel):
+    """What one validation chunk reports back: rows examined and each agent's time."""
+
+    rows: int = 0
+    agent_ms: dict[str, float] = Field(default_factory=dict)
+
+    def plus(self, other: ChunkReport) -> ChunkReport:
+        timings = dict(self.agent_ms)
+        for name, ms in other.agent_ms.items():
+            timings[name] = round(timings.get(name, 0.0) + ms, 3)
+        return ChunkReport(rows=self.rows + other.rows, agent_ms=timings)
+
+
 class ValidationCounts(BaseModel):
     valid_rows: int = 0
     invalid_rows: int = 0

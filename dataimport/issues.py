@@ -28,6 +28,22 @@ class Code(StrEnum):
     END_OF_SUPPORT = "end-of-support"
     UNRESOLVED_DEPENDENCY = "unresolved-dependency"
     SELF_DEPENDENCY = "self-dependency"
+    SCRIPT_CONTENT = "script-content"
+    OVERSIZED_CELL = "oversized-cell"
+    UNEXPECTED_PII = "unexpected-pii"
+    INCOMPLETE_ROW = "incomplete-row"
+    # app_discovery: dependency_validator findings
+    PORT_PROTOCOL_MISMATCH = "port-protocol-mismatch"
+    EPHEMERAL_PORT = "ephemeral-port"
+    IMPLAUSIBLE_TIMESTAMP = "implausible-timestamp"
+    WEAK_ENDPOINT_IDENTITY = "weak-endpoint-identity"
+    # infrastructure: category and infrastructure_validator findings
+    TEMPLATE_SKIPPED = "template-skipped"
+    UNMATCHED_ASSET = "unmatched-asset"
+    INCONSISTENT_VALUE = "inconsistent-value"
+    ZERO_CAPACITY = "zero-capacity"
+    DUPLICATE_VM_UUID = "duplicate-vm-uuid"
+    UNKNOWN_OS = "unknown-os"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +54,13 @@ class Issue:
     severity: Severity
     message: str
     field: str | None = None
+    agent: str | None = None  # the validation agent that found it (None: the reader/category)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["severity"] = str(self.severity)
+        if self.agent is None:
+            del data["agent"]
         return data
 
     @property

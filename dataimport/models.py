@@ -235,6 +235,7 @@ class Asset(TenantMixin, TimestampMixin, Base):
         ),
         Index("ix_assets_tenant_ip", "client_account_id", "engagement_id", "ip_address"),
         Index("ix_assets_tenant_hostname", "client_account_id", "engagement_id", "hostname_key"),
+        Index("ix_assets_tenant_vm_uuid", "client_account_id", "engagement_id", "vm_uuid"),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -273,6 +274,17 @@ class Asset(TenantMixin, TimestampMixin, Base):
     pii_categories: Mapped[list[str] | None] = mapped_column(JSONB)
     encryption_at_rest: Mapped[bool | None] = mapped_column(Boolean)
     encryption_in_transit: Mapped[bool | None] = mapped_column(Boolean)
+    # infrastructure placement and sizing
+    vm_uuid: Mapped[str | None] = mapped_column(Text)
+    power_state: Mapped[str | None] = mapped_column(Text)
+    host_name: Mapped[str | None] = mapped_column(Text)
+    cluster: Mapped[str | None] = mapped_column(Text)
+    datacenter: Mapped[str | None] = mapped_column(Text)
+    rightsizing: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # sensitive data held on the asset (data stores, tables, categories)
+    data_stores: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    # connected component of the dependency graph: a move-group candidate
+    dependency_group: Mapped[str | None] = mapped_column(Text)
     custom_attributes: Mapped[dict[str, Any]] = mapped_column(
         JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )
@@ -313,5 +325,32 @@ class AssetDependency(TenantMixin, TimestampMixin, Base):
     first_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     confidence: Mapped[float | None] = mapped_column(Float)
+    details: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
     source_import_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_by_import_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+
+
+class DependencyObservation(TenantMixin, Base):
+    """One observed window of one dependency. Edge figures are sums over distinct observations,
+    so re-importing the same window changes nothing and a new window adds to the totals."""
+
+    __tablename__ = "dependency_observations"
+    __table_args__ = (
+        UniqueConstraint("dependency_id", "observation_key", name="uq_dependency_observations_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    dependency_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("asset_dependencies.id", ondelete="CASCADE"), nullable=False
+    )
+    observation_key: Mapped[str] = mapped_column(Text, nullable=False)
+    conn_count: Mapped[int | None] = mapped_column(BigInteger)
+    bytes_total: Mapped[int | None] = mapped_column(BigInteger)
+    first_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    data_import_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )

@@ -33,6 +33,7 @@ async def record_step(
     records: int,
     findings: dict[str, Any],
     status: str = "completed",
+    duration_ms: int | None = None,
 ) -> None:
     """Record one step; the same step key overwrites, so a retried activity leaves one row."""
     finished = datetime.now(UTC)
@@ -43,12 +44,16 @@ async def record_step(
             "e": ref.engagement_id,
             "id": ref.data_import_id,
             "key": step,
-            "name": step,
+            "name": step.split(":")[0],
             "agent": agent,
             "status": status,
             "started": started_at,
             "finished": finished,
-            "duration": int((finished - started_at).total_seconds() * 1000),
+            "duration": (
+                duration_ms
+                if duration_ms is not None
+                else int((finished - started_at).total_seconds() * 1000)
+            ),
             "records": records,
             "findings": json.dumps(findings, default=str),
         },

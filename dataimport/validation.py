@@ -8,14 +8,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections import defaultdict
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from dataimport import steps
+from dataimport.agents import AGENT_BY_CODE, FORMAT_VALIDATOR, agent_names, agents_for
+from dataimport.agents.base import RowContext
 from dataimport.categories import get_category
 from dataimport.categories.base import HeaderMapping, ImportCategory, map_headers
-from dataimport.contracts import ImportRef, ProcessingConfig, RowRange, ValidationCounts
+from dataimport.contracts import (
+    ChunkReport,
+    ImportRef,
+    ProcessingConfig,
+    RowRange,
+    ValidationCounts,
+)
 from dataimport.db import driver_connection
 from dataimport.issues import NO_MAPPED_COLUMNS, Code, ImportFailure
 
@@ -61,34 +73,55 @@ async def prepare_validation(
     return header_mapping(category, await staged_headers(engine, ref), config).unmapped_headers
 
 
-def _validate_one(category: ImportCategory, mapping: HeaderMapping, row: StagedRow) -> Outcome:
-    row_number, raw, read_issues, is_blank = row
-    issues: list[dict[str, Any]] = list(read_issues or [])
-    if is_blank:
-        return row_number, False, json.dumps(issues), None
-    fields = {
-        field: str(raw.get(header) or "").strip()
-        for header, field in mapping.field_by_header.items()
-    }
-    outcome = category.validate_row(fields)
-    issues.extend(issue.to_json() for issue in outcome.issues)
-    normalized = dict(outcome.normalized)
-    normalized["_key"] = category.natural_key(outcome.normalized) if outcome.is_valid else None
-    return row_number, outcome.is_valid, json.dumps(issues), json.dumps(normalized, default=str)
+class _RowValidator:
+    """Runs the category's typing and then every agent on a row, timing each rule set."""
 
+    def __init__(self, category: ImportCategory, mapping: HeaderMapping) -> None:
+        self.category = category
+        self.mapping = mapping
+        self.agents = agents_for(category.masks_values, category.agents)
+        self.elapsed: dict[str, float] = defaultdict(float)
 
-def _validate_rows(
-    category: ImportCategory, mapping: HeaderMapping, rows: list[StagedRow]
-) -> list[Outcome]:
-    return [_validate_one(category, mapping, row) for row in rows]
+    def outcome(self, row: StagedRow) -> Outcome:
+        row_number, raw, read_issues, is_blank = row
+        issues: list[dict[str, Any]] = list(read_issues or [])
+        if is_blank:
+            return row_number, False, json.dumps(issues), None
+        fields = {
+            field: str(raw.get(header) or "").strip()
+            for header, field in self.mapping.field_by_header.items()
+        }
+        started = time.perf_counter()
+        typed = self.category.validate_row(fields)
+        self.elapsed[FORMAT_VALIDATOR] += time.perf_counter() - started
+        context = RowContext(
+            row_number, raw, fields, dict(typed.normalized), self.category.name, list(typed.issues)
+        )
+        for agent in self.agents:
+            started = time.perf_counter()
+            context.issues.extend(agent.examine(context))
+            self.elapsed[agent.name] += time.perf_counter() - started
+        issues.extend(issue.to_json() for issue in context.issues)
+        is_valid = not any(issue.is_error for issue in context.issues)
+        normalized = context.normalized
+        normalized["_key"] = self.category.natural_key(normalized) if is_valid else None
+        return row_number, is_valid, json.dumps(issues), json.dumps(normalized, default=str)
+
+    def run(self, rows: list[StagedRow]) -> list[Outcome]:
+        return [self.outcome(row) for row in rows]
+
+    def report(self, rows: int) -> ChunkReport:
+        timings = {name: round(seconds * 1000, 3) for name, seconds in self.elapsed.items()}
+        return ChunkReport(rows=rows, agent_ms=timings)
 
 
 async def validate_chunk(
     engine: AsyncEngine, ref: ImportRef, rows: RowRange, config: ProcessingConfig
-) -> int:
+) -> ChunkReport:
     """Validate one row range; idempotent (results are overwritten, never appended)."""
     category = get_category(ref.category)
     mapping = header_mapping(category, await staged_headers(engine, ref), config)
+    validator = _RowValidator(category, mapping)
     async with engine.begin() as conn:
         driver = await driver_connection(conn)
         staged = await driver.fetch(
@@ -97,7 +130,7 @@ async def validate_chunk(
         batch: list[StagedRow] = [
             (r[0], json.loads(r[1]), json.loads(r[2]) if r[2] else None, r[3]) for r in staged
         ]
-        outcomes = await asyncio.to_thread(_validate_rows, category, mapping, batch)
+        outcomes = await asyncio.to_thread(validator.run, batch)
         await driver.execute(
             _WRITE_RESULTS,
             ref.data_import_id,
@@ -106,7 +139,7 @@ async def validate_chunk(
             [o[2] for o in outcomes],
             [o[3] for o in outcomes],
         )
-    return len(outcomes)
+    return validator.report(len(outcomes))
 
 
 _SELECT_CHUNK = """
@@ -160,25 +193,85 @@ FROM issues GROUP BY code ORDER BY count(*) DESC
 """
 
 
+_AGENT_FINDINGS = """
+SELECT coalesce(e ->> 'agent', CASE e ->> 'code' {cases} ELSE :default_agent END) AS agent,
+  e ->> 'code' AS code, count(*) AS count
+FROM raw_import_records r, jsonb_array_elements(r.validation_errors) e
+WHERE r.data_import_id = :id GROUP BY 1, 2
+""".format(cases=" ".join(f"WHEN '{code}' THEN '{agent}'" for code, agent in AGENT_BY_CODE.items()))
+
+_QUALITY = """
+SELECT round(avg(CAST(normalized_data ->> '_quality' AS float))::numeric, 3)
+FROM raw_import_records WHERE data_import_id = :id AND NOT is_blank
+"""
+
+
 async def finalize_validation(
-    engine: AsyncEngine, ref: ImportRef, unmapped_headers: list[str]
+    engine: AsyncEngine,
+    ref: ImportRef,
+    unmapped_headers: list[str],
+    report: ChunkReport,
+    started_at: datetime,
 ) -> tuple[ValidationCounts, dict[str, Any]]:
-    """Cross-row checks, counters and the report; the report lands in the flow's phase_state."""
+    """Cross-row checks, counters, the per-code report and one step row per agent."""
     params = {"id": ref.data_import_id}
     async with engine.begin() as conn:
         await conn.execute(text(_MARK_DUPLICATES), {**params, "code": Code.DUPLICATE_KEY.value})
         counts = (await conn.execute(text(_COUNT_ROWS), params)).mappings().one()
-        report = (
-            await conn.execute(text(_ISSUE_REPORT), {**params, "examples": EXAMPLES_PER_CODE})
-        ).mappings()
-        by_code = {
-            row["code"]: {
-                "severity": row["severity"],
-                "count": row["count"],
-                "examples": row["examples"] or [],
-            }
-            for row in report
-        }
+        issues = await _issue_report(conn, params)
+        quality = await conn.scalar(text(_QUALITY), params)
+        findings = await _agent_findings(conn, params)
+        findings.setdefault("data_quality_assessor", {})["quality_score"] = float(quality or 0)
+        await _record_agent_steps(conn, ref, report, findings, started_at)
     result = ValidationCounts(**dict(counts), unmapped_headers=unmapped_headers)
-    summary = {"validation": {"issues": by_code, "unmapped_headers": unmapped_headers}}
+    summary = {
+        "validation": {
+            "issues": issues,
+            "unmapped_headers": unmapped_headers,
+            "quality_score": float(quality or 0),
+        }
+    }
     return result, summary
+
+
+async def _issue_report(conn: AsyncConnection, params: dict[str, Any]) -> dict[str, Any]:
+    rows = await conn.execute(text(_ISSUE_REPORT), {**params, "examples": EXAMPLES_PER_CODE})
+    return {
+        row["code"]: {
+            "severity": row["severity"],
+            "count": row["count"],
+            "examples": row["examples"] or [],
+        }
+        for row in rows.mappings()
+    }
+
+
+async def _agent_findings(
+    conn: AsyncConnection, params: dict[str, Any]
+) -> dict[str, dict[str, float]]:
+    rows = await conn.execute(text(_AGENT_FINDINGS), {**params, "default_agent": FORMAT_VALIDATOR})
+    findings: dict[str, dict[str, float]] = defaultdict(dict)
+    for row in rows.mappings():
+        findings[row["agent"]][row["code"]] = row["count"]
+    return findings
+
+
+async def _record_agent_steps(
+    conn: AsyncConnection,
+    ref: ImportRef,
+    report: ChunkReport,
+    findings: dict[str, dict[str, float]],
+    started_at: datetime,
+) -> None:
+    category = get_category(ref.category)
+    for agent in agent_names(category.masks_values, category.agents):
+        await steps.record_step(
+            conn,
+            ref,
+            step=f"validation:{agent}",
+            agent=agent,
+            started_at=started_at,
+            records=report.rows,
+            findings=findings.get(agent, {}),
+            duration_ms=int(report.agent_ms.get(agent, 0.0)),
+        )

@@ -14,6 +14,7 @@ from dataimport.migrate import downgrade, upgrade
 from dataimport.models import Base
 
 TABLES = {
+    "dependency_observations",
     "data_imports",
     "raw_import_records",
     "master_flows",

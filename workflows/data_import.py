@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.validation import FinalizeValidationInput, PrepareInput
     from dataimport.contracts import (
         ChunkInput,
+        ChunkReport,
         EnrichmentResult,
         FailInput,
         FlowIds,
@@ -152,10 +153,15 @@ class DataImportWorkflow:
         unmapped: list[str] = await self._activity(
             "prepare_validation", PrepareInput(ref=self._ref, processing_config=self._config)
         )
-        await self._over_chunks("validate_chunk", "validation")
+        reports = await self._over_chunks("validate_chunk", "validation")
+        report = ChunkReport()
+        for chunk_report in reports:
+            report = report.plus(chunk_report)
         counts: ValidationCounts = await self._activity(
             "finalize_validation",
-            FinalizeValidationInput(ref=self._ref, unmapped_headers=unmapped, started_at=started),
+            FinalizeValidationInput(
+                ref=self._ref, unmapped_headers=unmapped, started_at=started, report=report
+            ),
             timeout=timedelta(hours=1),
             heartbeat=self._heartbeat_timeout(),
         )
@@ -234,16 +240,16 @@ class DataImportWorkflow:
 
     async def _over_chunks(
         self, activity_name: str, phase: str, share: tuple[float, float] = (0.0, 1.0)
-    ) -> None:
+    ) -> list[Any]:
         """Run one activity per row range with bounded parallelism, tracking progress."""
         ranges = row_ranges(self._status.total_rows, self._config.chunk_size)
         limit = asyncio.Semaphore(self._config.max_parallel_chunks)
         done = 0
 
-        async def one(rows: RowRange) -> None:
+        async def one(rows: RowRange) -> Any:
             nonlocal done
             async with limit:
-                await self._activity(
+                result = await self._activity(
                     activity_name,
                     ChunkInput(ref=self._ref, rows=rows, processing_config=self._config),
                     timeout=timedelta(minutes=30),
@@ -252,8 +258,9 @@ class DataImportWorkflow:
                 )
             done += 1
             self._set_progress(phase, share[0] + share[1] * done / max(len(ranges), 1))
+            return result
 
-        await asyncio.gather(*(one(rows) for rows in ranges))
+        return list(await asyncio.gather(*(one(rows) for rows in ranges)))
 
     async def _activity(
         self,
@@ -383,6 +390,7 @@ _RESULT_TYPES: dict[str, type] = {
     "create_flows": FlowIds,
     "finalize_validation": ValidationCounts,
     "finalize_enrichment": EnrichmentResult,
+    "validate_chunk": ChunkReport,
 }
 
 __all__: Sequence[str] = ["DataImportWorkflow", "row_ranges"]

@@ -13,7 +13,9 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dataimport.agents.base import ValidationAgent
 from dataimport.issues import Issue
+from dataimport.readers.plan import SheetPlan
 
 
 def header_key(header: str) -> str:
@@ -92,7 +94,14 @@ class ImportCategory(Protocol):
 
     name: str
     aliases: Mapping[str, str]  # header_key(source header) -> field name
+    # At least one of these must be mapped, or the file is refused (no-mapped-columns).
     required_fields: frozenset[str]
+    # Category-specific validation agents, run after the common ones (see dataimport.agents).
+    agents: Sequence[ValidationAgent]
+    # For multi-sheet workbooks: which sheet is primary and which companions join it.
+    sheet_plan: SheetPlan | None
+    # True when cell values are sensitive: they are masked wherever they leave staging.
+    masks_values: bool
 
     def validate_row(self, fields: Mapping[str, str]) -> RowOutcome:
         """Validate and normalise one row given as field -> raw cell text (mapped, stripped)."""

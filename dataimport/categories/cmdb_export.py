@@ -9,13 +9,14 @@ columns (`u_*`), which map to fields named `custom.<header key>`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataimport import inventory
+from dataimport.agents.base import ValidationAgent
 from dataimport.categories.base import EnrichCounts, ImportScope, RowOutcome
 from dataimport.issues import Code, Issue, Severity
 from dataimport.normalize import (
@@ -33,6 +34,7 @@ from dataimport.normalize import (
     quote_value,
     split_list,
 )
+from dataimport.readers.plan import SheetPlan
 
 CUSTOM_PREFIX = "custom."
 
@@ -417,6 +419,9 @@ class CmdbExportCategory:
     aliases: Mapping[str, str] = _alias_table()
     # Any one identifying column is enough: rows fall back from name to hostname to fqdn.
     required_fields = frozenset({"name", "hostname", "fqdn"})
+    agents: Sequence[ValidationAgent] = ()
+    sheet_plan: SheetPlan | None = None
+    masks_values = False
 
     def __init__(self, as_of: date | None = None) -> None:
         self._as_of = as_of  # fixed date for tests; None means today, evaluated per row

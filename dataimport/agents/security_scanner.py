@@ -1,0 +1,40 @@
+"""security_scanner: content that could attack whoever opens or renders the data later.
+
+Formula-looking cells are flagged by the readers already (they see every cell first); this
+agent adds script/markup content, oversized cells and control characters.
+"""
+
+from __future__ import annotations
+
+import re
+
+from dataimport.agents.base import RowContext
+from dataimport.issues import Code, Issue, Severity
+
+EXCEL_CELL_LIMIT = 32_767  # longer cells are truncated by spreadsheets: the data would be lost
+_SCRIPT = re.compile(
+    r"<\s*script|javascript\s*:|<\s*iframe|\bon(?:error|load|click)\s*=|;\s*drop\s+table",
+    re.IGNORECASE,
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class SecurityScanner:
+    name = "security_scanner"
+
+    def examine(self, row: RowContext) -> list[Issue]:
+        issues: list[Issue] = []
+        for header, value in row.raw.items():
+            if not value:
+                continue
+            if len(value) > EXCEL_CELL_LIMIT:
+                issues.append(self._issue(Code.OVERSIZED_CELL, header, f"{len(value)} characters"))
+            if _SCRIPT.search(value):
+                issues.append(self._issue(Code.SCRIPT_CONTENT, header, "script or markup content"))
+            elif _CONTROL.search(value):
+                issues.append(self._issue(Code.SCRIPT_CONTENT, header, "control characters"))
+        return issues
+
+    def _issue(self, code: Code, header: str, what: str) -> Issue:
+        message = f"column {header!r} holds {what}; kept as text, escaped on export"
+        return Issue(code.value, Severity.WARNING, message, header, self.name)
