@@ -44,6 +44,9 @@ class Code(StrEnum):
     ZERO_CAPACITY = "zero-capacity"
     DUPLICATE_VM_UUID = "duplicate-vm-uuid"
     UNKNOWN_OS = "unknown-os"
+    # sensitive_data: pii_detector and compliance_checker findings
+    UNDECLARED_PII = "undeclared-pii"
+    COMPLIANCE_GAP = "compliance-gap"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,12 @@ FILE_UNCLOSED_QUOTE = "unclosed-quote"
 FILE_FIELD_TOO_LARGE = "field-too-large"
 FILE_BAD_HEADER = "invalid-header"
 FILE_NOT_FOUND = "file-not-found"
+FILE_TOO_LARGE_UNCOMPRESSED = "archive-too-large"  # XLSX zip over the cap, or a zip bomb
+FILE_TOO_MANY_SHEETS = "too-many-sheets"
+FILE_INVALID_XLSX = "invalid-xlsx"
+FILE_INVALID_JSON = "invalid-json"  # malformed JSON text
+FILE_JSON_STRUCTURE = "invalid-json-structure"  # valid JSON, but not a table of objects
+FILE_NESTING_TOO_DEEP = "nesting-too-deep"
 NO_VALID_ROWS = "no-valid-rows"
 TOO_MANY_INVALID = "too-many-invalid-rows"
 NO_MAPPED_COLUMNS = "no-mapped-columns"

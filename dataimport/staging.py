@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dataimport.categories import get_category
 from dataimport.contracts import ImportRef, IngestResult
 from dataimport.db import driver_connection
 from dataimport.readers import SourceRow, open_table
@@ -83,7 +84,9 @@ async def ingest_file(
     """Stage every row of the file; safe to call again after a crash at any point."""
     resume_after = await staged_row_count(engine, ref)
     on_progress(resume_after)
-    with open_table(local_path(file_uri), max_field_size=max_field_size) as table:
+    sheet_plan = get_category(ref.category).sheet_plan
+    source = local_path(file_uri)
+    with open_table(source, max_field_size=max_field_size, sheet_plan=sheet_plan) as table:
         rows = table.rows(start_after=resume_after)
         while batch := await asyncio.to_thread(_next_batch, rows, ref, batch_size):
             await _copy_batch(engine, batch)

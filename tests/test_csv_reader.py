@@ -19,6 +19,7 @@ from dataimport.issues import (
     FILE_EMPTY,
     FILE_ENCODING,
     FILE_FIELD_TOO_LARGE,
+    FILE_INVALID_XLSX,
     FILE_NO_ROWS,
     FILE_NOT_FOUND,
     FILE_UNCLOSED_QUOTE,
@@ -420,7 +421,7 @@ def test_other_binaries(tmp_path: Path, head: bytes) -> None:
     assert failure(write(tmp_path, head)).code == FILE_BINARY
 
 
-def test_xlsx_is_recognised_but_not_supported_here(tmp_path: Path) -> None:
+def test_xlsx_is_recognised_from_its_bytes_not_its_name(tmp_path: Path) -> None:
     xlsx = _zip_bytes(
         tmp_path, {"[Content_Types].xml": "<Types/>", "xl/workbook.xml": "<workbook/>"}
     )
@@ -428,7 +429,7 @@ def test_xlsx_is_recognised_but_not_supported_here(tmp_path: Path) -> None:
 
     error = failure(write(tmp_path, xlsx, "inventory.csv"))
 
-    assert error.code == FILE_BINARY
+    assert error.code == FILE_INVALID_XLSX  # read as XLSX (a stub one), not as CSV
     assert "XLSX" in error.message
 
 
@@ -443,15 +444,23 @@ def test_zip_that_is_not_xlsx(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "data", [b'[{"name": "web01"}]', b'  {"rows": []}', codecs.BOM_UTF8 + b"[\n  {}\n]"]
+    ("data", "code"),
+    [
+        (b'[{"name": "web01"}]', None),
+        (b'  {"rows": []}', FILE_NO_ROWS),
+        (codecs.BOM_UTF8 + b"[\n  {}\n]", FILE_NO_ROWS),
+    ],
 )
-def test_json_is_recognised_but_not_supported_here(tmp_path: Path, data: bytes) -> None:
+def test_json_is_recognised_and_read_as_json(tmp_path: Path, data: bytes, code: str | None) -> None:
     assert detect_format(data) == "json"
+    path = write(tmp_path, data, "inventory.csv")
 
-    error = failure(write(tmp_path, data))
-
-    assert error.code == FILE_BINARY
-    assert "JSON" in error.message
+    if code is not None:
+        assert failure(path).code == code
+        return
+    source, rows = read_all(path)
+    assert source.format == "json"
+    assert rows[0].cells == {"name": "web01"}
 
 
 def test_bracketed_csv_header_is_not_json() -> None:

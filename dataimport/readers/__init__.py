@@ -1,8 +1,10 @@
-"""Streaming tabular readers: one interface over CSV (now) and XLSX/JSON (later).
+"""Streaming tabular readers: one interface over CSV, XLSX and JSON.
 
-`open_table(path)` sniffs the file from its bytes, fails early with a classified
-`ImportFailure` for files that cannot be imported, and returns a `TableSource` whose `rows()`
-streams `SourceRow`s (cells exactly as read, plus reader-level warnings) in bounded memory.
+`open_table(path)` sniffs the file from its bytes (never its name), fails early with a
+classified `ImportFailure` for files that cannot be imported, and returns a `TableSource` whose
+`rows()` streams `SourceRow`s (cells as text, plus reader-level warnings) in bounded memory.
+Every format builds its rows through `make_row`, so blank/extra/missing/formula warnings mean
+the same thing whatever the file type.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from typing import Protocol
 
 from dataimport.issues import (
     FILE_BAD_HEADER,
-    FILE_BINARY,
     FILE_EMPTY,
     FILE_NOT_FOUND,
     Code,
@@ -27,11 +28,16 @@ from dataimport.readers.detect import (
     SAMPLE_SIZE,
     detect_format,
     escape_formula,
+    is_zip,
     looks_like_formula,
 )
+from dataimport.readers.plan import SheetPlan
 
 __all__ = [
+    "DEFAULT_MAX_JSON_DEPTH",
+    "DEFAULT_MAX_UNCOMPRESSED_BYTES",
     "RowReader",
+    "SheetPlan",
     "SourceRow",
     "TableSource",
     "detect_format",
@@ -39,10 +45,15 @@ __all__ = [
     "looks_like_formula",
     "make_row",
     "normalize_headers",
+    "number_text",
     "open_table",
 ]
 
 _LISTED_HEADERS = 5  # how many column names an issue message spells out
+DEFAULT_MAX_UNCOMPRESSED_BYTES = 1024**3  # an XLSX may unpack to 1 GiB, no more
+DEFAULT_MAX_JSON_DEPTH = 32
+# Integral floats up to here print as integers; beyond, float precision is gone anyway.
+_EXACT_FLOAT_LIMIT = 1e15
 
 
 @dataclass(slots=True)
@@ -69,13 +80,18 @@ class RowReader(Protocol):
 
 @dataclass
 class TableSource:
-    """An opened table: detected parameters, headers, and a row stream. Use as a context manager."""
+    """An opened table: detected parameters, headers, and a row stream. Use as a context manager.
+
+    encoding and delimiter are "" where they do not apply (XLSX; delimiter for JSON). details
+    holds format-specific facts for describe(), e.g. the sheet an XLSX table came from.
+    """
 
     format: str
     encoding: str
     delimiter: str
     headers: list[str]
     _reader: RowReader = field(repr=False, compare=False)
+    details: dict[str, str] = field(default_factory=dict)
 
     def rows(self, start_after: int = 0) -> Iterator[SourceRow]:
         """Stream the rows numbered above `start_after` (resume point after a crash).
@@ -86,7 +102,12 @@ class TableSource:
 
     def describe(self) -> dict[str, str]:
         """Detected parameters, JSON-ready (stored with the import for support and replays)."""
-        return {"format": self.format, "encoding": self.encoding, "delimiter": self.delimiter}
+        return {
+            "format": self.format,
+            "encoding": self.encoding,
+            "delimiter": self.delimiter,
+            **self.details,
+        }
 
     def close(self) -> None:
         self._reader.close()
@@ -103,24 +124,61 @@ class TableSource:
         self.close()
 
 
-def open_table(path: Path, *, max_field_size: int = 1_000_000) -> TableSource:
+def open_table(
+    path: Path,
+    *,
+    max_field_size: int = 1_000_000,
+    sheet_plan: SheetPlan | None = None,
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
+    max_json_depth: int = DEFAULT_MAX_JSON_DEPTH,
+) -> TableSource:
     """Open a tabular file for streaming, or raise ImportFailure saying why it cannot be read.
 
-    Codes: FILE_NOT_FOUND, FILE_EMPTY, FILE_BINARY (also XLSX/JSON for now), FILE_ENCODING,
-    FILE_BAD_HEADER, FILE_NO_ROWS; a malformed first data row may surface later, from rows().
+    CSV, XLSX (zip magic) and JSON (array, wrapper object or NDJSON) are told apart by their
+    bytes. sheet_plan picks the primary and companion sheets of a workbook (ignored for CSV and
+    JSON); max_uncompressed_bytes caps what an XLSX may unpack to; max_json_depth caps nesting.
+
+    Codes: FILE_NOT_FOUND, FILE_EMPTY, FILE_BINARY, FILE_ENCODING, FILE_BAD_HEADER,
+    FILE_NO_ROWS, FILE_FIELD_TOO_LARGE; XLSX: FILE_TOO_LARGE_UNCOMPRESSED, FILE_TOO_MANY_SHEETS,
+    FILE_INVALID_XLSX; JSON: FILE_INVALID_JSON, FILE_JSON_STRUCTURE, FILE_NESTING_TOO_DEEP.
+    A malformed row further down surfaces later, from rows(), with its row number.
     """
+    # The format modules are imported here, not at the top: they import the shared types
+    # from this module.
     head, complete = _read_head(path)
-    file_format = detect_format(head)
-    if file_format != "csv":
-        raise ImportFailure(
-            FILE_BINARY,
-            f"The file is {file_format.upper()}; {file_format.upper()} support is not "
-            "available for this reader yet. Export the data as CSV and upload it again.",
+    if is_zip(head):
+        # Every zip goes to the XLSX reader, which judges the central directory, not just the
+        # first 64 KiB: a workbook whose xl/ entries come late is still a workbook.
+        from dataimport.readers.xlsx_reader import open_xlsx
+
+        return open_xlsx(
+            path,
+            max_field_size=max_field_size,
+            sheet_plan=sheet_plan,
+            max_uncompressed_bytes=max_uncompressed_bytes,
         )
-    # Imported here, not at the top: csv_reader imports the shared types from this module.
+    if detect_format(head) == "json":
+        from dataimport.readers.json_reader import open_json
+
+        return open_json(
+            path, head, complete, max_field_size=max_field_size, max_depth=max_json_depth
+        )
     from dataimport.readers.csv_reader import open_csv
 
     return open_csv(path, head, complete, max_field_size=max_field_size)
+
+
+def number_text(value: float) -> str:
+    """A number as a person reads it: 8192.0 -> "8192", 2.5 -> "2.5", 1e20 -> "1e+20".
+
+    Spreadsheets and JSON parsers hand over integral values as floats; a spurious ".0" would
+    make "8192" and "8192.0" different values downstream.
+    """
+    if isinstance(value, int):
+        return str(value)
+    if value.is_integer() and abs(value) < _EXACT_FLOAT_LIMIT:
+        return str(int(value))
+    return repr(value)
 
 
 def normalize_headers(raw: Sequence[str]) -> list[str]:

@@ -68,7 +68,11 @@ _COMMON_LEGACY_ENCODING = re.compile(
     r"cp125\d|iso8859_\d+|latin_1|koi8_[ru]|cp874|tis_620|cp932|shift_jis|euc_jp"
     r"|cp949|euc_kr|gb2312|gbk|gb18030|big5|big5hkscs"
 )
-_JSON_ARRAY_START = re.compile(r"\[\s*(?:[\[{\"\]]|$)")
+# "[" opens JSON when a JSON value follows: a container, a string, or a number/literal that is
+# itself followed by "," or "]" (so a CSV header like "[name],[os]" stays CSV).
+_JSON_ARRAY_START = re.compile(
+    r"\[\s*(?:[\[{\"\]]|$|(?:-?\d[\d.eE+-]*|true|false|null)\s*(?:[,\]]|$))"
+)
 # Signed numbers, thousands/decimal separators of either locale, exponent, percent.
 _PLAIN_NUMBER = re.compile(r"[+-](?:\d[\d,.]*|[.,]\d+)(?:[eE][+-]?\d+)?%?")
 
@@ -76,10 +80,12 @@ _PLAIN_NUMBER = re.compile(r"[+-](?:\d[\d,.]*|[.,]\d+)(?:[eE][+-]?\d+)?%?")
 def detect_format(head: bytes) -> str:
     """Classify a file from its first bytes: "csv", "xlsx" or "json".
 
+    XLSX: zip magic with xl/ entries in the sample. JSON: the first non-blank character (after
+    a BOM) opens an object, or an array holding a JSON value. Anything else textual is CSV.
     Raises ImportFailure(FILE_BINARY) for anything else that is binary. Never looks at the
     file name: uploads are renamed and users mislabel files.
     """
-    if head.startswith(_ZIP_MAGIC):
+    if is_zip(head):
         if b"xl/" in head:
             return "xlsx"
         raise _binary("a ZIP archive that is not an XLSX workbook")
@@ -96,6 +102,11 @@ def detect_format(head: bytes) -> str:
         _reject_binary_bytes(head)
         text = head[:4096].decode("utf-8", errors="ignore").lstrip("\ufeff")
     return "json" if _looks_like_json(text) else "csv"
+
+
+def is_zip(head: bytes) -> bool:
+    """True for a ZIP container (XLSX is one; whether it is a workbook needs its directory)."""
+    return head.startswith(_ZIP_MAGIC)
 
 
 def bom_of(head: bytes) -> str | None:

@@ -1,0 +1,603 @@
+"""XLSX reader: a guarded zip, python-calamine (openpyxl as fallback), sheet plans.
+
+Safety before parsing. A workbook is a zip, and a zip can unpack to far more than it weighs.
+Before any spreadsheet library sees the file, the central directory is checked (total
+uncompressed size against a cap, compression ratio of big members, sheet count), then every
+member is inflated once with its output discarded, proving that the declared sizes and CRCs
+are true. From then on the declared sizes bound everything a library can decompress, so a zip
+bomb ends as FILE_TOO_LARGE_UNCOMPRESSED, not as an out-of-memory worker.
+
+Engines. python-calamine is about 20x faster than openpyxl but loads a whole sheet into memory
+(measured here: a 105 MB sheet XML holding 2M cells took ~180 MB). Sheets whose XML is larger
+than CALAMINE_MAX_SHEET_BYTES are therefore streamed with openpyxl read-only (constant memory,
+slower); openpyxl is also the fallback for any sheet calamine rejects. Shared strings are held
+in memory by both libraries; the uncompressed-size cap bounds them.
+
+Sheet plans (see plan.py). The primary sheet gives the rows. Companion sheets are read once, at
+open, into aggregates keyed by the join key (e.g. RVTools "VM UUID", else "VM"): one entry per
+distinct key and column, numbers summed, distinct texts joined and capped at
+JOINED_TEXT_LIMIT characters, so their memory grows with the number of VMs, not of disks or
+partitions. Each primary row then carries "<sheet>.<column>" cells and "<sheet>.#rows".
+"""
+
+from __future__ import annotations
+
+import posixpath
+import struct
+import zipfile
+import zlib
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+from xml.etree import ElementTree
+
+from dataimport.issues import (
+    FILE_BINARY,
+    FILE_FIELD_TOO_LARGE,
+    FILE_INVALID_XLSX,
+    FILE_NO_ROWS,
+    FILE_TOO_LARGE_UNCOMPRESSED,
+    FILE_TOO_MANY_SHEETS,
+    ImportFailure,
+)
+from dataimport.readers import SourceRow, TableSource, make_row, normalize_headers, number_text
+from dataimport.readers.plan import SheetPlan
+
+if TYPE_CHECKING:
+    from python_calamine import CalamineSheet
+
+_MIB = 1024 * 1024
+MAX_SHEETS = 64
+CALAMINE_MAX_SHEET_BYTES = 128 * _MIB
+JOINED_TEXT_LIMIT = 400
+# Ratios are judged on big members only: small XML parts legitimately compress very well, and
+# a small member cannot hurt whatever its ratio.
+_BOMB_MIN_MEMBER_BYTES = 16 * _MIB
+_BOMB_MAX_RATIO = 100
+_WORKBOOK_PART = "xl/workbook.xml"
+_WORKBOOK_RELS_PART = "xl/_rels/workbook.xml.rels"
+_WORKSHEET_REL_TYPE = "/worksheet"
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, then name and extra-field lengths
+_LOCAL_HEADER_SIGNATURE = b"PK\x03\x04"
+_INFLATE_CHUNK = _MIB
+_JOIN_SEPARATOR = "; "
+
+
+@dataclass(frozen=True, slots=True)
+class SheetRef:
+    """A worksheet as the workbook lists it: its name, zip member and uncompressed size."""
+
+    name: str
+    part: str
+    size: int
+
+
+def open_xlsx(
+    path: Path, *, max_field_size: int, sheet_plan: SheetPlan | None, max_uncompressed_bytes: int
+) -> TableSource:
+    """Open a workbook: check the archive, pick the sheets, read headers and companions."""
+    sheets = inspect_workbook(path, max_uncompressed_bytes)
+    primary, companions = choose_sheets(sheets, sheet_plan)
+    reader = XlsxRowReader(path, primary, max_field_size)
+    reader.read_header()
+    join_keys = sheet_plan.join_keys if sheet_plan is not None else ()
+    unjoined = [sheet.name for sheet in companions if not reader.join(sheet, join_keys)]
+    details = {
+        "sheet": primary.name,
+        "companions": ",".join(companion.sheet for companion in reader.companions),
+        "engine": reader.engine,
+    }
+    if unjoined:
+        details["companions_unjoined"] = ",".join(unjoined)
+    return TableSource("xlsx", "", "", reader.headers, reader, details)
+
+
+# --- the archive ------------------------------------------------------------------------------
+
+
+def inspect_workbook(path: Path, max_uncompressed_bytes: int) -> list[SheetRef]:
+    """The workbook's worksheets in order, after proving the archive is safe to unpack."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, EOFError, ValueError):
+        raise _invalid("the ZIP container is damaged or truncated") from None
+    with archive:
+        members = {info.filename: info for info in archive.infolist()}
+        if _WORKBOOK_PART not in members:
+            raise ImportFailure(
+                FILE_BINARY,
+                "The file is a ZIP archive but not an XLSX workbook (it has no xl/workbook.xml); "
+                "upload the CSV, XLSX or JSON file itself, not an archive.",
+            )
+        _check_declared_sizes(members.values(), max_uncompressed_bytes)
+        # zipfile stops at the declared size and checks the CRC, so reading these two small
+        # parts is safe before the full inflate check below.
+        sheets = _worksheets(archive, members)
+    _verify_members(path, members.values())
+    return sheets
+
+
+def _check_declared_sizes(infos: Iterable[zipfile.ZipInfo], cap: int) -> None:
+    total = 0
+    for info in infos:
+        total += info.file_size
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size >= _BOMB_MIN_MEMBER_BYTES and ratio > _BOMB_MAX_RATIO:
+            raise _too_large(
+                f"{info.filename} would unpack {ratio:,.0f}:1 ({_mib(info.file_size)}); "
+                "real workbooks never compress like that (zip bomb pattern)"
+            )
+    if total > cap:
+        raise _too_large(f"it unpacks to {_mib(total)}, more than the {_mib(cap)} limit")
+
+
+def _worksheets(archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo]) -> list[SheetRef]:
+    """Worksheets listed in xl/workbook.xml, resolved to zip members via its relationships."""
+    if _WORKBOOK_RELS_PART not in members:
+        raise _invalid(f"{_WORKBOOK_RELS_PART} is missing")
+    relations: dict[str, tuple[str, str]] = {}
+    for element in _elements(archive, _WORKBOOK_RELS_PART, "Relationship"):
+        target = element.get("Target", "")
+        part = target.lstrip("/") if target.startswith("/") else posixpath.join("xl", target)
+        relations[element.get("Id", "")] = (posixpath.normpath(part), element.get("Type", ""))
+    sheets: list[SheetRef] = []
+    for listed, element in enumerate(_elements(archive, _WORKBOOK_PART, "sheet"), 1):
+        if listed > MAX_SHEETS:
+            raise ImportFailure(
+                FILE_TOO_MANY_SHEETS,
+                f"The workbook has more than {MAX_SHEETS} sheets; keep the sheets with the data "
+                "to import and upload it again.",
+            )
+        relation_id = next((v for k, v in element.attrib.items() if _local(k) == "id"), "")
+        part, kind = relations.get(relation_id, ("", ""))
+        if kind.endswith(_WORKSHEET_REL_TYPE) and part in members:  # charts hold no rows
+            sheets.append(SheetRef(element.get("name", ""), part, members[part].file_size))
+    if not sheets:
+        raise _invalid("the workbook lists no worksheets")
+    return sheets
+
+
+def _elements(
+    archive: zipfile.ZipFile, part: str, local_name: str
+) -> Iterator[ElementTree.Element]:
+    """Stream the elements of one XML part with the given local name (namespace ignored)."""
+    try:
+        with archive.open(part) as stream:
+            for _event, element in ElementTree.iterparse(stream):
+                if _local(element.tag) == local_name:
+                    yield element
+                element.clear()  # these parts are small, but nothing obliges them to be
+    except (ElementTree.ParseError, zipfile.BadZipFile, EOFError) as exc:
+        raise _invalid(f"{part} is not valid ({exc})") from None
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _verify_members(path: Path, infos: Iterable[zipfile.ZipInfo]) -> None:
+    """Inflate every member once (output discarded): sizes and CRCs must be what they claim.
+
+    Python's zipfile stops at the declared size, but other readers (calamine's Rust zip) inflate
+    until the stream ends: a member that lies about its size must be caught here.
+    """
+    with path.open("rb") as raw:
+        for info in infos:
+            _verify_member(raw, info)
+
+
+def _verify_member(raw: BinaryIO, info: zipfile.ZipInfo) -> None:
+    if info.flag_bits & 0x1:
+        raise _invalid("it is password-protected; remove the password and upload it again")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise _invalid(f"{info.filename} uses compression method {info.compress_type}")
+    raw.seek(info.header_offset)
+    header = raw.read(_LOCAL_HEADER.size)
+    if len(header) < _LOCAL_HEADER.size or header[:4] != _LOCAL_HEADER_SIGNATURE:
+        raise _invalid(f"the entry for {info.filename} is damaged")
+    _signature, name_length, extra_length = _LOCAL_HEADER.unpack(header)
+    raw.seek(info.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
+    produced, crc = 0, 0
+    for piece in _inflated(raw, info):
+        produced += len(piece)
+        if produced > info.file_size:
+            raise _too_large(
+                f"{info.filename} unpacks to more than the {_mib(info.file_size)} it declares "
+                "(zip bomb pattern)"
+            )
+        crc = zlib.crc32(piece, crc)
+    if produced != info.file_size or crc != info.CRC:
+        raise _invalid(f"{info.filename} is damaged (size or checksum mismatch)")
+
+
+def _inflated(raw: BinaryIO, info: zipfile.ZipInfo) -> Iterator[bytes]:
+    """The member's content in pieces of at most _INFLATE_CHUNK bytes, never more at once."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS) if info.compress_type else None
+    left = info.compress_size
+    try:
+        while left > 0:
+            chunk = raw.read(min(_INFLATE_CHUNK, left))
+            if not chunk:
+                raise _invalid(f"{info.filename} is truncated")
+            left -= len(chunk)
+            if inflater is None:
+                yield chunk
+                continue
+            # max_length bounds each output piece; the rest waits in unconsumed_tail.
+            yield inflater.decompress(chunk, _INFLATE_CHUNK)
+            while inflater.unconsumed_tail:
+                yield inflater.decompress(inflater.unconsumed_tail, _INFLATE_CHUNK)
+        if inflater is not None:
+            yield inflater.flush()
+            if not inflater.eof:
+                raise _invalid(f"{info.filename} is truncated")
+    except zlib.error as exc:
+        raise _invalid(f"{info.filename} is damaged ({exc})") from None
+
+
+# --- choosing sheets --------------------------------------------------------------------------
+
+
+def choose_sheets(
+    sheets: Sequence[SheetRef], plan: SheetPlan | None
+) -> tuple[SheetRef, list[SheetRef]]:
+    """Primary = first plan.primary present (case-insensitive), else the first worksheet;
+    companions = those of plan.companions present, in plan order. No plan: first sheet only."""
+    if plan is None:
+        return sheets[0], []
+    by_name: dict[str, SheetRef] = {}
+    for sheet in sheets:
+        by_name.setdefault(_fold(sheet.name), sheet)
+    wanted = (by_name.get(_fold(name)) for name in plan.primary)
+    primary = next((sheet for sheet in wanted if sheet is not None), sheets[0])
+    present = (by_name.get(_fold(name)) for name in plan.companions)
+    companions: list[SheetRef] = []
+    for companion in present:
+        if companion is not None and companion != primary and companion not in companions:
+            companions.append(companion)
+    return primary, companions
+
+
+def _fold(text: str) -> str:
+    return text.strip().casefold()
+
+
+# --- reading a sheet --------------------------------------------------------------------------
+
+
+class _SheetSource:
+    """One sheet's raw rows: from calamine (loaded once, replayable) or openpyxl (streamed,
+    re-opened for every pass)."""
+
+    def __init__(self, path: Path, sheet: SheetRef) -> None:
+        self.path = path
+        self.sheet = sheet
+        self._loaded = (
+            _calamine_sheet(path, sheet) if sheet.size <= CALAMINE_MAX_SHEET_BYTES else None
+        )
+        self.engine = "calamine" if self._loaded is not None else "openpyxl"
+
+    def raw_rows(self) -> Iterator[Sequence[object]]:
+        if self._loaded is None:
+            yield from _openpyxl_rows(self.path, self.sheet)
+            return
+        rows = iter(self._loaded.iter_rows())
+        while True:
+            try:
+                values = next(rows)
+            except StopIteration:
+                return
+            except Exception as exc:  # a cell calamine cannot convert, e.g. an absurd date
+                raise _invalid(f"sheet {self.sheet.name} cannot be read ({exc})") from None
+            yield values
+
+    def release(self) -> None:
+        """Free a calamine-loaded sheet (its cells live in memory until then)."""
+        self._loaded = None
+
+
+def _calamine_sheet(path: Path, sheet: SheetRef) -> CalamineSheet | None:
+    """The sheet loaded by calamine, or None when calamine rejects the file (openpyxl next)."""
+    from python_calamine import CalamineWorkbook
+
+    try:
+        workbook = CalamineWorkbook.from_path(str(path))
+        try:
+            loaded: CalamineSheet = workbook.get_sheet_by_name(sheet.name)
+        finally:
+            workbook.close()  # the loaded sheet lives on without the workbook
+    except Exception:  # any calamine failure just means: try openpyxl
+        return None
+    return loaded
+
+
+def _openpyxl_rows(path: Path, sheet: SheetRef) -> Iterator[Sequence[object]]:
+    import openpyxl
+
+    try:
+        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises anything from KeyError to XML errors
+        raise _invalid(f"the workbook cannot be read ({type(exc).__name__}: {exc})") from None
+    try:
+        if sheet.name not in workbook.sheetnames:
+            raise _invalid(f"sheet {sheet.name} cannot be found")
+        worksheet = workbook[sheet.name]
+        # The stored dimension may be missing or wrong; without it rows are read as they are.
+        worksheet.reset_dimensions()
+        rows = worksheet.iter_rows(values_only=True)
+        while True:
+            try:
+                values = next(rows)
+            except StopIteration:
+                return
+            except Exception as exc:
+                raise _invalid(f"sheet {sheet.name} cannot be read ({exc})") from None
+            yield values
+    finally:
+        workbook.close()
+
+
+def _numbered(
+    raw_rows: Iterable[Sequence[object]],
+) -> Generator[tuple[int, list[object]], None, None]:
+    """(0, header) for the first non-empty row, then (n, cells) for data rows n = 1, 2, ...
+
+    Rows above the header are skipped; blank rows inside the data keep their numbers, trailing
+    blank rows (formatting left below the data) are dropped; trailing empty cells are trimmed.
+    """
+    index = -1
+    pending_blank = 0  # counted, not stored: blank rows are yielded once data follows them
+    for raw in raw_rows:
+        cells = _trimmed(raw)
+        blank = all(_is_empty(value, strip=True) for value in cells)
+        if index < 0:
+            if not blank:
+                index = 0
+                yield index, cells
+            continue
+        if blank:
+            pending_blank += 1
+            continue
+        for _ in range(pending_blank):
+            index += 1
+            yield index, []
+        pending_blank = 0
+        index += 1
+        yield index, cells
+
+
+def _trimmed(raw: Sequence[object]) -> list[object]:
+    end = len(raw)
+    while end and _is_empty(raw[end - 1], strip=False):
+        end -= 1
+    return list(raw[:end])
+
+
+def _is_empty(value: object, *, strip: bool) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not (value.strip() if strip else value)
+    return False
+
+
+def cell_text(value: object) -> str:
+    """A cell value as the text a user sees: 8192.0 -> "8192", True -> "True", dates in
+    ISO 8601 (a datetime at midnight is a date: openpyxl reports date cells that way)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, int | float):
+        return number_text(value)
+    if isinstance(value, datetime):
+        if value.time() == time(0) and value.tzinfo is None:
+            return value.date().isoformat()
+        return value.isoformat()
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return str(value)  # durations and anything newer the engines may hand over
+
+
+# --- companion aggregates ---------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Aggregate:
+    """Several companion cells for one key and column: numbers summed, distinct texts joined."""
+
+    total: int | float | None = None
+    texts: list[str] = field(default_factory=list)
+    length: int = 0
+    truncated: bool = False
+
+    def add(self, value: object) -> None:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            self.total = value if self.total is None else self.total + value
+            return
+        text = cell_text(value).strip()
+        # `in` on a list is fine: the list holds at most JOINED_TEXT_LIMIT characters.
+        if not text or self.truncated or text in self.texts:
+            return
+        if self.length + len(text) > JOINED_TEXT_LIMIT:
+            self.truncated = True
+            return
+        self.texts.append(text)
+        self.length += len(text) + len(_JOIN_SEPARATOR)
+
+    def text(self) -> str:
+        parts = list(self.texts)
+        if self.total is not None:
+            # Summing floats leaves noise (0.1 + 0.2); nine decimals is beyond any unit here.
+            total = round(self.total, 9) if isinstance(self.total, float) else self.total
+            parts.insert(0, number_text(total))
+        if self.truncated:
+            parts.append("…")
+        return _JOIN_SEPARATOR.join(parts)
+
+
+@dataclass(slots=True)
+class _Group:
+    rows: int
+    cells: list[_Aggregate | None]  # None until the column has a value: most cells are empty
+
+
+class _Companion:
+    """A companion sheet folded into one aggregate row per join-key value."""
+
+    def __init__(
+        self, sheet: str, headers: list[str], key_index: int, primary_key_index: int
+    ) -> None:
+        self.sheet = sheet
+        self.key_index = key_index
+        self.primary_key_index = primary_key_index
+        self.columns = [i for i in range(len(headers)) if i != key_index]
+        self.headers = [f"{sheet}.{headers[i]}" for i in self.columns] + [f"{sheet}.#rows"]
+        self.groups: dict[str, _Group] = {}
+
+    def add(self, cells: Sequence[object]) -> None:
+        key = _key(cells[self.key_index] if self.key_index < len(cells) else None)
+        if not key:
+            return  # a row that names no VM cannot be joined to one
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = _Group(0, [None] * len(self.columns))
+        group.rows += 1
+        for slot, column in enumerate(self.columns):
+            if column < len(cells) and not _is_empty(cells[column], strip=True):
+                aggregate = group.cells[slot]
+                if aggregate is None:
+                    aggregate = group.cells[slot] = _Aggregate()
+                aggregate.add(cells[column])
+
+    def values_for(self, primary_cells: Sequence[str]) -> list[str]:
+        position = self.primary_key_index
+        key = _key(primary_cells[position] if position < len(primary_cells) else None)
+        group = self.groups.get(key) if key else None
+        if group is None:
+            return [""] * len(self.columns) + ["0"]
+        texts = [aggregate.text() if aggregate else "" for aggregate in group.cells]
+        return [*texts, str(group.rows)]
+
+
+def _key(value: object) -> str:
+    return _fold(cell_text(value))
+
+
+def _join_columns(
+    join_keys: Sequence[str], primary: Sequence[str], companion: Sequence[str]
+) -> tuple[int, int] | None:
+    """(primary index, companion index) of the first join key both sheets have."""
+    primary_at = {_fold(name): i for i, name in reversed(list(enumerate(primary)))}
+    companion_at = {_fold(name): i for i, name in reversed(list(enumerate(companion)))}
+    for name in join_keys:
+        folded = _fold(name)
+        if folded in primary_at and folded in companion_at:
+            return primary_at[folded], companion_at[folded]
+    return None
+
+
+# --- the row reader ---------------------------------------------------------------------------
+
+
+class XlsxRowReader:
+    """The RowReader behind an XLSX TableSource: primary rows plus joined companion cells."""
+
+    def __init__(self, path: Path, primary: SheetRef, max_field_size: int) -> None:
+        self.path = path
+        self.max_field_size = max_field_size
+        self._primary = _SheetSource(path, primary)
+        self.engine = self._primary.engine
+        self.own_headers: list[str] = []
+        self.headers: list[str] = []
+        self.companions: list[_Companion] = []
+        self._closed = False
+
+    def read_header(self) -> None:
+        """Header = first non-empty row; a non-blank data row must follow (else FILE_NO_ROWS)."""
+        name = self._primary.sheet.name
+        rows = _numbered(self._primary.raw_rows())
+        try:
+            first = next(rows, None)
+            if first is None:
+                raise ImportFailure(FILE_NO_ROWS, f"The sheet {name} is empty.")
+            self.own_headers = normalize_headers([cell_text(value) for value in first[1]])
+            if not any(cells for _, cells in rows):
+                raise ImportFailure(
+                    FILE_NO_ROWS, f"The sheet {name} has a header row but no data rows below it."
+                )
+        finally:
+            rows.close()
+        self.headers = list(self.own_headers)
+
+    def join(self, sheet: SheetRef, join_keys: Sequence[str]) -> bool:
+        """Read a companion sheet into aggregates; False when it is empty or shares no key."""
+        rows = _numbered(_SheetSource(self.path, sheet).raw_rows())
+        header = next(rows, None)
+        if header is None:
+            return False
+        headers = normalize_headers([cell_text(value) for value in header[1]])
+        columns = _join_columns(join_keys, self.own_headers, headers)
+        if columns is None:
+            rows.close()
+            return False
+        companion = _Companion(
+            sheet.name, headers, key_index=columns[1], primary_key_index=columns[0]
+        )
+        for _, cells in rows:
+            companion.add(cells)
+        self.companions.append(companion)
+        self.headers.extend(companion.headers)
+        return True
+
+    def iter_rows(self, start_after: int) -> Iterator[SourceRow]:
+        for index, cells in _numbered(self._primary.raw_rows()):
+            if self._closed:
+                raise ValueError("I/O operation on a closed table")
+            if index > start_after:  # index 0 is the header, always skipped
+                yield self._build_row(index, cells)
+
+    def close(self) -> None:
+        self._closed = True
+        self._primary.release()
+
+    def _build_row(self, index: int, cells: Sequence[object]) -> SourceRow:
+        texts = [cell_text(value) for value in cells]
+        if max(map(len, texts), default=0) > self.max_field_size:
+            raise ImportFailure(
+                FILE_FIELD_TOO_LARGE,
+                f"Sheet {self._primary.sheet.name}, data row {index}: a cell is longer than "
+                f"{self.max_field_size:,} characters.",
+            )
+        width = len(self.own_headers)
+        # An empty spreadsheet cell is empty, not missing: pad to the header width.
+        own = texts[:width] + [""] * (width - len(texts))
+        joined: list[str] = []
+        blank = not any(text.strip() for text in own)
+        for companion in self.companions:
+            joined.extend([""] * len(companion.headers) if blank else companion.values_for(own))
+        return make_row(index, self.headers, own + joined + texts[width:])
+
+
+def _invalid(reason: str) -> ImportFailure:
+    return ImportFailure(
+        FILE_INVALID_XLSX,
+        f"The file is not a readable XLSX workbook: {reason}. Open it in Excel, save it again "
+        "as .xlsx and upload it again.",
+    )
+
+
+def _too_large(reason: str) -> ImportFailure:
+    return ImportFailure(
+        FILE_TOO_LARGE_UNCOMPRESSED,
+        f"The workbook is refused because {reason}. Split it, or export the sheets you need "
+        "as CSV.",
+    )
+
+
+def _mib(size: int) -> str:
+    return f"{size / _MIB:,.1f} MiB"
