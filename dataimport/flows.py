@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from dataimport import pii
+from dataimport.categories import get_category
 from dataimport.contracts import (
     TERMINAL_STATUSES,
     FlowIds,
@@ -77,6 +79,8 @@ async def create_flows(engine: AsyncEngine, ref: ImportRef, filename: str) -> Fl
     params = {**_tenant(ref), "mf": ids.master_flow_id, "df": ids.discovery_flow_id}
     async with engine.begin() as conn:
         sample = await _raw_sample(conn, ref)
+        if get_category(ref.category).masks_values:
+            sample = [pii.mask_record(row) for row in sample]
         state = {"raw_data_sample": sample, "category": ref.category, "filename": filename}
         await conn.execute(
             text(

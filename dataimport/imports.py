@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dataimport import pii
 from dataimport.contracts import ImportRequest, ImportStatus
 from dataimport.flows import register_import
 
@@ -127,3 +128,46 @@ async def error_rows(
         result = await conn.stream(text(_ERROR_ROWS), {**tenant.params(), "id": data_import_id})
         async for row in result.mappings():
             yield dict(row)
+
+
+_FAILED_ROWS = """
+SELECT r.row_number, r.raw_data
+FROM raw_import_records r
+JOIN data_imports d ON d.id = r.data_import_id
+WHERE d.id = :id AND d.client_account_id = :c AND d.engagement_id = :e
+  AND r.is_valid IS FALSE AND NOT r.is_blank
+ORDER BY r.row_number
+"""
+
+
+async def source_headers(
+    engine: AsyncEngine, tenant: Tenant, data_import_id: uuid.UUID
+) -> list[str] | None:
+    """The file's header row as read (None when the import is unknown to this tenant)."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT detected_format FROM data_imports WHERE id = :id "
+                    "AND client_account_id = :c AND engagement_id = :e"
+                ),
+                {**tenant.params(), "id": data_import_id},
+            )
+        ).first()
+    if row is None:
+        return None
+    return list((row[0] or {}).get("headers", []))
+
+
+async def failed_rows(
+    engine: AsyncEngine, tenant: Tenant, data_import_id: uuid.UUID, *, masked: bool
+) -> AsyncIterator[tuple[int, dict[str, Any]]]:
+    """The rejected rows in their original columns (row number, header -> cell), streamed.
+
+    `masked` (sensitive categories) hides every value: the columns and row numbers still tell
+    the user which rows to fix in their own copy of the file.
+    """
+    async with engine.connect() as conn:
+        result = await conn.stream(text(_FAILED_ROWS), {**tenant.params(), "id": data_import_id})
+        async for row in result:
+            yield row[0], pii.mask_record(row[1]) if masked else row[1]

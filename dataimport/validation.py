@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from dataimport import steps
+from dataimport import pii, steps
 from dataimport.agents import AGENT_BY_CODE, FORMAT_VALIDATOR, agent_names, agents_for
 from dataimport.agents.base import RowContext
 from dataimport.categories import get_category
@@ -102,10 +102,18 @@ class _RowValidator:
             context.issues.extend(agent.examine(context))
             self.elapsed[agent.name] += time.perf_counter() - started
         issues.extend(issue.to_json() for issue in context.issues)
+        if self.category.masks_values:
+            issues = [self._masked(issue, raw) for issue in issues]
         is_valid = not any(issue.is_error for issue in context.issues)
         normalized = context.normalized
         normalized["_key"] = self.category.natural_key(normalized) if is_valid else None
         return row_number, is_valid, json.dumps(issues), json.dumps(normalized, default=str)
+
+    @staticmethod
+    def _masked(issue: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+        """Messages of sensitive imports never quote a cell (invariant 7)."""
+        values = [str(value) for value in raw.values() if value]
+        return {**issue, "message": pii.mask_text(str(issue.get("message", "")), values)}
 
     def run(self, rows: list[StagedRow]) -> list[Outcome]:
         return [self.outcome(row) for row in rows]

@@ -23,7 +23,9 @@ class PrivacyAnalyzer:
         for header, value in row.raw.items():
             if not value:
                 continue
-            kinds = {kind for kind in pii.detect_value(value) if not _expected(kind, header)}
+            hints = pii.detect_column(header)
+            found = pii.detect_value(value, hints)
+            kinds = {kind for kind in found if not _expected(kind, header)}
             if kinds:
                 message = f"column {header!r} holds {', '.join(sorted(kinds))} data"
                 issues.append(
