@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dataimport import pii, steps
 from dataimport.agents import AGENT_BY_CODE, FORMAT_VALIDATOR, agent_names, agents_for
-from dataimport.agents.base import RowContext
+from dataimport.agents.base import CrossRowAgent, RowContext
 from dataimport.categories import get_category
 from dataimport.categories.base import HeaderMapping, ImportCategory, map_headers
 from dataimport.contracts import (
@@ -225,6 +225,7 @@ async def finalize_validation(
     params = {"id": ref.data_import_id}
     async with engine.begin() as conn:
         await conn.execute(text(_MARK_DUPLICATES), {**params, "code": Code.DUPLICATE_KEY.value})
+        await _run_cross_row_agents(conn, ref)
         counts = (await conn.execute(text(_COUNT_ROWS), params)).mappings().one()
         issues = await _issue_report(conn, params)
         quality = await conn.scalar(text(_QUALITY), params)
@@ -240,6 +241,12 @@ async def finalize_validation(
         }
     }
     return result, summary
+
+
+async def _run_cross_row_agents(conn: AsyncConnection, ref: ImportRef) -> None:
+    for agent in get_category(ref.category).agents:
+        if isinstance(agent, CrossRowAgent):
+            await agent.finalize(conn, str(ref.data_import_id))
 
 
 async def _issue_report(conn: AsyncConnection, params: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataimport.issues import Issue
 
@@ -32,4 +34,16 @@ class ValidationAgent(Protocol):
 
     def examine(self, row: RowContext) -> list[Issue]:
         """Findings about one row; tag each with `agent=self.name`."""
+        ...
+
+
+@runtime_checkable
+class CrossRowAgent(Protocol):
+    """An agent with a rule over the whole import (e.g. duplicate VM UUIDs), run set-based
+    once every row range is validated; it appends its issues to the rows' validation_errors."""
+
+    name: str
+
+    async def finalize(self, conn: AsyncConnection, data_import_id: str) -> int:
+        """Flag rows across the import; idempotent; returns the rows newly flagged."""
         ...
