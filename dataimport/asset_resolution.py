@@ -31,7 +31,7 @@ WHERE r.data_import_id = CAST(:id AS uuid) AND r.row_number BETWEEN :first AND :
 """
 
 
-def _match(alias: str) -> str:
+def match_lateral(alias: str) -> str:
     """Lateral best match for `{alias}.a`: one index lookup per rank, best rank wins."""
     tenant = "t.client_account_id = CAST(:c AS uuid) AND t.engagement_id = CAST(:e AS uuid)"
     lookups = [
@@ -57,7 +57,7 @@ def _create_missing_sql(path: str) -> str:
     return f"""
 WITH s AS ({_rows(path)}),
 unmatched AS (
-  SELECT DISTINCT ON (s.a ->> 'name_key') s.a FROM s {_match("s")}
+  SELECT DISTINCT ON (s.a ->> 'name_key') s.a FROM s {match_lateral("s")}
   WHERE m.id IS NULL ORDER BY s.a ->> 'name_key', s.row_number DESC
 )
 INSERT INTO assets (client_account_id, engagement_id, name, name_key, hostname_key, hostname,
@@ -81,7 +81,7 @@ def _write_resolved_sql(path: str) -> str:
         )
     return f"""
 WITH s AS ({_rows(path)}),
-resolved AS (SELECT s.rid, m.id AS asset_id FROM s {_match("s")} WHERE m.id IS NOT NULL)
+resolved AS (SELECT s.rid, m.id AS asset_id FROM s {match_lateral("s")} WHERE m.id IS NOT NULL)
 UPDATE raw_import_records r SET {assign}
 FROM resolved WHERE r.id = resolved.rid
 """

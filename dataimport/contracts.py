@@ -108,6 +108,7 @@ class EnrichmentResult(BaseModel):
     assets_updated: int = 0
     dependencies_created: int = 0
     dependencies_unresolved: int = 0
+    dependency_groups: int = 0
     processed_rows: int = 0
 
 
@@ -156,6 +157,7 @@ class ImportStatus(BaseModel):
     assets_created: int = 0
     assets_updated: int = 0
     dependencies_created: int = 0
+    dependency_groups: int = 0
     progress: float = 0.0
     error_code: str | None = None
     error_message: str | None = None

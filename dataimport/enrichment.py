@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport import inventory
 from dataimport.categories import get_category
 from dataimport.categories.base import EnrichCounts, ImportScope
 from dataimport.contracts import EnrichmentResult, ImportRef, RowRange
+from dataimport.dependency_groups import refresh_dependency_groups
 
 
 def import_scope(ref: ImportRef, rows: RowRange | None = None) -> ImportScope:
@@ -33,6 +37,21 @@ async def link_chunk(engine: AsyncEngine, ref: ImportRef, rows: RowRange) -> Enr
 
 
 async def enrichment_totals(engine: AsyncEngine, ref: ImportRef) -> EnrichmentResult:
-    async with engine.connect() as conn:
-        totals = await inventory.import_totals(conn, import_scope(ref))
-    return EnrichmentResult(**totals)
+    """Exact totals, and the tenant's move groups refreshed with the new dependencies."""
+    scope = import_scope(ref)
+    async with engine.begin() as conn:
+        totals = await inventory.import_totals(conn, scope)
+        groups = await refresh_dependency_groups(conn, scope.client_account_id, scope.engagement_id)
+        await conn.execute(
+            text(
+                "UPDATE data_imports SET summary = summary || CAST(:summary AS jsonb) "
+                "WHERE id = :id AND client_account_id = :c AND engagement_id = :e"
+            ),
+            {
+                "summary": json.dumps({"dependency_groups": groups}, default=str),
+                "id": ref.data_import_id,
+                "c": ref.client_account_id,
+                "e": ref.engagement_id,
+            },
+        )
+    return EnrichmentResult(**totals, dependency_groups=int(groups.get("groups", 0)))

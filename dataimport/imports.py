@@ -52,6 +52,7 @@ def _status_from_row(row: Any) -> ImportStatus:
         assets_created=outcome.get("assets_created", 0),
         assets_updated=outcome.get("assets_updated", 0),
         dependencies_created=outcome.get("dependencies_created", 0),
+        dependency_groups=outcome.get("dependency_groups", 0),
         progress=1.0 if row.status.startswith("completed") else 0.0,
         error_code=row.error_code,
         error_message=row.error_message,

@@ -71,29 +71,33 @@ WHERE t.client_account_id = :c AND t.engagement_id = :e
 
 
 def _upsert_by_name_key_sql() -> str:
+    """Upsert the range's assets and link its rows to them, in one statement.
+
+    Rows are linked through the upsert's RETURNING, not a join back to `assets`, so the plan
+    never depends on statistics of a table that was empty a moment ago.
+    """
     columns = ", ".join(ASSET_FIELDS)
     values = ", ".join(_value(col, typ) for col, typ in ASSET_FIELDS.items())
     sets = ",\n  ".join(f"{col} = coalesce(EXCLUDED.{col}, assets.{col})" for col in ASSET_FIELDS)
     return f"""
-WITH s AS ({_STAGED_ASSETS})
-INSERT INTO assets (client_account_id, engagement_id, name_key, {columns}, custom_attributes,
-  source_import_id, created_by_import_id)
-SELECT CAST(:c AS uuid), CAST(:e AS uuid), s.a ->> 'name_key', {values},
-  coalesce(s.a -> 'custom_attributes', '{{}}'), CAST(:id AS uuid), CAST(:id AS uuid)
-FROM s
-ON CONFLICT (client_account_id, engagement_id, name_key) DO UPDATE SET {sets},
-  custom_attributes = assets.custom_attributes || EXCLUDED.custom_attributes,
-  source_import_id = EXCLUDED.source_import_id, updated_at = now()
-"""
-
-
-_LINK_ROWS_TO_ASSETS = """
-UPDATE raw_import_records r SET asset_id = t.id, is_processed = true
-FROM assets t
+WITH s AS ({_STAGED_ASSETS}),
+upserted AS (
+  INSERT INTO assets (client_account_id, engagement_id, name_key, {columns}, custom_attributes,
+    source_import_id, created_by_import_id)
+  SELECT CAST(:c AS uuid), CAST(:e AS uuid), s.a ->> 'name_key', {values},
+    coalesce(s.a -> 'custom_attributes', '{{}}'), CAST(:id AS uuid), CAST(:id AS uuid)
+  FROM s
+  ON CONFLICT (client_account_id, engagement_id, name_key) DO UPDATE SET {sets},
+    custom_attributes = assets.custom_attributes || EXCLUDED.custom_attributes,
+    source_import_id = EXCLUDED.source_import_id, updated_at = now()
+  RETURNING id, name_key
+)
+UPDATE raw_import_records r SET asset_id = upserted.id, is_processed = true
+FROM upserted
 WHERE r.data_import_id = :id AND r.row_number BETWEEN :first AND :last AND r.is_valid
-  AND t.client_account_id = :c AND t.engagement_id = :e
-  AND t.name_key = r.normalized_data -> 'asset' ->> 'name_key'
+  AND r.normalized_data -> 'asset' ->> 'name_key' = upserted.name_key
 """
+
 
 UPDATE_BY_EXTERNAL_ID = _update_by_external_id_sql()
 UPSERT_BY_NAME_KEY = _upsert_by_name_key_sql()
@@ -113,9 +117,8 @@ async def upsert_assets(conn: AsyncConnection, scope: ImportScope) -> EnrichCoun
     """Create or update one asset per distinct staged key in the range; link rows to assets."""
     params = scope_params(scope)
     await conn.execute(text(UPDATE_BY_EXTERNAL_ID), params)
-    upserted = await conn.execute(text(UPSERT_BY_NAME_KEY), params)
-    await conn.execute(text(_LINK_ROWS_TO_ASSETS), params)
-    return EnrichCounts(assets_touched=upserted.rowcount or 0)
+    linked = await conn.execute(text(UPSERT_BY_NAME_KEY), params)
+    return EnrichCounts(assets_touched=linked.rowcount or 0)
 
 
 # A declared dependency names its target by name, host name or external id.

@@ -93,7 +93,12 @@ async def ingest_file(
             on_progress(batch[-1][3])
         detected = table.describe()
         headers = list(table.headers)
-    return await _record_ingest(engine, ref, detected, headers)
+    result = await _record_ingest(engine, ref, detected, headers)
+    async with engine.connect() as conn:
+        # Fresh statistics: the validation and enrichment plans depend on them.
+        await conn.execute(text("ANALYZE raw_import_records"))
+        await conn.commit()
+    return result
 
 
 async def _record_ingest(

@@ -80,6 +80,7 @@ class _RowValidator:
         self.category = category
         self.mapping = mapping
         self.agents = agents_for(category.masks_values, category.agents)
+        self.header_by_field = {field: header for header, field in mapping.field_by_header.items()}
         self.elapsed: dict[str, float] = defaultdict(float)
 
     def outcome(self, row: StagedRow) -> Outcome:
@@ -101,13 +102,18 @@ class _RowValidator:
             started = time.perf_counter()
             context.issues.extend(agent.examine(context))
             self.elapsed[agent.name] += time.perf_counter() - started
-        issues.extend(issue.to_json() for issue in context.issues)
+        issues.extend(self._in_source_terms(issue.to_json()) for issue in context.issues)
         if self.category.masks_values:
             issues = [self._masked(issue, raw) for issue in issues]
         is_valid = not any(issue.is_error for issue in context.issues)
         normalized = context.normalized
         normalized["_key"] = self.category.natural_key(normalized) if is_valid else None
         return row_number, is_valid, json.dumps(issues), json.dumps(normalized, default=str)
+
+    def _in_source_terms(self, issue: dict[str, Any]) -> dict[str, Any]:
+        """Name the file's column, not our field: that is what the user can find and fix."""
+        header = self.header_by_field.get(issue.get("field") or "")
+        return {**issue, "field": header} if header else issue
 
     @staticmethod
     def _masked(issue: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,6 @@ import id answers exactly like an id that does not exist.
 from __future__ import annotations
 
 import asyncio
-import csv
 import json
 import os
 import sys
@@ -19,22 +18,21 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TextIO, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 from rich.text import Text
-from sqlalchemy.exc import SQLAlchemyError
-from temporalio.service import RPCError
 
-from dataimport.contracts import ImportStatus
-from dataimport.imports import Tenant, error_rows
-from dataimport.readers import escape_formula
 from dataimport.settings import DEMO_CLIENT_ACCOUNT_ID, DEMO_ENGAGEMENT_ID, Settings
 from starter import stack
-from starter.client import ImportService, UsageError
+
+if TYPE_CHECKING:  # imported where used: `down` must work even when the domain code is broken
+    from dataimport.contracts import ImportStatus
+    from dataimport.imports import Tenant
+    from starter.client import ImportService
 
 app = typer.Typer(
     help="Durable data imports for IT-migration discovery.",
@@ -90,22 +88,33 @@ def _die(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _stack_hint(error: BaseException) -> str:
-    detail = getattr(error, "orig", None) or error
-    return f"{detail}. Is the stack up (dataimport up), or DATABASE_URL / TEMPORAL_ADDRESS right?"
+STACK_HINT = "Is the stack up (dataimport up) and are DATABASE_URL / TEMPORAL_ADDRESS right?"
+
+
+def _database_error(error: BaseException) -> str:
+    detail = getattr(error, "orig", None) or error  # the driver's words, not SQLAlchemy's SQL dump
+    if isinstance(error, ConnectionError | TimeoutError):
+        return f"cannot reach the database: {detail}. {STACK_HINT}"
+    return f"database error: {detail}. {STACK_HINT} Is it migrated (dataimport migrate)?"
 
 
 @asynccontextmanager
 async def _service(tenant: Tenant) -> AsyncIterator[ImportService]:
     from dataimport.db import create_engine
+    from starter.client import ImportService
     from worker import connect_client
 
     settings = Settings()
     try:
-        engine = create_engine(settings.resolved_database_url(), pool_size=2)
-        client = await connect_client(settings)
-    except RuntimeError as error:  # not configured, or Temporal unreachable
+        database_url = settings.resolved_database_url()
+        address = settings.resolved_temporal_address()
+    except RuntimeError as error:  # neither configured nor an embedded stack up
         _die(str(error))
+    try:
+        client = await connect_client(settings)
+    except RuntimeError as error:
+        _die(f"cannot reach Temporal at {address}: {error}. {STACK_HINT}")
+    engine = create_engine(database_url, pool_size=2)
     try:
         yield ImportService(settings, engine, client, tenant)
     finally:
@@ -118,6 +127,11 @@ def _with_service(
     action: Callable[[ImportService], Awaitable[T]],
 ) -> T:
     """Run `action` with a tenant-scoped service; map every expected failure to an exit code."""
+    from sqlalchemy.exc import SQLAlchemyError
+    from temporalio.service import RPCError
+
+    from dataimport.imports import Tenant
+    from starter.client import UsageError
 
     async def go() -> T:
         async with _service(Tenant(client_account, engagement)) as service:
@@ -130,7 +144,7 @@ def _with_service(
     except LookupError as error:
         _die(str(error.args[0]))
     except (SQLAlchemyError, ConnectionError, TimeoutError) as error:
-        _die(f"cannot reach the database: {_stack_hint(error)}")
+        _die(_database_error(error))
     except RPCError as error:
         _die(f"Temporal refused the request: {error}", EXIT_FAILED)
 
@@ -225,12 +239,18 @@ def worker() -> None:
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (Alembic upgrade head)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from dataimport.migrate import upgrade
 
     try:
-        upgrade(Settings().resolved_database_url())
-    except (RuntimeError, SQLAlchemyError, ConnectionError) as error:
-        _die(f"cannot migrate: {_stack_hint(error)}")
+        url = Settings().resolved_database_url()
+    except RuntimeError as error:
+        _die(str(error))
+    try:
+        upgrade(url)
+    except (SQLAlchemyError, ConnectionError, TimeoutError) as error:
+        _die(f"cannot migrate: {_database_error(error)}")
     console.print("database schema is up to date")
 
 
@@ -284,13 +304,19 @@ async def _follow(
 ) -> ImportStatus:
     """Poll until terminal or needs_attention, showing progress on stderr."""
     shown = ""
-    while status.status not in EXIT_BY_STATUS:
-        await asyncio.sleep(FOLLOW_INTERVAL)
-        status = await service.status(status.data_import_id) or status
-        line = _progress_line(status, label)
-        if not quiet and line != shown:
-            err.print(line, markup=False, highlight=False)
-            shown = line
+    try:
+        while status.status not in EXIT_BY_STATUS:
+            await asyncio.sleep(FOLLOW_INTERVAL)
+            status = await service.status(status.data_import_id) or status
+            line = _progress_line(status, label)
+            if not quiet and line != shown:
+                err.print(line, markup=False, highlight=False)
+                shown = line
+    except asyncio.CancelledError:  # Ctrl-C: only the watching stops, the import goes on
+        err.print(
+            f"stopped watching; the import goes on: dataimport status {status.data_import_id}"
+        )
+        raise
     return status
 
 
@@ -370,43 +396,80 @@ def fail(
 def errors(
     data_import_id: ImportId,
     out: Annotated[Path | None, typer.Option("--out", help="Write the CSV report here.")] = None,
+    failed_rows: Annotated[
+        Path | None,
+        typer.Option("--failed-rows", help="Write the rejected rows, in their columns, here."),
+    ] = None,
     client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
     engagement: Engagement = DEMO_ENGAGEMENT_ID,
 ) -> None:
-    """Error report of an import: row, column, code, severity, message (CSV, formula-safe)."""
+    """Error report of an import: row, column, code, severity, message (CSV, formula-safe).
 
-    async def action(service: ImportService) -> int:
+    With --failed-rows, also the rejected rows as a CSV to fix and import again.
+    """
+    from dataimport.reports import write_error_report, write_failed_rows
+
+    async def action(service: ImportService) -> tuple[int, int]:
         await _existing(service, data_import_id)
-        if out is None:
-            return await write_error_report(service, data_import_id, sys.stdout)
-        with _open_report(out) as handle:
-            return await write_error_report(service, data_import_id, handle)
+        args = (service.engine, service.tenant, data_import_id)
+        findings = rejected = 0
+        if out is None and failed_rows is None:
+            findings = await write_error_report(*args, sys.stdout)
+        if out is not None:
+            with _open_report(out) as handle:
+                findings = await write_error_report(*args, handle)
+        if failed_rows is not None:
+            with _open_report(failed_rows) as handle:
+                rejected = await write_failed_rows(*args, handle)
+        return findings, rejected
 
-    count = _with_service(client_account, engagement, action)
+    findings, rejected = _with_service(client_account, engagement, action)
     if out:
-        console.print(f"{count} findings written to {escape(str(out))}")
+        console.print(f"{findings} findings written to {escape(str(out))}")
+    if failed_rows:
+        console.print(f"{rejected} rejected rows written to {escape(str(failed_rows))}")
 
 
 def _open_report(out: Path) -> TextIO:
+    from starter.client import UsageError
+
     try:
         return out.open("w", newline="", encoding="utf-8")
     except OSError as error:
         raise UsageError(f"cannot write {out}: {error.strerror}") from None
 
 
-async def write_error_report(
-    service: ImportService, data_import_id: uuid.UUID, handle: TextIO
-) -> int:
-    """Every finding as one CSV row; every cell is formula-escaped (CSV injection)."""
-    writer = csv.writer(handle)
-    writer.writerow(["row", "column", "code", "severity", "message"])
-    count = 0
-    async for item in error_rows(service.engine, service.tenant, data_import_id):
-        cells = [item["row_number"], item["field"], item["code"], item["severity"]]
-        cells.append(item["message"])
-        writer.writerow([escape_formula("" if cell is None else str(cell)) for cell in cells])
-        count += 1
-    return count
+@app.command()
+def groups(
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    as_json: JsonFlag = False,
+    client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
+    engagement: Engagement = DEMO_ENGAGEMENT_ID,
+) -> None:
+    """Dependency groups (connected components): move-group candidates, largest first."""
+    from dataimport.dependency_groups import list_dependency_groups
+
+    async def action(service: ImportService) -> list[dict[str, Any]]:
+        tenant = service.tenant
+        async with service.engine.connect() as conn:
+            return await list_dependency_groups(
+                conn, str(tenant.client_account_id), str(tenant.engagement_id), limit
+            )
+
+    found = _with_service(client_account, engagement, action)
+    if as_json:
+        print(json.dumps(found, indent=2, default=str))
+        return
+    table = Table("group", "assets", "dependencies", "members")
+    for group in found:
+        members = ", ".join(str(name) for name in group.get("sample", []))
+        table.add_row(
+            escape(str(group.get("group"))),
+            str(group.get("assets")),
+            str(group.get("dependencies", "")),
+            escape(members),
+        )
+    console.print(table)
 
 
 # ----- demo --------------------------------------------------------------------------------

@@ -232,8 +232,7 @@ async def test_some_invalid_rows_complete_with_errors_and_a_formula_safe_report(
     assert f"{len(rows) - 1} findings" in written.stdout
     assert rows[0] == ["row", "column", "code", "severity", "message"]
     found = {(row[0], row[1], row[2], row[3]) for row in rows[1:]}
-    # the validator names the target field (cpu_cores), the reader the source header (cpu_count)
-    assert found & {("3", column, "type-error", "error") for column in ("cpu_count", "cpu_cores")}
+    assert ("3", "cpu_count", "type-error", "error") in found  # the file's own column name
     assert any(row[0] == "3" and "'lots'" in row[4] for row in rows)
     assert ("2", "owner", "formula-injection", "warning") in found
     assert ("4", "department", "formula-injection", "warning") in found
@@ -357,7 +356,7 @@ async def test_no_reachable_database_is_a_clear_error(cli: Cli) -> None:
     env = {**cli.env, "DATABASE_URL": "postgresql://postgres@127.0.0.1:9/none"}
     result = await Cli(env, cli.tenant)("status", str(uuid.uuid4()))
     assert result.code == 2
-    assert "cannot reach the database" in result.stderr
+    assert "cannot reach the database" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -397,8 +396,8 @@ async def test_another_tenants_import_answers_like_an_unknown_id(cli: Cli, tmp_p
     stranger, unknown = other_tenant(), str(uuid.uuid4())
 
     for template in TENANT_COMMANDS:
-        theirs = await cli(*[a.format(id=data_import_id) for a in template], tenant=stranger)
-        random = await cli(*[a.format(id=unknown) for a in template], tenant=stranger)
+        theirs = await cli(*[a.replace("{id}", data_import_id) for a in template], tenant=stranger)
+        random = await cli(*[a.replace("{id}", unknown) for a in template], tenant=stranger)
         assert theirs.masked(data_import_id) == random.masked(unknown), template
         assert theirs.code == 2 and "no import" in theirs.stderr, theirs
 

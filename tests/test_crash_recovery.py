@@ -174,7 +174,7 @@ async def test_sigkill_mid_ingest_and_mid_enrichment_loses_and_duplicates_nothin
     assert done.dependencies_created == ROWS - 1
 
 
-async def _client(settings: Settings):  # type: ignore[no-untyped-def]
+async def _client(settings: Settings):
     from worker import connect_client
 
     return await connect_client(settings)

@@ -9,7 +9,9 @@ import json
 import random
 import tracemalloc
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,7 +46,7 @@ def write(tmp_path: Path, data: bytes | str, name: str = "upload.bin") -> Path:
     return path
 
 
-def read_all(path: Path, **kwargs: int) -> tuple[TableSource, list[SourceRow]]:
+def read_all(path: Path, **kwargs: Any) -> tuple[TableSource, list[SourceRow]]:
     with open_table(path, **kwargs) as source:
         return source, list(source.rows())
 
@@ -320,8 +322,8 @@ def test_streams_a_large_file_in_bounded_memory(tmp_path: Path) -> None:
     tracemalloc.start()
     try:
         with open_table(path) as source:
-            rows = source.rows()
-            assert inspect.isgenerator(rows)
+            rows: Iterator[SourceRow] = source.rows()
+            assert inspect.isgenerator(source.rows())  # a lazy stream, not a list
             numbers = [row.row_number for row in itertools.islice(rows, 20_000)]
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()

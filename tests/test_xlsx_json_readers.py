@@ -146,8 +146,14 @@ def test_rows_without_companion_rows_get_empty_cells_and_zero_count(tmp_path: Pa
     for row in (["VM", "CPUs"], ["a", 1], ["b", 2]):
         main.append(row)
     disks = workbook.create_sheet("vDisk")
-    for row in (["vm", "Capacity MiB", "Note"], [" A ", 10.5, "x"], ["a", 0.25, "x"], [None, 7]):
-        disks.append(row)
+    disk_rows: list[list[object]] = [
+        ["vm", "Capacity MiB", "Note"],
+        [" A ", 10.5, "x"],
+        ["a", 0.25, "x"],
+        [None, 7],
+    ]
+    for disk_row in disk_rows:
+        disks.append(disk_row)
     workbook.save(path)
     plan = SheetPlan(primary=("vInfo",), companions=("vDisk",), join_keys=("VM",))
 
@@ -797,10 +803,11 @@ def test_json_streams_in_bounded_memory(tmp_path: Path, layout: str) -> None:
 
 
 def test_describe_values_are_strings(tmp_path: Path) -> None:
-    for path, kwargs in [
+    cases: list[tuple[Path, dict[str, Any]]] = [
         (RVTOOLS, {"sheet_plan": RVTOOLS_PLAN}),
         (write(tmp_path, '{"data": [{"a": 1}]}'), {}),
-    ]:
+    ]
+    for path, kwargs in cases:
         with open_table(path, **kwargs) as source:
             described = source.describe()
         assert all(isinstance(value, str) for value in described.values())

@@ -182,6 +182,7 @@ class DataImportWorkflow:
         self._status.assets_created = result.assets_created
         self._status.assets_updated = result.assets_updated
         self._status.dependencies_created = result.dependencies_created
+        self._status.dependency_groups = result.dependency_groups
         self._status.processed_rows = result.processed_rows
 
     async def _complete(self) -> None:
@@ -346,6 +347,7 @@ class DataImportWorkflow:
                     "assets_created": s.assets_created,
                     "assets_updated": s.assets_updated,
                     "dependencies_created": s.dependencies_created,
+                    "dependency_groups": s.dependency_groups,
                 }
             }
             if s.phase == "complete"

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from dataimport.categories.app_discovery import CATEGORY as APP_DISCOVERY
 from dataimport.categories.base import ImportCategory
 from dataimport.categories.cmdb_export import CATEGORY as CMDB_EXPORT
+from dataimport.categories.infrastructure import CATEGORY as INFRASTRUCTURE
+from dataimport.categories.sensitive_data import CATEGORY as SENSITIVE_DATA
 
 REGISTRY: dict[str, ImportCategory] = {
     CMDB_EXPORT.name: CMDB_EXPORT,
+    APP_DISCOVERY.name: APP_DISCOVERY,
+    INFRASTRUCTURE.name: INFRASTRUCTURE,
+    SENSITIVE_DATA.name: SENSITIVE_DATA,
 }
 
 
