@@ -26,6 +26,9 @@ SAMPLES_DIR = Path(__file__).resolve().parent.parent / "dataimport" / "samples"
 SAMPLES: list[tuple[Path, str]] = [
     (SAMPLES_DIR / "servicenow_cmdb_ci_server.csv", "cmdb_export"),
     (SAMPLES_DIR / "homegrown_cmdb.csv", "cmdb_export"),
+    (SAMPLES_DIR / "rvtools_export.xlsx", "infrastructure"),
+    (SAMPLES_DIR / "azure_migrate_dependencies.csv", "app_discovery"),
+    (SAMPLES_DIR / "data_store_inventory.csv", "sensitive_data"),
 ]
 WORKER_READY_TIMEOUT = 60.0
 
