@@ -121,19 +121,35 @@ async def upsert_assets(conn: AsyncConnection, scope: ImportScope) -> EnrichCoun
     return EnrichCounts(assets_touched=linked.rowcount or 0)
 
 
-# A declared dependency names its target by name, host name or external id.
-_LINK_DECLARED = """
-INSERT INTO asset_dependencies (client_account_id, engagement_id, source_asset_id,
-  target_asset_id, dependency_type, confidence, source_import_id, created_by_import_id)
-SELECT DISTINCT ON (r.asset_id, t.id) CAST(:c AS uuid), CAST(:e AS uuid), r.asset_id, t.id,
-  'declared', 1.0, CAST(:id AS uuid), CAST(:id AS uuid)
+# A declared dependency names its target by name, external id or host name. Each form is an
+# exact index lookup (a UNION, never an OR join), so plans stay linear without statistics.
+_TARGET_LOOKUP = """
+  SELECT t.id FROM assets t WHERE t.client_account_id = :c AND t.engagement_id = :e
+    AND t.name_key = lower(trim(x.ref))
+  UNION SELECT t.id FROM assets t WHERE t.client_account_id = :c AND t.engagement_id = :e
+    AND t.external_id = trim(x.ref)
+  UNION SELECT t.id FROM assets t WHERE t.client_account_id = :c AND t.engagement_id = :e
+    AND t.hostname_key = split_part(lower(trim(x.ref)), '.', 1)
+"""
+
+_DECLARED_REFS = """
 FROM raw_import_records r
 CROSS JOIN LATERAL jsonb_array_elements_text(r.normalized_data -> 'dependencies') AS d(ref)
-JOIN assets t ON t.client_account_id = :c AND t.engagement_id = :e
-  AND (t.name_key = lower(trim(d.ref)) OR t.external_id = trim(d.ref)
-       OR t.hostname_key = split_part(lower(trim(d.ref)), '.', 1))
 WHERE r.data_import_id = :id AND r.row_number BETWEEN :first AND :last
-  AND r.is_valid AND NOT r.superseded AND r.asset_id IS NOT NULL AND t.id <> r.asset_id
+  AND r.is_valid AND NOT r.superseded
+"""
+
+_LINK_DECLARED = f"""
+WITH x AS (SELECT r.asset_id AS source_id, d.ref {_DECLARED_REFS} AND r.asset_id IS NOT NULL),
+edges AS (
+  SELECT DISTINCT x.source_id, m.id AS target_id FROM x CROSS JOIN LATERAL ({_TARGET_LOOKUP}) AS m
+)
+INSERT INTO asset_dependencies (client_account_id, engagement_id, source_asset_id,
+  target_asset_id, dependency_type, confidence, source_import_id, created_by_import_id)
+SELECT CAST(:c AS uuid), CAST(:e AS uuid), source_id, target_id, 'declared', 1.0,
+  CAST(:id AS uuid), CAST(:id AS uuid)
+FROM edges WHERE source_id <> target_id
+ORDER BY source_id, target_id
 ON CONFLICT (client_account_id, engagement_id, source_asset_id, target_asset_id, port, protocol)
 DO UPDATE SET source_import_id = EXCLUDED.source_import_id, updated_at = now()
 """
@@ -145,13 +161,8 @@ async def link_declared_dependencies(conn: AsyncConnection, scope: ImportScope) 
     return EnrichCounts(dependencies_touched=result.rowcount or 0)
 
 
-_UNRESOLVED = """
-SELECT count(*) FROM raw_import_records r
-CROSS JOIN LATERAL jsonb_array_elements_text(r.normalized_data -> 'dependencies') AS d(ref)
-WHERE r.data_import_id = :id AND r.is_valid AND NOT r.superseded AND NOT EXISTS (
-  SELECT 1 FROM assets t WHERE t.client_account_id = :c AND t.engagement_id = :e
-    AND (t.name_key = lower(trim(d.ref)) OR t.external_id = trim(d.ref)
-         OR t.hostname_key = split_part(lower(trim(d.ref)), '.', 1)))
+_UNRESOLVED = f"""
+SELECT count(*) FROM (SELECT d.ref {_DECLARED_REFS}) AS x WHERE NOT EXISTS ({_TARGET_LOOKUP})
 """
 
 _IMPORT_TOTALS = """

@@ -12,9 +12,14 @@ import re
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 # Cells that mean "nobody knows" rather than a value to reject.
 _PLACEHOLDERS = frozenset({"", "-", "--", "n/a", "na", "none", "null", "unknown", "tbd", "?"})
+
+
+# Exports repeat the same few values (OS names, environments, sizes): cache the parses.
+CACHE_SIZE = 8192
 
 
 def quote_value(text: str, limit: int = 80) -> str:
@@ -61,6 +66,7 @@ def _decimal(text: str) -> Decimal:
     return value
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def parse_int(text: str) -> int:
     """Whole number: "16", " 8 ", "1,024", "8.0"; "8.5" or "abc" raise ValueError."""
     value = _decimal(text)
@@ -69,6 +75,7 @@ def parse_int(text: str) -> int:
     return int(value)
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def parse_float(text: str) -> float:
     """Number: "1,024.5", "12.5", "12,5" (decimal comma), "-3"; "abc" raises ValueError."""
     return float(_decimal(text))
@@ -89,6 +96,7 @@ def _unit_power(unit: str, text: str) -> int:
     return _UNIT_POWER[match["prefix"].lower()]
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def _parse_size_gb(text: str, default_unit: str) -> float:
     match = _SIZE.fullmatch(text.strip())
     if not match:
@@ -112,6 +120,7 @@ def parse_storage_gb(text: str, default_unit: str = "GB") -> float:
 # --- network -----------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def normalize_ip(text: str) -> str:
     """First valid IPv4/IPv6 address in the cell, canonical form, prefix length dropped.
 
@@ -153,6 +162,7 @@ def name_key(name: str) -> str:
 _HOST_LABEL = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def hostname_key(hostname_or_fqdn: str) -> str | None:
     """Short host name, lower case: "WEB01.corp.local" -> "web01"; "CORP\\web01" -> "web01".
 
@@ -212,6 +222,7 @@ _ENVIRONMENTS: dict[str, str] = {
 }
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def normalize_environment(text: str) -> str | None:
     """production, staging, test, uat, development, disaster_recovery or training.
 
@@ -242,6 +253,7 @@ _RANKED = re.compile(r"(?:tier|t|p|priority|level)?\s*([0-4])(?:\s.*)?")
 _RANK_TO_CRITICALITY = {"0": "critical", "1": "critical", "2": "high", "3": "medium", "4": "low"}
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def normalize_criticality(text: str) -> str | None:
     """critical, high, medium or low, from words ("Mission Critical") or ranks ("2 - High")."""
     if _is_placeholder(text):
@@ -320,6 +332,7 @@ def _servicenow_asset_type(class_name: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def normalize_asset_type(text: str) -> str | None:
     """One of ASSET_TYPES from a ServiceNow sys_class_name or a home-grown type word.
 
@@ -511,6 +524,7 @@ def _release_parts(version: str) -> list[str] | None:
     return match[0].split(".") if match else None
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def os_support_end(family: str, version: str | None) -> date | None:
     """Date the vendor's free support ends for family/version, or None when not known."""
     table = _SUPPORT_ENDS.get(family)
@@ -563,6 +577,7 @@ def normalize_os(
     return family, version, True if _older_than_table(family, lookup) else None
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def _os_versions(family: str, name: str, version: str | None) -> tuple[str | None, str | None]:
     """(release to look end of support up with, version to report) for a known family.
 
