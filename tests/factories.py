@@ -93,3 +93,7 @@ TERMINAL_OR_WAITING = (
     "cancelled",
     "needs_attention",
 )
+
+
+# shared/ lies beside the project checkout (here and in CI's fresh clone alike).
+REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"

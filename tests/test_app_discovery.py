@@ -31,9 +31,9 @@ from dataimport.dependency_groups import (
 )
 from dataimport.issues import Code
 from starter.client import ImportService
-from tests.factories import TERMINAL_OR_WAITING, wait_for, write_csv
+from tests.factories import REALDATA, TERMINAL_OR_WAITING, wait_for, write_csv
 
-AZURE_SAMPLE = Path("/work/shared/realdata/azure-migrate-dependency-export-sample.csv")
+AZURE_SAMPLE = REALDATA / "azure-migrate-dependency-export-sample.csv"
 AZURE_HEADERS = [
     "Timeslot",
     "Source server name",

@@ -13,23 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from starter.client import ImportService
 from tests.factories import CMDB_HEADERS, TERMINAL_OR_WAITING, cmdb_row, wait_for, write_csv
+from tests.test_app_discovery import AZURE_HEADERS
 from tests.test_infrastructure import RVTOOLS_HEADERS, rvtools_row
 from tests.test_sensitive_data import HEADERS as STORE_HEADERS
 from tests.test_sensitive_data import PAYMENTS
 
 pytestmark = pytest.mark.usefixtures("worker")
-
-AZURE_HEADERS = [
-    "Timeslot",
-    "Source server name",
-    "Source application",
-    "Source process",
-    "Destination server name",
-    "Destination IP",
-    "Destination application",
-    "Destination process",
-    "Destination port",
-]
 
 
 def cmdb_server(n: int, name: str, ip: str, owner: str) -> list[str]:

@@ -25,10 +25,16 @@ from dataimport.categories.infrastructure import (
 from dataimport.contracts import ImportStatus
 from dataimport.rightsizing import recommend, recommend_from_samples
 from starter.client import ImportService
-from tests.factories import CMDB_HEADERS, TERMINAL_OR_WAITING, cmdb_row, wait_for, write_csv
+from tests.factories import (
+    CMDB_HEADERS,
+    REALDATA,
+    TERMINAL_OR_WAITING,
+    cmdb_row,
+    wait_for,
+    write_csv,
+)
 
 CATEGORY = InfrastructureCategory(as_of=date(2025, 1, 1))
-REALDATA = Path("/work/shared/realdata")
 
 
 def validate(headers: Sequence[str], cells: Sequence[str]) -> tuple[RowOutcome, list[str]]:

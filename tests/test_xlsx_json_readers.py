@@ -39,8 +39,9 @@ from dataimport.readers import (
     open_table,
     xlsx_reader,
 )
+from tests.factories import REALDATA
 
-RVTOOLS = Path("/work/shared/realdata/rvtools-small-complete.xlsx")
+RVTOOLS = REALDATA / "rvtools-small-complete.xlsx"
 RVTOOLS_PLAN = SheetPlan(
     primary=("vInfo",),
     companions=("vCPU", "vMemory", "vDisk", "vPartition", "vNetwork"),

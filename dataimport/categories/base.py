@@ -7,7 +7,7 @@ normalises each row in pure Python, and turns the valid rows into inventory with
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,6 +23,38 @@ def header_key(header: str) -> str:
     text = header.strip().lstrip("\ufeff").replace("*", "").lower()
     text = re.sub(r"[^0-9a-z]+", "_", text)
     return text.strip("_")
+
+
+class AliasTable(Mapping[str, str]):
+    """header_key -> field: explicit aliases, plus a pattern rule for keys no alias names
+    (ServiceNow u_* columns, Azure per-disk columns, custom attributes ...).
+
+    Iteration and len() cover the explicit aliases only; lookups also answer for the pattern.
+    """
+
+    def __init__(
+        self,
+        aliases_by_field: Mapping[str, Sequence[str]],
+        pattern: Callable[[str], str | None] = lambda _key: None,
+    ) -> None:
+        self._explicit = {
+            alias: field for field, aliases in aliases_by_field.items() for alias in aliases
+        }
+        self._pattern = pattern
+
+    def __getitem__(self, key: str) -> str:
+        if key in self._explicit:
+            return self._explicit[key]
+        field = self._pattern(key)
+        if field is None:
+            raise KeyError(key)
+        return field
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._explicit)
+
+    def __len__(self) -> int:
+        return len(self._explicit)
 
 
 @dataclass(frozen=True, slots=True)

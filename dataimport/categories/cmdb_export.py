@@ -9,7 +9,7 @@ columns (`u_*`), which map to fields named `custom.<header key>`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataimport import inventory
 from dataimport.agents.base import ValidationAgent
-from dataimport.categories.base import EnrichCounts, ImportScope, RowOutcome
+from dataimport.categories.base import AliasTable, EnrichCounts, ImportScope, RowOutcome
 from dataimport.issues import Code, Issue, Severity
 from dataimport.normalize import (
     hostname_key,
@@ -183,33 +183,9 @@ _FALLBACKS: dict[str, tuple[str, ...]] = {
 _TRUE_WORDS = frozenset({"true", "yes", "y", "1", "t"})
 
 
-class AliasTable(Mapping[str, str]):
-    """header_key -> field, where any other ServiceNow custom column (u_*) is a custom field.
-
-    Iteration and len() cover the explicit aliases only; lookups also answer for u_* keys.
-    """
-
-    def __init__(self, explicit: Mapping[str, str]) -> None:
-        self._explicit = dict(explicit)
-
-    def __getitem__(self, key: str) -> str:
-        if key in self._explicit:
-            return self._explicit[key]
-        if key.startswith("u_") and len(key) > 2:
-            return CUSTOM_PREFIX + key
-        raise KeyError(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._explicit)
-
-    def __len__(self) -> int:
-        return len(self._explicit)
-
-
-def _alias_table() -> AliasTable:
-    return AliasTable(
-        {alias: field for field, aliases in _FIELD_ALIASES.items() for alias in aliases}
-    )
+def _servicenow_custom(key: str) -> str | None:
+    """Any other ServiceNow custom column (u_*) is a custom field."""
+    return CUSTOM_PREFIX + key if key.startswith("u_") and len(key) > 2 else None
 
 
 class _RowCheck:
@@ -416,7 +392,7 @@ class CmdbExportCategory:
     """CMDB exports: one row per configuration item, declared dependencies in one column."""
 
     name = "cmdb_export"
-    aliases: Mapping[str, str] = _alias_table()
+    aliases: Mapping[str, str] = AliasTable(_FIELD_ALIASES, _servicenow_custom)
     # Any one identifying column is enough: rows fall back from name to hostname to fqdn.
     required_fields = frozenset({"name", "hostname", "fqdn"})
     agents: Sequence[ValidationAgent] = ()

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -44,7 +44,7 @@ from dataimport.agents.infrastructure_validator import (
     flag_shared_vm_uuids,
 )
 from dataimport.asset_resolution import resolve_assets, scope_params
-from dataimport.categories.base import EnrichCounts, ImportScope, RowOutcome
+from dataimport.categories.base import AliasTable, EnrichCounts, ImportScope, RowOutcome
 from dataimport.categories.cmdb_export import MAX_CPU_CORES, MAX_MEMORY_GB, MAX_STORAGE_GB
 from dataimport.issues import Code, Issue, Severity
 from dataimport.normalize import (
@@ -255,43 +255,19 @@ _AZURE_DISK_MEASURES = {
 _DISK_FIELD = re.compile(r"disk\.(?P<n>\d+)\.(?P<measure>[a-z_]+)")
 
 
-class AliasTable(Mapping[str, str]):
-    """header_key -> field: explicit aliases, Azure per-disk columns, and custom attributes.
-
-    Any header that is not an alias, not a standard RVTools column and not a companion-sheet
-    column is a custom attribute (`custom.<header key>`). Iteration covers the explicit
-    aliases only; lookups answer for the pattern-based keys too.
-    """
-
-    def __init__(self, explicit: Mapping[str, str]) -> None:
-        self._explicit = dict(explicit)
-
-    def __getitem__(self, key: str) -> str:
-        if key in self._explicit:
-            return self._explicit[key]
-        disk = _AZURE_DISK.fullmatch(key)
-        if disk:
-            return f"disk.{disk['n']}.{_AZURE_DISK_MEASURES[disk['measure']]}"
-        if (
-            not key
-            or key in _RVTOOLS_UNUSED
-            or key.startswith(_COMPANION_PREFIXES)
-            or _READER_EXTRA.fullmatch(key)
-        ):
-            raise KeyError(key)
-        return CUSTOM_PREFIX + key
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._explicit)
-
-    def __len__(self) -> int:
-        return len(self._explicit)
-
-
-def _alias_table() -> AliasTable:
-    return AliasTable(
-        {alias: field for field, aliases in _FIELD_ALIASES.items() for alias in aliases}
-    )
+def _pattern_field(key: str) -> str | None:
+    """Azure per-disk columns, else a custom attribute unless the column is known and unused."""
+    disk = _AZURE_DISK.fullmatch(key)
+    if disk:
+        return f"disk.{disk['n']}.{_AZURE_DISK_MEASURES[disk['measure']]}"
+    if (
+        not key
+        or key in _RVTOOLS_UNUSED
+        or key.startswith(_COMPANION_PREFIXES)
+        or _READER_EXTRA.fullmatch(key)
+    ):
+        return None
+    return CUSTOM_PREFIX + key
 
 
 # --- one row being validated ---------------------------------------------------------------
@@ -1028,7 +1004,7 @@ class InfrastructureCategory:
     """RVTools, Azure Migrate, AWS Migration Hub and StratoZone inventories and samples."""
 
     name = "infrastructure"
-    aliases: Mapping[str, str] = _alias_table()
+    aliases: Mapping[str, str] = AliasTable(_FIELD_ALIASES, _pattern_field)
     required_fields = frozenset({"name", "hostname", "dns_name", "vm_uuid", "machine_id"})
     agents: Sequence[ValidationAgent] = (InfrastructureValidator(),)
     sheet_plan: SheetPlan | None = SheetPlan(
