@@ -28,6 +28,7 @@ def build_activities(engine: AsyncEngine) -> list[Callable[..., Any]]:
         validation.prepare_validation,
         validation.validate_chunk,
         validation.finalize_validation,
+        enrichment.refresh_statistics,
         enrichment.enrich_chunk,
         enrichment.link_chunk,
         enrichment.finalize_enrichment,

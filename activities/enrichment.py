@@ -39,6 +39,12 @@ class EnrichmentActivities:
 
     @activity.defn
     @classified
+    async def refresh_statistics(self, ref: ImportRef) -> None:
+        async with heartbeating():
+            await enrichment.refresh_statistics(self._engine)
+
+    @activity.defn
+    @classified
     async def finalize_enrichment(self, data: FinalizeEnrichmentInput) -> EnrichmentResult:
         async with heartbeating():
             result = await enrichment.enrichment_totals(self._engine, data.ref)

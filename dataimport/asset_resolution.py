@@ -112,6 +112,8 @@ async def resolve_assets(
     if path not in PATHS:
         raise ValueError(f"unknown endpoint path {path!r}")
     params: Mapping[str, Any] = {**scope_params(scope), "default_type": default_type}
+    # Pure index lookups: never let stale statistics of a growing table pick scans instead.
+    await conn.execute(text("SET LOCAL enable_seqscan = off"))
     created = 0
     if create_missing:
         created = (await conn.execute(text(_create_missing_sql(path)), params)).rowcount or 0

@@ -36,6 +36,15 @@ async def link_chunk(engine: AsyncEngine, ref: ImportRef, rows: RowRange) -> Enr
         return await get_category(ref.category).link(conn, import_scope(ref, rows))
 
 
+async def refresh_statistics(engine: AsyncEngine) -> None:
+    """Fresh planner statistics for the inventory tables before a pass over them: a table
+    analysed while empty makes every lookup look like a cheap sequential scan."""
+    async with engine.connect() as conn:
+        await conn.execute(text("ANALYZE assets"))
+        await conn.execute(text("ANALYZE asset_dependencies"))
+        await conn.commit()
+
+
 async def enrichment_totals(engine: AsyncEngine, ref: ImportRef) -> EnrichmentResult:
     """Exact totals, and the tenant's move groups refreshed with the new dependencies."""
     scope = import_scope(ref)

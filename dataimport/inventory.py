@@ -116,6 +116,9 @@ def scope_params(scope: ImportScope) -> dict[str, Any]:
 async def upsert_assets(conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
     """Create or update one asset per distinct staged key in the range; link rows to assets."""
     params = scope_params(scope)
+    # Row estimates of freshly written tables are ~1, which tempts the planner into nested
+    # loops over whole ranges (quadratic); hash joins are right for range-sized sets.
+    await conn.execute(text("SET LOCAL enable_nestloop = off"))
     await conn.execute(text(UPDATE_BY_EXTERNAL_ID), params)
     linked = await conn.execute(text(UPSERT_BY_NAME_KEY), params)
     return EnrichCounts(assets_touched=linked.rowcount or 0)
@@ -157,6 +160,7 @@ DO UPDATE SET source_import_id = EXCLUDED.source_import_id, updated_at = now()
 
 async def link_declared_dependencies(conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
     """Turn each row's `dependencies` list into asset_dependencies between known assets."""
+    await conn.execute(text("SET LOCAL enable_seqscan = off"))  # lookups only, see above
     result = await conn.execute(text(_LINK_DECLARED), scope_params(scope))
     return EnrichCounts(dependencies_touched=result.rowcount or 0)
 
