@@ -66,20 +66,32 @@ async def create_pending_import(
     await register_import(engine, request, workflow_id)
 
 
+async def _one_import(
+    engine: AsyncEngine, tenant: Tenant, condition: str, params: dict[str, Any]
+) -> ImportStatus | None:
+    """The tenant's import matching `condition` (a fixed SQL fragment), or None."""
+    async with engine.connect() as conn:
+        result = await conn.execute(
+            text(
+                f"SELECT {_STATUS_COLUMNS} FROM data_imports WHERE {condition} "
+                "AND client_account_id = :c AND engagement_id = :e"
+            ),
+            {**tenant.params(), **params},
+        )
+        row = result.first()
+    return _status_from_row(row) if row else None
+
+
 async def get_import(
     engine: AsyncEngine, tenant: Tenant, data_import_id: uuid.UUID
 ) -> ImportStatus | None:
-    async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                text(
-                    f"SELECT {_STATUS_COLUMNS} FROM data_imports WHERE id = :id "
-                    "AND client_account_id = :c AND engagement_id = :e"
-                ),
-                {**tenant.params(), "id": data_import_id},
-            )
-        ).first()
-    return _status_from_row(row) if row else None
+    return await _one_import(engine, tenant, "id = :id", {"id": data_import_id})
+
+
+async def find_by_request_id(
+    engine: AsyncEngine, tenant: Tenant, request_id: str
+) -> ImportStatus | None:
+    return await _one_import(engine, tenant, "request_id = :rid", {"rid": request_id})
 
 
 async def list_imports(engine: AsyncEngine, tenant: Tenant, limit: int = 50) -> list[ImportStatus]:
@@ -92,22 +104,6 @@ async def list_imports(engine: AsyncEngine, tenant: Tenant, limit: int = 50) -> 
             {**tenant.params(), "limit": limit},
         )
         return [_status_from_row(row) for row in rows]
-
-
-async def find_by_request_id(
-    engine: AsyncEngine, tenant: Tenant, request_id: str
-) -> ImportStatus | None:
-    async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                text(
-                    f"SELECT {_STATUS_COLUMNS} FROM data_imports WHERE request_id = :rid "
-                    "AND client_account_id = :c AND engagement_id = :e"
-                ),
-                {**tenant.params(), "rid": request_id},
-            )
-        ).first()
-    return _status_from_row(row) if row else None
 
 
 _ERROR_ROWS = """
