@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -122,16 +122,23 @@ class ImportService:
     async def retry(self, data_import_id: uuid.UUID, config: dict[str, Any] | None) -> ImportStatus:
         status = await self._waiting(data_import_id)
         if config is not None:
-            _config(config)  # reject a bad config here, not inside the workflow
-        await self._handle(status).signal(
-            DataImportWorkflow.retry, RetryInput(processing_config=config)
+            _config(config)  # a clear message for a bad config before asking the workflow
+        return await self._decide(
+            status, DataImportWorkflow.retry_import, RetryInput(processing_config=config)
         )
-        return status
 
     async def fail(self, data_import_id: uuid.UUID, reason: str) -> ImportStatus:
         status = await self._waiting(data_import_id)
-        await self._handle(status).signal(DataImportWorkflow.fail, FailInput(reason=reason))
-        return status
+        return await self._decide(status, DataImportWorkflow.fail_import, FailInput(reason=reason))
+
+    async def _decide(self, status: ImportStatus, update: Any, data: Any) -> ImportStatus:
+        """Send the decision as an Update: a refusal comes back at once with its reason."""
+        try:
+            answer: ImportStatus = await self._handle(status).execute_update(update, data)
+        except WorkflowUpdateFailedError as error:
+            reason = getattr(error.cause, "message", None) or str(error.cause or error)
+            raise UsageError(f"import {status.data_import_id} refused: {reason}") from None
+        return answer
 
     async def _waiting(self, data_import_id: uuid.UUID) -> ImportStatus:
         status = await self.status(data_import_id)

@@ -309,3 +309,30 @@ async def test_web_ui_finds_imports_by_search_attributes_with_summary_and_detail
     assert await description.static_summary() == "Import ui.csv (cmdb_export)"
     details = await handle.query("__temporal_workflow_metadata")
     assert "completed" in details.current_details and "rows 3" in details.current_details
+
+
+async def test_updates_answer_at_once_and_refuse_bad_decisions(
+    service: ImportService, client: Client, tmp_path: Path
+) -> None:
+    from temporalio.client import WorkflowUpdateFailedError
+
+    from dataimport.contracts import FailInput, RetryInput
+    from workflows.data_import import DataImportWorkflow
+
+    waiting = await run_import(service, write_csv(tmp_path / "x.csv", ["foo"], [["1"]]))
+    handle = client.get_workflow_handle(waiting.workflow_id)
+    with pytest.raises(WorkflowUpdateFailedError) as bad_config:
+        await handle.execute_update(
+            DataImportWorkflow.retry_import, RetryInput(processing_config={"max_invalid_ratio": 5})
+        )
+    assert "max_invalid_ratio" in str(bad_config.value.cause)
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update(DataImportWorkflow.fail_import, FailInput(reason="  "))
+    assert (await service.status(waiting.data_import_id)).status == "needs_attention"  # type: ignore[union-attr]
+
+    answer = await handle.execute_update(DataImportWorkflow.fail_import, FailInput(reason="done"))
+    assert answer.status == "needs_attention"  # accepted; the workflow now finishes it
+    failed = await wait_for(service, waiting.data_import_id, ["failed"])
+    assert failed.error_message == "done"
+    with pytest.raises(UsageError):  # a finished import refuses further decisions
+        await service.retry(waiting.data_import_id, None)

@@ -235,6 +235,38 @@ class DataImportWorkflow:
         if self._status.status == "needs_attention":
             self._decision = data
 
+    # Updates: the same decisions, but the caller learns at once whether they were accepted.
+
+    @workflow.update
+    def retry_import(self, data: RetryInput) -> ImportStatus:
+        self._decision = data
+        return self._status
+
+    @retry_import.validator
+    def _accept_retry(self, data: RetryInput) -> None:
+        self._require_waiting("retried")
+        if data.processing_config is not None:
+            merged = {**self._config.model_dump(), **data.processing_config}
+            ProcessingConfig.model_validate(merged)  # a bad config is refused, not stored
+
+    @workflow.update
+    def fail_import(self, data: FailInput) -> ImportStatus:
+        self._decision = data
+        return self._status
+
+    @fail_import.validator
+    def _accept_fail(self, data: FailInput) -> None:
+        self._require_waiting("failed")
+        if not data.reason.strip():
+            raise ValueError("a reason is required")
+
+    def _require_waiting(self, action: str) -> None:
+        if self._status.status != "needs_attention" or self._decision is not None:
+            raise ValueError(
+                f"import is {self._status.status}; only an import that needs attention "
+                f"can be {action}"
+            )
+
     @workflow.query
     def status(self) -> ImportStatus:
         return self._status
