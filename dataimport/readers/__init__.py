@@ -208,6 +208,24 @@ def normalize_headers(raw: Sequence[str]) -> list[str]:
     return result
 
 
+REPLACEMENT_CHAR = "\ufffd"  # what errors="replace" puts where bytes did not decode
+
+
+def flag_replaced_bytes(row: SourceRow, encoding: str) -> SourceRow:
+    """Warn on every cell where undecodable bytes were replaced (text formats share this)."""
+    row.issues.extend(
+        Issue(
+            Code.ENCODING_ERROR,
+            Severity.WARNING,
+            f"Some bytes are not valid {encoding} and were replaced by U+FFFD.",
+            field=key,
+        )
+        for key, value in row.cells.items()
+        if REPLACEMENT_CHAR in value
+    )
+    return row
+
+
 def make_row(row_number: int, headers: Sequence[str], values: Sequence[str]) -> SourceRow:
     """Pair cells with headers and record the reader-level warnings every format shares."""
     cells = dict(zip(headers, values, strict=False))

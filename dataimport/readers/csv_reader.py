@@ -17,18 +17,20 @@ from dataimport.issues import (
     FILE_FIELD_TOO_LARGE,
     FILE_NO_ROWS,
     FILE_UNCLOSED_QUOTE,
-    Code,
     ImportFailure,
-    Issue,
-    Severity,
 )
-from dataimport.readers import SourceRow, TableSource, make_row, normalize_headers
+from dataimport.readers import (
+    SourceRow,
+    TableSource,
+    flag_replaced_bytes,
+    make_row,
+    normalize_headers,
+)
 from dataimport.readers.detect import decode_sample, detect_delimiter, detect_encoding
 
 # A physical line may hold this many maximal fields; longer lines are refused before they are
 # read whole (a file without line breaks must not be loaded into memory).
 _LINE_LIMIT_FIELDS = 16
-_REPLACEMENT_CHAR = "\ufffd"  # what errors="replace" puts where bytes did not decode
 
 
 def open_csv(path: Path, head: bytes, complete: bool, *, max_field_size: int) -> TableSource:
@@ -143,17 +145,7 @@ class CsvRowReader:
         if max(map(len, values), default=0) > self.max_field_size:
             raise self._too_large(_where(index, None), "a field")
         row = make_row(index, self.headers, values)
-        row.issues.extend(
-            Issue(
-                Code.ENCODING_ERROR,
-                Severity.WARNING,
-                f"Some bytes are not valid {self.encoding} and were replaced by U+FFFD.",
-                field=key,
-            )
-            for key, value in row.cells.items()
-            if _REPLACEMENT_CHAR in value
-        )
-        return row
+        return flag_replaced_bytes(row, self.encoding)
 
     def _too_large(self, where: str, what: str) -> ImportFailure:
         return ImportFailure(

@@ -39,12 +39,9 @@ from dataimport.issues import (
     FILE_JSON_STRUCTURE,
     FILE_NESTING_TOO_DEEP,
     FILE_NO_ROWS,
-    Code,
     ImportFailure,
-    Issue,
-    Severity,
 )
-from dataimport.readers import SourceRow, TableSource, make_row, number_text
+from dataimport.readers import SourceRow, TableSource, flag_replaced_bytes, make_row, number_text
 from dataimport.readers.detect import detect_encoding
 
 HEADER_SAMPLE = 1000
@@ -57,7 +54,6 @@ _NON_BLANK = re.compile(r"[^ \t\n\r]")
 # a record cut off at the window's edge (those fail at the edge, or as an unterminated string).
 _EDGE = 64
 _JOIN_SEPARATOR = "; "
-_REPLACEMENT_CHAR = "\ufffd"
 _DECODER = json.JSONDecoder()
 
 
@@ -472,17 +468,7 @@ class JsonRowReader:
                 f"Record {index}: a value is longer than {self.max_field_size:,} characters.",
             )
         row = make_row(index, [*sampled, *late], values)
-        row.issues.extend(
-            Issue(
-                Code.ENCODING_ERROR,
-                Severity.WARNING,
-                f"Some bytes are not valid {self.encoding} and were replaced by U+FFFD.",
-                field=key,
-            )
-            for key, value in row.cells.items()
-            if _REPLACEMENT_CHAR in value
-        )
-        return row
+        return flag_replaced_bytes(row, self.encoding)
 
     def _note_late_keys(self, late: list[str]) -> None:
         for name in late:
