@@ -171,9 +171,19 @@ class DataImportWorkflow:
     async def _enrich(self) -> None:
         await self._set_status("enriching", "enrichment")
         started = workflow.now()
-        await self._activity("refresh_statistics", self._ref, timeout=timedelta(minutes=30))
+        await self._activity(
+            "refresh_statistics",
+            self._ref,
+            timeout=timedelta(minutes=30),
+            heartbeat=self._heartbeat_timeout(),
+        )
         await self._over_chunks("enrich_chunk", "enrichment", share=(0.0, 0.7))
-        await self._activity("refresh_statistics", self._ref, timeout=timedelta(minutes=30))
+        await self._activity(
+            "refresh_statistics",
+            self._ref,
+            timeout=timedelta(minutes=30),
+            heartbeat=self._heartbeat_timeout(),
+        )
         await self._over_chunks("link_chunk", "enrichment", share=(0.7, 0.3))
         result: EnrichmentResult = await self._activity(
             "finalize_enrichment",
@@ -302,7 +312,7 @@ class DataImportWorkflow:
         name: str,
         arg: Any,
         *,
-        timeout: timedelta = timedelta(minutes=5),
+        timeout: timedelta = timedelta(minutes=2),
         heartbeat: timedelta | None = None,
         retry: RetryPolicy = SHORT,
     ) -> Any:
