@@ -53,6 +53,30 @@ class Settings(BaseSettings):
     graceful_shutdown_seconds: float = Field(
         30.0, validation_alias=_env("DATAIMPORT_GRACEFUL_SHUTDOWN_SECONDS")
     )
+    # Observability: Prometheus scrape endpoint of the worker (Temporal runtime + import
+    # counters), log format, optional OpenTelemetry tracing (OTLP/HTTP endpoint).
+    metrics_bind: str | None = Field(None, validation_alias=_env("DATAIMPORT_METRICS_BIND"))
+    log_format: str = Field("text", validation_alias=_env("DATAIMPORT_LOG_FORMAT"))
+    otel_endpoint: str | None = Field(
+        None, validation_alias=_env("DATAIMPORT_OTEL_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+    # HTTP API.
+    api_host: str = Field("127.0.0.1", validation_alias=_env("DATAIMPORT_API_HOST"))
+    api_port: int = Field(8000, validation_alias=_env("DATAIMPORT_API_PORT"))
+    max_upload_bytes: int = Field(
+        2 * 1024**3, validation_alias=_env("DATAIMPORT_MAX_UPLOAD_BYTES")
+    )
+    # Optional model-backed agents: any OpenAI-compatible chat-completions endpoint.
+    llm_base_url: str | None = Field(None, validation_alias=_env("DATAIMPORT_LLM_BASE_URL"))
+    llm_model: str | None = Field(None, validation_alias=_env("DATAIMPORT_LLM_MODEL"))
+    llm_api_key: str | None = Field(None, validation_alias=_env("DATAIMPORT_LLM_API_KEY"))
+    llm_timeout_seconds: float = Field(
+        30.0, validation_alias=_env("DATAIMPORT_LLM_TIMEOUT_SECONDS")
+    )
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.llm_base_url and self.llm_model)
 
     @property
     def home_dir(self) -> Path:
