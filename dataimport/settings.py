@@ -63,9 +63,7 @@ class Settings(BaseSettings):
     # HTTP API.
     api_host: str = Field("127.0.0.1", validation_alias=_env("DATAIMPORT_API_HOST"))
     api_port: int = Field(8000, validation_alias=_env("DATAIMPORT_API_PORT"))
-    max_upload_bytes: int = Field(
-        2 * 1024**3, validation_alias=_env("DATAIMPORT_MAX_UPLOAD_BYTES")
-    )
+    max_upload_bytes: int = Field(2 * 1024**3, validation_alias=_env("DATAIMPORT_MAX_UPLOAD_BYTES"))
     # Optional model-backed agents: any OpenAI-compatible chat-completions endpoint.
     llm_base_url: str | None = Field(None, validation_alias=_env("DATAIMPORT_LLM_BASE_URL"))
     llm_model: str | None = Field(None, validation_alias=_env("DATAIMPORT_LLM_MODEL"))
