@@ -1,4 +1,4 @@
-# Image for the data-import workers, migrations and CLI (see docker-compose.yml).
+# Image for the data-import workers, migrations, CLI and HTTP API (see docker-compose.yml).
 FROM python:3.11.14-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -30,5 +30,8 @@ ENV DATAIMPORT_HOME=/home/dataimport/.dataimport \
     DATAIMPORT_STORAGE_DIR=/data/uploads
 
 USER 10001:10001
+
+# The HTTP API (`dataimport api --host 0.0.0.0 --port 8000`); workers listen on nothing.
+EXPOSE 8000
 
 CMD ["python", "worker.py"]

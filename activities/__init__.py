@@ -11,16 +11,24 @@ from activities.completion import CompletionActivities
 from activities.enrichment import EnrichmentActivities
 from activities.flows import FlowActivities
 from activities.ingest import IngestActivities
+from activities.model_agents import ModelAgentActivities
 from activities.validation import ValidationActivities
+from dataimport.settings import Settings, get_settings
 
 
-def build_activities(engine: AsyncEngine) -> list[Callable[..., Any]]:
-    """Every activity of the import workflow, bound to one database engine per worker."""
+def build_activities(
+    engine: AsyncEngine, settings: Settings | None = None
+) -> list[Callable[..., Any]]:
+    """Every activity of the import workflow, bound to one database engine per worker.
+
+    `settings` (default: from the environment) configures the optional model endpoint.
+    """
     ingest = IngestActivities(engine)
     flows = FlowActivities(engine)
     validation = ValidationActivities(engine)
     enrichment = EnrichmentActivities(engine)
     completion = CompletionActivities(engine)
+    model = ModelAgentActivities(engine, settings or get_settings())
     return [
         ingest.ingest_file,
         flows.register_import,
@@ -34,4 +42,5 @@ def build_activities(engine: AsyncEngine) -> list[Callable[..., Any]]:
         enrichment.finalize_enrichment,
         completion.record_status,
         completion.save_processing_config,
+        model.run_model_agents,
     ]

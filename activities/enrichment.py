@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from pydantic import BaseModel
@@ -10,13 +11,19 @@ from temporalio import activity
 
 from activities.errors import classified
 from activities.heartbeat import heartbeating
-from dataimport import enrichment, steps
+from dataimport import enrichment, metrics, steps
 from dataimport.contracts import ChunkInput, EnrichmentResult, ImportRef
+
+log = logging.getLogger("dataimport.activities.enrichment")
 
 
 class FinalizeEnrichmentInput(BaseModel):
     ref: ImportRef
     started_at: datetime
+
+
+def _span(data: ChunkInput) -> str:
+    return f"{data.rows.first_row}-{data.rows.last_row}"
 
 
 class EnrichmentActivities:
@@ -28,6 +35,8 @@ class EnrichmentActivities:
     async def enrich_chunk(self, data: ChunkInput) -> int:
         async with heartbeating():
             counts = await enrichment.enrich_chunk(self._engine, data.ref, data.rows)
+        metrics.assets_written(data.ref.category, counts.assets_touched)
+        log.info("rows %s: %d assets written", _span(data), counts.assets_touched)
         return counts.assets_touched
 
     @activity.defn
@@ -35,6 +44,8 @@ class EnrichmentActivities:
     async def link_chunk(self, data: ChunkInput) -> int:
         async with heartbeating():
             counts = await enrichment.link_chunk(self._engine, data.ref, data.rows)
+        metrics.dependencies_written(data.ref.category, counts.dependencies_touched)
+        log.info("rows %s: %d dependencies written", _span(data), counts.dependencies_touched)
         return counts.dependencies_touched
 
     @activity.defn

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -9,8 +10,10 @@ from temporalio import activity
 
 from activities.errors import classified
 from activities.heartbeat import heartbeating
-from dataimport import staging, steps
+from dataimport import metrics, staging, steps
 from dataimport.contracts import ImportRef, ImportRequest, IngestResult
+
+log = logging.getLogger("dataimport.activities.ingest")
 
 
 def ref_of(request: ImportRequest) -> ImportRef:
@@ -22,6 +25,23 @@ def ref_of(request: ImportRequest) -> ImportRef:
     )
 
 
+class StagedRows:
+    """Heartbeats ingest progress (the last committed row) and counts the rows this attempt
+    staged: a resumed attempt starts counting at its resume point."""
+
+    def __init__(self, category: str) -> None:
+        self._category = category
+        self._last_row: int | None = None
+        self.staged = 0
+
+    def __call__(self, last_row: int) -> None:
+        activity.heartbeat(last_row)
+        if self._last_row is not None:
+            metrics.rows_staged(self._category, last_row - self._last_row)
+            self.staged += last_row - self._last_row
+        self._last_row = last_row
+
+
 class IngestActivities:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -31,13 +51,14 @@ class IngestActivities:
     async def ingest_file(self, request: ImportRequest) -> IngestResult:
         started = datetime.now(UTC)
         ref = ref_of(request)
+        progress = StagedRows(ref.category)
         async with heartbeating():
             result = await staging.ingest_file(
                 self._engine,
                 ref,
                 request.file_uri,
                 max_field_size=request.processing_config.max_field_size,
-                on_progress=activity.heartbeat,
+                on_progress=progress,
             )
         async with self._engine.begin() as conn:
             await steps.record_step(
@@ -49,4 +70,5 @@ class IngestActivities:
                 records=result.total_rows,
                 findings={**result.detected_format, "blank_rows": result.blank_rows},
             )
+        log.info("staged %d rows (%d by this attempt)", result.total_rows, progress.staged)
         return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from pydantic import BaseModel
@@ -10,7 +11,7 @@ from temporalio import activity
 
 from activities.errors import classified
 from activities.heartbeat import heartbeating
-from dataimport import flows, validation
+from dataimport import flows, metrics, validation
 from dataimport.contracts import (
     ChunkInput,
     ChunkReport,
@@ -19,6 +20,8 @@ from dataimport.contracts import (
     StatusUpdate,
     ValidationCounts,
 )
+
+log = logging.getLogger("dataimport.activities.validation")
 
 
 class PrepareInput(BaseModel):
@@ -46,9 +49,11 @@ class ValidationActivities:
     @classified
     async def validate_chunk(self, data: ChunkInput) -> ChunkReport:
         async with heartbeating():
-            return await validation.validate_chunk(
+            report = await validation.validate_chunk(
                 self._engine, data.ref, data.rows, data.processing_config
             )
+        log.info("rows %d-%d validated", data.rows.first_row, data.rows.last_row)
+        return report
 
     @activity.defn
     @classified
@@ -66,5 +71,12 @@ class ValidationActivities:
                 counters=counts.model_dump(exclude={"unmapped_headers"}),
                 summary=summary,
             ),
+        )
+        metrics.rows_validated(data.ref.category, counts)
+        log.info(
+            "validated: %d valid, %d invalid, %d blank rows",
+            counts.valid_rows,
+            counts.invalid_rows,
+            counts.blank_rows,
         )
         return counts

@@ -28,6 +28,8 @@ class ProcessingConfig(BaseModel):
     max_field_size: int = Field(1_000_000, ge=1024)
     # How soon a crashed worker's activity is handed to another worker.
     heartbeat_timeout_seconds: float = Field(30, ge=1, le=3600)
+    # Ask the worker's model-backed agents for advice (docs/model-agents.md); advisory only.
+    model_agents: bool = False
 
     @field_validator("column_mapping")
     @classmethod
@@ -110,6 +112,18 @@ class EnrichmentResult(BaseModel):
     dependencies_unresolved: int = 0
     dependency_groups: int = 0
     processed_rows: int = 0
+
+
+class ModelAgentsInput(BaseModel):
+    ref: ImportRef
+    processing_config: ProcessingConfig
+
+
+class ModelAgentsResult(BaseModel):
+    """Per agent its outcome, and the mapping advice (headers and field names, never values)."""
+
+    outcomes: dict[str, str] = Field(default_factory=dict)
+    suggested_column_mapping: dict[str, str] = Field(default_factory=dict)
 
 
 class PhaseFailure(BaseModel):

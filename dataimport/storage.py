@@ -1,15 +1,18 @@
 """File storage behind a small interface: the client stores an upload, workers read it by URI.
 
 The embedded default is a local folder (`file://` URIs). Several worker machines share it as a
-mounted volume; an S3-compatible store can implement the same three functions.
+mounted volume; an S3-compatible store can implement the same functions.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
+from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from dataimport.issues import FILE_NOT_FOUND, ImportFailure
@@ -38,6 +41,97 @@ def store_upload(source: Path, uploads_dir: Path, data_import_id: uuid.UUID) -> 
             dst.write(chunk)
     partial.replace(target)  # atomic: a reader never sees a half-copied file
     return StoredFile(uri=target.resolve().as_uri(), size=size, sha256=digest.hexdigest())
+
+
+class UploadTooLarge(Exception):
+    """The stream went past the size limit; nothing of it is kept."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the upload is larger than the limit of {limit} bytes")
+        self.limit = limit
+
+
+class StreamingStore:
+    """Writes an upload arriving in chunks to `<id>.partial`, hashing and counting as it goes.
+
+    `commit` renames it atomically to `<id>.upload`; `discard` removes it. Writes are buffered
+    to `_CHUNK` and done in a thread, so the event loop never waits on the disk.
+    """
+
+    def __init__(self, uploads_dir: Path, file_id: uuid.UUID, max_bytes: int | None = None):
+        self.target = uploads_dir / f"{file_id}.upload"
+        self.partial = self.target.with_suffix(".partial")
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._digest = hashlib.sha256()
+        self._buffer = bytearray()
+        self._uploads_dir = uploads_dir
+        self._handle: Any = None
+
+    async def write(self, chunk: bytes) -> None:
+        """Append a chunk; past `max_bytes` the partial file goes and UploadTooLarge is raised."""
+        self.size += len(chunk)
+        if self.max_bytes is not None and self.size > self.max_bytes:
+            await self.discard()
+            raise UploadTooLarge(self.max_bytes)
+        self._digest.update(chunk)
+        self._buffer += chunk
+        if len(self._buffer) >= _CHUNK:
+            await self._flush()
+
+    async def commit(self) -> StoredFile:
+        await self._flush()
+        await asyncio.to_thread(self._close_and_rename)
+        uri = self.target.resolve().as_uri()
+        return StoredFile(uri=uri, size=self.size, sha256=self._digest.hexdigest())
+
+    async def discard(self) -> None:
+        await asyncio.to_thread(self._close_and_remove)
+
+    async def _flush(self) -> None:
+        data, self._buffer = bytes(self._buffer), bytearray()
+        await asyncio.to_thread(self._write, data)
+
+    def _write(self, data: bytes) -> None:
+        if self._handle is None:  # opened on first use: a request refused early leaves no file
+            self._uploads_dir.mkdir(parents=True, exist_ok=True)
+            self._handle = self.partial.open("wb")
+        self._handle.write(data)
+
+    def _close_and_rename(self) -> None:
+        self._write(b"")  # an empty upload still gets its (empty) file
+        self._handle.close()
+        self.partial.replace(self.target)  # atomic: a reader never sees a half-written file
+
+    def _close_and_remove(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        self.partial.unlink(missing_ok=True)
+
+
+async def store_stream(
+    chunks: AsyncIterable[bytes],
+    uploads_dir: Path,
+    file_id: uuid.UUID,
+    max_bytes: int | None = None,
+) -> StoredFile:
+    """Store a stream of chunks under a server-chosen name, never holding it whole in memory."""
+    store = StreamingStore(uploads_dir, file_id, max_bytes)
+    try:
+        async for chunk in chunks:
+            await store.write(chunk)
+        return await store.commit()
+    except BaseException:
+        await store.discard()
+        raise
+
+
+def remove_stored(uri: str) -> None:
+    """Delete a stored file nobody will read (e.g. a repeated upload of an existing import)."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        Path(unquote(parsed.path)).unlink(missing_ok=True)
 
 
 def local_path(uri: str) -> Path:

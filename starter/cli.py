@@ -237,6 +237,32 @@ def worker() -> None:
 
 
 @app.command()
+def api(
+    host: Annotated[str | None, typer.Option("--host", help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="TCP port.")] = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs) against the same stack."""
+    import uvicorn
+
+    from dataimport.api import create_app
+    from dataimport.logging_setup import configure_logging
+
+    settings = Settings()
+    try:  # fail here with one clear line, not inside the server's start-up
+        settings.resolved_database_url()
+        settings.resolved_temporal_address()
+    except RuntimeError as error:
+        _die(str(error))
+    configure_logging()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_config=None,  # keep the project's logging setup
+    )
+
+
+@app.command()
 def migrate() -> None:
     """Apply the database migrations (Alembic upgrade head)."""
     from sqlalchemy.exc import SQLAlchemyError

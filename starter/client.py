@@ -26,7 +26,7 @@ from dataimport.contracts import (
 )
 from dataimport.imports import Tenant
 from dataimport.settings import Settings
-from dataimport.storage import store_upload
+from dataimport.storage import StoredFile, remove_stored, store_upload
 from workflows.data_import import DataImportWorkflow
 
 _REQUEST_NAMESPACE = uuid.UUID("0b7f3c4e-9d1a-4f5e-8c2b-6a1d2e3f4a5b")
@@ -51,24 +51,65 @@ class ImportService:
         request_id: str | None = None,
     ) -> ImportStatus:
         """Store the file, record the import, start its workflow. Same request id, same import."""
-        if category not in REGISTRY:
-            raise UsageError(f"unknown category {category!r}; known: {', '.join(sorted(REGISTRY))}")
+        check_category(category)
         if not path.is_file():
             raise UsageError(f"no such file: {path}")
-        processing_config = _config(config)
-        if request_id:
-            existing = await imports.find_by_request_id(self.engine, self.tenant, request_id)
-            if existing:
-                return existing
+        processing_config = processing_config_of(config)
+        existing = await self._same_request(request_id)
+        if existing:
+            return existing
         data_import_id = self._import_id(request_id)
         stored = store_upload(path, self.settings.uploads_dir, data_import_id)
+        return await self._start(
+            data_import_id, stored, path.name, category, processing_config, request_id
+        )
+
+    async def start_stored(
+        self,
+        stored: StoredFile,
+        filename: str,
+        category: str,
+        config: dict[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> ImportStatus:
+        """Start an import from a file already in storage (the API streams uploads there).
+
+        The stored file belongs to the service from here on: when the request id names an
+        existing import, that import answers and the new copy is removed.
+        """
+        check_category(category)
+        processing_config = processing_config_of(config)
+        existing = await self._same_request(request_id)
+        if existing:
+            remove_stored(stored.uri)
+            return existing
+        data_import_id = self._import_id(request_id)
+        return await self._start(
+            data_import_id, stored, filename, category, processing_config, request_id
+        )
+
+    async def _same_request(self, request_id: str | None) -> ImportStatus | None:
+        if not request_id:
+            return None
+        return await imports.find_by_request_id(self.engine, self.tenant, request_id)
+
+    async def _start(
+        self,
+        data_import_id: uuid.UUID,
+        stored: StoredFile,
+        filename: str,
+        category: str,
+        processing_config: ProcessingConfig,
+        request_id: str | None,
+    ) -> ImportStatus:
+        """Record the import, then start its workflow (status works from the first moment)."""
         request = ImportRequest(
             data_import_id=data_import_id,
             client_account_id=self.tenant.client_account_id,
             engagement_id=self.tenant.engagement_id,
             category=category,
             file_uri=stored.uri,
-            filename=path.name,
+            filename=filename,
             file_size=stored.size,
             sha256=stored.sha256,
             request_id=request_id,
@@ -122,7 +163,7 @@ class ImportService:
     async def retry(self, data_import_id: uuid.UUID, config: dict[str, Any] | None) -> ImportStatus:
         status = await self._waiting(data_import_id)
         if config is not None:
-            _config(config)  # a clear message for a bad config before asking the workflow
+            processing_config_of(config)  # a clear message before asking the workflow
         return await self._decide(
             status, DataImportWorkflow.retry_import, RetryInput(processing_config=config)
         )
@@ -155,7 +196,13 @@ class ImportService:
         return self.client.get_workflow_handle(status.workflow_id)
 
 
-def _config(config: dict[str, Any] | None) -> ProcessingConfig:
+def check_category(category: str) -> None:
+    if category not in REGISTRY:
+        raise UsageError(f"unknown category {category!r}; known: {', '.join(sorted(REGISTRY))}")
+
+
+def processing_config_of(config: dict[str, Any] | None) -> ProcessingConfig:
+    """The validated processing config; UsageError with pydantic's reasons when it is bad."""
     try:
         return ProcessingConfig.model_validate(config or {})
     except ValueError as error:

@@ -26,6 +26,7 @@ REQUIRED_SERVICES = {
     "temporal-search-attributes",
     "migrate",
     "worker",
+    "api",
 }
 APP_DATABASE = "dataimport"
 TEMPORAL_ADDRESS = "temporal:7233"
@@ -204,7 +205,7 @@ def test_storage_dir_is_a_shared_named_volume(
     users = {name for name, service in services.items() if "DATAIMPORT_STORAGE_DIR" in env(service)}
     # migrate reads only the database; every other app container touches uploads.
     readers = users - {"migrate"}
-    assert {"worker", "cli"} <= readers
+    assert {"worker", "cli", "api"} <= readers
     volumes_used = set()
     for name in readers:
         storage_dir = env(services[name])["DATAIMPORT_STORAGE_DIR"]
@@ -225,6 +226,49 @@ def test_worker_waits_for_migrations_search_attributes_and_temporal(
     assert conditions.get("temporal") == "service_healthy"
     assert depends_on(services["migrate"]).get("postgres") == "service_healthy"
     assert services["migrate"]["command"] == ["dataimport", "migrate"]
+
+
+def test_api_runs_the_worker_image_on_port_8000(services: dict[str, dict[str, Any]]) -> None:
+    api, worker = services["api"], services["worker"]
+    assert (api["build"], api["image"]) == (worker["build"], worker["image"])
+    assert api["command"] == ["dataimport", "api", "--host", "0.0.0.0", "--port", "8000"]
+    assert 8000 in published_ports(api)
+    assert all(str(port).startswith("127.0.0.1:") for port in api["ports"])
+    assert api.get("restart") in {"always", "unless-stopped", "on-failure"}
+    assert "8000" in " ".join(api["healthcheck"]["test"])
+    lines = [line.strip() for line in DOCKERFILE.read_text().splitlines()]
+    assert "EXPOSE 8000" in lines
+
+
+def test_api_reaches_the_same_database_temporal_and_task_queue_as_the_worker(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    api, worker = env(services["api"]), env(services["worker"])
+    for name in ("DATABASE_URL", "TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "DATAIMPORT_TASK_QUEUE"):
+        assert api[name] == worker[name], name
+    assert int(api.get("DATAIMPORT_MAX_UPLOAD_BYTES", "1")) > 0
+
+
+def test_api_waits_for_migrations_and_search_attributes(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    conditions = depends_on(services["api"])
+    assert conditions.get("migrate") == "service_completed_successfully"
+    assert conditions.get("temporal-search-attributes") == "service_completed_successfully"
+    assert conditions.get("temporal") == "service_healthy"
+
+
+def test_api_and_worker_share_the_uploads_volume_at_the_storage_dir(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The API stores an upload; a worker (another container) must read it at the same path."""
+    seen = set()
+    for name in ("api", "worker"):
+        storage_dir = env(services[name])["DATAIMPORT_STORAGE_DIR"]
+        named = [(s, t) for s, t in mounts(services[name]) if is_named_volume(s)]
+        assert [(source, target) for source, target in named if target == storage_dir], name
+        seen.add((storage_dir, *(source for source, target in named if target == storage_dir)))
+    assert len(seen) == 1, f"api and worker disagree on the uploads volume: {seen}"
 
 
 def test_worker_stop_grace_outlasts_graceful_shutdown(

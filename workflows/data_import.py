@@ -7,6 +7,7 @@ and row ranges and return counts, so history stays small for any file size.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -31,6 +32,8 @@ with workflow.unsafe.imports_passed_through():
         ImportRequest,
         ImportStatus,
         IngestResult,
+        ModelAgentsInput,
+        ModelAgentsResult,
         PhaseFailure,
         ProcessingConfig,
         RetryInput,
@@ -38,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
         StatusUpdate,
         ValidationCounts,
     )
-    from dataimport.issues import NO_VALID_ROWS, TOO_MANY_INVALID
+    from dataimport.issues import NO_MAPPED_COLUMNS, NO_VALID_ROWS, TOO_MANY_INVALID
 
 T = TypeVar("T")
 
@@ -50,6 +53,11 @@ PHASE_WEIGHTS = {"upload": (0.0, 0.25), "validation": (0.25, 0.3), "enrichment":
 
 SHORT = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
 LONG = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=10)
+
+# Model-backed agents are advisory: two attempts at most, and a failure never fails the import.
+MODEL_AGENTS_PATCH = "model-agents"
+MODEL_AGENTS_TIMEOUT = timedelta(minutes=5)  # one model call (capped at 120 s) plus its DB work
+ADVISORY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=2)
 
 
 def row_ranges(total_rows: int, chunk_size: int) -> list[RowRange]:
@@ -150,9 +158,7 @@ class DataImportWorkflow:
     async def _validate(self) -> None:
         await self._set_status("validating", "validation")
         started = workflow.now()
-        unmapped: list[str] = await self._activity(
-            "prepare_validation", PrepareInput(ref=self._ref, processing_config=self._config)
-        )
+        unmapped = await self._prepare_validation()
         reports = await self._over_chunks("validate_chunk", "validation")
         report = ChunkReport()
         for chunk_report in reports:
@@ -167,6 +173,45 @@ class DataImportWorkflow:
         )
         self._apply_counts(counts)
         self._check_invalid_share(counts)
+
+    async def _prepare_validation(self) -> list[str]:
+        """Check the mapping. With model agents wanted, their advice comes before the chunks
+        run, and before needs_attention when no column maps at all (where it helps most)."""
+        try:
+            unmapped: list[str] = await self._activity(
+                "prepare_validation", PrepareInput(ref=self._ref, processing_config=self._config)
+            )
+        except ActivityError as error:
+            if _error_code(error) == NO_MAPPED_COLUMNS and self._model_agents_wanted():
+                advice = await self._ask_model_agents()
+                raise PhaseFailed(
+                    _with_advice(_failure_from("validation", error), advice)
+                ) from None
+            raise
+        if unmapped and self._model_agents_wanted():
+            await self._ask_model_agents()
+        return unmapped
+
+    def _model_agents_wanted(self) -> bool:
+        # The flag first: an import without it never reaches the patch marker, so histories
+        # recorded before model agents existed replay unchanged.
+        return self._config.model_agents and workflow.patched(MODEL_AGENTS_PATCH)
+
+    async def _ask_model_agents(self) -> ModelAgentsResult | None:
+        """Advice only: the activity records each job as a step; its failure is just logged."""
+        try:
+            result: ModelAgentsResult = await self._activity(
+                "run_model_agents",
+                ModelAgentsInput(ref=self._ref, processing_config=self._config),
+                timeout=MODEL_AGENTS_TIMEOUT,
+                heartbeat=self._heartbeat_timeout(),
+                retry=ADVISORY,
+            )
+        except ActivityError as error:
+            workflow.logger.warning("model agents failed, import goes on: %s", error.cause)
+            return None
+        workflow.logger.info("model agents: %s", result.outcomes)
+        return result
 
     async def _enrich(self) -> None:
         await self._set_status("enriching", "enrichment")
@@ -416,6 +461,20 @@ class DataImportWorkflow:
         workflow.set_current_details("\n\n".join(lines))
 
 
+def _error_code(error: ActivityError) -> str | None:
+    cause = error.cause
+    return cause.type if isinstance(cause, ApplicationError) else None
+
+
+def _with_advice(failure: PhaseFailure, advice: ModelAgentsResult | None) -> PhaseFailure:
+    """The failure message plus the model's column_mapping suggestion, if it made one."""
+    if advice is None or not advice.suggested_column_mapping:
+        return failure
+    mapping = json.dumps(advice.suggested_column_mapping)
+    message = f"{failure.error_message} A model suggests (advisory, check it first): {mapping}"
+    return failure.model_copy(update={"error_message": message})
+
+
 def _failure_from(phase: str, error: ActivityError) -> PhaseFailure:
     """Classified failures keep their code; anything else is an internal error, briefly put."""
     cause = error.cause
@@ -437,6 +496,7 @@ _RESULT_TYPES: dict[str, type] = {
     "finalize_validation": ValidationCounts,
     "finalize_enrichment": EnrichmentResult,
     "validate_chunk": ChunkReport,
+    "run_model_agents": ModelAgentsResult,
 }
 
 __all__: Sequence[str] = ["DataImportWorkflow", "row_ranges"]

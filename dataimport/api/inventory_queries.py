@@ -1,0 +1,225 @@
+"""Tenant-scoped, keyset-paginated reads of the inventory: assets, dependencies, groups.
+
+Filters only ever add fixed SQL fragments; user text travels as bind parameters. Each read
+fetches one row more than asked, to know whether there is a next page.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dataimport.api.errors import ApiError
+from dataimport.api.schemas import AssetOut, DependencyGroupOut, DependencyOut
+from dataimport.imports import Tenant
+
+_TENANT = "client_account_id = :c AND engagement_id = :e"
+
+
+def encode_cursor(*values: object) -> str:
+    raw = json.dumps([str(value) for value in values]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, size: int) -> list[str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+    except (binascii.Error, ValueError):
+        values = None
+    if not isinstance(values, list) or len(values) != size:
+        raise ApiError(422, "invalid-cursor", "cursor is not one this API handed out")
+    return [str(value) for value in values]
+
+
+def like(term: str) -> str:
+    """A substring pattern for ILIKE with the user's own % and _ taken literally."""
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+@dataclass
+class Query:
+    """WHERE conditions (fixed fragments) and their parameters."""
+
+    conditions: list[str]
+    params: dict[str, Any]
+
+    def add(self, condition: str, **params: Any) -> None:
+        self.conditions.append(condition)
+        self.params.update(params)
+
+    @property
+    def where(self) -> str:
+        return " AND ".join(self.conditions)
+
+
+def tenant_query(tenant: Tenant, alias: str = "") -> Query:
+    prefix = f"{alias}." if alias else ""
+    conditions = [f"{prefix}client_account_id = :c", f"{prefix}engagement_id = :e"]
+    return Query(conditions, tenant.params())
+
+
+async def _rows(engine: AsyncEngine, sql: str, params: dict[str, Any]) -> list[Any]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(text(sql), params)).mappings())
+
+
+# ----- assets -------------------------------------------------------------------------------
+
+_ASSET_COLUMNS = ", ".join(AssetOut.model_fields)
+
+
+@dataclass
+class AssetFilter:
+    asset_type: str | None = None
+    environment: str | None = None
+    dependency_group: str | None = None
+    source_import_id: uuid.UUID | None = None
+    search: str | None = None
+
+
+def _asset_query(tenant: Tenant, filters: AssetFilter) -> Query:
+    query = tenant_query(tenant)
+    for column in ("asset_type", "environment", "dependency_group", "source_import_id"):
+        value = getattr(filters, column)
+        if value is not None:
+            query.add(f"{column} = :{column}", **{column: value})
+    if filters.search:
+        query.add(
+            "(name ILIKE :q OR hostname ILIKE :q OR fqdn ILIKE :q OR ip_address ILIKE :q)",
+            q=like(filters.search),
+        )
+    return query
+
+
+async def list_assets(
+    engine: AsyncEngine, tenant: Tenant, filters: AssetFilter, limit: int, cursor: str | None
+) -> tuple[list[AssetOut], str | None]:
+    """Assets by name (name_key is unique per tenant, so it is the keyset)."""
+    query = _asset_query(tenant, filters)
+    if cursor:
+        query.add("name_key > :after", after=decode_cursor(cursor, 1)[0])
+    rows = await _rows(
+        engine,
+        f"SELECT {_ASSET_COLUMNS}, name_key FROM assets WHERE {query.where} "
+        "ORDER BY name_key LIMIT :n",
+        {**query.params, "n": limit + 1},
+    )
+    page = rows[:limit]
+    after = encode_cursor(page[-1]["name_key"]) if len(rows) > limit else None
+    return [AssetOut.model_validate(dict(row)) for row in page], after
+
+
+# ----- dependencies -------------------------------------------------------------------------
+
+_DEPENDENCIES = """
+SELECT x.id, x.source_asset_id, s.name AS source_name, x.target_asset_id, t.name AS target_name,
+  x.dependency_type, x.port, x.protocol, x.conn_count, x.bytes_total, x.first_seen,
+  x.last_seen, x.confidence, x.source_import_id
+FROM asset_dependencies x
+JOIN assets s ON s.id = x.source_asset_id
+JOIN assets t ON t.id = x.target_asset_id
+WHERE {where}
+ORDER BY x.id LIMIT :n
+"""
+
+
+@dataclass
+class DependencyFilter:
+    asset_id: uuid.UUID | None = None
+    dependency_type: str | None = None
+    protocol: str | None = None
+    port: int | None = None
+
+
+def _dependency_query(tenant: Tenant, filters: DependencyFilter) -> Query:
+    query = tenant_query(tenant, "x")
+    if filters.asset_id is not None:
+        either_end = "(x.source_asset_id = :asset OR x.target_asset_id = :asset)"
+        query.add(either_end, asset=filters.asset_id)
+    if filters.dependency_type is not None:
+        query.add("x.dependency_type = :dtype", dtype=filters.dependency_type)
+    if filters.protocol is not None:
+        query.add("lower(x.protocol) = lower(:protocol)", protocol=filters.protocol)
+    if filters.port is not None:
+        query.add("x.port = :port", port=filters.port)
+    return query
+
+
+async def list_dependencies(
+    engine: AsyncEngine,
+    tenant: Tenant,
+    filters: DependencyFilter,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[DependencyOut], str | None]:
+    """Dependencies with both endpoint names, in id order (the keyset)."""
+    query = _dependency_query(tenant, filters)
+    if cursor:
+        query.add("x.id > :after", after=_uuid_cursor(cursor))
+    sql = _DEPENDENCIES.format(where=query.where)
+    rows = await _rows(engine, sql, {**query.params, "n": limit + 1})
+    page = rows[:limit]
+    after = encode_cursor(page[-1]["id"]) if len(rows) > limit else None
+    return [DependencyOut.model_validate(dict(row)) for row in page], after
+
+
+def _uuid_cursor(cursor: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(decode_cursor(cursor, 1)[0])
+    except ValueError:
+        raise ApiError(422, "invalid-cursor", "cursor is not one this API handed out") from None
+
+
+# ----- dependency groups --------------------------------------------------------------------
+
+_GROUPS = f"""
+WITH g AS (
+  SELECT dependency_group AS grp, count(*) AS assets,
+    (array_agg(name ORDER BY name))[1:10] AS sample
+  FROM assets WHERE {_TENANT} AND dependency_group IS NOT NULL
+  GROUP BY dependency_group
+),
+d AS (
+  SELECT a.dependency_group AS grp, count(*) AS dependencies
+  FROM asset_dependencies x JOIN assets a ON a.id = x.source_asset_id
+  WHERE x.client_account_id = :c AND x.engagement_id = :e AND a.dependency_group IS NOT NULL
+  GROUP BY a.dependency_group
+)
+SELECT g.grp AS "group", g.assets, coalesce(d.dependencies, 0) AS dependencies, g.sample
+FROM g LEFT JOIN d ON d.grp = g.grp
+WHERE g.assets >= :min_assets {{after}}
+ORDER BY g.assets DESC, g.grp
+LIMIT :n
+"""
+_GROUPS_AFTER = (
+    "AND (g.assets < :after_assets OR (g.assets = :after_assets AND g.grp > :after_grp))"
+)
+
+
+async def list_groups(
+    engine: AsyncEngine, tenant: Tenant, min_assets: int, limit: int, cursor: str | None
+) -> tuple[list[DependencyGroupOut], str | None]:
+    """Dependency groups (move-group candidates) as last refreshed, largest first."""
+    params: dict[str, Any] = {**tenant.params(), "min_assets": min_assets, "n": limit + 1}
+    after = ""
+    if cursor:
+        size, group = decode_cursor(cursor, 2)
+        if not size.isdigit():
+            raise ApiError(422, "invalid-cursor", "cursor is not one this API handed out")
+        params |= {"after_assets": int(size), "after_grp": group}
+        after = _GROUPS_AFTER
+    rows = await _rows(engine, _GROUPS.format(after=after), params)
+    page = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        next_cursor = encode_cursor(page[-1]["assets"], page[-1]["group"])
+    return [DependencyGroupOut.model_validate(dict(row)) for row in page], next_cursor

@@ -1,0 +1,71 @@
+"""/api/v1/assets, /dependencies, /dependency-groups: the tenant's inventory, keyset-paginated."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from dataimport.api import inventory_queries as queries
+from dataimport.api.errors import error_responses
+from dataimport.api.schemas import AssetOut, DependencyGroupOut, DependencyOut, Page
+from dataimport.api.tenant import TenantDep
+
+router = APIRouter(prefix="/api/v1", tags=["inventory"], responses=error_responses(400, 422))
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page.")]
+
+
+@router.get("/assets", response_model=Page[AssetOut])
+async def list_assets(
+    request: Request,
+    tenant: TenantDep,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    asset_type: Annotated[str | None, Query(description="e.g. server, virtual_machine")] = None,
+    environment: Annotated[str | None, Query(description="e.g. production")] = None,
+    dependency_group: Annotated[str | None, Query(description="e.g. G-<uuid>")] = None,
+    source_import_id: Annotated[uuid.UUID | None, Query()] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Substring of name, host, FQDN or IP.")
+    ] = None,
+) -> Page[AssetOut]:
+    """The tenant's assets, by name."""
+    filters = queries.AssetFilter(asset_type, environment, dependency_group, source_import_id, q)
+    engine = request.app.state.engine
+    items, after = await queries.list_assets(engine, tenant, filters, limit, cursor)
+    return Page[AssetOut](items=items, next_cursor=after)
+
+
+@router.get("/dependencies", response_model=Page[DependencyOut])
+async def list_dependencies(
+    request: Request,
+    tenant: TenantDep,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    asset_id: Annotated[uuid.UUID | None, Query(description="Either end is this asset.")] = None,
+    dependency_type: Annotated[str | None, Query(description="e.g. declared, observed")] = None,
+    protocol: Annotated[str | None, Query(description="e.g. tcp")] = None,
+    port: Annotated[int | None, Query(ge=0, le=65535)] = None,
+) -> Page[DependencyOut]:
+    """The tenant's asset dependencies, with both endpoint names."""
+    filters = queries.DependencyFilter(asset_id, dependency_type, protocol, port)
+    engine = request.app.state.engine
+    items, after = await queries.list_dependencies(engine, tenant, filters, limit, cursor)
+    return Page[DependencyOut](items=items, next_cursor=after)
+
+
+@router.get("/dependency-groups", response_model=Page[DependencyGroupOut])
+async def list_dependency_groups(
+    request: Request,
+    tenant: TenantDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    min_assets: Annotated[int, Query(ge=1, description="Only groups at least this big.")] = 1,
+) -> Page[DependencyGroupOut]:
+    """Dependency groups (connected components): move-group candidates, largest first."""
+    engine = request.app.state.engine
+    items, after = await queries.list_groups(engine, tenant, min_assets, limit, cursor)
+    return Page[DependencyGroupOut](items=items, next_cursor=after)

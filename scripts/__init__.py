@@ -1,0 +1,1 @@
+"""Maintenance scripts (run with `.venv/bin/python -m scripts.<name>`)."""
