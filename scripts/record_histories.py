@@ -276,6 +276,22 @@ async def cancelled_at_start(rec: Recorder) -> ImportStatus:
     return started
 
 
+async def cancelled_while_ingesting(rec: Recorder) -> ImportStatus:
+    """Cancelled while the single ingest activity runs (patch cancel-in-activity)."""
+    started = await rec.start(rec.cmdb("servers.csv", 60_000))
+    await rec.wait(started, "ingesting", interval=0.02)
+    await rec.handle(started).cancel()
+    return started
+
+
+async def model_agents_unconfigured_completed(rec: Recorder) -> ImportStatus:
+    """Model agents wanted, an extra header no alias knows, a worker without a model: the
+    agents' activity runs (patch model-agents), records a skipped step, the import completes."""
+    rows = [[*cmdb_row(n), f"note {n}"] for n in range(1, 21)]
+    path = rec.csv("servers.csv", [*CMDB_HEADERS, "Rack Whisper"], rows)
+    return await rec.start(path, config={"model_agents": True})
+
+
 async def empty_file_failed(rec: Recorder) -> ImportStatus:
     path = rec.files / "empty.csv"
     path.write_bytes(b"")
@@ -308,6 +324,8 @@ PATHS: dict[str, tuple[PathRun, str]] = {
     "cancelled_while_validating": (cancelled_while_validating, "cancelled"),
     "cancelled_at_start": (cancelled_at_start, "cancelled"),
     "empty_file_failed": (empty_file_failed, "failed"),
+    "cancelled_while_ingesting": (cancelled_while_ingesting, "cancelled"),
+    "model_agents_unconfigured_completed": (model_agents_unconfigured_completed, "completed"),
     "app_discovery_completed": (
         _sample("azure_migrate_dependencies.csv", "app_discovery"),
         "completed",

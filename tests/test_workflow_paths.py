@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from dataimport.contracts import ImportStatus
+from scripts.record_histories import decoded_text
 from starter.client import ImportService, UsageError
 from tests.factories import (
     CMDB_HEADERS,
@@ -159,6 +159,25 @@ async def test_cancelling_the_workflow_ends_cancelled_everywhere(
     assert records["flow_status"] == records["child_status"] == "cancelled"
 
 
+async def test_cancel_during_a_single_activity_ends_cancelled_not_needs_attention(
+    service: ImportService, engine: AsyncEngine, client: Client, tmp_path: Path
+) -> None:
+    from temporalio.client import WorkflowExecutionStatus
+
+    started = await service.start_import(write_cmdb(tmp_path / "big.csv", 60_000), "cmdb_export")
+    await wait_for(service, started.data_import_id, ["ingesting"])
+    handle = client.get_workflow_handle(started.workflow_id)
+    await handle.cancel()
+    ended = await wait_for(service, started.data_import_id, ["cancelled", "needs_attention"])
+    assert (ended.status, ended.error_code) == ("cancelled", "cancelled")
+    for _ in range(100):
+        description = await handle.describe()
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            break
+        await asyncio.sleep(0.1)
+    assert description.status == WorkflowExecutionStatus.CANCELED
+
+
 async def test_reimporting_the_same_file_updates_without_duplicates(
     service: ImportService, engine: AsyncEngine, tmp_path: Path
 ) -> None:
@@ -244,7 +263,8 @@ async def test_history_holds_no_row_data(
     done = await run_import(service, write_csv(tmp_path / "c.csv", CMDB_HEADERS, rows))
     assert done.status == "completed"
     history = await client.get_workflow_handle(done.workflow_id).fetch_history()
-    text_of_history = json.dumps(history.to_json_dict())
+    text_of_history = decoded_text(history.to_json_dict())  # payloads are base64 in the JSON
+    assert "Import c.csv (cmdb_export)" in text_of_history  # the decoding sees payloads
     assert "owner-marker-" not in text_of_history
     assert "10.0.1.44" not in text_of_history  # an IP of row 300
     assert len(history.events) < 200
