@@ -92,7 +92,7 @@ _LIST = f"""
 WITH g AS (
   SELECT dependency_group AS grp, count(*) AS assets,
     (array_agg(name ORDER BY name))[1:10] AS sample
-  FROM assets WHERE {_TENANT} AND dependency_group IS NOT NULL
+  FROM assets WHERE {_tenant()} AND dependency_group IS NOT NULL
   GROUP BY dependency_group
 ),
 d AS (
@@ -103,9 +103,12 @@ d AS (
 )
 SELECT g.grp, g.assets, coalesce(d.dependencies, 0) AS dependencies, g.sample
 FROM g LEFT JOIN d ON d.grp = g.grp
+WHERE g.assets >= :min_assets {{after}}
 ORDER BY g.assets DESC, g.grp
 LIMIT :limit
 """
+# Keyset continuation after the (assets, group) of the last row of a page.
+_AFTER = "AND (g.assets < :after_assets OR (g.assets = :after_assets AND g.grp > :after_grp))"
 
 
 class UnionFind:
@@ -202,12 +205,26 @@ async def refresh_dependency_groups(
 
 
 async def list_dependency_groups(
-    conn: AsyncConnection, client_account_id: str, engagement_id: str, limit: int = 50
+    conn: AsyncConnection,
+    client_account_id: str,
+    engagement_id: str,
+    limit: int = 50,
+    *,
+    min_assets: int = 1,
+    after: tuple[int, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The tenant's groups as last refreshed, largest first, with up to 10 member names each."""
-    rows = await conn.execute(
-        text(_LIST), {"c": str(client_account_id), "e": str(engagement_id), "limit": limit}
-    )
+    """The tenant's groups as last refreshed, largest first, with up to 10 member names each;
+    `after` continues from the (assets, group) of a previous page's last row."""
+    params: dict[str, Any] = {
+        "c": str(client_account_id),
+        "e": str(engagement_id),
+        "limit": limit,
+        "min_assets": min_assets,
+    }
+    if after is not None:
+        params |= {"after_assets": after[0], "after_grp": after[1]}
+    query = _LIST.format(after=_AFTER if after is not None else "")
+    rows = await conn.execute(text(query), params)
     return [
         {"group": grp, "assets": assets, "dependencies": dependencies, "sample": list(sample)}
         for grp, assets, dependencies, sample in rows

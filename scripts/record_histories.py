@@ -45,6 +45,7 @@ from dataimport.imports import Tenant
 from dataimport.migrate import upgrade
 from dataimport.settings import SEARCH_ATTRIBUTES, Settings
 from starter.client import ImportService
+from tests.factories import CMDB_HEADERS
 from workflows.data_import import DataImportWorkflow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,23 +56,6 @@ TASK_QUEUE = "record-histories"
 MARKER = "rowcell"
 MIN_CHECKED_LENGTH = 6  # shorter cells ("4", "prod") occur in any text by chance
 
-CMDB_HEADERS = [
-    "asset_id",
-    "asset_name",
-    "Type",
-    "IP Address",
-    "hostname",
-    "operating_system",
-    "cpu_count",
-    "memory_gb",
-    "storage_gb",
-    "environment",
-    "criticality",
-    "owner",
-    "department",
-    "location",
-    "dependencies",
-]
 UNMAPPED_HEADERS = ["Server Label", "Primary Address"]
 MAPPING = {"column_mapping": {"Server Label": "name", "Primary Address": "ip_address"}}
 CPU, IP = CMDB_HEADERS.index("cpu_count"), CMDB_HEADERS.index("IP Address")

@@ -14,15 +14,20 @@ import json
 import os
 import socket
 import sys
+import threading
 import uuid
 import zipfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import openpyxl
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
@@ -654,8 +659,49 @@ async def wait_until_serving(http: httpx.AsyncClient, process: asyncio.subproces
     raise AssertionError("dataimport api never answered")
 
 
+class TraceCollector(ThreadingHTTPServer):
+    """A loopback OTLP/HTTP collector: keeps the span names of every export it receives."""
+
+    def __init__(self) -> None:
+        self.span_names: list[str] = []
+        collector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                export = ExportTraceServiceRequest.FromString(body)
+                collector.span_names += [
+                    span.name
+                    for resource in export.resource_spans
+                    for scope in resource.scope_spans
+                    for span in scope.spans
+                ]
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:  # keep test output quiet
+                return
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture
+def trace_collector() -> Iterator[TraceCollector]:
+    collector = TraceCollector()
+    thread = threading.Thread(target=collector.serve_forever, daemon=True)
+    thread.start()
+    yield collector
+    collector.shutdown()
+    collector.server_close()
+
+
 async def test_dataimport_api_serves_over_tcp(
-    cli_env: dict[str, str], tenant: Tenant, tmp_path: Path
+    cli_env: dict[str, str], tenant: Tenant, tmp_path: Path, trace_collector: TraceCollector
 ) -> None:
     port = free_port()
     process = await asyncio.create_subprocess_exec(
@@ -665,7 +711,7 @@ async def test_dataimport_api_serves_over_tcp(
         str(port),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
-        env=cli_env,
+        env={**cli_env, "DATAIMPORT_OTEL_ENDPOINT": trace_collector.url},
     )
     try:
         async with httpx.AsyncClient(
@@ -684,3 +730,5 @@ async def test_dataimport_api_serves_over_tcp(
     # uvicorn re-raises the SIGTERM it handled, after a clean shutdown
     assert process.returncode in (0, -15), err.decode()
     assert b"Application shutdown complete" in err and b"Traceback" not in err
+    # tracing configured: the start of the import is exported, flushed at shutdown
+    assert "StartWorkflow:DataImportWorkflow" in trace_collector.span_names

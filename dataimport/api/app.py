@@ -17,6 +17,7 @@ from dataimport.api import imports_routes, inventory_routes
 from dataimport.api.errors import install_error_handlers
 from dataimport.db import create_engine
 from dataimport.settings import Settings
+from dataimport.telemetry import WorkerTelemetry, worker_telemetry
 
 API_DESCRIPTION = """
 Upload files for import, follow them, fetch their error reports, decide on imports that need
@@ -31,7 +32,7 @@ def create_app(
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        own_engine = None
+        own_engine, telemetry = None, None
         if app.state.engine is None:
             own_engine = create_engine(
                 settings.resolved_database_url(), pool_size=settings.db_pool_size
@@ -40,12 +41,15 @@ def create_app(
         if app.state.client is None:
             from worker import connect_client  # the one place that knows the data converter
 
-            app.state.client = await connect_client(settings)
+            telemetry = _tracing(settings)
+            app.state.client = await connect_client(settings, telemetry)
         try:
             yield
         finally:
             if own_engine is not None:
                 await own_engine.dispose()
+            if telemetry is not None:
+                telemetry.shutdown()
 
     app = FastAPI(
         title="dataimport",
@@ -58,3 +62,11 @@ def create_app(
     app.include_router(imports_routes.router)
     app.include_router(inventory_routes.router)
     return app
+
+
+def _tracing(settings: Settings) -> WorkerTelemetry | None:
+    """With tracing configured, imports started here are traced from their start: the
+    workflow and its activities join the API's trace. Metrics stay the worker's."""
+    if not settings.otel_endpoint:
+        return None
+    return worker_telemetry(settings.model_copy(update={"metrics_bind": None}))

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport.api.errors import ApiError
 from dataimport.api.schemas import AssetOut, DependencyGroupOut, DependencyOut
+from dataimport.dependency_groups import list_dependency_groups
 from dataimport.imports import Tenant
 
 _TENANT = "client_account_id = :c AND engagement_id = :e"
@@ -181,43 +182,26 @@ def _uuid_cursor(cursor: str) -> uuid.UUID:
 
 # ----- dependency groups --------------------------------------------------------------------
 
-_GROUPS = f"""
-WITH g AS (
-  SELECT dependency_group AS grp, count(*) AS assets,
-    (array_agg(name ORDER BY name))[1:10] AS sample
-  FROM assets WHERE {_TENANT} AND dependency_group IS NOT NULL
-  GROUP BY dependency_group
-),
-d AS (
-  SELECT a.dependency_group AS grp, count(*) AS dependencies
-  FROM asset_dependencies x JOIN assets a ON a.id = x.source_asset_id
-  WHERE x.client_account_id = :c AND x.engagement_id = :e AND a.dependency_group IS NOT NULL
-  GROUP BY a.dependency_group
-)
-SELECT g.grp AS "group", g.assets, coalesce(d.dependencies, 0) AS dependencies, g.sample
-FROM g LEFT JOIN d ON d.grp = g.grp
-WHERE g.assets >= :min_assets {{after}}
-ORDER BY g.assets DESC, g.grp
-LIMIT :n
-"""
-_GROUPS_AFTER = (
-    "AND (g.assets < :after_assets OR (g.assets = :after_assets AND g.grp > :after_grp))"
-)
-
 
 async def list_groups(
     engine: AsyncEngine, tenant: Tenant, min_assets: int, limit: int, cursor: str | None
 ) -> tuple[list[DependencyGroupOut], str | None]:
     """Dependency groups (move-group candidates) as last refreshed, largest first."""
-    params: dict[str, Any] = {**tenant.params(), "min_assets": min_assets, "n": limit + 1}
-    after = ""
+    after = None
     if cursor:
         size, group = decode_cursor(cursor, 2)
         if not size.isdigit():
             raise ApiError(422, "invalid-cursor", "cursor is not one this API handed out")
-        params |= {"after_assets": int(size), "after_grp": group}
-        after = _GROUPS_AFTER
-    rows = await _rows(engine, _GROUPS.format(after=after), params)
+        after = (int(size), group)
+    async with engine.connect() as conn:
+        rows = await list_dependency_groups(
+            conn,
+            str(tenant.client_account_id),
+            str(tenant.engagement_id),
+            limit + 1,
+            min_assets=min_assets,
+            after=after,
+        )
     page = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
