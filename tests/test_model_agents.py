@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -266,24 +267,68 @@ def unmapped_cells(count: int = 4) -> set[str]:
 
 WITH_MODEL = {"model_agents": True}
 
-# --- end to end --------------------------------------------------------------------------
+
+@dataclass
+class ModelImports:
+    """The shape every end-to-end test shares: a worker of its own whose model is the stand-in,
+    one import through it, and the model steps that import recorded."""
+
+    settings: Settings
+    engine: AsyncEngine
+    client: Client
+    tenant: Tenant
+    stand_in: StandIn
+    tmp_path: Path
+
+    def service(self, **overrides: Any) -> contextlib.AbstractAsyncContextManager[ImportService]:
+        """A worker with llm_settings(**overrides) and a service starting imports on it."""
+        worker_settings = llm_settings(self.settings, self.stand_in, **overrides)
+        return import_service(worker_settings, self.engine, self.client, self.tenant)
+
+    async def run(
+        self,
+        config: dict[str, Any] | None = WITH_MODEL,
+        *,
+        path: Path | None = None,
+        category: str = "cmdb_export",
+        **overrides: Any,
+    ) -> ImportStatus:
+        """One import of `path` (by default a fresh CMDB export) on a worker of its own."""
+        async with self.service(**overrides) as service:
+            path = path or write_cmdb(self.tmp_path / "c.csv")
+            return await run_import(service, path, config, category)
+
+    async def steps(self, status: ImportStatus) -> dict[str, Any]:
+        """The model steps of this import, by agent."""
+        return await model_steps(self.engine, status.data_import_id)
+
+    async def step(self, status: ImportStatus, agent: str = COLUMN_MAPPER) -> Any:
+        """The model step of this import for one agent (the column mapper unless told)."""
+        return (await self.steps(status))[agent]
 
 
-async def test_mapping_advice_is_recorded_with_usage_and_never_sees_a_value(
+@pytest.fixture
+def imports(
     settings: Settings,
     engine: AsyncEngine,
     client: Client,
     tenant: Tenant,
     stand_in: StandIn,
     tmp_path: Path,
+) -> ModelImports:
+    return ModelImports(settings, engine, client, tenant, stand_in, tmp_path)
+
+
+# --- end to end --------------------------------------------------------------------------
+
+
+async def test_mapping_advice_is_recorded_with_usage_and_never_sees_a_value(
+    imports: ModelImports, stand_in: StandIn
 ) -> None:
-    async with import_service(llm_settings(settings, stand_in), engine, client, tenant) as service:
-        status = await run_import(
-            service, write_cmdb(tmp_path / "c.csv"), WITH_MODEL, "cmdb_export"
-        )
+    status = await imports.run()
 
     assert status.status == "completed"
-    step = (await model_steps(engine, status.data_import_id))[COLUMN_MAPPER]
+    step = await imports.step(status)
     assert (step.status, step.model, step.input_tokens, step.output_tokens) == (
         "completed",
         MODEL,
@@ -311,34 +356,26 @@ async def test_mapping_advice_is_recorded_with_usage_and_never_sees_a_value(
     assert not [cell for cell in unmapped_cells() if cell in sent]
 
     # The advice reads back for the tenant, and only for it.
+    engine, tenant = imports.engine, imports.tenant
     advice = await model_suggestions(engine, tenant, status.data_import_id)
     assert suggested_column_mapping(advice) == {"Srv Moniker": "name", "Box IP": "ip_address"}
     stranger = Tenant(uuid.uuid4(), tenant.engagement_id)
     assert await model_suggestions(engine, stranger, status.data_import_id) == {}
 
     # The new call sits behind the documented patch, and the history replays.
-    markers = await patch_markers(client, status.data_import_id)
+    markers = await patch_markers(imports.client, status.data_import_id)
     assert len(markers) == 1 and MODEL_AGENTS_PATCH.encode() in markers[0]
 
 
 @pytest.mark.parametrize("mode", ["not_json", "unknown_field", "bad_body"])
 async def test_malformed_answer_fails_the_step_not_the_import(
-    settings: Settings,
-    engine: AsyncEngine,
-    client: Client,
-    tenant: Tenant,
-    stand_in: StandIn,
-    tmp_path: Path,
-    mode: str,
+    imports: ModelImports, stand_in: StandIn, mode: str
 ) -> None:
     stand_in.mode = mode
-    async with import_service(llm_settings(settings, stand_in), engine, client, tenant) as service:
-        status = await run_import(
-            service, write_cmdb(tmp_path / "c.csv"), WITH_MODEL, "cmdb_export"
-        )
+    status = await imports.run()
 
     assert status.status == "completed"
-    step = (await model_steps(engine, status.data_import_id))[COLUMN_MAPPER]
+    step = await imports.step(status)
     assert step.status == "failed"
     assert step.findings["outcome"] == MALFORMED
     assert step.findings["suggestions"] == []
@@ -349,79 +386,48 @@ async def test_malformed_answer_fails_the_step_not_the_import(
 
 
 async def test_timeout_fails_the_step_not_the_import(
-    settings: Settings,
-    engine: AsyncEngine,
-    client: Client,
-    tenant: Tenant,
-    stand_in: StandIn,
-    tmp_path: Path,
+    imports: ModelImports, stand_in: StandIn
 ) -> None:
     stand_in.delay_seconds = 3.0
-    worker_settings = llm_settings(settings, stand_in, llm_timeout_seconds=0.5)
-    async with import_service(worker_settings, engine, client, tenant) as service:
-        status = await run_import(
-            service, write_cmdb(tmp_path / "c.csv"), WITH_MODEL, "cmdb_export"
-        )
+    status = await imports.run(llm_timeout_seconds=0.5)
 
     assert status.status == "completed"
-    step = (await model_steps(engine, status.data_import_id))[COLUMN_MAPPER]
+    step = await imports.step(status)
     assert (step.status, step.findings["outcome"], step.model) == ("failed", "timeout", MODEL)
     assert step.input_tokens is None and step.findings["suggestions"] == []
 
 
 async def test_http_error_fails_the_step_not_the_import(
-    settings: Settings,
-    engine: AsyncEngine,
-    client: Client,
-    tenant: Tenant,
-    stand_in: StandIn,
-    tmp_path: Path,
+    imports: ModelImports, stand_in: StandIn
 ) -> None:
     stand_in.mode = "http_500"
-    async with import_service(llm_settings(settings, stand_in), engine, client, tenant) as service:
-        status = await run_import(
-            service, write_cmdb(tmp_path / "c.csv"), WITH_MODEL, "cmdb_export"
-        )
+    status = await imports.run()
 
     assert status.status == "completed"
-    step = (await model_steps(engine, status.data_import_id))[COLUMN_MAPPER]
+    step = await imports.step(status)
     assert (step.status, step.findings["outcome"]) == ("failed", "http_error")
     assert "500" in step.findings["error"]
 
 
 async def test_flag_off_asks_nothing_and_records_nothing(
-    settings: Settings,
-    engine: AsyncEngine,
-    client: Client,
-    tenant: Tenant,
-    stand_in: StandIn,
-    tmp_path: Path,
+    imports: ModelImports, stand_in: StandIn
 ) -> None:
-    async with import_service(llm_settings(settings, stand_in), engine, client, tenant) as service:
-        status = await run_import(service, write_cmdb(tmp_path / "c.csv"), None, "cmdb_export")
+    status = await imports.run(None)
 
     assert status.status == "completed"
-    assert await model_steps(engine, status.data_import_id) == {}
+    assert await imports.steps(status) == {}
     assert stand_in.requests == []
-    assert await patch_markers(client, status.data_import_id) == []  # old histories still fit
+    # old histories still fit
+    assert await patch_markers(imports.client, status.data_import_id) == []
 
 
 async def test_unconfigured_worker_records_a_skipped_step_and_completes(
-    settings: Settings,
-    engine: AsyncEngine,
-    client: Client,
-    tenant: Tenant,
-    stand_in: StandIn,
-    tmp_path: Path,
+    imports: ModelImports, stand_in: StandIn
 ) -> None:
-    bare = llm_settings(settings, stand_in, llm_base_url=None, llm_model=None, llm_api_key=None)
-    async with import_service(bare, engine, client, tenant) as service:
-        status = await run_import(
-            service, write_cmdb(tmp_path / "c.csv"), WITH_MODEL, "cmdb_export"
-        )
+    status = await imports.run(llm_base_url=None, llm_model=None, llm_api_key=None)
 
     assert status.status == "completed"
-    step = (await model_steps(engine, status.data_import_id))[COLUMN_MAPPER]
+    step = await imports.step(status)
     assert (step.status, step.findings["outcome"], step.model) == (
         "skipped",
         "skipped_unconfigured",
@@ -431,22 +437,17 @@ async def test_unconfigured_worker_records_a_skipped_step_and_completes(
 
 
 async def test_no_mapped_columns_waits_with_the_advice_and_a_retry_with_it_completes(
-    settings: Settings,
-    engine: AsyncEngine,
-    client: Client,
-    tenant: Tenant,
-    stand_in: StandIn,
-    tmp_path: Path,
+    imports: ModelImports, tmp_path: Path
 ) -> None:
     headers = ["Host Label", "Box IP", "operating_system"]
     rows = [[f"host-{n}", f"10.1.1.{n}", "Ubuntu 22.04"] for n in range(1, 4)]
     path = write_csv(tmp_path / "unknown.csv", headers, rows)
-    async with import_service(llm_settings(settings, stand_in), engine, client, tenant) as service:
+    async with imports.service() as service:
         waiting = await run_import(service, path, WITH_MODEL, "cmdb_export")
         assert (waiting.status, waiting.error_code) == ("needs_attention", "no-mapped-columns")
         assert '"Host Label": "hostname"' in (waiting.error_message or "")
 
-        advice = await model_suggestions(engine, tenant, waiting.data_import_id)
+        advice = await model_suggestions(imports.engine, imports.tenant, waiting.data_import_id)
         mapping = suggested_column_mapping(advice, min_confidence=0.8)
         await service.retry(waiting.data_import_id, {"column_mapping": mapping})
         done = await wait_for(service, waiting.data_import_id, ("completed", "failed"))
@@ -458,23 +459,17 @@ SENSITIVE_HEADERS = ["hostname", "ip_address", "store", "classification", "Cust 
 
 
 async def test_sensitive_columns_the_rules_cannot_decide_get_a_classification(
-    settings: Settings,
-    engine: AsyncEngine,
-    client: Client,
-    tenant: Tenant,
-    stand_in: StandIn,
-    tmp_path: Path,
+    imports: ModelImports, stand_in: StandIn, tmp_path: Path
 ) -> None:
     rows = [
         ["db-01", "10.9.0.1", "CRM", "confidential", "CR-88123", "jane.doe@example.com"],
         ["db-02", "10.9.0.2", "Billing", "restricted", "CR-99456", "max.mustermann@example.org"],
     ]
     path = write_csv(tmp_path / "stores.csv", SENSITIVE_HEADERS, rows)
-    async with import_service(llm_settings(settings, stand_in), engine, client, tenant) as service:
-        status = await run_import(service, path, WITH_MODEL, "sensitive_data")
+    status = await imports.run(path=path, category="sensitive_data")
 
     assert status.status in ("completed", "completed_with_errors")
-    steps = await model_steps(engine, status.data_import_id)
+    steps = await imports.steps(status)
     assert set(steps) == {COLUMN_MAPPER, SENSITIVE_CLASSIFIER}
     classifier = steps[SENSITIVE_CLASSIFIER]
     assert (classifier.status, classifier.findings["outcome"]) == ("completed", "ok")
