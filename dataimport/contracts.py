@@ -8,6 +8,7 @@ added later without breaking running workflows.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
@@ -184,3 +185,19 @@ class ImportStatus(BaseModel):
 
 def workflow_id_for(data_import_id: uuid.UUID) -> str:
     return f"data-import-{data_import_id}"
+
+
+class ProcessingStep(BaseModel):
+    """One recorded agent or step run of an import (import_processing_steps)."""
+
+    step: str
+    agent: str
+    status: str
+    started_at: datetime
+    duration_ms: int | None = None
+    records_processed: int = 0
+    findings: dict[str, Any] = Field(default_factory=dict)
+    model: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    latency_ms: int | None = None

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport import pii
-from dataimport.contracts import ImportRequest, ImportStatus
+from dataimport.contracts import ImportRequest, ImportStatus, ProcessingStep
 from dataimport.flows import register_import
 
 
@@ -168,3 +168,21 @@ async def failed_rows(
         result = await conn.stream(text(_FAILED_ROWS), {**tenant.params(), "id": data_import_id})
         async for row in result:
             yield row[0], pii.mask_record(row[1]) if masked else row[1]
+
+
+_STEPS = """
+SELECT step_key AS step, agent, status, started_at, duration_ms, records_processed, findings,
+  model, input_tokens, output_tokens, latency_ms
+FROM import_processing_steps
+WHERE data_import_id = :id AND client_account_id = :c AND engagement_id = :e
+ORDER BY started_at, step_key
+"""
+
+
+async def processing_steps(
+    engine: AsyncEngine, tenant: Tenant, data_import_id: uuid.UUID
+) -> list[ProcessingStep]:
+    """Every agent/step run recorded for the tenant's import, in the order they started."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(text(_STEPS), {**tenant.params(), "id": data_import_id})
+        return [ProcessingStep.model_validate(dict(row._mapping)) for row in rows]

@@ -30,7 +30,7 @@ from dataimport.settings import DEMO_CLIENT_ACCOUNT_ID, DEMO_ENGAGEMENT_ID, Sett
 from starter import stack
 
 if TYPE_CHECKING:  # imported where used: `down` must work even when the domain code is broken
-    from dataimport.contracts import ImportStatus
+    from dataimport.contracts import ImportStatus, ProcessingStep
     from dataimport.imports import Tenant
     from starter.client import ImportService
 
@@ -463,6 +463,45 @@ def _open_report(out: Path) -> TextIO:
         return out.open("w", newline="", encoding="utf-8")
     except OSError as error:
         raise UsageError(f"cannot write {out}: {error.strerror}") from None
+
+
+@app.command()
+def steps(
+    data_import_id: ImportId,
+    as_json: JsonFlag = False,
+    client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
+    engagement: Engagement = DEMO_ENGAGEMENT_ID,
+) -> None:
+    """Every agent run of an import (rule-based and model-backed): status, rows, findings."""
+    from dataimport.imports import processing_steps
+
+    async def action(service: ImportService) -> list[ProcessingStep]:
+        await _existing(service, data_import_id)
+        return await processing_steps(service.engine, service.tenant, data_import_id)
+
+    found = _with_service(client_account, engagement, action)
+    if as_json:
+        print(json.dumps([step.model_dump(mode="json") for step in found], indent=2))
+        return
+    table = Table("step", "agent", "status", "rows", "ms", "findings")
+    for step in found:
+        table.add_row(
+            escape(step.step),
+            escape(step.agent),
+            step.status,
+            str(step.records_processed),
+            str(step.duration_ms if step.duration_ms is not None else ""),
+            escape(_findings_line(step)),
+        )
+    console.print(table)
+
+
+def _findings_line(step: ProcessingStep) -> str:
+    """Counts per code (rule-based agents) or outcome, model and tokens (model-backed)."""
+    if step.model or "outcome" in step.findings:
+        tokens = f"{step.input_tokens or 0}+{step.output_tokens or 0} tokens"
+        return f"{step.findings.get('outcome')} · {step.model or '-'} · {tokens}"
+    return ", ".join(f"{k}={v}" for k, v in step.findings.items() if isinstance(v, int | float))
 
 
 @app.command()

@@ -50,6 +50,7 @@ ROUTES = {
     ("get", "/api/v1/imports/{data_import_id}"),
     ("get", "/api/v1/imports/{data_import_id}/errors"),
     ("get", "/api/v1/imports/{data_import_id}/failed-rows"),
+    ("get", "/api/v1/imports/{data_import_id}/steps"),
     ("post", "/api/v1/imports/{data_import_id}/retry"),
     ("post", "/api/v1/imports/{data_import_id}/fail"),
     ("get", "/api/v1/assets"),
@@ -396,6 +397,7 @@ async def test_another_tenants_import_answers_exactly_like_an_unknown_one(
         ("GET", "", {}),
         ("GET", "/errors", {}),
         ("GET", "/failed-rows", {}),
+        ("GET", "/steps", {}),
         ("POST", "/retry", {"json": {}}),
         ("POST", "/fail", {"json": {"reason": "not mine"}}),
     ]
@@ -638,6 +640,15 @@ async def test_cli_and_api_agree_on_status_and_reports(
     failed = await api.get(f"{IMPORTS}/{data_import_id}/failed-rows")
     assert errors.content == out.read_bytes()
     assert failed.content == rejected.read_bytes()
+
+    from_cli_steps = json.loads(await run_cli(cli_env, tenant, "steps", data_import_id, "--json"))
+    api_steps = (await api.get(f"{IMPORTS}/{data_import_id}/steps")).json()["items"]
+    assert from_cli_steps == api_steps
+    by_agent = {step["agent"]: step for step in api_steps}
+    # the invalid IP is one finding of the format validator, which looked at every row
+    assert sum(by_agent["format_validator"]["findings"].values()) >= 1
+    assert by_agent["format_validator"]["records_processed"] == from_api["total_rows"]
+    assert all(step["status"] == "completed" for step in api_steps)
 
 
 def free_port() -> int:

@@ -242,6 +242,11 @@ async def test_some_invalid_rows_complete_with_errors_and_a_formula_safe_report(
     printed = await cli.ok("errors", status["data_import_id"])
     assert read_report(printed.stdout) == rows
 
+    shown = await cli.ok("steps", status["data_import_id"])
+    for agent in ("format_validator", "security_scanner", "data_quality_assessor"):
+        assert agent in shown.stdout
+    assert "formula-injection=" in shown.stdout.replace("\n", "")
+
 
 async def test_error_report_of_a_clean_import_is_just_the_header(cli: Cli, tmp_path: Path) -> None:
     _, status = await import_json(cli, write_cmdb(tmp_path / "c.csv", 2), "--wait")
@@ -388,6 +393,7 @@ TENANT_COMMANDS: list[list[str]] = [
     ["retry", "{id}", "--config", '{"column_mapping": {"Server Label": "name"}}'],
     ["fail", "{id}", "--reason", "not mine"],
     ["errors", "{id}"],
+    ["steps", "{id}"],
 ]
 
 

@@ -12,8 +12,16 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dataimport import imports
 from dataimport.api.errors import ApiError, error_responses, import_not_found
-from dataimport.api.schemas import Decision, FailBody, ImportAccepted, ImportList, RetryBody
+from dataimport.api.schemas import (
+    Decision,
+    FailBody,
+    ImportAccepted,
+    ImportList,
+    RetryBody,
+    StepList,
+)
 from dataimport.api.tenant import ServiceDep
 from dataimport.api.upload import FILE_FIELD, receive_upload
 from dataimport.categories import REGISTRY
@@ -172,6 +180,15 @@ async def _existing(service: ImportService, data_import_id: uuid.UUID) -> Import
 async def get_import(data_import_id: uuid.UUID, service: ServiceDep) -> ImportStatus:
     """Status of one import: the same JSON as `dataimport status ID --json`."""
     return await _existing(service, data_import_id)
+
+
+@router.get("/{data_import_id}/steps", response_model=StepList, responses=error_responses(400, 404))
+async def processing_steps(data_import_id: uuid.UUID, service: ServiceDep) -> StepList:
+    """Every agent run of the import (rule-based and model-backed) with its findings."""
+    await _existing(service, data_import_id)
+    return StepList(
+        items=await imports.processing_steps(service.engine, service.tenant, data_import_id)
+    )
 
 
 Report = Callable[[AsyncEngine, Tenant, uuid.UUID, TextIO], Awaitable[int]]

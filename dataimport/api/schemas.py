@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
-from dataimport.contracts import ImportStatus
+from dataimport.contracts import ImportStatus, ProcessingStep
 
 T = TypeVar("T")
 
@@ -22,6 +22,10 @@ class ImportAccepted(BaseModel):
 
 class ImportList(BaseModel):
     items: list[ImportStatus]
+
+
+class StepList(BaseModel):
+    items: list[ProcessingStep]
 
 
 class RetryBody(BaseModel):
