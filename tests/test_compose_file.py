@@ -217,6 +217,21 @@ def test_storage_dir_is_a_shared_named_volume(
     assert len(volumes_used) == 1, f"uploads split across volumes {volumes_used}"
 
 
+def test_worker_serves_metrics_and_json_logs_in_production(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    worker = services["worker"]
+    variables = env(worker)
+    host, _, port = variables["DATAIMPORT_METRICS_BIND"].rpartition(":")
+    assert host == "0.0.0.0", "Prometheus must reach the metrics port from outside the container"
+    assert port in {str(exposed) for exposed in worker.get("expose", [])}
+    assert not worker.get("ports")  # scaling stays possible
+    for name in ("worker", "api"):
+        assert env(services[name])["DATAIMPORT_LOG_FORMAT"] == "json", name
+        assert "DATAIMPORT_OTEL_ENDPOINT" in env(services[name]), name  # off unless set
+    assert env(services["api"])["OTEL_SERVICE_NAME"] != variables["OTEL_SERVICE_NAME"]
+
+
 def test_worker_waits_for_migrations_search_attributes_and_temporal(
     services: dict[str, dict[str, Any]],
 ) -> None:
