@@ -66,6 +66,20 @@ async def create_pending_import(
     await register_import(engine, request, workflow_id)
 
 
+async def forget_unstarted_import(
+    engine: AsyncEngine, tenant: Tenant, data_import_id: uuid.UUID
+) -> None:
+    """Remove an import record whose workflow never started (only while still pending)."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "DELETE FROM data_imports WHERE id = :id AND status = 'pending' "
+                "AND client_account_id = :c AND engagement_id = :e"
+            ),
+            {**tenant.params(), "id": data_import_id},
+        )
+
+
 async def _one_import(
     engine: AsyncEngine, tenant: Tenant, condition: str, params: dict[str, Any]
 ) -> ImportStatus | None:

@@ -117,7 +117,11 @@ class ImportService:
         )
         workflow_id = workflow_id_for(data_import_id)
         await imports.create_pending_import(self.engine, request, workflow_id)
-        await self._start_workflow(request, workflow_id)
+        try:
+            await self._start_workflow(request, workflow_id)
+        except Exception:
+            await self._forget_unless_started(request, workflow_id)
+            raise
         status = await imports.get_import(self.engine, self.tenant, data_import_id)
         assert status is not None
         return status
@@ -143,6 +147,18 @@ class ImportService:
                     f"{request.file_size} bytes · sha256 {request.sha256}"
                 ),
             )
+
+    async def _forget_unless_started(self, request: ImportRequest, workflow_id: str) -> None:
+        """Temporal refused or could not be reached: no workflow will ever run this import, so
+        its record and file go (the same request id can then start afresh). If the start did
+        get through (an answer lost on the way back), the workflow owns both: keep them."""
+        with contextlib.suppress(Exception):
+            await self.client.get_workflow_handle(workflow_id).describe(
+                rpc_timeout=timedelta(seconds=5)
+            )
+            return
+        await imports.forget_unstarted_import(self.engine, self.tenant, request.data_import_id)
+        remove_stored(request.file_uri)
 
     async def status(self, data_import_id: uuid.UUID) -> ImportStatus | None:
         """Live status from the workflow when it runs; the database record otherwise."""
