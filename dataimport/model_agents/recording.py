@@ -1,0 +1,142 @@
+"""Running and recording: plan the jobs, ask, and record one step row per job."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dataimport import steps
+from dataimport.categories import get_category
+from dataimport.categories.base import map_headers
+from dataimport.contracts import ImportRef, ProcessingConfig
+from dataimport.llm import ChatClient
+from dataimport.model_agents.jobs import (
+    Job,
+    JobResult,
+    ask,
+    classifier_job,
+    mapping_job,
+    undecided,
+)
+from dataimport.model_agents.shapes import column_shape
+from dataimport.validation import staged_headers
+
+STEP_NAME = "model_agents"
+SENSITIVE_CATEGORY = "sensitive_data"
+
+SAMPLE_ROWS = 20  # enough to tell a column's shape, few enough to stay cheap
+MAX_COLUMNS = 100  # bounds the prompt (and the bill) for very wide files
+
+
+async def plan(engine: AsyncEngine, ref: ImportRef, config: ProcessingConfig) -> list[Job]:
+    """The jobs for this import's unmapped headers (none when every header maps)."""
+    category = get_category(ref.category)
+    mapping = map_headers(
+        await staged_headers(engine, ref), category.aliases, config.column_mapping
+    )
+    headers = mapping.unmapped_headers[:MAX_COLUMNS]
+    if not headers:
+        return []
+    samples = await sampled_values(engine, ref, headers)
+    shapes = {header: column_shape(samples[header]) for header in headers}
+    jobs: list[Job] = []
+    free_fields = sorted(set(category.aliases.values()) - mapping.mapped_fields)
+    if free_fields:
+        jobs.append(mapping_job(category.name, headers, shapes, free_fields))
+    if category.name == SENSITIVE_CATEGORY:
+        open_columns = [header for header in headers if undecided(header, samples[header])]
+        if open_columns:
+            jobs.append(classifier_job(open_columns, shapes))
+    return jobs
+
+
+async def run(
+    engine: AsyncEngine, ref: ImportRef, config: ProcessingConfig, client: ChatClient | None
+) -> list[JobResult]:
+    """Plan, ask (the jobs concurrently) and record one step per job."""
+    todo = await plan(engine, ref, config)
+    return list(await asyncio.gather(*(_ask_and_record(engine, ref, job, client) for job in todo)))
+
+
+async def _ask_and_record(
+    engine: AsyncEngine, ref: ImportRef, job: Job, client: ChatClient | None
+) -> JobResult:
+    started_at = datetime.now(UTC)
+    clock = time.perf_counter()
+    result = await ask(job, client)
+    await record(engine, ref, job, result, started_at, int((time.perf_counter() - clock) * 1000))
+    return result
+
+
+_RECORD_USAGE = """
+UPDATE import_processing_steps SET model = :model, input_tokens = :input_tokens,
+  output_tokens = :output_tokens, latency_ms = :latency_ms
+WHERE data_import_id = :id AND step_key = :key AND client_account_id = :c AND engagement_id = :e
+"""
+
+
+async def record(
+    engine: AsyncEngine,
+    ref: ImportRef,
+    job: Job,
+    result: JobResult,
+    started_at: datetime,
+    duration_ms: int,
+) -> None:
+    """The job's step row: usage in its own columns and, with what was sent, in findings."""
+    key = f"{STEP_NAME}:{job.agent}"
+    findings = {**result.model_dump(exclude={"agent"}), "columns": job.request["columns"]}
+    usage = result.model_dump(include={"model", "input_tokens", "output_tokens", "latency_ms"})
+    async with engine.begin() as conn:
+        await steps.record_step(
+            conn,
+            ref,
+            step=key,
+            agent=job.agent,
+            started_at=started_at,
+            records=len(job.headers),
+            findings=findings,
+            status=result.status,
+            duration_ms=duration_ms,
+        )
+        await conn.execute(
+            text(_RECORD_USAGE),
+            {
+                **usage,
+                "id": ref.data_import_id,
+                "key": key,
+                "c": ref.client_account_id,
+                "e": ref.engagement_id,
+            },
+        )
+
+
+_SAMPLE = """
+SELECT r.raw_data FROM raw_import_records r
+JOIN data_imports d ON d.id = r.data_import_id
+WHERE d.id = :id AND d.client_account_id = :c AND d.engagement_id = :e AND NOT r.is_blank
+ORDER BY r.row_number LIMIT :limit
+"""
+
+
+async def sampled_values(
+    engine: AsyncEngine, ref: ImportRef, headers: Sequence[str]
+) -> dict[str, list[str]]:
+    """A few staged values per header: for shapes and rule checks here, never for the model."""
+    params = {
+        "id": ref.data_import_id,
+        "c": ref.client_account_id,
+        "e": ref.engagement_id,
+        "limit": SAMPLE_ROWS,
+    }
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text(_SAMPLE), params)).scalars().all()
+    return {
+        header: [str(row.get(header)) for row in rows if row.get(header) is not None]
+        for header in headers
+    }
