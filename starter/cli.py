@@ -180,9 +180,9 @@ def _show(status: ImportStatus, as_json: bool) -> None:
 # ----- the stack ---------------------------------------------------------------------------
 
 
-def _stack_up(settings: Settings, worker: bool) -> dict[str, str]:
+def _stack_up(settings: Settings, worker: bool, api: bool = True) -> dict[str, str]:
     try:
-        return stack.up(settings, worker=worker)
+        return stack.up(settings, worker=worker, api=api)
     except RuntimeError as error:  # a service did not start: its log tail is in the message
         _die(f"the stack did not start: {error}", EXIT_FAILED)
 
@@ -192,13 +192,13 @@ def up(
     detach: Annotated[
         bool, typer.Option("--detach", help="Return once everything is ready.")
     ] = False,
-    no_worker: Annotated[
-        bool, typer.Option("--no-worker", help="Start only the services.")
-    ] = False,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="Start no worker.")] = False,
+    no_api: Annotated[bool, typer.Option("--no-api", help="Start no HTTP API.")] = False,
 ) -> None:
-    """Start the embedded stack: PostgreSQL, Temporal dev server with Web UI, a worker."""
+    """Start the embedded stack: PostgreSQL, Temporal dev server with Web UI, a worker and
+    the HTTP API (DATAIMPORT_API_HOST / DATAIMPORT_API_PORT, a free port when that is taken)."""
     settings = Settings()
-    stack.print_info(console, _stack_up(settings, worker=not no_worker))
+    stack.print_info(console, _stack_up(settings, worker=not no_worker, api=not no_api))
     if detach:
         console.print(f"Stop it with: [bold]{escape(stack.down_command(settings))}[/bold]")
         return
@@ -208,7 +208,7 @@ def up(
 
 @app.command()
 def down() -> None:
-    """Stop the embedded stack (worker, Temporal, PostgreSQL). Data is kept."""
+    """Stop the embedded stack (API, worker, Temporal, PostgreSQL). Data is kept."""
     stopped = stack.down(Settings())
     console.print("stopped: " + (", ".join(stopped) or "nothing was running"))
 
@@ -219,7 +219,7 @@ def info(
     client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
     engagement: Engagement = DEMO_ENGAGEMENT_ID,
 ) -> None:
-    """The database URL, Temporal address and Web UI in use (and the tenant)."""
+    """The database URL, Temporal address, Web UI and HTTP API in use (and the tenant)."""
     data = stack.endpoints(Settings())
     data |= {"client_account_id": str(client_account), "engagement_id": str(engagement)}
     if as_json:
@@ -553,6 +553,8 @@ def demo(
     stack.print_info(console, data)
     if data.get("web_ui_url"):
         console.print(f"Open the Temporal Web UI: {escape(data['web_ui_url'])}")
+    if data.get("api_url"):
+        console.print(f"HTTP API (OpenAPI docs): {escape(data['api_url'])}/docs")
     hint = escape(stack.down_command(settings))
     console.print(f"The stack keeps running. Stop it with: [bold]{hint}[/bold]")
     if any(EXIT_BY_STATUS.get(s.status) != EXIT_OK for s in results):

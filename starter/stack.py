@@ -33,8 +33,9 @@ SAMPLES: list[tuple[Path, str]] = [
 WORKER_READY_TIMEOUT = 60.0
 
 
-def up(settings: Settings, *, worker: bool = True) -> dict[str, str]:
-    """Start what is not external (DATABASE_URL / TEMPORAL_ADDRESS), migrate, start a worker."""
+def up(settings: Settings, *, worker: bool = True, api: bool = True) -> dict[str, str]:
+    """Start what is not external (DATABASE_URL / TEMPORAL_ADDRESS), migrate, start a worker
+    and the HTTP API (on settings.api_host / api_port, or a free port when that is taken)."""
     home = settings.home_dir
     home.mkdir(parents=True, exist_ok=True)
     data = dict(settings.embedded_stack())
@@ -45,16 +46,29 @@ def up(settings: Settings, *, worker: bool = True) -> dict[str, str]:
         temporal = embedded.start_temporal(home)
         data["temporal_address"] = temporal.address
         data["web_ui_url"] = temporal.web_ui_url
-    embedded.write_stack_file(home, data)
+    running_api = embedded.stack_status(home)["api"]
+    data.pop("api_url", None)
+    if isinstance(running_api, dict) and running_api.get("running"):  # up --no-api: keep it
+        data["api_url"] = str(running_api["api_url"])
+    embedded.write_stack_file(home, data)  # before the worker and the API: they read it
+    env = {"DATAIMPORT_HOME": str(home)}
     if worker:
-        embedded.start_worker_process(home, {"DATAIMPORT_HOME": str(home)})
+        embedded.start_worker_process(home, env)
         asyncio.run(_wait_for_worker(Settings(), WORKER_READY_TIMEOUT))
+    if api:
+        started = embedded.start_api_process(
+            home, env, host=settings.api_host, port=settings.api_port
+        )
+        data["api_url"] = started.url
+        embedded.write_stack_file(home, data)
     return endpoints(Settings())
 
 
 def down(settings: Settings) -> list[str]:
     home = settings.home_dir
     stopped = []
+    if embedded.stop_api_process(home):
+        stopped.append("api")
     if embedded.stop_worker_process(home):
         stopped.append("worker")
     if embedded.stop_temporal(home):
@@ -71,6 +85,7 @@ def endpoints(settings: Settings) -> dict[str, str]:
         "database_url": settings.database_url or stack.get("database_url", ""),
         "temporal_address": settings.temporal_address or stack.get("temporal_address", ""),
         "web_ui_url": settings.resolved_web_ui_url() or "",
+        "api_url": stack.get("api_url", ""),
         "task_queue": settings.task_queue,
         "home": str(settings.home_dir),
     }

@@ -64,7 +64,7 @@ def demo_env(home: Path) -> dict[str, str]:
 
 
 def stack_pids(home: Path) -> list[int]:
-    """The pids of the stack's processes: postmaster, Temporal dev server, worker."""
+    """The pids of the stack's processes: postmaster, Temporal dev server, worker, API."""
     parts: dict[str, Any] = embedded.stack_status(home)
     return [part["pid"] for part in parts.values() if isinstance(part.get("pid"), int)]
 
@@ -89,6 +89,7 @@ def demo() -> Iterator[Demo]:
     finally:
         run.cli("down")
         # belt and braces: never leak a process, whatever `down` did
+        embedded.stop_api_process(home, timeout=5)
         embedded.stop_worker_process(home, timeout=5)
         embedded.stop_temporal(home)
         embedded.stop_postgres(home)
@@ -123,6 +124,20 @@ def test_demo_prints_a_web_ui_that_answers_http(demo: Demo) -> None:
         except (urllib.error.URLError, ConnectionError):
             time.sleep(0.2)
     assert status == 200
+
+
+def test_demo_prints_an_api_that_lists_the_imports(demo: Demo) -> None:
+    url = demo.info()["api_url"]
+    assert url.startswith("http://") and url in demo.result.stdout
+    headers = {
+        "X-Client-Account-ID": str(DEMO_CLIENT_ACCOUNT_ID),
+        "X-Engagement-ID": str(DEMO_ENGAGEMENT_ID),
+    }
+    request = urllib.request.Request(f"{url}/api/v1/imports", headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+        items = json.loads(response.read())["items"]
+    assert sorted(item["filename"] for item in items) == sorted(s.name for s, _ in SAMPLES)
 
 
 async def count_assets(url: str) -> int:
@@ -164,13 +179,14 @@ def test_up_again_reuses_the_running_stack(demo: Demo) -> None:
 
 def test_down_stops_every_process(demo: Demo) -> None:
     pids = stack_pids(demo.home)
-    assert len(pids) == 3, embedded.stack_status(demo.home)
+    assert len(pids) == 4, embedded.stack_status(demo.home)
 
     stopped = demo.cli("down")
     assert stopped.returncode == 0, stopped.stderr
     assert "worker" in stopped.stdout and "temporal" in stopped.stdout
-    assert "postgres" in stopped.stdout
+    assert "postgres" in stopped.stdout and "api" in stopped.stdout
     assert all(gone(pid) for pid in pids), [p for p in pids if not gone(p)]
     assert stack_pids(demo.home) == []
     info = demo.info()
-    assert (info["database_url"], info["temporal_address"], info["web_ui_url"]) == ("", "", "")
+    endpoints = ("database_url", "temporal_address", "web_ui_url", "api_url")
+    assert [info[key] for key in endpoints] == ["", "", "", ""]

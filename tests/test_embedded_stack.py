@@ -1,4 +1,5 @@
-"""The embedded stack: PostgreSQL over TCP and the Temporal dev server, started for real."""
+"""The embedded stack: PostgreSQL over TCP, the Temporal dev server and the HTTP API, started
+for real."""
 
 from __future__ import annotations
 
@@ -6,12 +7,17 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import stat
+import subprocess
 import sys
 import textwrap
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import psutil
@@ -25,7 +31,20 @@ if str(Path(__file__).resolve().parents[1]) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dataimport import embedded
-from dataimport.settings import SEARCH_ATTRIBUTES, STACK_FILE
+from dataimport.settings import (
+    DEMO_CLIENT_ACCOUNT_ID,
+    DEMO_ENGAGEMENT_ID,
+    SEARCH_ATTRIBUTES,
+    STACK_FILE,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# Anything that would point the CLI at another stack or tenant is left out of its environment.
+FOREIGN_ENV = ("DATABASE_URL", "TEMPORAL_", "DATAIMPORT_")
+TENANT_HEADERS = {
+    "X-Client-Account-ID": str(DEMO_CLIENT_ACCOUNT_ID),
+    "X-Engagement-ID": str(DEMO_ENGAGEMENT_ID),
+}
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +52,7 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     path = tmp_path_factory.mktemp("embedded")
     yield path
     # Finalizer: never leak a process, whatever the tests did.
+    embedded.stop_api_process(path, timeout=5)
     embedded.stop_worker_process(path, timeout=5)
     embedded.stop_temporal(path)
     embedded.stop_postgres(path)
@@ -262,3 +282,157 @@ def test_stop_everything(state_dir: Path) -> None:
     assert embedded.stop_postgres(state_dir) is True
     status = embedded.stack_status(state_dir)
     assert all(not part["running"] for part in status.values())  # type: ignore[index]
+
+
+# --------------------------------------------------------------------------- up: HTTP API
+
+
+def _cli(state_dir: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    """`dataimport ...` (as `python -m starter`, the project need not be installed) against
+    the stack in `state_dir`. Blocking is fine: this module never uses the session loop."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_ENV)}
+    paths = [str(PROJECT_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env |= {"PYTHONPATH": os.pathsep.join(paths), "DATAIMPORT_HOME": str(state_dir)}
+    env |= {"PYTHONUNBUFFERED": "1", **extra_env}
+    return subprocess.run(
+        [sys.executable, "-m", "starter", *args],
+        env=env,
+        cwd=state_dir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, json.loads(response.read())
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/openapi.json", timeout=5):
+            return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _api_pid(state_dir: Path) -> int | None:
+    api: dict[str, Any] = embedded.stack_status(state_dir)["api"]  # type: ignore[assignment]
+    pid: int | None = api["pid"]
+    return pid
+
+
+def test_api_port_is_the_wanted_one_while_free() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        holder.listen()
+        other = embedded._api_port("127.0.0.1", port)
+    assert other != port
+    assert embedded._port_free(other)
+    assert embedded._api_port("127.0.0.1", other) == other
+    assert embedded._api_url("0.0.0.0", 8000) == "http://127.0.0.1:8000"
+    assert embedded._api_url("::1", 8000) == "http://[::1]:8000"
+
+
+def test_api_that_cannot_start_names_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("DATABASE_URL", "TEMPORAL_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+    # No stack.json and no DATABASE_URL: `dataimport api` refuses to start.
+    with pytest.raises(RuntimeError) as failure:
+        embedded.start_api_process(tmp_path, {"DATAIMPORT_HOME": str(tmp_path)}, port=0)
+    assert str(tmp_path / "logs" / "api.log") in str(failure.value)
+    assert "no database" in str(failure.value)
+    assert not (tmp_path / "api.pid").exists()
+    assert embedded.stop_api_process(tmp_path) is False
+
+
+@pytest.fixture(scope="module")
+def stack_up(state_dir: Path) -> Iterator[tuple[subprocess.CompletedProcess[str], int]]:
+    """`dataimport up --detach` while the configured API port is taken by someone else."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        result = _cli(state_dir, "up", "--detach", DATAIMPORT_API_PORT=str(busy))
+    try:
+        yield result, busy
+    finally:
+        _cli(state_dir, "down")
+
+
+def test_up_publishes_the_api_on_a_free_port(
+    state_dir: Path, stack_up: tuple[subprocess.CompletedProcess[str], int]
+) -> None:
+    result, busy = stack_up
+    assert result.returncode == 0, result.stdout + result.stderr
+    api_url = json.loads((state_dir / STACK_FILE).read_text())["api_url"]
+    assert api_url.startswith("http://127.0.0.1:")
+    assert not api_url.endswith(f":{busy}")  # the configured port was busy: another one
+    assert api_url in result.stdout
+
+    shown = _cli(state_dir, "info", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["api_url"] == api_url
+    assert (state_dir / "logs" / "api.log").exists()
+
+
+def test_up_api_answers_http(
+    state_dir: Path, stack_up: tuple[subprocess.CompletedProcess[str], int]
+) -> None:
+    api_url = json.loads((state_dir / STACK_FILE).read_text())["api_url"]
+    status, schema = _get(f"{api_url}/openapi.json")
+    assert status == 200 and "/api/v1/imports" in schema["paths"]
+    status, listed = _get(f"{api_url}/api/v1/imports", TENANT_HEADERS)
+    assert status == 200
+    assert isinstance(listed["items"], list)
+
+
+def test_up_again_reuses_the_running_api(
+    state_dir: Path, stack_up: tuple[subprocess.CompletedProcess[str], int]
+) -> None:
+    before, pid = json.loads((state_dir / STACK_FILE).read_text()), _api_pid(state_dir)
+    again = _cli(state_dir, "up", "--detach", "--no-worker")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads((state_dir / STACK_FILE).read_text()) == before
+    assert _api_pid(state_dir) == pid
+
+
+def test_down_stops_the_api(
+    state_dir: Path, stack_up: tuple[subprocess.CompletedProcess[str], int]
+) -> None:
+    api_url = json.loads((state_dir / STACK_FILE).read_text())["api_url"]
+    pid = _api_pid(state_dir)
+    assert pid is not None
+
+    stopped = _cli(state_dir, "down")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "api" in stopped.stdout.split("stopped:", 1)[1]
+    assert "Traceback" not in stopped.stderr
+    assert _gone(pid)
+    assert _api_pid(state_dir) is None
+    assert not (state_dir / "api.pid").exists()
+    assert not embedded._tcp_open(int(api_url.rsplit(":", 1)[1]))
+    assert not _answers(api_url)
+    shown = _cli(state_dir, "info", "--json")
+    assert json.loads(shown.stdout)["api_url"] == ""
+
+
+def test_up_no_api_starts_none(state_dir: Path) -> None:
+    try:
+        result = _cli(state_dir, "up", "--detach", "--no-worker", "--no-api")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "api_url" not in json.loads((state_dir / STACK_FILE).read_text())
+        assert _api_pid(state_dir) is None
+        assert not (state_dir / "api.pid").exists()
+        shown = _cli(state_dir, "info", "--json")
+        assert json.loads(shown.stdout)["api_url"] == ""
+    finally:
+        stopped = _cli(state_dir, "down")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "api" not in stopped.stdout.split("stopped:", 1)[1]
