@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -60,10 +60,15 @@ class Issue:
     agent: str | None = None  # the validation agent that found it (None: the reader/category)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["severity"] = str(self.severity)
-        if self.agent is None:
-            del data["agent"]
+        # Built by hand, not dataclasses.asdict (a deep copy per field): once per finding.
+        data: dict[str, Any] = {
+            "code": self.code,
+            "severity": str(self.severity),
+            "message": self.message,
+            "field": self.field,
+        }
+        if self.agent is not None:
+            data["agent"] = self.agent
         return data
 
     @property

@@ -28,9 +28,12 @@ def quote_value(text: str, limit: int = 80) -> str:
     return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
+_NON_WORD = re.compile(r"[^0-9a-z]+")
+
+
 def _word_key(text: str) -> str:
     """Comparable form of a vocabulary value: lower case, punctuation to single spaces."""
-    return " ".join(re.sub(r"[^0-9a-z]+", " ", text.lower()).split())
+    return " ".join(_NON_WORD.sub(" ", text.lower()).split())
 
 
 def _is_placeholder(text: str) -> bool:
@@ -119,15 +122,29 @@ def parse_storage_gb(text: str, default_unit: str = "GB") -> float:
 
 # --- network -----------------------------------------------------------------------------
 
+# A plain dotted-quad IPv4 address is already canonical (ipaddress rejects leading zeros, so
+# this pattern does too): addresses are unique per row, so the cache rarely helps them.
+_PLAIN_IPV4 = re.compile(
+    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+)
+_IP_SEPARATORS = re.compile(r"[,;\s]+")
 
-@lru_cache(maxsize=CACHE_SIZE)
+
 def normalize_ip(text: str) -> str:
     """First valid IPv4/IPv6 address in the cell, canonical form, prefix length dropped.
 
     Exports list several addresses ("10.0.0.1, 10.0.0.2") and CIDR forms ("10.0.0.1/24");
     an asset's primary address is the first one that parses.
     """
-    for token in re.split(r"[,;\s]+", text.strip()):
+    if _PLAIN_IPV4.fullmatch(text):
+        return text
+    return _normalize_ip(text)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _normalize_ip(text: str) -> str:
+    for token in _IP_SEPARATORS.split(text.strip()):
         candidate = token.split("/", 1)[0].strip("[]")
         if not candidate:
             continue
@@ -138,6 +155,9 @@ def normalize_ip(text: str) -> str:
     raise ValueError(f"{quote_value(text)} is not a valid IP address")
 
 
+_LIST_SEPARATORS = re.compile(r"[,;|\r\n]+")
+
+
 def split_list(text: str) -> list[str]:
     """Split "a,b", "a;b", "a | b" or one item per line; stripped, non-empty, first spelling kept.
 
@@ -145,7 +165,7 @@ def split_list(text: str) -> list[str]:
     """
     items: list[str] = []
     seen: set[str] = set()
-    for part in re.split(r"[,;|\r\n]+", text):
+    for part in _LIST_SEPARATORS.split(text):
         item = part.strip()
         key = name_key(item)
         if item and key not in seen:
@@ -160,6 +180,13 @@ def name_key(name: str) -> str:
 
 
 _HOST_LABEL = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_IPV4_CHARS = frozenset("0123456789./")
+
+
+def _could_be_ip(text: str) -> bool:
+    """False when ipaddress would surely refuse text: IPv6 needs a ':', IPv4 only digits and
+    dots (and the '/' of a prefix). Saves a raised ValueError per ordinary host name."""
+    return ":" in text or _IPV4_CHARS.issuperset(text)
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -173,11 +200,12 @@ def hostname_key(hostname_or_fqdn: str) -> str | None:
     text = text.rsplit("\\", 1)[-1]  # NetBIOS DOMAIN\host
     if not text:
         return None
-    try:
-        ipaddress.ip_address(text.split("/", 1)[0])
-        return None
-    except ValueError:
-        pass
+    if _could_be_ip(text):
+        try:
+            ipaddress.ip_address(text.split("/", 1)[0])
+            return None
+        except ValueError:
+            pass
     short = text.split(".", 1)[0]
     return short if _HOST_LABEL.fullmatch(short) else None
 
@@ -324,8 +352,11 @@ _SERVICENOW_CLASSES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 )
 
 
+_SERVICENOW_PREFIX = re.compile(r"^(u_)?cmdb_ci_?")
+
+
 def _servicenow_asset_type(class_name: str) -> str | None:
-    short = re.sub(r"^(u_)?cmdb_ci_?", "", class_name)
+    short = _SERVICENOW_PREFIX.sub("", class_name)
     for pattern, asset_type in _SERVICENOW_CLASSES:
         if pattern.fullmatch(short):
             return asset_type
@@ -396,6 +427,7 @@ _WINDOWS_SERVER_BUILDS: tuple[tuple[str, str], ...] = (
 # Bitness and architecture words carry numbers that are not versions.
 _ARCH_NOISE = re.compile(r"\(?\b(32|64)[- ]?bits?\b\)?|\bx86_64\b|\bx64\b|\bamd64\b|\bi[36]86\b")
 _VERSION = re.compile(r"\d+(?:\.\d+)*")
+_VERSION_LIST = re.compile(r"\d\s*/\s*\d")
 
 # End of the vendor's free support, by family and release. Windows: end of extended support
 # (ESU is a paid add-on); RHEL/Oracle Linux: end of maintenance/premier support (ELS is paid);
@@ -482,6 +514,7 @@ _SUPPORT_ENDS: dict[str, dict[str, date]] = {
 }
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def _os_family(name: str) -> str | None:
     lowered = name.lower()
     for pattern, family in _OS_FAMILIES:
@@ -512,7 +545,7 @@ def _windows_release(family: str, text: str) -> str | None:
 def _version_in(text: str) -> str | None:
     """First version number in text, ignoring bitness; None for "4/5/6" or "or later" lists."""
     cleaned = _ARCH_NOISE.sub(" ", text)
-    if "or later" in cleaned.lower() or re.search(r"\d\s*/\s*\d", cleaned):
+    if "or later" in cleaned.lower() or _VERSION_LIST.search(cleaned):
         return None
     match = _VERSION.search(cleaned)
     return match[0] if match else None

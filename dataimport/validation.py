@@ -29,12 +29,15 @@ from dataimport.contracts import (
     ValidationCounts,
 )
 from dataimport.db import driver_connection
-from dataimport.issues import NO_MAPPED_COLUMNS, Code, ImportFailure
+from dataimport.issues import NO_MAPPED_COLUMNS, Code, ImportFailure, Issue
 
 EXAMPLES_PER_CODE = 5
 
 StagedRow = tuple[int, dict[str, Any], list[dict[str, Any]] | None, bool]
 Outcome = tuple[int, bool, str, str | None]
+
+# json.dumps(..., default=str) builds a new encoder per call; one shared encoder is the same.
+_NORMALIZED_ENCODER = json.JSONEncoder(default=str)
 
 
 async def staged_headers(engine: AsyncEngine, ref: ImportRef) -> list[str]:
@@ -80,7 +83,8 @@ class _RowValidator:
         self.category = category
         self.mapping = mapping
         self.agents = agents_for(category.masks_values, category.agents)
-        self.header_by_field = {field: header for header, field in mapping.field_by_header.items()}
+        self.pairs = tuple(mapping.field_by_header.items())  # (header, field), resolved once
+        self.header_by_field = {field: header for header, field in self.pairs}
         self.elapsed: dict[str, float] = defaultdict(float)
 
     def outcome(self, row: StagedRow) -> Outcome:
@@ -88,10 +92,7 @@ class _RowValidator:
         issues: list[dict[str, Any]] = list(read_issues or [])
         if is_blank:
             return row_number, False, json.dumps(issues), None
-        fields = {
-            field: str(raw.get(header) or "").strip()
-            for header, field in self.mapping.field_by_header.items()
-        }
+        fields = {field: str(raw.get(header) or "").strip() for header, field in self.pairs}
         started = time.perf_counter()
         typed = self.category.validate_row(fields)
         self.elapsed[FORMAT_VALIDATOR] += time.perf_counter() - started
@@ -102,18 +103,20 @@ class _RowValidator:
             started = time.perf_counter()
             context.issues.extend(agent.examine(context))
             self.elapsed[agent.name] += time.perf_counter() - started
-        issues.extend(self._in_source_terms(issue.to_json()) for issue in context.issues)
+        issues.extend(self._issue_json(issue) for issue in context.issues)
         if self.category.masks_values:
             issues = [self._masked(issue, raw) for issue in issues]
         is_valid = not any(issue.is_error for issue in context.issues)
         normalized = context.normalized
         normalized["_key"] = self.category.natural_key(normalized) if is_valid else None
-        return row_number, is_valid, json.dumps(issues), json.dumps(normalized, default=str)
+        return row_number, is_valid, json.dumps(issues), _NORMALIZED_ENCODER.encode(normalized)
 
-    def _in_source_terms(self, issue: dict[str, Any]) -> dict[str, Any]:
-        """Name the file's column, not our field: that is what the user can find and fix."""
-        header = self.header_by_field.get(issue.get("field") or "")
-        return {**issue, "field": header} if header else issue
+    def _issue_json(self, issue: Issue) -> dict[str, Any]:
+        """`issue.to_json()`, naming the file's column rather than our field: that is what
+        the user can find and fix."""
+        data = issue.to_json()
+        data["field"] = self.header_by_field.get(issue.field or "") or issue.field
+        return data
 
     @staticmethod
     def _masked(issue: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:

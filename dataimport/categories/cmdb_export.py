@@ -192,20 +192,18 @@ class _RowCheck:
     """One row being validated: its non-empty cells, the issues found, the custom attributes."""
 
     def __init__(self, fields: Mapping[str, str]) -> None:
-        self.cells = {field: text.strip() for field, text in fields.items() if text.strip()}
+        self.cells = {field: cell for field, text in fields.items() if (cell := text.strip())}
         self.issues: list[Issue] = []
         self.custom: dict[str, Any] = {}
 
-    def first(self, *fields: str) -> tuple[str, str] | None:
-        """(field, text) of the first of fields that has a value."""
-        for field in fields:
-            if field in self.cells:
-                return field, self.cells[field]
-        return None
-
     def text(self, *fields: str) -> str | None:
-        found = self.first(*fields)
-        return found[1] if found else None
+        """Text of the first of fields that has a value."""
+        cells = self.cells
+        for field in fields:
+            cell = cells.get(field)
+            if cell is not None:
+                return cell
+        return None
 
     def error(self, code: Code, field: str | None, message: str) -> None:
         self.issues.append(Issue(code.value, Severity.ERROR, message, field))
