@@ -28,25 +28,11 @@ class CompletionActivities:
     @activity.defn
     @classified
     async def record_status(self, update: StatusUpdate) -> None:
+        entered = await flows.record_status(self._engine, update)
         # A retried call finds the status already recorded: the import finished only once.
-        finishing = update.status in TERMINAL_STATUSES and (
-            await self._status_of(update.ref) != update.status
-        )
-        await flows.record_status(self._engine, update)
-        if finishing:
+        if entered and update.status in TERMINAL_STATUSES:
             metrics.import_finished(update.ref.category, update.status)
             log.info("import finished: %s", update.status)
-
-    async def _status_of(self, ref: ImportRef) -> str | None:
-        async with self._engine.connect() as conn:
-            status = await conn.scalar(
-                text(
-                    "SELECT status FROM data_imports WHERE id = :id "
-                    "AND client_account_id = :c AND engagement_id = :e"
-                ),
-                {"id": ref.data_import_id, "c": ref.client_account_id, "e": ref.engagement_id},
-            )
-        return str(status) if status is not None else None
 
     @activity.defn
     @classified

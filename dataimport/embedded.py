@@ -706,14 +706,19 @@ def start_worker_process(state_dir: Path, env: Mapping[str, str]) -> int:
 def stop_worker_process(state_dir: Path, timeout: float = 30) -> bool:
     """SIGTERM the worker (it drains running activities), wait `timeout`, then SIGKILL."""
     state_dir = state_dir.resolve()
-    pid_file = _worker_pid_file(state_dir)
-    with _locked(state_dir / ".worker.lock"):
+    stopped, _ = _stop_tracked(_worker_pid_file(state_dir), state_dir / ".worker.lock", timeout)
+    return stopped
+
+
+def _stop_tracked(pid_file: Path, lock: Path, timeout: float) -> tuple[bool, int | None]:
+    """Stop the process a pid file names: (whether one ran, its exit status when known)."""
+    with _locked(lock):
         proc = _pid_file_process(pid_file)
         if proc is None:
-            return False
-        _terminate(proc, timeout)
+            return False, None
+        code = _terminate(proc, timeout)
         pid_file.unlink(missing_ok=True)
-    return True
+    return True, code
 
 
 # --------------------------------------------------------------------------- HTTP API
@@ -813,16 +818,10 @@ def stop_api_process(state_dir: Path, timeout: float = 30) -> bool:
     uvicorn may end by re-raising SIGTERM once shut down: that counts as a clean stop.
     """
     state_dir = state_dir.resolve()
-    pid_file = _api_pid_file(state_dir)
-    with _locked(state_dir / ".api.lock"):
-        proc = _pid_file_process(pid_file)
-        if proc is None:
-            return False
-        code = _terminate(proc, timeout)
-        pid_file.unlink(missing_ok=True)
-    if code not in (None, 0, -signal.SIGTERM, 128 + signal.SIGTERM):
+    stopped, code = _stop_tracked(_api_pid_file(state_dir), state_dir / ".api.lock", timeout)
+    if stopped and code not in (None, 0, -signal.SIGTERM, 128 + signal.SIGTERM):
         _log.warning("the HTTP API exited with status %s (log: %s)", code, _api_log(state_dir))
-    return True
+    return stopped
 
 
 # --------------------------------------------------------------------------- status + stack file

@@ -122,8 +122,10 @@ def _transition(update: StatusUpdate) -> str:
     return json.dumps(entry)
 
 
-async def record_status(engine: AsyncEngine, update: StatusUpdate) -> None:
-    """Move data_imports, master flow and child flow to one status together (invariant 4)."""
+async def record_status(engine: AsyncEngine, update: StatusUpdate) -> bool:
+    """Move data_imports, master flow and child flow to one status together (invariant 4).
+
+    True when the import entered this status now (False: a retried call, already there)."""
     terminal = update.status in TERMINAL_STATUSES
     counters = {k: v for k, v in update.counters.items() if k in _COUNTER_COLUMNS}
     counter_sql = "".join(f", {name} = :{name}" for name in counters)
@@ -139,9 +141,10 @@ async def record_status(engine: AsyncEngine, update: StatusUpdate) -> None:
         "terminal": terminal,
     }
     async with engine.begin() as conn:
-        await conn.execute(text(_UPDATE_IMPORT.format(counters=counter_sql)), params)
+        before = await conn.scalar(text(_UPDATE_IMPORT.format(counters=counter_sql)), params)
         await conn.execute(text(_UPDATE_MASTER), params)
         await conn.execute(text(_UPDATE_CHILD.format(flag=_phase_flag_sql(update))), params)
+    return before != update.status
 
 
 _COUNTER_COLUMNS = frozenset(
@@ -155,11 +158,17 @@ _COUNTER_COLUMNS = frozenset(
     }
 )
 
+# Returns the status the import had before (the CTE reads the row as it was, locked).
 _UPDATE_IMPORT = """
-UPDATE data_imports SET status = :status, phase = :phase, error_code = :code,
-  error_message = :message, summary = summary || CAST(:summary AS jsonb), updated_at = now(),
+WITH before AS (
+  SELECT id, status FROM data_imports
+  WHERE id = :id AND client_account_id = :c AND engagement_id = :e FOR UPDATE
+)
+UPDATE data_imports d SET status = :status, phase = :phase, error_code = :code,
+  error_message = :message, summary = d.summary || CAST(:summary AS jsonb), updated_at = now(),
   completed_at = CASE WHEN :terminal THEN now() ELSE NULL END {counters}
-WHERE id = :id AND client_account_id = :c AND engagement_id = :e
+FROM before WHERE d.id = before.id
+RETURNING before.status
 """
 
 # Append a transition only when it differs from the last one, so a retried call is a no-op.
