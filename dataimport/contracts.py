@@ -183,8 +183,11 @@ class ImportStatus(BaseModel):
         return self.status in TERMINAL_STATUSES
 
 
+WORKFLOW_ID_PREFIX = "data-import-"
+
+
 def workflow_id_for(data_import_id: uuid.UUID) -> str:
-    return f"data-import-{data_import_id}"
+    return f"{WORKFLOW_ID_PREFIX}{data_import_id}"
 
 
 class ProcessingStep(BaseModel):

@@ -18,9 +18,7 @@ from temporalio.worker import (
     Interceptor,
 )
 
-from dataimport.contracts import ImportRef, ImportRequest
-
-WORKFLOW_ID_PREFIX = "data-import-"  # contracts.workflow_id_for
+from dataimport.contracts import WORKFLOW_ID_PREFIX, ImportRef, ImportRequest
 
 _context: ContextVar[Mapping[str, str] | None] = ContextVar("dataimport_log_context", default=None)
 
