@@ -80,6 +80,16 @@ class DataImport(TenantMixin, TimestampMixin, Base):
         CheckConstraint(_in_list("import_category", CATEGORIES), name="import_category"),
         CheckConstraint(_in_list("status", IMPORT_STATUSES), name="status"),
         Index("ix_data_imports_tenant_created", "client_account_id", "engagement_id", "created_at"),
+        # Finished imports whose staged rows are still there, oldest first (staging retention).
+        Index(
+            "ix_data_imports_staging_purgeable",
+            "completed_at",
+            "id",
+            postgresql_where=text(
+                "staging_purged_at IS NULL AND status IN "
+                "('cancelled', 'completed', 'completed_with_errors', 'failed')"
+            ),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
@@ -111,6 +121,9 @@ class DataImport(TenantMixin, TimestampMixin, Base):
     error_code: Mapped[str | None] = mapped_column(Text)
     error_message: Mapped[str | None] = mapped_column(Text)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Staging retention: claimed by the retention job / every staged row removed.
+    staging_purge_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    staging_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class RawImportRecord(TenantMixin, Base):
