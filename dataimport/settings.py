@@ -71,6 +71,24 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = Field(
         30.0, validation_alias=_env("DATAIMPORT_LLM_TIMEOUT_SECONDS")
     )
+    # Staging retention: staged rows of finished imports are removed after this many days by
+    # the `dataimport-staging-retention` Temporal Schedule, which runs every interval.
+    staging_retention_days: int = Field(
+        30, ge=1, le=3650, validation_alias=_env("DATAIMPORT_STAGING_RETENTION_DAYS")
+    )
+    staging_retention_interval_minutes: int = Field(
+        1440,
+        ge=5,
+        le=7 * 1440,
+        validation_alias=_env("DATAIMPORT_STAGING_RETENTION_INTERVAL_MINUTES"),
+    )
+    staging_retention_batch_size: int = Field(
+        5000, ge=100, le=100_000, validation_alias=_env("DATAIMPORT_STAGING_RETENTION_BATCH_SIZE")
+    )
+    # Workers create (or update) the schedule when they start; off: manage it by hand.
+    staging_retention_schedule: bool = Field(
+        True, validation_alias=_env("DATAIMPORT_STAGING_RETENTION_SCHEDULE")
+    )
 
     @property
     def llm_configured(self) -> bool:

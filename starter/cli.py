@@ -280,6 +280,53 @@ def migrate() -> None:
     console.print("database schema is up to date")
 
 
+@app.command()
+def retention(
+    run_now: Annotated[
+        bool, typer.Option("--run-now", help="Also start a retention run now.")
+    ] = False,
+) -> None:
+    """Create or update the staging-retention Temporal Schedule (workers do this at start too);
+    with --run-now, trigger a run. Staged rows of imports finished more than
+    DATAIMPORT_STAGING_RETENTION_DAYS ago are removed; inventory and import records stay."""
+    from temporalio.service import RPCError
+
+    from worker import (
+        RETENTION_SCHEDULE_ID,
+        connect_client,
+        ensure_retention_schedule,
+        trigger_retention,
+    )
+
+    settings = Settings()
+    try:
+        address = settings.resolved_temporal_address()
+    except RuntimeError as error:
+        _die(str(error))
+
+    async def go() -> str:
+        try:
+            client = await connect_client(settings)
+        except RuntimeError as error:
+            _die(f"cannot reach Temporal at {address}: {error}. {STACK_HINT}")
+        outcome = await ensure_retention_schedule(client, settings)
+        if run_now:
+            await trigger_retention(client)
+        return outcome
+
+    try:
+        outcome = asyncio.run(go())
+    except RPCError as error:
+        _die(f"Temporal refused the request: {error}", EXIT_FAILED)
+    console.print(
+        f"schedule {RETENTION_SCHEDULE_ID}: {outcome} (staged rows kept "
+        f"{settings.staging_retention_days} days, checked every "
+        f"{settings.staging_retention_interval_minutes} minutes)"
+    )
+    if run_now:
+        console.print("retention run started: see Schedules in the Temporal Web UI")
+
+
 # ----- imports -----------------------------------------------------------------------------
 
 

@@ -1,0 +1,289 @@
+"""Staging retention: remove the staged rows of imports finished longer ago than the retention.
+
+Staged rows (`raw_import_records`) exist so an import can be validated, enriched, retried
+and reported on. Once an import is finished (a terminal status) and the retention period has
+passed, they go: in batches of a bounded number of rows, each batch its own short
+transaction, resumable from the last row removed. The inventory is never touched: assets and
+dependencies do not reference staged rows (`raw_import_records.asset_id` points *at* assets,
+no foreign key points back), and the import record, its flows, steps and counters stay.
+
+An import is *claimed* (`staging_purge_started_at`) in the transaction that removes its first
+batch, so from then on reports say the rows were removed after retention instead of showing a
+partial or empty report; `staging_purged_at` is set with the last batch.
+
+Every statement on one import carries its tenant keys; only the listing of purgeable imports
+reads across tenants, because retention is one job for the whole service.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dataimport.contracts import TERMINAL_STATUSES
+from dataimport.imports import Tenant
+
+DEFAULT_RETENTION_DAYS = 30
+DEFAULT_BATCH_SIZE = 5000
+MAX_PAGE_SIZE = 500  # a page of candidates stays well under 64 KB of workflow history
+
+# Literal, in the order of the partial index's predicate (migration 0003): with bound
+# parameters the planner could not prove the query implies the index predicate.
+_TERMINAL_SQL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_STATUSES))
+_PURGEABLE = f"staging_purged_at IS NULL AND status IN ({_TERMINAL_SQL})"
+
+
+class RetentionPolicy(BaseModel):
+    """How long staged rows are kept and how the job removes them (bounded: trust no input)."""
+
+    retention_days: int = Field(DEFAULT_RETENTION_DAYS, ge=1, le=3650)
+    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=100_000)
+    max_parallel: int = Field(2, ge=1, le=16)
+    page_size: int = Field(100, ge=1, le=MAX_PAGE_SIZE)
+
+
+class PurgeCandidate(BaseModel):
+    """A finished import whose staged rows are due (ids only)."""
+
+    data_import_id: uuid.UUID
+    client_account_id: uuid.UUID
+    engagement_id: uuid.UUID
+    completed_at: datetime
+
+
+class ListPurgeableInput(BaseModel):
+    cutoff: datetime
+    limit: int = Field(100, ge=1, le=MAX_PAGE_SIZE)
+    # Keyset cursor: candidates strictly after (completed_at, id), oldest first.
+    after_completed_at: datetime | None = None
+    after_id: uuid.UUID | None = None
+
+
+class PurgeableImports(BaseModel):
+    items: list[PurgeCandidate] = Field(default_factory=list)
+
+
+class PurgeInput(BaseModel):
+    candidate: PurgeCandidate
+    cutoff: datetime
+    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=100_000)
+
+
+class PurgeProgress(BaseModel):
+    """Where a purge stands: rows up to `after_row` are gone; a retried attempt resumes there."""
+
+    after_row: int = 0
+    rows_deleted: int = 0
+    batches: int = 0
+
+
+class PurgeResult(BaseModel):
+    data_import_id: uuid.UUID
+    rows_deleted: int = 0
+    batches: int = 0
+    # False when the import was no longer due (purged already, or not finished/old enough).
+    purged: bool = False
+
+
+MAX_FAILED_IDS = 20
+
+
+class RetentionTotals(BaseModel):
+    """What one retention pass did (summed over its continued-as-new runs)."""
+
+    imports_purged: int = 0
+    rows_deleted: int = 0
+    imports_failed: int = 0
+    failed_import_ids: list[uuid.UUID] = Field(default_factory=list)  # first few, for the UI
+    runs: int = 1
+
+
+class StagingRetentionInput(BaseModel):
+    """The retention workflow's input: the schedule starts it with the policy only."""
+
+    policy: RetentionPolicy = Field(default_factory=RetentionPolicy)
+    # Set on continue-as-new: the pass keeps the cutoff of its first run and its cursor.
+    cutoff: datetime | None = None
+    after_completed_at: datetime | None = None
+    after_id: uuid.UUID | None = None
+    totals: RetentionTotals = Field(default_factory=RetentionTotals)
+
+
+class StagingPurged(LookupError):
+    """The import's staged rows were removed after the retention period: no row-level report."""
+
+    def __init__(self, data_import_id: uuid.UUID, removed_at: datetime) -> None:
+        super().__init__(
+            f"the staged rows of import {data_import_id} were removed on "
+            f"{removed_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC after the staging retention "
+            "period; row-level findings and rejected rows are no longer available (the "
+            "import's counters and summary are kept: dataimport status "
+            f"{data_import_id})"
+        )
+        self.data_import_id = data_import_id
+        self.removed_at = removed_at
+
+
+def cutoff_for(now: datetime, retention_days: int) -> datetime:
+    """Imports finished before this instant are due."""
+    return now - timedelta(days=retention_days)
+
+
+_LIST = f"""
+SELECT id, client_account_id, engagement_id, completed_at
+FROM data_imports
+WHERE {_PURGEABLE} AND completed_at < :cutoff {{after}}
+ORDER BY completed_at, id
+LIMIT :limit
+"""
+
+
+async def list_purgeable(engine: AsyncEngine, data: ListPurgeableInput) -> PurgeableImports:
+    """The next page of due imports, oldest first, across tenants (ids only)."""
+    params: dict[str, Any] = {"cutoff": data.cutoff, "limit": data.limit}
+    after = ""
+    if data.after_completed_at is not None and data.after_id is not None:
+        after = "AND (completed_at, id) > (:after_at, :after_id)"
+        params.update(after_at=data.after_completed_at, after_id=data.after_id)
+    async with engine.connect() as conn:
+        rows = await conn.execute(text(_LIST.format(after=after)), params)
+        return PurgeableImports(
+            items=[
+                PurgeCandidate(
+                    data_import_id=row.id,
+                    client_account_id=row.client_account_id,
+                    engagement_id=row.engagement_id,
+                    completed_at=row.completed_at,
+                )
+                for row in rows
+            ]
+        )
+
+
+# Still due (finished before the cutoff, not purged)? Checked again in every batch, so an
+# import listed a moment ago but purged meanwhile by another run is left alone.
+_DUE = f"""
+SELECT staging_purge_started_at FROM data_imports
+WHERE id = :id AND client_account_id = :c AND engagement_id = :e
+  AND {_PURGEABLE} AND completed_at < :cutoff
+FOR UPDATE
+"""
+
+# One batch: the next `limit` staged rows by row number after the resume point (the unique
+# (data_import_id, row_number) index finds them without revisiting removed rows).
+_DELETE_BATCH = """
+WITH doomed AS (
+  SELECT id FROM raw_import_records
+  WHERE data_import_id = :id AND client_account_id = :c AND engagement_id = :e
+    AND row_number > :after
+  ORDER BY row_number
+  LIMIT :limit
+), gone AS (
+  DELETE FROM raw_import_records r USING doomed WHERE r.id = doomed.id
+  RETURNING r.row_number
+)
+SELECT count(*) AS deleted, max(row_number) AS last_row FROM gone
+"""
+
+_MARK = """
+UPDATE data_imports SET updated_at = now(),
+  staging_purge_started_at = coalesce(staging_purge_started_at, now()),
+  staging_purged_at = CASE WHEN :done THEN now() ELSE NULL END
+WHERE id = :id AND client_account_id = :c AND engagement_id = :e
+"""
+
+
+async def purge_import(
+    engine: AsyncEngine,
+    data: PurgeInput,
+    *,
+    resume: PurgeProgress | None = None,
+    on_batch: Callable[[PurgeProgress], None] | None = None,
+) -> PurgeResult:
+    """Remove the import's staged rows in batches of `batch_size`, then mark it purged.
+
+    Idempotent and resumable: each batch commits with its progress, `resume` skips what a
+    crashed attempt already removed (starting over from row 0 is correct too, only slower),
+    and an import that is no longer due is left as it is.
+    """
+    candidate = data.candidate
+    progress = (resume or PurgeProgress()).model_copy()
+    params = {
+        "id": candidate.data_import_id,
+        "c": candidate.client_account_id,
+        "e": candidate.engagement_id,
+        "cutoff": data.cutoff,
+        "limit": data.batch_size,
+    }
+    while True:
+        async with engine.begin() as conn:
+            due = (await conn.execute(text(_DUE), params)).first()
+            if due is None:
+                return PurgeResult(
+                    data_import_id=candidate.data_import_id,
+                    rows_deleted=progress.rows_deleted,
+                    batches=progress.batches,
+                )
+            batch = (
+                await conn.execute(text(_DELETE_BATCH), {**params, "after": progress.after_row})
+            ).one()
+            done = batch.deleted < data.batch_size
+            if done or due.staging_purge_started_at is None:
+                await conn.execute(text(_MARK), {**params, "done": done})
+        progress.rows_deleted += batch.deleted
+        progress.batches += 1
+        if batch.last_row is not None:
+            progress.after_row = batch.last_row
+        if on_batch is not None:
+            on_batch(progress.model_copy())
+        if done:
+            return PurgeResult(
+                data_import_id=candidate.data_import_id,
+                rows_deleted=progress.rows_deleted,
+                batches=progress.batches,
+                purged=True,
+            )
+
+
+async def purge_expired(
+    engine: AsyncEngine,
+    policy: RetentionPolicy,
+    *,
+    now: datetime | None = None,
+) -> list[PurgeResult]:
+    """Every due import, one after the other (what the workflow does, without Temporal)."""
+    cutoff = cutoff_for(now or datetime.now(UTC), policy.retention_days)
+    results: list[PurgeResult] = []
+    page = ListPurgeableInput(cutoff=cutoff, limit=policy.page_size)
+    while True:
+        found = await list_purgeable(engine, page)
+        for candidate in found.items:
+            purge = PurgeInput(candidate=candidate, cutoff=cutoff, batch_size=policy.batch_size)
+            results.append(await purge_import(engine, purge))
+        if len(found.items) < page.limit:
+            return results
+        last = found.items[-1]
+        page = page.model_copy(
+            update={"after_completed_at": last.completed_at, "after_id": last.data_import_id}
+        )
+
+
+async def staging_removed_at(
+    engine: AsyncEngine, tenant: Tenant, data_import_id: uuid.UUID
+) -> datetime | None:
+    """When retention started removing the tenant's import's staged rows (None: they are kept)."""
+    async with engine.connect() as conn:
+        removed: datetime | None = await conn.scalar(
+            text(
+                "SELECT staging_purge_started_at FROM data_imports WHERE id = :id "
+                "AND client_account_id = :c AND engagement_id = :e"
+            ),
+            {**tenant.params(), "id": data_import_id},
+        )
+    return removed
