@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import os
 import sys
@@ -35,7 +36,7 @@ from temporalio.client import (
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.retention import RetentionActivities
@@ -365,6 +366,31 @@ async def test_the_listing_reads_the_partial_index(engine: AsyncEngine) -> None:
         assert "ix_data_imports_staging_purgeable" in "\n".join(plan)
 
 
+async def test_the_activity_heartbeats_every_batch_and_resumes_from_its_last_heartbeat(
+    engine: AsyncEngine, tenant: Tenant
+) -> None:
+    seeded = await seed_import(engine, tenant, rows=7)
+    activities = RetentionActivities(engine)
+    first = ActivityEnvironment()
+    beats: list[Any] = []
+
+    def die_on_second_beat(*details: Any) -> None:
+        beats.append(details[0])
+        if len(beats) == 2:
+            raise RuntimeError("worker killed")
+
+    first.on_heartbeat = die_on_second_beat
+    with pytest.raises(RuntimeError):
+        await first.run(activities.purge_staged_rows, purge_input(seeded, batch_size=2))
+    assert beats[-1] == {"after_row": 4, "rows_deleted": 4, "batches": 2}
+
+    retried = ActivityEnvironment()  # the next attempt sees the last heartbeat's details
+    retried.info = dataclasses.replace(retried.info, heartbeat_details=[beats[-1]], attempt=2)
+    result = await retried.run(activities.purge_staged_rows, purge_input(seeded, batch_size=2))
+    assert (result.purged, result.rows_deleted, result.batches) == (True, 7, 4)
+    assert await staged_rows(engine, seeded) == 0
+
+
 # ----- the workflow (time-skipping test server) --------------------------------------------
 
 
@@ -469,11 +495,15 @@ async def test_a_failed_purge_skips_that_import_and_fails_the_run_visibly(
 
 @pytest.fixture
 async def retention_settings(settings: Settings, client: Client) -> AsyncIterator[Settings]:
-    """Settings with a task queue of their own; the schedule is removed afterwards."""
+    """Settings with a task queue of their own, and no retention schedule before or after
+    (worker processes of other tests create it on the shared dev server when they start)."""
     ours = settings.model_copy(update={"task_queue": f"test-retention-{uuid.uuid4()}"})
+    handle = client.get_schedule_handle(RETENTION_SCHEDULE_ID)
+    with contextlib.suppress(RPCError):  # none yet
+        await handle.delete()
     yield ours
-    with contextlib.suppress(RPCError):  # never created
-        await client.get_schedule_handle(RETENTION_SCHEDULE_ID).delete()
+    with contextlib.suppress(RPCError):
+        await handle.delete()
 
 
 async def test_the_schedule_is_created_once_and_follows_the_settings(
