@@ -324,7 +324,10 @@ def retention(
         f"{settings.staging_retention_interval_minutes} minutes)"
     )
     if run_now:
-        console.print("retention run started: see Schedules in the Temporal Web UI")
+        console.print(
+            "retention run triggered (skipped while one is still running): "
+            "see Schedules in the Temporal Web UI"
+        )
 
 
 # ----- imports -----------------------------------------------------------------------------

@@ -605,8 +605,8 @@ async def test_the_cli_ensures_the_schedule_and_explains_purged_reports(
     code, out, _ = await _cli(env, "retention")
     assert code == 0 and f"schedule {RETENTION_SCHEDULE_ID}: created" in out
     assert "kept 14 days" in out
-    code, out, _ = await _cli(env, "retention")
-    assert code == 0 and "unchanged" in out
+    code, out, _ = await _cli(env, "retention", "--run-now")
+    assert code == 0 and "unchanged" in out and "triggered" in out
 
     seeded = await seed_import(engine, tenant, rows=4)
     assert (await retention.purge_import(engine, purge_input(seeded))).purged
