@@ -102,15 +102,15 @@ def implied_classification(categories: Iterable[str]) -> str | None:
 
 # --- values: shapes ----------------------------------------------------------------------
 
-_MIN_LEN = 6  # "a@b.io", "1/2/85": nothing shorter is one of the value categories
-_MAX_LEN = 4096  # free text beyond this is a document, not a cell to scan
+MIN_LEN = 6  # "a@b.io", "1/2/85": nothing shorter is one of the value categories
+MAX_LEN = 4096  # free text beyond this is a document, not a cell to scan
 _MAX_NUMERIC_LEN = 64
 
 # The one search most cells go through: an '@', or seven characters of digits and separators
 # starting with a digit, or six digits and a letter (an unspaced UK NINO). Every value
 # category has one of these, except the Italian codice fiscale (tested on its own) and a keyed
 # birth date with a short date ("DOB 1/2/85"); host names such as "srv-000123" have none.
-_CANDIDATE = re.compile(r"@|\d(?:[\d .()/-]{6}|\d{5}[A-Da-d])")
+CANDIDATE = re.compile(r"@|\d(?:[\d .()/-]{6}|\d{5}[A-Da-d])")
 # Inside free text: runs of digits and separators, and IBANs written in groups of four.
 _EMBEDDED = re.compile(
     r"(?<![\w.+-])\+?\(?\d[\d ()./-]{4,}\d(?!\w)"
@@ -252,9 +252,9 @@ def detect_value(value: str, hints: frozenset[str] = _EMPTY) -> frozenset[str]:
     check digit fits) and a loosely written number as a phone number.
     """
     length = len(value)
-    if length < _MIN_LEN or length > _MAX_LEN:
+    if length < MIN_LEN or length > MAX_LEN:
         return _EMPTY
-    if _CANDIDATE.search(value) is None:
+    if CANDIDATE.search(value) is None:
         if length >= 16 and _CODICE_FISCALE.fullmatch(value.strip()):
             return _detect_national_id(value.strip())
         return _EMPTY

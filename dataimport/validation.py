@@ -29,6 +29,7 @@ from dataimport.contracts import (
     ValidationCounts,
 )
 from dataimport.db import driver_connection
+from dataimport.engine import chunk, staged_io
 from dataimport.issues import NO_MAPPED_COLUMNS, Code, ImportFailure, Issue
 
 EXAMPLES_PER_CODE = 5
@@ -137,7 +138,10 @@ async def validate_chunk(
 ) -> ChunkReport:
     """Validate one row range; idempotent (results are overwritten, never appended)."""
     category = get_category(ref.category)
-    mapping = header_mapping(category, await staged_headers(engine, ref), config)
+    headers = await staged_headers(engine, ref)
+    mapping = header_mapping(category, headers, config)
+    if chunk.supports_frames(category):
+        return await _validate_columns(engine, ref, rows, category, mapping, headers)
     validator = _RowValidator(category, mapping)
     async with engine.begin() as conn:
         driver = await driver_connection(conn)
@@ -157,6 +161,24 @@ async def validate_chunk(
             [o[3] for o in outcomes],
         )
     return validator.report(len(outcomes))
+
+
+async def _validate_columns(
+    engine: AsyncEngine,
+    ref: ImportRef,
+    rows: RowRange,
+    category: chunk.FrameRules,
+    mapping: HeaderMapping,
+    headers: list[str],
+) -> ChunkReport:
+    """The columnar engine: the chunk read with one COPY, validated as a frame, written back
+    with one COPY and one UPDATE."""
+    async with engine.connect() as conn:
+        driver = await driver_connection(conn)
+        frame = await staged_io.load_chunk(driver, ref, rows, headers, mapping)
+        validated = await asyncio.to_thread(chunk.validate, category, frame)
+        await staged_io.write_results(driver, ref, validated.rows)
+    return ChunkReport(rows=frame.height, agent_ms=validated.agent_ms)
 
 
 _SELECT_CHUNK = """

@@ -6,7 +6,12 @@ counts (found set-based at finalize) are reported on the agent's processing step
 
 from __future__ import annotations
 
+import polars as pl
+
 from dataimport.agents.base import RowContext
+from dataimport.engine.findings import Findings, issue_json
+from dataimport.engine.frame import ChunkFrame
+from dataimport.engine.text import per_distinct, py_strip
 from dataimport.issues import Code, Issue, Severity
 
 MIN_COMPLETENESS = 0.3
@@ -30,3 +35,45 @@ class DataQualityAssessor:
             message = f"only {filled} of {mapped} mapped columns have a value"
             return [Issue(Code.INCOMPLETE_ROW.value, Severity.WARNING, message, None, self.name)]
         return []
+
+
+def examine_frame(frame: ChunkFrame, findings: Findings) -> pl.Series:
+    """The columnar form: completeness counted over the mapped columns at once, the score and
+    finding computed once per distinct (filled, error, warnings); returns `_quality`."""
+    mapped = len(frame.mapped_fields())
+    columns = [
+        frame.rows.get_column(column)
+        for header, _field in frame.mapped_fields()
+        if (column := frame.column_of_field(_field)) is not None
+    ]
+    filled = (
+        pl.DataFrame(columns).select(
+            pl.sum_horizontal(py_strip(pl.col(c.name)) != "" for c in columns).alias("filled")
+        )
+        if columns
+        else pl.DataFrame({"filled": pl.repeat(0, frame.height, eager=True)})
+    )
+    facts = pl.DataFrame(
+        [
+            filled["filled"].cast(pl.Int64),
+            findings.has_error.rename("e"),
+            findings.warnings.rename("w"),
+        ]
+    )
+
+    def exact(filled: int, has_error: bool, warnings: int) -> tuple[float, str | None]:
+        completeness = filled / mapped if mapped else 0.0
+        score = 0.0 if has_error else max(0.0, completeness - WARNING_PENALTY * warnings)
+        issue = None
+        if mapped and completeness < MIN_COMPLETENESS:
+            message = f"only {filled} of {mapped} mapped columns have a value"
+            issue = issue_json(
+                Code.INCOMPLETE_ROW, Severity.WARNING, message, None, DataQualityAssessor.name
+            )
+        return round(score, 3), issue
+
+    result = per_distinct(
+        facts, ["filled", "e", "w"], exact, {"quality": pl.Float64, "issue": pl.Utf8}
+    )
+    findings.add(result["issue"], Severity.WARNING)
+    return result["quality"]

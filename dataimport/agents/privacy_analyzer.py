@@ -7,8 +7,15 @@ the kind of data, never the value.
 
 from __future__ import annotations
 
+import functools
+
+import polars as pl
+
 from dataimport import pii
 from dataimport.agents.base import RowContext
+from dataimport.engine.findings import Findings, issue_json
+from dataimport.engine.frame import ChunkFrame
+from dataimport.engine.text import per_distinct
 from dataimport.issues import Code, Issue, Severity
 
 # Columns where an e-mail address is expected in inventory exports (owners, contacts).
@@ -38,3 +45,41 @@ class PrivacyAnalyzer:
 def _expected(kind: str, header: str) -> bool:
     lowered = header.lower()
     return any(hint in lowered for hint in _EXPECTED.get(kind, ()))
+
+
+# Every cell `pii.detect_value` can flag passes this search (a superset of its own pre-filter:
+# `_CANDIDATE`, or the length a codice fiscale needs).
+_CANDIDATE = pii.CANDIDATE.pattern
+# Plain IPv4 addresses and ISO dates: `detect_value` finds nothing in them (exactly these, with
+# ASCII digits and no surrounding space, in a column whose name suggests nothing).
+_IP_OR_ISO_DATE = r"^(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9]{4}-[0-9]{2}-[0-9]{2})$"
+
+
+def examine_frame(frame: ChunkFrame, findings: Findings) -> None:
+    """The columnar form: candidates by one search per column, `detect_value` on each distinct
+    candidate value only."""
+    for key, column in frame.raw_columns():
+        values = frame.rows.get_column(column)
+        hints = pii.detect_column(key)
+        length = values.str.len_chars()
+        candidates = (length >= pii.MIN_LEN) & (length <= pii.MAX_LEN)
+        candidates = candidates & (values.str.contains(_CANDIDATE) | (length >= 16))
+        if not hints:
+            candidates = candidates & ~values.str.contains(_IP_OR_ISO_DATE)
+        if not candidates.any():
+            continue
+        exact = functools.partial(_cell_issue, key, frame.display_field(key), hints)
+        found = per_distinct(frame.rows, [column], exact, {"issue": pl.Utf8}, candidates)
+        findings.add(found["issue"], Severity.WARNING)
+
+
+def _cell_issue(
+    key: str, field: str | None, hints: frozenset[str], value: str
+) -> tuple[str | None]:
+    found = pii.detect_value(value, hints)
+    kinds = {kind for kind in found if not _expected(kind, key)}
+    if not kinds:
+        return (None,)
+    message = f"column {key!r} holds {', '.join(sorted(kinds))} data"
+    name = PrivacyAnalyzer.name
+    return (issue_json(Code.UNEXPECTED_PII, Severity.WARNING, message, field, name),)

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import re
 
+import polars as pl
+
 from dataimport.agents.base import RowContext
+from dataimport.engine.findings import Findings, issue_json
+from dataimport.engine.frame import ChunkFrame
+from dataimport.engine.text import per_distinct
 from dataimport.issues import Code, Issue, Severity
 
 EXCEL_CELL_LIMIT = 32_767  # longer cells are truncated by spreadsheets: the data would be lost
@@ -53,3 +58,42 @@ def _all_clean(row: RowContext) -> bool:
     """
     joined = "\n".join(filter(None, row.raw.values()))  # falsy cells are skipped anyway
     return len(joined) <= EXCEL_CELL_LIMIT and _TRIGGER.search(joined) is None
+
+
+def examine_frame(frame: ChunkFrame, findings: Findings) -> None:
+    """The columnar scan: `_TRIGGER` (or the length) picks candidate cells in every column at
+    once; only their distinct values are examined in Python, with `_cell_issues`."""
+    for key, column in frame.raw_columns():
+        values = frame.rows.get_column(column)
+        candidates = values.str.contains(_TRIGGER.pattern) | (
+            values.str.len_chars() > EXCEL_CELL_LIMIT
+        )
+        if not candidates.any():
+            continue
+        field = frame.display_field(key)
+        found = per_distinct(
+            frame.rows,
+            [column],
+            lambda value, field=field, key=key: (_cell_issues(key, field, value),),
+            {"issues": pl.List(pl.Utf8)},
+            candidates,
+        )
+        findings.add(found["issues"], Severity.WARNING)
+
+
+def _cell_issues(header: str, field: str | None, value: str) -> list[str]:
+    scanner = SecurityScanner()
+    found: list[Issue] = []
+    if not value:
+        return []
+    if len(value) > EXCEL_CELL_LIMIT:
+        found.append(scanner._issue(Code.OVERSIZED_CELL, header, f"{len(value)} characters"))
+    if _SCRIPT.search(value):
+        found.append(scanner._issue(Code.SCRIPT_CONTENT, header, "script or markup content"))
+    elif _CONTROL.search(value):
+        found.append(scanner._issue(Code.SCRIPT_CONTENT, header, "control characters"))
+    return [_as_json(issue, field) for issue in found]
+
+
+def _as_json(issue: Issue, field: str | None) -> str:
+    return issue_json(issue.code, issue.severity, issue.message, field, issue.agent)

@@ -1,0 +1,105 @@
+"""Validate one chunk column-wise: the category's rules, then every agent, then the results.
+
+The result per row is what the row engine wrote: `is_valid`, `validation_errors` (JSON array
+text) and `normalized_data` (JSON object text with `_quality` and `_key`; null on blank rows).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeGuard
+
+import polars as pl
+
+from dataimport.agents import FORMAT_VALIDATOR, data_quality, privacy_analyzer, security_scanner
+from dataimport.agents.base import ValidationAgent
+from dataimport.engine.findings import Findings
+from dataimport.engine.frame import BLANK, READ_ISSUES, ROW, ChunkFrame
+from dataimport.engine.jsontext import json_value, with_members
+
+
+class FrameRules(Protocol):
+    """What a columnar category offers the engine (see categories/base.ImportCategory)."""
+
+    name: str
+    masks_values: bool
+    agents: Any
+
+    def validate_frame(self, frame: ChunkFrame, findings: Findings) -> Any: ...
+
+
+# The common agents' columnar forms, in the order the row engine runs them.
+_COMMON: dict[str, Callable[[ChunkFrame, Findings], None]] = {
+    "security_scanner": security_scanner.examine_frame,
+    "privacy_analyzer": privacy_analyzer.examine_frame,
+}
+
+
+@dataclass(slots=True)
+class ValidatedChunk:
+    """One column per result, aligned with the chunk's rows."""
+
+    rows: pl.DataFrame  # row_number, is_valid, errors, normalized
+    agent_ms: dict[str, float] = field(default_factory=dict)
+
+
+def supports_frames(category: object) -> TypeGuard[FrameRules]:
+    return callable(getattr(category, "validate_frame", None))
+
+
+def validate(category: FrameRules, frame: ChunkFrame) -> ValidatedChunk:
+    findings = Findings(frame.height)
+    elapsed: dict[str, float] = defaultdict(float)
+    started = time.perf_counter()
+    outcome = category.validate_frame(frame, findings)
+    elapsed[FORMAT_VALIDATOR] += time.perf_counter() - started
+    for name, examine in _agents(category):
+        started = time.perf_counter()
+        examine(frame, findings)
+        elapsed[name] += time.perf_counter() - started
+    started = time.perf_counter()
+    quality = data_quality.examine_frame(frame, findings)
+    elapsed[data_quality.DataQualityAssessor.name] += time.perf_counter() - started
+
+    blank = frame.rows.get_column(BLANK)
+    is_valid = ~findings.has_error & ~blank
+    columns = pl.DataFrame(
+        [
+            frame.rows.get_column(ROW),
+            blank,
+            is_valid.rename("is_valid"),
+            outcome.normalized.rename("n"),
+            quality.rename("q"),
+            outcome.natural_key.rename("k"),
+        ]
+    )
+    key = pl.when(pl.col("is_valid")).then(pl.col("k"))
+    normalized = with_members(
+        pl.col("n"), [("_quality", json_value(pl.col("q"))), ("_key", json_value(key))]
+    )
+    errors = findings.json_lists(frame.rows.get_column(READ_ISSUES), blank)
+    result = columns.select(
+        ROW,
+        "is_valid",
+        pl.lit(errors).alias("errors"),
+        pl.when(~pl.col(BLANK)).then(normalized).alias("normalized"),
+    )
+    timings = {name: round(seconds * 1000, 3) for name, seconds in elapsed.items()}
+    return ValidatedChunk(result, timings)
+
+
+def _agents(category: FrameRules) -> list[tuple[str, Callable[[ChunkFrame, Findings], None]]]:
+    """Common agents (no privacy analyzer where values are sensitive anyway), then the
+    category's own; data quality runs last, outside this list (it scores all findings)."""
+    names = ["security_scanner"] + ([] if category.masks_values else ["privacy_analyzer"])
+    own: list[ValidationAgent] = list(category.agents)
+    agents = [(name, _COMMON[name]) for name in names]
+    for agent in own:
+        examine = getattr(agent, "examine_frame", None)
+        if examine is None:
+            raise TypeError(f"agent {agent.name} has no columnar form")
+        agents.append((agent.name, examine))
+    return agents

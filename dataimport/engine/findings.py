@@ -1,0 +1,86 @@
+"""Findings of a chunk, column-wise: issue columns added in rule order, joined once.
+
+An issue column holds, per row, the issue's JSON text (or null), or a list of them. The
+order columns are added in is the order a row's issues are reported in, as in the row engine.
+"""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+
+from dataimport.issues import Code, Severity
+
+
+def issue_json(
+    code: str | Code,
+    severity: Severity,
+    message: str,
+    field: str | None,
+    agent: str | None = None,
+) -> str:
+    data: dict[str, str | None] = {
+        "code": str(code),
+        "severity": str(severity),
+        "message": message,
+        "field": field,
+    }
+    if agent is not None:
+        data["agent"] = agent
+    return json.dumps(data)
+
+
+_LIST = pl.List(pl.Utf8)
+
+
+def _as_list_expr(values: pl.Expr) -> pl.Expr:
+    return pl.concat_list([values]).fill_null(pl.lit([], dtype=_LIST))
+
+
+def _as_list(column: pl.Series) -> pl.Expr:
+    if column.dtype == _LIST:
+        return pl.col(column.name).fill_null(pl.lit([], dtype=_LIST))
+    return _as_list_expr(pl.col(column.name))
+
+
+class Findings:
+    """The issues found so far in one chunk, with each row's error flag and warning count."""
+
+    def __init__(self, height: int) -> None:
+        self._columns: list[pl.Series] = []
+        self.has_error = pl.repeat(False, height, eager=True)
+        self.warnings = pl.repeat(0, height, dtype=pl.Int32, eager=True)
+
+    def add(self, issues: pl.Series, severity: Severity) -> None:
+        """Issue JSON per row (null: none), or a list of issue JSON texts per row."""
+        if issues.dtype == _LIST:
+            count = issues.list.len().fill_null(0).cast(pl.Int32)
+        else:
+            count = issues.is_not_null().cast(pl.Int32)
+        if severity is Severity.ERROR:
+            self.has_error = self.has_error | (count > 0)
+        else:
+            self.warnings = self.warnings + count
+        self._columns.append(issues.rename(f"i{len(self._columns)}"))
+
+    def when(self, condition: pl.Series, issue: str, severity: Severity) -> None:
+        """One fixed issue on every row where condition holds."""
+        frame = pl.DataFrame({"c": condition})
+        column = frame.select(pl.when(pl.col("c")).then(pl.lit(issue)).otherwise(None)).to_series()
+        self.add(column, severity)
+
+    def json_lists(self, read_issues: pl.Series, blank: pl.Series) -> pl.Series:
+        """The validation_errors JSON array per row: read issues first, then ours (none on a
+        blank row, where only the reader's findings apply)."""
+        read = pl.col("read").str.strip_prefix("[").str.strip_suffix("]")
+        read = pl.when(read.str.len_bytes() > 0).then(read)
+        frame = pl.DataFrame([read_issues.rename("read"), blank.rename("blank"), *self._columns])
+        none = pl.lit([], dtype=_LIST)
+        ours = [
+            pl.when(pl.col("blank")).then(none).otherwise(_as_list(column))
+            for column in self._columns
+        ]
+        parts = pl.concat_list([_as_list_expr(read), *ours]).list.drop_nulls()
+        joined = parts.list.join(",")
+        return frame.select((pl.lit("[") + joined + pl.lit("]")).alias("errors")).to_series()

@@ -1,0 +1,92 @@
+"""One chunk of staged rows as a frame: a column per raw_data key, plus the row facts.
+
+Keys are ordered as PostgreSQL's JSONB orders them (shorter first, then bytewise), which is
+the order the row engine saw them in, so per-cell findings come out in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+if TYPE_CHECKING:  # the categories import the engine: no import cycle at run time
+    from dataimport.categories.base import HeaderMapping
+
+ROW = "row_number"
+BLANK = "is_blank"
+READ_ISSUES = "read_issues"
+
+
+def jsonb_key_order(keys: Iterable[str]) -> list[str]:
+    """Keys sorted the way a JSONB object stores them."""
+    return sorted(set(keys), key=lambda key: (len(key.encode()), key.encode()))
+
+
+def key_column(index: int) -> str:
+    return f"k{index}"
+
+
+@dataclass(slots=True)
+class ChunkFrame:
+    """Rows of one chunk: `row_number`, `is_blank`, `read_issues` (JSON text or null) and,
+    for each raw key, its cell text ("" where the row lacks the key)."""
+
+    rows: pl.DataFrame
+    keys: list[str]
+    mapping: HeaderMapping
+    _column_by_key: dict[str, str] = field(init=False)
+    _header_by_field: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._column_by_key = {key: key_column(i) for i, key in enumerate(self.keys)}
+        self._header_by_field = {f: h for h, f in self.mapping.field_by_header.items()}
+
+    @property
+    def height(self) -> int:
+        return self.rows.height
+
+    def raw(self, key: str) -> pl.Series:
+        """A raw cell column, exactly as staged."""
+        return self.rows.get_column(self._column_by_key[key])
+
+    def raw_columns(self) -> list[tuple[str, str]]:
+        """(key, frame column) for every raw key, in JSONB order."""
+        return [(key, self._column_by_key[key]) for key in self.keys]
+
+    def mapped_fields(self) -> list[tuple[str, str]]:
+        """(header, field) pairs of the mapping, in the mapping's order."""
+        return list(self.mapping.field_by_header.items())
+
+    def header_of(self, field_name: str) -> str | None:
+        return self._header_by_field.get(field_name)
+
+    def display_field(self, name: str | None) -> str | None:
+        """What an issue names: the file's column for a mapped field (that is what the user
+        can find and fix), otherwise the name as given."""
+        return self._header_by_field.get(name or "") or name
+
+    def column_of_field(self, field_name: str) -> str | None:
+        header = self._header_by_field.get(field_name)
+        return self._column_by_key.get(header) if header is not None else None
+
+
+def frame_from_rows(
+    rows: Sequence[tuple[int, Mapping[str, Any], str | None, bool]],
+    mapping: HeaderMapping,
+    keys: Iterable[str] = (),
+) -> ChunkFrame:
+    """A frame from (row_number, raw cells, read_issues JSON text, is_blank) tuples (tests and
+    tools; workers load frames straight from PostgreSQL, see `staged_frames`)."""
+    ordered = jsonb_key_order([*keys, *(key for _n, raw, _i, _b in rows for key in raw)])
+    data: dict[str, Any] = {
+        ROW: pl.Series(ROW, [r[0] for r in rows], dtype=pl.Int64),
+        BLANK: pl.Series(BLANK, [r[3] for r in rows], dtype=pl.Boolean),
+        READ_ISSUES: pl.Series(READ_ISSUES, [r[2] for r in rows], dtype=pl.Utf8),
+    }
+    for index, key in enumerate(ordered):
+        cells = [str(raw.get(key) or "") for _n, raw, _i, _b in rows]
+        data[key_column(index)] = pl.Series(key_column(index), cells, dtype=pl.Utf8)
+    return ChunkFrame(pl.DataFrame(data), ordered, mapping)

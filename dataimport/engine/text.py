@@ -1,0 +1,79 @@
+"""String expressions with Python's exact semantics, and Python run once per distinct value.
+
+Python's `str.strip()`, `str.split()` and `str.lower()` differ from polars' in corners
+(Unicode whitespace such as U+001C, special casing). The vectorised forms here are exact for
+ASCII text; `per_distinct` settles the rest with the very Python function the rule names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import polars as pl
+
+# Every character Python's str.split()/str.strip() treat as whitespace.
+PY_WHITESPACE = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+_WS_CLASS = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in PY_WHITESPACE) + "]"
+_ASCII = r"^[\x00-\x7f]*$"
+
+
+def py_strip(values: pl.Expr) -> pl.Expr:
+    """`str.strip()` exactly, for any text."""
+    return values.str.strip_chars(PY_WHITESPACE)
+
+
+def is_ascii(values: pl.Expr) -> pl.Expr:
+    return values.str.contains(_ASCII)
+
+
+def collapse_whitespace(values: pl.Expr) -> pl.Expr:
+    """`" ".join(text.split())` exactly, for any text."""
+    return py_strip(values.str.replace_all(_WS_CLASS + "+", " "))
+
+
+def name_key_ascii(values: pl.Expr) -> pl.Expr:
+    """`normalize.name_key` for ASCII text (non-ASCII text goes through `per_distinct`)."""
+    return collapse_whitespace(values).str.to_lowercase()
+
+
+def regex(pattern: re.Pattern[str] | str) -> str:
+    """A Python pattern for polars' (Rust) engine; patterns used here avoid lookaround."""
+    return pattern.pattern if isinstance(pattern, re.Pattern) else pattern
+
+
+def per_distinct(
+    frame: pl.DataFrame,
+    keys: Sequence[str],
+    fn: Callable[..., tuple[Any, ...]],
+    schema: dict[str, pl.DataType | type[pl.DataType]],
+    where: pl.Series | None = None,
+) -> pl.DataFrame:
+    """`fn(*key values)` once per distinct key tuple (of the rows in `where`), broadcast back.
+
+    Returns a frame aligned with `frame` holding the columns of `schema` (null outside
+    `where`). This is where exact Python checks run: on candidates only, each value once.
+    """
+    keyed = frame.select(keys)
+    candidates = keyed if where is None else keyed.filter(where)
+    distinct = candidates.unique()
+    results = [fn(*row) for row in distinct.iter_rows()]
+    columns: list[Sequence[Any]] = (
+        list(zip(*results, strict=True)) if results else [[] for _ in schema]
+    )
+    computed = distinct.with_columns(
+        pl.Series(name, list(values), dtype=dtype)
+        for (name, dtype), values in zip(schema.items(), columns, strict=True)
+    )
+    if where is not None:
+        keyed = keyed.with_columns(pl.Series("__where", where))
+    joined = keyed.join(
+        computed, on=list(keys), how="left", maintain_order="left", nulls_equal=True
+    )
+    if where is not None:
+        joined = joined.with_columns(
+            pl.when(pl.col("__where")).then(pl.col(name)).otherwise(None).alias(name)
+            for name in schema
+        )
+    return joined.select(list(schema))
