@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
@@ -19,6 +21,8 @@ from dataimport.categories import get_category
 from dataimport.contracts import ImportRef, IngestResult
 from dataimport.db import driver_connection
 from dataimport.readers import SourceRow, open_table
+from dataimport.readers.csv_reader import CsvRowReader
+from dataimport.readers.fast_csv import FastCsvStream, copy_text, row_json
 from dataimport.storage import local_path
 
 COPY_COLUMNS = (
@@ -32,6 +36,7 @@ COPY_COLUMNS = (
 )
 
 Record = tuple[Any, ...]
+log = logging.getLogger("dataimport.staging")
 
 
 async def staged_row_count(engine: AsyncEngine, ref: ImportRef) -> int:
@@ -48,28 +53,83 @@ async def staged_row_count(engine: AsyncEngine, ref: ImportRef) -> int:
 
 
 def _to_record(ref: ImportRef, row: SourceRow) -> Record:
-    issues = [issue.to_json() for issue in row.issues] or None
+    raw_data, read_issues = row_json(row)
     return (
         ref.client_account_id,
         ref.engagement_id,
         ref.data_import_id,
         row.row_number,
-        json.dumps(row.cells, ensure_ascii=False),
-        json.dumps(issues) if issues else None,
+        raw_data,
+        read_issues,
         row.is_blank,
     )
 
 
-def _next_batch(rows: Iterator[SourceRow], ref: ImportRef, size: int) -> list[Record]:
-    return [_to_record(ref, row) for row in islice(rows, size)]
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """One transaction's rows: prepared records (reference path) or COPY text (fast)."""
+
+    last_row: int
+    records: list[Record] | None = None
+    text: bytes | None = None
 
 
-async def _copy_batch(engine: AsyncEngine, records: list[Record]) -> None:
+def _record_batches(rows: Iterator[SourceRow], ref: ImportRef, size: int) -> Iterator[_Batch]:
+    while records := [_to_record(ref, row) for row in islice(rows, size)]:
+        yield _Batch(last_row=records[-1][3], records=records)
+
+
+def _fast_batches(
+    stream: FastCsvStream, ref: ImportRef, start_after: int, size: int
+) -> Generator[_Batch, None, None]:
+    constants = {
+        "client_account_id": str(ref.client_account_id),
+        "engagement_id": str(ref.engagement_id),
+        "data_import_id": str(ref.data_import_id),
+    }
+    for frame in stream.batches(start_after, size):
+        last_row = int(frame["row_number"].max())  # type: ignore[arg-type]
+        yield _Batch(last_row=last_row, text=copy_text(frame, constants))
+
+
+async def _copy_batch(engine: AsyncEngine, batch: _Batch) -> None:
     async with engine.begin() as conn:
         driver = await driver_connection(conn)
-        await driver.copy_records_to_table(
-            "raw_import_records", records=records, columns=COPY_COLUMNS
-        )
+        if batch.text is not None:
+            # memoryview: asyncpg would take plain bytes for a file path.
+            await driver.copy_to_table(
+                "raw_import_records",
+                source=memoryview(batch.text),
+                columns=COPY_COLUMNS,
+                format="text",
+            )
+        else:
+            await driver.copy_records_to_table(
+                "raw_import_records", records=batch.records, columns=COPY_COLUMNS
+            )
+
+
+async def _stage(
+    engine: AsyncEngine, batches: Iterator[_Batch], on_progress: Callable[[int], None]
+) -> None:
+    """COPY every batch in its own transaction, preparing the next one meanwhile (in a thread:
+    parsing overlaps the server's work). At most three batches are in memory."""
+    _end = _Batch(last_row=-1)
+
+    def produce() -> _Batch:
+        return next(batches, _end)
+
+    pending: asyncio.Future[_Batch] = asyncio.ensure_future(asyncio.to_thread(produce))
+    try:
+        while (batch := await pending) is not _end:
+            pending = asyncio.ensure_future(asyncio.to_thread(produce))
+            await _copy_batch(engine, batch)
+            on_progress(batch.last_row)
+    finally:
+        # A thread cannot be cancelled: let it finish before the file is closed under it.
+        await asyncio.wait([pending])
+        if not pending.cancelled():
+            pending.exception()  # retrieved: a failure after ours is not reported twice
 
 
 async def ingest_file(
@@ -80,25 +140,43 @@ async def ingest_file(
     max_field_size: int,
     batch_size: int = 5000,
     on_progress: Callable[[int], None] = lambda _row: None,
+    fast_path: bool = True,
 ) -> IngestResult:
-    """Stage every row of the file; safe to call again after a crash at any point."""
+    """Stage every row of the file; safe to call again after a crash at any point.
+
+    CSV goes through the native fast path (readers.fast_csv) as far as the file is regular,
+    then on through the reference reader; fast_path=False uses the reference reader only.
+    """
     resume_after = await staged_row_count(engine, ref)
     on_progress(resume_after)
     sheet_plan = get_category(ref.category).sheet_plan
     source = local_path(file_uri)
     with open_table(source, max_field_size=max_field_size, sheet_plan=sheet_plan) as table:
-        rows = table.rows(start_after=resume_after)
-        while batch := await asyncio.to_thread(_next_batch, rows, ref, batch_size):
-            await _copy_batch(engine, batch)
-            on_progress(batch[-1][3])
+        reader = table.row_reader
+        if fast_path and isinstance(reader, CsvRowReader):
+            stream = FastCsvStream(reader)
+            fast = _fast_batches(stream, ref, resume_after, batch_size)
+            try:
+                await _stage(engine, fast, on_progress)
+            finally:
+                fast.close()
+            if stream.fallback_after is not None:
+                log.info(
+                    "irregular CSV after row %d: the reference reader goes on",
+                    stream.fallback_after,
+                )
+                resume_after = stream.fallback_after
+            else:
+                resume_after = -1  # done
+        if resume_after >= 0:
+            rows = table.rows(start_after=resume_after)
+            await _stage(engine, _record_batches(rows, ref, batch_size), on_progress)
         detected = table.describe()
         headers = list(table.headers)
-    result = await _record_ingest(engine, ref, detected, headers)
-    async with engine.connect() as conn:
-        # Fresh statistics: the validation and enrichment plans depend on them.
-        await conn.execute(text("ANALYZE raw_import_records"))
-        await conn.commit()
-    return result
+    # No ANALYZE here: the downstream statements select an import's rows through the
+    # (data_import_id, row_number) unique index whatever the statistics say, and a whole-table
+    # ANALYZE cost small imports more than everything else they do.
+    return await _record_ingest(engine, ref, detected, headers)
 
 
 async def _record_ingest(

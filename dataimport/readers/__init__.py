@@ -100,6 +100,11 @@ class TableSource:
         """
         yield from self._reader.iter_rows(start_after)
 
+    @property
+    def row_reader(self) -> RowReader:
+        """The format-specific reader (the ingest fast path reads CSV files natively)."""
+        return self._reader
+
     def describe(self) -> dict[str, str]:
         """Detected parameters, JSON-ready (stored with the import for support and replays)."""
         return {

@@ -30,7 +30,7 @@ from dataimport.readers.detect import decode_sample, detect_delimiter, detect_en
 
 # A physical line may hold this many maximal fields; longer lines are refused before they are
 # read whole (a file without line breaks must not be loaded into memory).
-_LINE_LIMIT_FIELDS = 16
+LINE_LIMIT_FIELDS = 16
 
 
 def open_csv(path: Path, head: bytes, complete: bool, *, max_field_size: int) -> TableSource:
@@ -115,7 +115,7 @@ class CsvRowReader:
 
     def _records(self, stream: io.TextIOWrapper) -> Iterator[tuple[int, list[str]]]:
         """(index, cells) per CSV record, index 0 being the header; malformed input raises."""
-        lines = _TrackedLines(stream, self.max_field_size * _LINE_LIMIT_FIELDS)
+        lines = _TrackedLines(stream, self.max_field_size * LINE_LIMIT_FIELDS)
         reader = csv.reader(lines, delimiter=self.delimiter)
         index = 0
         while True:
