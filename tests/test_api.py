@@ -18,6 +18,7 @@ import threading
 import uuid
 import zipfile
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,16 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
+from dataimport import retention
 from dataimport.api import create_app
 from dataimport.categories import REGISTRY
 from dataimport.imports import Tenant
 from dataimport.reports import write_error_report, write_failed_rows
+from dataimport.retention import PurgeCandidate, PurgeInput
 from dataimport.settings import Settings
 from starter.client import ImportService
 from tests.factories import CMDB_HEADERS, TERMINAL_OR_WAITING, cmdb_row, write_cmdb, write_csv
@@ -743,3 +747,31 @@ async def test_dataimport_api_serves_over_tcp(
     assert b"Application shutdown complete" in err and b"Traceback" not in err
     # tracing configured: the start of the import is exported, flushed at shutdown
     assert "StartWorkflow:DataImportWorkflow" in trace_collector.span_names
+
+
+async def test_reports_of_an_import_whose_staging_was_purged_are_410(
+    api: httpx.AsyncClient, engine: AsyncEngine, tenant: Tenant, tmp_path: Path
+) -> None:
+    data_import_id = await started(api, some_invalid_csv(tmp_path))
+    done = await wait_status(api, data_import_id)
+    async with engine.connect() as conn:
+        completed_at = await conn.scalar(
+            text("SELECT completed_at FROM data_imports WHERE id = :id"), {"id": data_import_id}
+        )
+    candidate = PurgeCandidate(
+        data_import_id=uuid.UUID(data_import_id),
+        client_account_id=tenant.client_account_id,
+        engagement_id=tenant.engagement_id,
+        completed_at=completed_at,
+    )
+    cutoff = datetime.now(UTC) + timedelta(days=1)
+    purged = await retention.purge_import(engine, PurgeInput(candidate=candidate, cutoff=cutoff))
+    assert purged.purged
+
+    for name in ("errors", "failed-rows"):
+        response = await api.get(f"{IMPORTS}/{data_import_id}/{name}")
+        assert response.status_code == 410, name
+        error = response.json()["error"]
+        assert error["code"] == "staging-purged"
+        assert data_import_id in error["message"]
+    assert (await api.get(f"{IMPORTS}/{data_import_id}")).json()["status"] == done["status"]

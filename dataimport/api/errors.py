@@ -17,6 +17,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
+from dataimport.retention import StagingPurged
+
 log = logging.getLogger("dataimport.api")
 
 
@@ -88,6 +90,11 @@ async def _temporal_down(_: Request, error: Exception) -> JSONResponse:
     return error_response(503, "temporal-unavailable", "the Temporal server refused the request")
 
 
+async def _staging_purged(_: Request, error: Exception) -> JSONResponse:
+    # Gone, not missing: the import exists, its row-level data was removed on purpose.
+    return error_response(410, "staging-purged", str(error))
+
+
 async def _internal(_: Request, error: Exception) -> JSONResponse:
     log.exception("unexpected error", exc_info=error)
     return error_response(500, "internal-error", "unexpected server error; see the API log")
@@ -100,4 +107,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SQLAlchemyError, _database_down)
     app.add_exception_handler(ConnectionError, _database_down)
     app.add_exception_handler(RPCError, _temporal_down)
+    app.add_exception_handler(StagingPurged, _staging_purged)
     app.add_exception_handler(Exception, _internal)
