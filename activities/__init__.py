@@ -37,6 +37,8 @@ def build_activities(
         validation.validate_chunk,
         validation.finalize_validation,
         enrichment.refresh_statistics,
+        enrichment.prepare_enrichment,
+        enrichment.analyze_inventory,
         enrichment.enrich_chunk,
         enrichment.link_chunk,
         enrichment.finalize_enrichment,

@@ -22,6 +22,12 @@ class FinalizeEnrichmentInput(BaseModel):
     started_at: datetime
 
 
+class EnrichmentPlan(BaseModel):
+    """What prepare_enrichment leaves for the ranges: whether a link pass is needed."""
+
+    link_chunks: bool = True
+
+
 def _span(data: ChunkInput) -> str:
     return f"{data.rows.first_row}-{data.rows.last_row}"
 
@@ -47,6 +53,25 @@ class EnrichmentActivities:
         metrics.dependencies_written(data.ref.category, counts.dependencies_touched)
         log.info("rows %s: %d dependencies written", _span(data), counts.dependencies_touched)
         return counts.dependencies_touched
+
+    @activity.defn
+    @classified
+    async def prepare_enrichment(self, ref: ImportRef) -> EnrichmentPlan:
+        """Once per import before the parallel ranges: what they share, written once."""
+        async with heartbeating():
+            link = await enrichment.prepare(self._engine, ref)
+        log.info("enrichment prepared (link ranges: %s)", link)
+        return EnrichmentPlan(link_chunks=link)
+
+    @activity.defn
+    @classified
+    async def analyze_inventory(self, ref: ImportRef) -> list[str]:
+        """Between enrich and link ranges: statistics only where the tables grew a lot."""
+        async with heartbeating():
+            analysed = await enrichment.analyze_inventory(self._engine)
+        if analysed:
+            log.info("analysed %s", ", ".join(analysed))
+        return analysed
 
     @activity.defn
     @classified

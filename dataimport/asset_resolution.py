@@ -103,10 +103,13 @@ async def resolve_assets(
     path: str = "asset",
     *,
     create_missing: bool = True,
+    write_back: bool = True,
     default_type: str = "server",
 ) -> int:
     """Match (and optionally create) the assets at `path` of the scope's valid rows.
 
+    `write_back=False` only creates (a once-per-import pass before parallel ranges, which then
+    match with `create_missing=False`: lookups only, no shared inserts between them).
     Returns the number of assets created. Idempotent: a second run matches what the first made.
     """
     if path not in PATHS:
@@ -117,5 +120,6 @@ async def resolve_assets(
     created = 0
     if create_missing:
         created = (await conn.execute(text(_create_missing_sql(path)), params)).rowcount or 0
-    await conn.execute(text(_write_resolved_sql(path)), params)
+    if write_back:
+        await conn.execute(text(_write_resolved_sql(path)), params)
     return created

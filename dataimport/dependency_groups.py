@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dataimport.categories.base import ImportScope
 from dataimport.db import driver_connection
 
 GROUP_PREFIX = "G-"
@@ -109,6 +110,51 @@ LIMIT :limit
 """
 # Keyset continuation after the (assets, group) of the last row of a page.
 _AFTER = "AND (g.assets < :after_assets OR (g.assets = :after_assets AND g.grp > :after_grp))"
+
+
+# The edges an import created or last touched, with their ends' current groups.
+_IMPORT_EDGES = f"""
+SELECT CAST(d.source_asset_id AS text), s.dependency_group,
+  CAST(d.target_asset_id AS text), t.dependency_group
+FROM asset_dependencies d
+JOIN assets s ON s.id = d.source_asset_id JOIN assets t ON t.id = d.target_asset_id
+WHERE {_tenant("d")} AND (d.created_by_import_id = CAST(:id AS uuid)
+  OR d.source_import_id = CAST(:id AS uuid))
+"""
+
+# Groups merged into another one: every member takes the new label (locked in id order).
+_RELABEL_GROUPS = f"""
+WITH v AS (
+  SELECT * FROM unnest(CAST(:old AS text[]), CAST(:new AS text[])) AS v(old, new)
+),
+changed AS (
+  SELECT a.id, v.new FROM assets a JOIN v ON a.dependency_group = v.old
+  WHERE {_tenant("a")}
+  ORDER BY a.id FOR NO KEY UPDATE OF a
+)
+UPDATE assets a SET dependency_group = changed.new, updated_at = now()
+FROM changed WHERE a.id = changed.id
+"""
+
+# Assets that were in no group: they join theirs (locked in id order).
+_LABEL_ASSETS = f"""
+WITH v AS (
+  SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:new AS text[])) AS v(id, new)
+),
+changed AS (
+  SELECT a.id, v.new FROM assets a JOIN v ON a.id = v.id
+  WHERE {_tenant("a")} AND a.dependency_group IS DISTINCT FROM v.new
+  ORDER BY a.id FOR NO KEY UPDATE OF a
+)
+UPDATE assets a SET dependency_group = changed.new, updated_at = now()
+FROM changed WHERE a.id = changed.id
+"""
+
+_GROUP_SIZES = f"""
+SELECT dependency_group, count(*) FROM assets
+WHERE {_TENANT} AND dependency_group IS NOT NULL GROUP BY dependency_group
+ORDER BY count(*) DESC, dependency_group
+"""
 
 
 class UnionFind:
@@ -201,6 +247,73 @@ async def refresh_dependency_groups(
         "assets_in_groups": len(members),
         "largest": max(sizes.values(), default=0),
         "top": await _top(conn, params, sizes),
+    }
+
+
+def _merge(
+    edges: list[tuple[str, str | None, str, str | None]],
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(old group label -> new label, ungrouped asset -> label) after adding `edges`.
+
+    Groups are connected components, each labelled by its smallest asset id: an edge can only
+    merge components, so the union of the ends' components is labelled by the smallest of
+    their smallest ids. A grouped end stands for its whole group, an ungrouped one for itself.
+    """
+    sets = UnionFind()
+    ungrouped: set[str] = set()
+
+    def node(asset: str, group: str | None) -> str:
+        if group is None:
+            ungrouped.add(asset)
+            return asset
+        return group.removeprefix(GROUP_PREFIX)
+
+    for source, source_group, target, target_group in edges:
+        sets.union(node(source, source_group), node(target, target_group))
+    roots = sets.groups()
+    relabel: dict[str, str] = {}
+    for _source, source_group, _target, target_group in edges:
+        for group in (source_group, target_group):
+            if group is not None:
+                new = f"{GROUP_PREFIX}{roots[group.removeprefix(GROUP_PREFIX)]}"
+                if new != group:
+                    relabel[group] = new
+    labels = {asset: f"{GROUP_PREFIX}{roots[asset]}" for asset in ungrouped}
+    return relabel, labels
+
+
+async def update_dependency_groups(conn: AsyncConnection, scope: ImportScope) -> dict[str, Any]:
+    """Add one import's dependencies to the tenant's groups: only the components its edges
+    touch change (merged, or joined by new assets); the rest of the graph is not read.
+
+    Same summary as `refresh_dependency_groups`; idempotent (a rerun changes nothing). Exact
+    as long as dependencies are only ever added, which is all imports do; a full refresh
+    repairs anything else.
+    """
+    params: dict[str, Any] = {
+        "c": scope.client_account_id,
+        "e": scope.engagement_id,
+        "id": scope.data_import_id,
+    }
+    await conn.execute(text(_LOCK), params)
+    edges = [tuple(row) for row in await conn.execute(text(_IMPORT_EDGES), params)]
+    relabel, labels = _merge(edges)
+    if relabel:
+        await conn.execute(
+            text(_RELABEL_GROUPS), {**params, "old": list(relabel), "new": list(relabel.values())}
+        )
+    if labels:
+        await conn.execute(
+            text(_LABEL_ASSETS), {**params, "ids": list(labels), "new": list(labels.values())}
+        )
+    sizes: Counter[str] = Counter(
+        {group: int(count) for group, count in await conn.execute(text(_GROUP_SIZES), params)}
+    )
+    return {
+        "groups": len(sizes),
+        "assets_in_groups": sum(sizes.values()),
+        "largest": max(sizes.values(), default=0),
+        "top": await _top(conn, {"c": params["c"], "e": params["e"]}, sizes),
     }
 
 

@@ -1,17 +1,53 @@
-"""Enrichment: valid staged rows become inventory through the category's set-based writes."""
+"""Enrichment: valid staged rows become inventory through the category's set-based writes.
+
+Per import: `prepare` (once, before the parallel ranges: what ranges share, e.g. the endpoint
+assets and edges of app_discovery, is written in one set-based pass), `enrich_chunk` and
+`link_chunk` per row range (parallel, never waiting on each other's locks), `finish` and
+the totals (once). Statistics are refreshed only where an import changed a large share of a
+table, after its writes, in a transaction of their own.
+"""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from dataimport import inventory
+from dataimport import inventory, steps
 from dataimport.categories import get_category
-from dataimport.categories.base import EnrichCounts, ImportScope
+from dataimport.categories.base import EnrichCounts, ImportCategory, ImportScope
 from dataimport.contracts import EnrichmentResult, ImportRef, RowRange
-from dataimport.dependency_groups import refresh_dependency_groups
+from dataimport.dependency_groups import update_dependency_groups
+
+PREPARE_STEP = "enrichment_prepare"
+PREPARE_AGENT = "asset_resolver"
+
+# Analysed only where a large share changed (inventory.analyze_if_grown): a small import
+# into a big inventory never pays for sampling it, nor queues behind another's ANALYZE.
+ANALYZED_TABLES = ("assets", "asset_dependencies")
+
+
+@runtime_checkable
+class PreparingCategory(Protocol):
+    """A category whose ranges share rows: it writes them once per import before the ranges."""
+
+    async def prepare(self, conn: AsyncConnection, scope: ImportScope) -> bool:
+        """Set-based pass over the whole import; returns whether a link pass is needed."""
+        ...
+
+    async def enrich_unprepared(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
+        """A range of an import that was not prepared (its enrichment began before prepare)."""
+        ...
+
+
+@runtime_checkable
+class FinishingCategory(Protocol):
+    async def finish(self, conn: AsyncConnection, scope: ImportScope) -> None:
+        """Once per prepared import, after every range (e.g. edge figures recomputed)."""
+        ...
 
 
 def import_scope(ref: ImportRef, rows: RowRange | None = None) -> ImportScope:
@@ -24,10 +60,52 @@ def import_scope(ref: ImportRef, rows: RowRange | None = None) -> ImportScope:
     )
 
 
+_PREPARED = """
+SELECT EXISTS (SELECT 1 FROM import_processing_steps
+  WHERE data_import_id = :id AND client_account_id = :c AND engagement_id = :e
+    AND step_key = :step)
+"""
+
+
+async def _is_prepared(conn: AsyncConnection, ref: ImportRef) -> bool:
+    params = {
+        "id": ref.data_import_id,
+        "c": ref.client_account_id,
+        "e": ref.engagement_id,
+        "step": PREPARE_STEP,
+    }
+    return bool(await conn.scalar(text(_PREPARED), params))
+
+
+async def prepare(engine: AsyncEngine, ref: ImportRef) -> bool:
+    """Once per import before the ranges, in one transaction with its marker step (ranges of
+    a prepared import only look up what it wrote). Returns whether link ranges are needed."""
+    category: ImportCategory = get_category(ref.category)
+    started = datetime.now(UTC)
+    await analyze_inventory(engine)  # what earlier imports grew, before this one's lookups
+    async with engine.begin() as conn:
+        link = True
+        if isinstance(category, PreparingCategory):
+            link = await category.prepare(conn, import_scope(ref))
+        await steps.record_step(
+            conn,
+            ref,
+            step=PREPARE_STEP,
+            agent=PREPARE_AGENT,
+            started_at=started,
+            records=0,
+            findings={"link_ranges": link},
+        )
+    return link
+
+
 async def enrich_chunk(engine: AsyncEngine, ref: ImportRef, rows: RowRange) -> EnrichCounts:
     """Assets for one row range, in one transaction (a retry redoes it whole or not at all)."""
+    category = get_category(ref.category)
     async with engine.begin() as conn:
-        return await get_category(ref.category).enrich(conn, import_scope(ref, rows))
+        if isinstance(category, PreparingCategory) and not await _is_prepared(conn, ref):
+            return await category.enrich_unprepared(conn, import_scope(ref, rows))
+        return await category.enrich(conn, import_scope(ref, rows))
 
 
 async def link_chunk(engine: AsyncEngine, ref: ImportRef, rows: RowRange) -> EnrichCounts:
@@ -37,30 +115,45 @@ async def link_chunk(engine: AsyncEngine, ref: ImportRef, rows: RowRange) -> Enr
 
 
 async def refresh_statistics(engine: AsyncEngine) -> None:
-    """Fresh planner statistics for the inventory tables before a pass over them: a table
-    analysed while empty makes every lookup look like a cheap sequential scan."""
+    """Whole-table ANALYZE of the inventory tables: only imports recorded before
+    `prepare_enrichment` existed still call this (their histories must replay)."""
     async with engine.connect() as conn:
         await conn.execute(text("ANALYZE assets"))
         await conn.execute(text("ANALYZE asset_dependencies"))
         await conn.commit()
 
 
-async def enrichment_totals(engine: AsyncEngine, ref: ImportRef) -> EnrichmentResult:
-    """Exact totals, and the tenant's move groups refreshed with the new dependencies."""
-    scope = import_scope(ref)
+async def analyze_inventory(engine: AsyncEngine) -> list[str]:
+    """The inventory tables analysed where they grew by a large share since their last
+    ANALYZE, in a short transaction of its own (never a whole-table ANALYZE per import)."""
     async with engine.begin() as conn:
+        return await inventory.analyze_if_grown(conn, ANALYZED_TABLES)
+
+
+async def enrichment_totals(engine: AsyncEngine, ref: ImportRef) -> EnrichmentResult:
+    """Exact totals, and the tenant's move groups updated with this import's dependencies."""
+    scope = import_scope(ref)
+    category = get_category(ref.category)
+    async with engine.begin() as conn:
+        if isinstance(category, FinishingCategory) and await _is_prepared(conn, ref):
+            await category.finish(conn, scope)
         totals = await inventory.import_totals(conn, scope)
-        groups = await refresh_dependency_groups(conn, scope.client_account_id, scope.engagement_id)
-        await conn.execute(
-            text(
-                "UPDATE data_imports SET summary = summary || CAST(:summary AS jsonb) "
-                "WHERE id = :id AND client_account_id = :c AND engagement_id = :e"
-            ),
-            {
-                "summary": json.dumps({"dependency_groups": groups}, default=str),
-                "id": ref.data_import_id,
-                "c": ref.client_account_id,
-                "e": ref.engagement_id,
-            },
-        )
+        groups = await update_dependency_groups(conn, scope)
+        await _record_groups(conn, ref, groups)
+    await analyze_inventory(engine)  # for the next import and the inventory queries
     return EnrichmentResult(**totals, dependency_groups=int(groups.get("groups", 0)))
+
+
+async def _record_groups(conn: AsyncConnection, ref: ImportRef, groups: dict[str, Any]) -> None:
+    await conn.execute(
+        text(
+            "UPDATE data_imports SET summary = summary || CAST(:summary AS jsonb) "
+            "WHERE id = :id AND client_account_id = :c AND engagement_id = :e"
+        ),
+        {
+            "summary": json.dumps({"dependency_groups": groups}, default=str),
+            "id": ref.data_import_id,
+            "c": ref.client_account_id,
+            "e": ref.engagement_id,
+        },
+    )

@@ -129,3 +129,25 @@ async def test_a_patched_change_replays_old_histories() -> None:
     replayer = Replayer(workflows=[PatchedExtraStep], data_converter=pydantic_data_converter)
     for name in ("cmdb_completed", "retry_update_completed", "cancelled_while_waiting"):
         await replayer.replay_workflow(load(HISTORIES / f"{name}.json"))
+
+
+def activity_names(history: WorkflowHistory) -> list[str]:
+    return [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
+
+
+@pytest.mark.parametrize("category", ["cmdb", "app_discovery", "sensitive_data"])
+def test_prepared_enrichment_histories_run_no_whole_table_analyze(category: str) -> None:
+    """Since patch enrichment-prepare: one prepare pass, no refresh_statistics; the link
+    ranges (after a conditional analyze) only where the category has a link pass."""
+    names = activity_names(load(HISTORIES / f"{category}_completed.enrichment-prepare.json"))
+    assert names.count("prepare_enrichment") == 1
+    assert "refresh_statistics" not in names
+    has_link = category == "cmdb"
+    assert ("link_chunk" in names) is has_link
+    assert ("analyze_inventory" in names) is has_link
+    old = activity_names(load(HISTORIES / f"{category}_completed.json"))
+    assert old.count("refresh_statistics") == 2 and "prepare_enrichment" not in old

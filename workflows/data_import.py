@@ -19,7 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from activities.completion import SaveConfigInput
-    from activities.enrichment import FinalizeEnrichmentInput
+    from activities.enrichment import EnrichmentActivities, FinalizeEnrichmentInput
     from activities.flows import CreateFlowsInput, RegisterInput
     from activities.validation import FinalizeValidationInput, PrepareInput
     from dataimport.contracts import (
@@ -59,6 +59,9 @@ MODEL_AGENTS_PATCH = "model-agents"
 # A cancel that reaches a single running activity surfaces as its ActivityError; since this
 # patch it ends the import as cancelled (before, it looked like a failed phase).
 CANCEL_IN_ACTIVITY_PATCH = "cancel-in-activity"
+# Enrichment prepared once per import (shared endpoints/assets/edges written before the
+# parallel ranges), no whole-table ANALYZE, link ranges only where the category has them.
+ENRICHMENT_PREPARE_PATCH = "enrichment-prepare"
 MODEL_AGENTS_TIMEOUT = timedelta(minutes=5)  # one model call (capped at 120 s) plus its DB work
 ADVISORY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=2)
 
@@ -226,6 +229,49 @@ class DataImportWorkflow:
     async def _enrich(self) -> None:
         await self._set_status("enriching", "enrichment")
         started = workflow.now()
+        if workflow.patched(ENRICHMENT_PREPARE_PATCH):
+            await self._enrich_prepared()
+        else:
+            await self._enrich_with_statistics()
+        result: EnrichmentResult = await self._activity(
+            "finalize_enrichment",
+            FinalizeEnrichmentInput(ref=self._ref, started_at=started),
+            timeout=timedelta(hours=1),
+            heartbeat=self._heartbeat_timeout(),
+        )
+        self._status.assets_created = result.assets_created
+        self._status.assets_updated = result.assets_updated
+        self._status.dependencies_created = result.dependencies_created
+        self._status.dependency_groups = result.dependency_groups
+        self._status.processed_rows = result.processed_rows
+
+    async def _enrich_prepared(self) -> None:
+        plan = await workflow.execute_activity_method(
+            EnrichmentActivities.prepare_enrichment,
+            self._ref,
+            start_to_close_timeout=timedelta(hours=2),
+            heartbeat_timeout=self._heartbeat_timeout(),
+            retry_policy=LONG,
+            summary=f"prepare_enrichment · {self._request.filename}",
+        )
+        if plan.link_chunks:
+            await self._over_chunks("enrich_chunk", "enrichment", share=(0.0, 0.7))
+            # The link lookups need statistics that know the assets just written (only
+            # where they are a large share of the table: cheap and rare for small imports).
+            await workflow.execute_activity_method(
+                EnrichmentActivities.analyze_inventory,
+                self._ref,
+                start_to_close_timeout=timedelta(minutes=30),
+                heartbeat_timeout=self._heartbeat_timeout(),
+                retry_policy=SHORT,
+                summary=f"analyze_inventory · {self._request.filename}",
+            )
+            await self._over_chunks("link_chunk", "enrichment", share=(0.7, 0.3))
+        else:
+            await self._over_chunks("enrich_chunk", "enrichment")
+
+    async def _enrich_with_statistics(self) -> None:
+        """The command sequence of imports recorded before ENRICHMENT_PREPARE_PATCH."""
         await self._activity(
             "refresh_statistics",
             self._ref,
@@ -240,17 +286,6 @@ class DataImportWorkflow:
             heartbeat=self._heartbeat_timeout(),
         )
         await self._over_chunks("link_chunk", "enrichment", share=(0.7, 0.3))
-        result: EnrichmentResult = await self._activity(
-            "finalize_enrichment",
-            FinalizeEnrichmentInput(ref=self._ref, started_at=started),
-            timeout=timedelta(hours=1),
-            heartbeat=self._heartbeat_timeout(),
-        )
-        self._status.assets_created = result.assets_created
-        self._status.assets_updated = result.assets_updated
-        self._status.dependencies_created = result.dependencies_created
-        self._status.dependency_groups = result.dependency_groups
-        self._status.processed_rows = result.processed_rows
 
     async def _complete(self) -> None:
         status = "completed_with_errors" if self._status.invalid_rows else "completed"

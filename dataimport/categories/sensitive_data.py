@@ -788,9 +788,24 @@ class SensitiveDataCategory:
         columns = ",".join(sorted(name_key(column) for column in store.get("columns") or ()))
         return f"{host}|{store.get('key', '')}|{columns}"
 
+    async def prepare(self, conn: AsyncConnection, scope: ImportScope) -> bool:
+        """Once per import: the hosts of all its stores created, so that parallel ranges
+        (many stores per host) never insert the same host. No link pass."""
+        await resolve_assets(conn, scope, "asset", default_type="server", write_back=False)
+        return False
+
     async def enrich(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
-        params = scope_params(scope)
+        """A range of a prepared import: its hosts exist, it looks them up and merges."""
+        await resolve_assets(conn, scope, "asset", create_missing=False)
+        return await self._merge(conn, scope)
+
+    async def enrich_unprepared(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
+        """A range of an import whose enrichment began before `prepare` existed."""
         await resolve_assets(conn, scope, "asset", default_type="server")
+        return await self._merge(conn, scope)
+
+    async def _merge(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
+        params = scope_params(scope)
         await conn.execute(text(_LOCK_ASSETS), params)
         updated = await conn.execute(text(_MERGE_SENSITIVITY), params)
         await conn.execute(text(_MARK_PROCESSED), params)

@@ -1,0 +1,228 @@
+"""Enrichment prepared once per import: shared endpoints, exact counts with parallel ranges,
+idempotent re-runs, incremental dependency groups, statistics only where tables grew."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dataimport import enrichment, inventory
+from dataimport.contracts import ImportRef, RowRange
+from dataimport.dependency_groups import _merge, refresh_dependency_groups
+from starter.client import ImportService
+from tests.factories import TERMINAL_OR_WAITING, wait_for, write_csv
+
+HEADERS = ["Source", "Source IP", "Destination", "Destination IP", "Port", "Connections"]
+HEADERS += ["First Seen", "Last Seen"]
+
+
+def connection_rows(count: int, servers: int) -> list[list[str]]:
+    """Each row its own observation (its own day) over few shared servers and edges."""
+    rows = []
+    for n in range(1, count + 1):
+        s, t = n % servers, (n * 7 + 3) % servers
+        if s == t:
+            t = (t + 1) % servers
+        day = f"2025-{1 + n // 28 % 12:02d}-{1 + n % 28:02d}"
+        rows.append(
+            [
+                f"srv-{s:03d}",
+                f"10.5.0.{s + 1}",
+                f"srv-{t:03d}",
+                f"10.5.0.{t + 1}",
+                str(443 + n % 3),
+                str(n),
+                f"{day}T00:00:00Z",
+                f"{day}T01:00:00Z",
+            ]
+        )
+    return rows
+
+
+def expected_edges(rows: list[list[str]]) -> dict[tuple[str, str, int], int]:
+    expected: dict[tuple[str, str, int], int] = {}
+    for row in rows:
+        key = (row[0], row[2], int(row[4]))
+        expected[key] = expected.get(key, 0) + int(row[5])
+    return expected
+
+
+async def tenant_counts(engine: AsyncEngine, service: ImportService) -> dict[str, Any]:
+    params = service.tenant.params()
+    async with engine.connect() as conn:
+        assets = await conn.scalar(
+            text("SELECT count(*) FROM assets WHERE client_account_id = :c AND engagement_id = :e"),
+            params,
+        )
+        names = await conn.scalar(
+            text(
+                "SELECT count(DISTINCT name_key) FROM assets "
+                "WHERE client_account_id = :c AND engagement_id = :e"
+            ),
+            params,
+        )
+        rows = await conn.execute(
+            text(
+                "SELECT s.name, t.name, d.port, d.conn_count FROM asset_dependencies d "
+                "JOIN assets s ON s.id = d.source_asset_id "
+                "JOIN assets t ON t.id = d.target_asset_id "
+                "WHERE d.client_account_id = :c AND d.engagement_id = :e"
+            ),
+            params,
+        )
+        edges = {(s, t, port): count for s, t, port, count in rows}
+        observations = await conn.scalar(
+            text(
+                "SELECT count(*) FROM dependency_observations "
+                "WHERE client_account_id = :c AND engagement_id = :e"
+            ),
+            params,
+        )
+    return {"assets": assets, "names": names, "edges": edges, "observations": observations}
+
+
+@pytest.mark.usefixtures("worker")
+async def test_parallel_ranges_over_shared_servers_are_exact_and_rerun_changes_nothing(
+    service: ImportService, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    rows = connection_rows(1200, 30)
+    path = write_csv(tmp_path / "conn.csv", HEADERS, rows)
+    config = {"chunk_size": 100, "max_parallel_chunks": 6}  # 12 ranges, all sharing servers
+    started = await service.start_import(path, "app_discovery", config)
+    status = await wait_for(service, started.data_import_id, TERMINAL_OR_WAITING)
+    assert (status.status, status.valid_rows, status.processed_rows) == ("completed", 1200, 1200)
+    assert status.assets_created == 30
+    expected = expected_edges(rows)
+    found = await tenant_counts(engine, service)
+    assert (found["assets"], found["names"]) == (30, 30)  # no endpoint twice
+    assert found["edges"] == expected
+    assert status.dependencies_created == len(expected)
+    assert found["observations"] == 1200
+
+    # A retried range (the activity ran, its result was lost) changes nothing.
+    ref = ImportRef(
+        data_import_id=started.data_import_id,
+        client_account_id=service.tenant.client_account_id,
+        engagement_id=service.tenant.engagement_id,
+        category="app_discovery",
+    )
+    await enrichment.enrich_chunk(engine, ref, RowRange(first_row=301, last_row=400))
+    await enrichment.enrichment_totals(engine, ref)
+    assert await tenant_counts(engine, service) == found
+
+    # The same file again: nothing created, no figure changes.
+    again = await service.start_import(path, "app_discovery", config)
+    second = await wait_for(service, again.data_import_id, TERMINAL_OR_WAITING)
+    assert (second.status, second.assets_created, second.dependencies_created) == (
+        "completed",
+        0,
+        0,
+    )
+    assert await tenant_counts(engine, service) == found
+
+
+@pytest.mark.usefixtures("worker")
+async def test_stores_of_one_host_across_ranges_make_one_asset(
+    service: ImportService, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    headers = ["Host Name", "Data Store", "Database", "Classification"]
+    rows = [
+        [f"dbhost-{n % 3}", "PostgreSQL", f"db_{n:04d}", ["Internal", "Confidential"][n % 2]]
+        for n in range(1, 401)
+    ]
+    path = write_csv(tmp_path / "stores.csv", headers, rows)
+    started = await service.start_import(
+        path, "sensitive_data", {"chunk_size": 100, "max_parallel_chunks": 4}
+    )
+    status = await wait_for(service, started.data_import_id, TERMINAL_OR_WAITING)
+    assert (status.status, status.valid_rows, status.assets_created) == ("completed", 400, 3)
+    async with engine.connect() as conn:
+        stores = dict(
+            (
+                await conn.execute(
+                    text(
+                        "SELECT name, jsonb_array_length(data_stores) FROM assets "
+                        "WHERE client_account_id = :c AND engagement_id = :e"
+                    ),
+                    service.tenant.params(),
+                )
+            ).all()
+        )
+    assert stores == {"dbhost-0": 133, "dbhost-1": 134, "dbhost-2": 133}
+
+
+def test_merge_joins_groups_under_the_smallest_id() -> None:
+    edges: list[tuple[str, str | None, str, str | None]] = [
+        ("5", "G-3", "9", "G-7"),  # two groups merge: 3 is the smaller root
+        ("1", None, "4", None),  # a new component of two new assets
+        ("8", None, "9", "G-7"),  # a new asset joins a merged group
+    ]
+    relabel, labels = _merge(edges)
+    assert relabel == {"G-7": "G-3"}
+    assert labels == {"1": "G-1", "4": "G-1", "8": "G-3"}
+
+
+@pytest.mark.usefixtures("worker")
+async def test_incremental_groups_match_a_full_refresh(
+    service: ImportService, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    headers = ["Source", "Destination", "Port"]
+    first = write_csv(tmp_path / "a.csv", headers, [["a1", "a2", "80"], ["b1", "b2", "80"]])
+    second = write_csv(tmp_path / "b.csv", headers, [["a2", "b1", "80"], ["c1", "c2", "80"]])
+    for path in (first, second):
+        started = await service.start_import(path, "app_discovery")
+        status = await wait_for(service, started.data_import_id, TERMINAL_OR_WAITING)
+        assert status.status == "completed"
+    assert status.dependency_groups == 2
+    query = text(
+        "SELECT name, dependency_group FROM assets "
+        "WHERE client_account_id = :c AND engagement_id = :e ORDER BY name"
+    )
+    async with engine.connect() as conn:
+        incremental = (await conn.execute(query, service.tenant.params())).all()
+    tenant = service.tenant
+    async with engine.begin() as conn:
+        summary = await refresh_dependency_groups(
+            conn, str(tenant.client_account_id), str(tenant.engagement_id)
+        )
+        full = (await conn.execute(query, service.tenant.params())).all()
+    assert incremental == full
+    assert (summary["groups"], summary["largest"]) == (2, 4)
+
+
+@pytest.mark.parametrize(
+    ("relpages", "reltuples", "pages", "wanted"),
+    [
+        (0, -1.0, 3, False),  # tiny: never worth it
+        (0, -1.0, 40, True),  # never analysed
+        (100, 5000.0, 110, False),  # grew 10 %
+        (100, 5000.0, 120, True),  # grew 20 %
+        (10_000, 1e6, 10_050, False),  # a small import into a big table
+    ],
+)
+def test_analyze_only_where_a_table_grew_a_lot(
+    relpages: int, reltuples: float, pages: int, wanted: bool
+) -> None:
+    assert inventory.needs_analyze(relpages, reltuples, pages) is wanted
+
+
+async def test_analyze_if_grown_analyses_a_grown_table_once(engine: AsyncEngine) -> None:
+    c, e = str(uuid.uuid4()), str(uuid.uuid4())
+    async with engine.begin() as conn:
+        await conn.execute(text("ANALYZE assets"))
+        known = await conn.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'assets'"))
+        await conn.execute(
+            text(
+                "INSERT INTO assets (client_account_id, engagement_id, name, name_key) "
+                "SELECT :c, :e, 'grow-' || n, 'grow-' || n FROM generate_series(1, :rows) n"
+            ),
+            {"c": c, "e": e, "rows": max(3000, int(max(known, 0) * 0.5))},
+        )
+        assert await inventory.analyze_if_grown(conn, ["assets"]) == ["assets"]
+    async with engine.begin() as conn:
+        assert await inventory.analyze_if_grown(conn, ["assets"]) == []
