@@ -122,7 +122,8 @@ WHERE {_tenant("d")} AND (d.created_by_import_id = CAST(:id AS uuid)
   OR d.source_import_id = CAST(:id AS uuid))
 """
 
-# Groups merged into another one: every member takes the new label (locked in id order).
+# Groups merged into another one: every member takes the new label. Locked in name-key
+# order, the order in which enrichment ranges of other imports upsert the same assets.
 _RELABEL_GROUPS = f"""
 WITH v AS (
   SELECT * FROM unnest(CAST(:old AS text[]), CAST(:new AS text[])) AS v(old, new)
@@ -130,13 +131,13 @@ WITH v AS (
 changed AS (
   SELECT a.id, v.new FROM assets a JOIN v ON a.dependency_group = v.old
   WHERE {_tenant("a")}
-  ORDER BY a.id FOR NO KEY UPDATE OF a
+  ORDER BY a.name_key FOR NO KEY UPDATE OF a
 )
 UPDATE assets a SET dependency_group = changed.new, updated_at = now()
 FROM changed WHERE a.id = changed.id
 """
 
-# Assets that were in no group: they join theirs (locked in id order).
+# Assets that were in no group: they join theirs (locked in name-key order, as above).
 _LABEL_ASSETS = f"""
 WITH v AS (
   SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:new AS text[])) AS v(id, new)
@@ -144,7 +145,7 @@ WITH v AS (
 changed AS (
   SELECT a.id, v.new FROM assets a JOIN v ON a.id = v.id
   WHERE {_tenant("a")} AND a.dependency_group IS DISTINCT FROM v.new
-  ORDER BY a.id FOR NO KEY UPDATE OF a
+  ORDER BY a.name_key FOR NO KEY UPDATE OF a
 )
 UPDATE assets a SET dependency_group = changed.new, updated_at = now()
 FROM changed WHERE a.id = changed.id
