@@ -212,17 +212,26 @@ def test_analyze_only_where_a_table_grew_a_lot(
 
 
 async def test_analyze_if_grown_analyses_a_grown_table_once(engine: AsyncEngine) -> None:
-    c, e = str(uuid.uuid4()), str(uuid.uuid4())
-    async with engine.begin() as conn:
-        await conn.execute(text("ANALYZE assets"))
-        known = await conn.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'assets'"))
+    table = f"grow_{uuid.uuid4().hex[:8]}"  # a table of its own: others' rows change nothing
+    async with engine.connect() as conn:
+        await conn.execute(text(f"CREATE TEMPORARY TABLE {table} (n integer, pad text)"))
         await conn.execute(
-            text(
-                "INSERT INTO assets (client_account_id, engagement_id, name, name_key) "
-                "SELECT :c, :e, 'grow-' || n, 'grow-' || n FROM generate_series(1, :rows) n"
-            ),
-            {"c": c, "e": e, "rows": max(3000, int(max(known, 0) * 0.5))},
+            text(f"INSERT INTO {table} SELECT n, repeat('x', 40) FROM generate_series(1, 200) n")
         )
-        assert await inventory.analyze_if_grown(conn, ["assets"]) == ["assets"]
-    async with engine.begin() as conn:
-        assert await inventory.analyze_if_grown(conn, ["assets"]) == []
+        assert await inventory.analyze_if_grown(conn, [table]) == []  # too small to bother
+        await conn.execute(
+            text(f"INSERT INTO {table} SELECT n, repeat('x', 40) FROM generate_series(1, 20000) n")
+        )
+        assert await inventory.analyze_if_grown(conn, [table]) == [table]  # never analysed
+        await conn.commit()
+        assert await inventory.analyze_if_grown(conn, [table]) == []  # analysed, not grown
+        await conn.execute(
+            text(f"INSERT INTO {table} SELECT n, repeat('x', 40) FROM generate_series(1, 1000) n")
+        )
+        assert await inventory.analyze_if_grown(conn, [table]) == []  # grew 5 %
+        await conn.execute(
+            text(f"INSERT INTO {table} SELECT n, repeat('x', 40) FROM generate_series(1, 8000) n")
+        )
+        assert await inventory.analyze_if_grown(conn, [table]) == [table]  # grew 45 %
+        await conn.execute(text(f"DROP TABLE {table}"))
+        await conn.commit()
