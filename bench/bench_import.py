@@ -1,155 +1,136 @@
-"""Import benchmark: one N-row CMDB file through the real workflow, against a COPY floor.
+"""Import benchmarks: every category through the real workflow, against a bare-COPY floor.
 
-    python -m bench.bench_import --rows 100000 [--keep] [--home DIR]
+    python -m bench.bench_import --category cmdb_export --rows 100000
+    python -m bench.bench_import --category all --rows 100000,1000000 --workers 1,2
+    python -m bench.bench_import --small [--repeat 20]
+    python -m bench.bench_import --concurrent [--tenants 10 --per-tenant 10 --concurrent-rows 2000]
 
 Starts its own embedded PostgreSQL + headless Temporal dev server in a fresh state directory,
-runs an in-process worker, imports a generated CMDB CSV via ``ImportService.start_import`` and
-reports rows/s per phase (from ``import_processing_steps`` and the master flow's
-``phase_transitions``), end to end, a bare-COPY floor of the same rows, the process' peak RSS
-and the workflow's Temporal history size. Not a test: nothing is asserted.
+and for every run its own `python worker.py` processes on a task queue of their own (or, with
+--in-process, a worker inside this process). Imports generated files (bench/generators.py) via
+``ImportService.start_import`` with a fresh tenant per run, and prints, per run, one markdown
+table and one JSON line: phase times (``import_processing_steps`` and the master flow's
+``phase_transitions``), rows/s, x bare COPY of the same rows measured in the same run
+(bench/floor.py), peak worker RSS (psutil, children included), Temporal history events and
+the largest payload in the history. Not a test: nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
+import contextlib
 import json
-import random
-import resource
+import math
+import os
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-from rich.console import Console
-from rich.table import Table
+from google.protobuf.message import Message
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Worker
 
-from activities import build_activities
-from dataimport import embedded
+from bench.floor import CopyFloor, measure_copy_floor
+from bench.generators import CATEGORIES, generate, generate_cmdb
+from bench.workers import RssSampler, WorkerProcesses, worker_env
+from dataimport import embedded, imports
 from dataimport.contracts import ImportStatus, ProcessingConfig
 from dataimport.db import create_engine
 from dataimport.imports import Tenant
 from dataimport.migrate import upgrade
 from dataimport.settings import Settings
 from starter.client import ImportService
-from workflows.data_import import DataImportWorkflow, row_ranges
+from workflows.data_import import row_ranges
 
-TASK_QUEUE = "bench-data-import"
 DATABASE = "dataimport_bench"
-CATEGORY = "cmdb_export"
 POLL_SECONDS = 0.2
+SMALL_POLL_SECONDS = 0.02
 PHASES = (("ingest", "upload"), ("validation", "validation"), ("enrichment", "enrichment"))
-
-CMDB_HEADERS = [  # as tests/factories.py
-    "asset_id",
-    "asset_name",
-    "Type",
-    "IP Address",
-    "hostname",
-    "operating_system",
-    "cpu_count",
-    "memory_gb",
-    "storage_gb",
-    "environment",
-    "criticality",
-    "owner",
-    "department",
-    "location",
-    "dependencies",
-]
-
-_SYSTEMS = ("CRM", "ERP", "HR", "WEB", "PAY", "BI", "MAIL", "DWH", "LOG", "SSO", "IAM", "EDI")
-_TYPES = (
-    ("APP", "Application"),
-    ("APP", "Server"),
-    ("DB", "Database"),
-    ("WEB", "VM"),
-    ("WEB", "Virtual Server"),
-    ("LB", "Load Balancer"),
-    ("SRV", "Physical"),
-)
-_OPERATING_SYSTEMS = (
-    "Ubuntu 22.04 LTS",
-    "Ubuntu 20.04 LTS",
-    "Red Hat Enterprise Linux 8.6",
-    "Red Hat Enterprise Linux 9",
-    "Windows Server 2019 Datacenter",
-    "Windows Server 2022 Standard",
-    "Windows Server 2016",
-    "Oracle Linux 8",
-    "Debian 11",
-    "SUSE Linux Enterprise Server 15",
-    "Windows Server 2012 R2 Standard",  # past end of support: a warning
-    "CentOS 7",  # past end of support: a warning
-)
-_CPUS = ("2", "4", "4", "8", "8", "16", "32")
-_MEMORY = ("8 GB", "16 GB", "16 GB", "32 GB", "64 GB", "8192 MB", "128")
-_STORAGE = ("100", "250", "500", "1 TB", "2,048", "80")
-_ENVIRONMENTS = ("prod", "Production", "prod", "uat", "dev", "test", "staging", "DR")
-_CRITICALITIES = ("High", "Critical", "Medium", "Low", "1 - Critical", "Tier 2")
-_OWNERS = ("Jane Roe", "DBA Team", "Platform Team", "Ops Team", "Network Team", "HR IT", "")
-_DEPARTMENTS = ("IT", "Finance", "Sales", "HR", "Operations", "Marketing")
-_LOCATIONS = ("Frankfurt", "Amsterdam", "London DC1", "Paris DC2", "Dublin", "Madrid")
-_BAD_CPU = "four"  # ~0.1% of rows carry a type error, so the issue report has something
+DONE = ("completed", "completed_with_errors")
+PAYLOAD = "temporal.api.common.v1.Payload"
 
 
-# --------------------------------------------------------------------------- input file
+def log(message: str) -> None:
+    print(f"[bench {datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
-def _asset_name(n: int) -> str:
-    system = _SYSTEMS[n % len(_SYSTEMS)]
-    role = _TYPES[(n // len(_SYSTEMS)) % len(_TYPES)][0]
-    return f"{system}-{role}-{n:06d}"
+# --------------------------------------------------------------------------- the stack
 
 
-def _cmdb_rows(count: int, seed: int) -> Iterator[list[str]]:
-    rng = random.Random(seed)
-    for n in range(1, count + 1):
-        name = _asset_name(n)
-        targets: list[str] = []
-        for _ in range(rng.choice((1, 1, 2))):  # each server depends on 1-2 others
-            other = rng.randrange(1, count + 1)
-            if other != n and count > 1:
-                targets.append(_asset_name(other))
-        yield [
-            f"A-{n:07d}",
-            name,
-            _TYPES[(n // len(_SYSTEMS)) % len(_TYPES)][1],
-            f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}",
-            name.lower(),
-            rng.choice(_OPERATING_SYSTEMS),
-            _BAD_CPU if n % 1000 == 500 else rng.choice(_CPUS),
-            rng.choice(_MEMORY),
-            rng.choice(_STORAGE),
-            rng.choice(_ENVIRONMENTS),
-            rng.choice(_CRITICALITIES),
-            rng.choice(_OWNERS),
-            rng.choice(_DEPARTMENTS),
-            rng.choice(_LOCATIONS),
-            ";".join(targets),
-        ]
+@dataclass
+class Bench:
+    state_dir: Path
+    database_url: str
+    temporal_address: str
+    client: Client
+    engine: AsyncEngine
+    in_process: bool
+
+    def settings(self, task_queue: str) -> Settings:
+        return Settings(
+            dataimport_home=self.state_dir,
+            database_url=self.database_url,
+            temporal_address=self.temporal_address,
+            task_queue=task_queue,
+            storage_dir=self.state_dir / "uploads",
+            staging_retention_schedule=False,
+        )
+
+    def service(self, task_queue: str, tenant: Tenant | None = None) -> ImportService:
+        tenant = tenant or Tenant(uuid.uuid4(), uuid.uuid4())
+        return ImportService(self.settings(task_queue), self.engine, self.client, tenant)
 
 
-def generate_cmdb(path: Path, count: int, seed: int = 42) -> int:
-    """Write `count` CMDB rows (plus header) to `path`; returns the file size in bytes."""
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(CMDB_HEADERS)
-        writer.writerows(_cmdb_rows(count, seed))
-    return path.stat().st_size
+@dataclass
+class WorkerSet:
+    task_queue: str
+    count: int
+    mode: str  # "process" or "in-process"
+    sampler: RssSampler
+
+
+@asynccontextmanager
+async def workers(bench: Bench, count: int) -> AsyncIterator[WorkerSet]:
+    """`count` fresh workers on a fresh task queue, polling; RSS sampled while inside."""
+    task_queue = f"bench-{uuid.uuid4().hex[:8]}"
+    if bench.in_process:
+        from worker import build_worker  # the project's worker, as `python worker.py` builds it
+
+        worker, engine = build_worker(bench.client, bench.settings(task_queue))
+        sampler = RssSampler([os.getpid()]).start()
+        try:
+            async with worker:
+                yield WorkerSet(task_queue, 1, "in-process", sampler)
+        finally:
+            sampler.stop()
+            await engine.dispose()
+        return
+    env = worker_env(bench.state_dir, bench.database_url, bench.temporal_address, task_queue)
+    procs = WorkerProcesses(bench.state_dir, env, task_queue, count)
+    try:
+        procs.start()
+        await procs.wait_ready(bench.client)
+        sampler = RssSampler(procs.pids).start()
+        try:
+            yield WorkerSet(task_queue, count, "process", sampler)
+        finally:
+            sampler.stop()
+    finally:
+        await asyncio.to_thread(procs.stop)
 
 
 # --------------------------------------------------------------------------- measurements
@@ -166,50 +147,26 @@ class StepTiming:
         return (self.finished_at - self.started_at).total_seconds()
 
 
-@dataclass(frozen=True)
-class ImportRun:
-    status: ImportStatus
-    timed_out: bool  # gave up waiting: the phases without figures had not finished
-    wall_seconds: float
-    steps: dict[str, StepTiming]
-    phase_seconds: dict[str, float]  # upload / validation / enrichment, from transitions
-    history_events: int
-    history_bytes: int
-    rss_before_kb: int
-    rss_peak_kb: int
-    chunks: int
-
-
-@dataclass(frozen=True)
-class CopyFloor:
-    prepare_seconds: float  # csv parse + json.dumps in Python, not part of the floor
-    bare_seconds: float  # COPY into a table without indexes
-    indexed_seconds: float  # COPY into a table with raw_import_records' PK + unique key
-
-
-def _peak_rss_kb() -> int:
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
-
-
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-async def _step_timings(engine: AsyncEngine, data_import_id: uuid.UUID) -> dict[str, StepTiming]:
+async def step_timings(engine: AsyncEngine, data_import_id: uuid.UUID) -> dict[str, StepTiming]:
     """One span per step; per-agent keys ("validation:<agent>") fold into their step."""
     async with engine.connect() as conn:
         rows = await conn.execute(
             text(
                 "SELECT split_part(step_key, ':', 1), min(started_at), max(finished_at), "
                 "max(records_processed) FROM import_processing_steps "
-                "WHERE data_import_id = :id GROUP BY 1"
+                "WHERE data_import_id = :id AND started_at IS NOT NULL "
+                "AND finished_at IS NOT NULL GROUP BY 1"
             ),
             {"id": data_import_id},
         )
         return {row[0]: StepTiming(row[1], row[2], int(row[3] or 0)) for row in rows}
 
 
-async def _phase_seconds(
+async def phase_seconds(
     engine: AsyncEngine, data_import_id: uuid.UUID, upload_start: datetime | None
 ) -> dict[str, float]:
     """Phase spans from master_flows.phase_transitions (first entry per status).
@@ -241,132 +198,299 @@ async def _phase_seconds(
     }
 
 
-async def _wait_terminal(
-    service: ImportService, status: ImportStatus, timeout: float
-) -> tuple[ImportStatus, bool]:
-    """Poll until terminal (or needs_attention); (last status, whether it timed out)."""
+def _payload_sizes(message: Message) -> Iterator[int]:
+    """ByteSize of every temporal.api.common.v1.Payload inside `message` (any depth)."""
+    if message.DESCRIPTOR.full_name == PAYLOAD:
+        yield message.ByteSize()
+        return
+    for field, value in message.ListFields():
+        if field.message_type is None:
+            continue
+        if field.message_type.GetOptions().map_entry:
+            for item in value.values():
+                if isinstance(item, Message):
+                    yield from _payload_sizes(item)
+        elif field.is_repeated:
+            for item in value:
+                yield from _payload_sizes(item)
+        else:
+            yield from _payload_sizes(value)
+
+
+@dataclass(frozen=True)
+class HistoryStats:
+    runs: int
+    events: int
+    bytes: int
+    largest_payload: int  # bytes of the largest single Payload
+    largest_event_payloads: int  # bytes of all payloads of the event carrying the most
+    largest_event_type: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "runs": self.runs,
+            "events": self.events,
+            "bytes": self.bytes,
+            "largest_payload_bytes": self.largest_payload,
+            "largest_event_payload_bytes": self.largest_event_payloads,
+            "largest_event_type": self.largest_event_type,
+        }
+
+
+async def history_stats(client: Client, workflow_id: str) -> HistoryStats:
+    """Every run of the workflow (continue-as-new chains included), all events measured."""
+    run_ids = [e.run_id async for e in client.list_workflows(f'WorkflowId = "{workflow_id}"')]
+    events = size = largest = event_largest = 0
+    event_type = "-"
+    runs: list[str | None] = [*run_ids] or [None]
+    for run_id in runs:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        for event in history.events:
+            events += 1
+            size += event.ByteSize()
+            sizes = list(_payload_sizes(event))
+            largest = max([largest, *sizes])
+            if sum(sizes) > event_largest:
+                event_largest = sum(sizes)
+                event_type = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")
+    return HistoryStats(max(1, len(run_ids)), events, size, largest, event_largest, event_type)
+
+
+async def wait_terminal(
+    bench: Bench, tenant: Tenant, data_import_id: uuid.UUID, timeout: float, poll: float
+) -> tuple[ImportStatus | None, bool]:
+    """Poll the import's record until terminal or needs_attention: (status, timed out)."""
     deadline = time.monotonic() + timeout
+    status: ImportStatus | None = None
     while time.monotonic() < deadline:
-        status = await service.status(status.data_import_id) or status
-        if status.is_terminal or status.status == "needs_attention":
+        status = await imports.get_import(bench.engine, tenant, data_import_id)
+        if status is not None and (status.is_terminal or status.status == "needs_attention"):
             return status, False
-        await asyncio.sleep(POLL_SECONDS)
+        await asyncio.sleep(poll)
     return status, True
 
 
+async def _closed(client: Client, workflow_id: str) -> None:
+    """Wait (bounded) for the workflow to close, so its history is complete."""
+    with contextlib.suppress(Exception):  # failed, cancelled or still open: measure it anyway
+        await asyncio.wait_for(client.get_workflow_handle(workflow_id).result(), 60)
+
+
+# --------------------------------------------------------------------------- one import
+
+
 async def run_import(
-    state_dir: Path,
-    database_url: str,
-    temporal_address: str,
-    csv_path: Path,
-    timeout: float,
-) -> ImportRun:
-    """Import `csv_path` through the real workflow with an in-process worker."""
-    client = await Client.connect(temporal_address, data_converter=pydantic_data_converter)
-    engine = create_engine(database_url, pool_size=10)
-    settings = Settings(
-        dataimport_home=state_dir,
-        database_url=database_url,
-        temporal_address=temporal_address,
-        task_queue=TASK_QUEUE,
-        storage_dir=state_dir / "uploads",
+    bench: Bench, category: str, path: Path, rows: int, file_bytes: int, count: int, timeout: float
+) -> dict[str, Any]:
+    """Import `path` once with `count` fresh workers; every figure of the run as a dict."""
+    async with workers(bench, count) as ws:
+        service = bench.service(ws.task_queue)
+        tenant = service.tenant
+        log(f"importing {path.name} ({category}, {ws.count} worker {ws.mode})")
+        started = time.perf_counter()
+        status = await service.start_import(path, category)
+        final, timed_out = await wait_terminal(
+            bench, tenant, status.data_import_id, timeout, POLL_SECONDS
+        )
+        wall = time.perf_counter() - started
+        status = final or status
+        if timed_out:
+            live = await service.status(status.data_import_id)
+            status = live or status
+            await bench.client.get_workflow_handle(status.workflow_id).cancel()
+        else:
+            await _closed(bench.client, status.workflow_id)
+        ws.sampler.stop()
+    history = await history_stats(bench.client, status.workflow_id)
+    steps = await step_timings(bench.engine, status.data_import_id)
+    ingest = steps.get("ingest")
+    phases = await phase_seconds(
+        bench.engine, status.data_import_id, ingest.started_at if ingest else None
     )
-    service = ImportService(settings, engine, client, Tenant(uuid.uuid4(), uuid.uuid4()))
-    try:
-        async with Worker(
-            client,
-            task_queue=TASK_QUEUE,
-            workflows=[DataImportWorkflow],
-            activities=build_activities(engine),
-            max_concurrent_activities=8,
-        ):
-            rss_before = _peak_rss_kb()
+    log("measuring the COPY floor")
+    floor = await measure_copy_floor(bench.database_url, path)
+    return {
+        "kind": "import",
+        "category": category,
+        "rows": rows,
+        "file": path.name,
+        "file_bytes": file_bytes,
+        "workers": ws.count,
+        "worker_mode": ws.mode,
+        "status": status.status,
+        "timed_out": timed_out,
+        "error_code": status.error_code,
+        "counts": {
+            "total": status.total_rows,
+            "valid": status.valid_rows,
+            "invalid": status.invalid_rows,
+            "warnings": status.warning_rows,
+            "assets_created": status.assets_created,
+            "assets_updated": status.assets_updated,
+            "dependencies_created": status.dependencies_created,
+        },
+        "chunks": len(row_ranges(status.total_rows, ProcessingConfig().chunk_size)),
+        "end_to_end_seconds": wall,
+        "step_seconds": {name: timing.seconds for name, timing in steps.items()},
+        "phase_seconds": phases,
+        "floor": floor.as_dict(),
+        "rss": _rss(ws.sampler),
+        "history": history.as_dict(),
+    }
+
+
+def _rss(sampler: RssSampler) -> dict[str, Any]:
+    return {
+        "peak_total_bytes": sampler.peak_total,
+        "peak_per_worker_bytes": [sampler.peaks.get(pid, 0) for pid in sampler.pids],
+        "start_per_worker_bytes": [sampler.first.get(pid, 0) for pid in sampler.pids],
+        "samples": sampler.samples,
+    }
+
+
+# --------------------------------------------------------------------------- small, concurrent
+
+
+def _p90(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
+
+
+async def run_small(bench: Bench, count: int, repeat: int, rows: int) -> dict[str, Any]:
+    """`repeat` imports of a `rows`-row CMDB file, one after another, one tenant, same workers."""
+    inputs = bench.state_dir / "input"
+    paths = []
+    for n in range(repeat):  # distinct asset names per file: each import creates its assets
+        path = inputs / f"small_{n:03d}.csv"
+        generate_cmdb(path, rows, seed=n, first=n * rows + 1, errors=False)
+        paths.append(path)
+    seconds: list[float] = []
+    statuses: list[str] = []
+    async with workers(bench, count) as ws:
+        service = bench.service(ws.task_queue)
+        for path in paths:
             started = time.perf_counter()
-            status = await service.start_import(csv_path, CATEGORY)
-            status, timed_out = await _wait_terminal(service, status, timeout)
-            wall = time.perf_counter() - started
-            rss_peak = _peak_rss_kb()
-            handle = client.get_workflow_handle(status.workflow_id)
-            if timed_out:  # the worker's shutdown cancels the running activities
-                await handle.cancel()
-        history = await handle.fetch_history()
-        steps = await _step_timings(engine, status.data_import_id)
-        ingest = steps.get("ingest")
-        phases = await _phase_seconds(
-            engine, status.data_import_id, ingest.started_at if ingest else None
-        )
-    finally:
-        await engine.dispose()
-    return ImportRun(
-        status=status,
-        timed_out=timed_out,
-        wall_seconds=wall,
-        steps=steps,
-        phase_seconds=phases,
-        history_events=len(history.events),
-        history_bytes=sum(event.ByteSize() for event in history.events),
-        rss_before_kb=rss_before,
-        rss_peak_kb=rss_peak,
-        chunks=len(row_ranges(status.total_rows, ProcessingConfig().chunk_size)),
-    )
-
-
-_FLOOR_COLUMNS = ("client_account_id", "engagement_id", "data_import_id", "row_number", "raw_data")
-_FLOOR_BARE = """
-CREATE TABLE bench_copy_floor (client_account_id uuid NOT NULL, engagement_id uuid NOT NULL,
-  data_import_id uuid NOT NULL, row_number int NOT NULL, raw_data jsonb NOT NULL)
-"""
-_FLOOR_INDEXED = """
-CREATE TABLE bench_copy_floor (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
-  client_account_id uuid NOT NULL, engagement_id uuid NOT NULL, data_import_id uuid NOT NULL,
-  row_number int NOT NULL, raw_data jsonb NOT NULL, UNIQUE (data_import_id, row_number))
-"""
-
-
-def _floor_records(csv_path: Path) -> list[tuple[Any, ...]]:
-    """The same rows as the ingest stages them: header -> cell JSON, one tuple per row."""
-    tenant, engagement, data_import = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    with csv_path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        headers = next(reader)
-        return [
-            (
-                tenant,
-                engagement,
-                data_import,
-                number,
-                json.dumps(dict(zip(headers, cells, strict=False)), ensure_ascii=False),
+            status = await service.start_import(path, "cmdb_export")
+            final, _ = await wait_terminal(
+                bench, service.tenant, status.data_import_id, 300, SMALL_POLL_SECONDS
             )
-            for number, cells in enumerate(reader, 1)
-        ]
+            seconds.append(time.perf_counter() - started)
+            statuses.append(final.status if final else "unknown")
+            log(f"small import {len(seconds)}/{repeat}: {seconds[-1]:.2f}s {statuses[-1]}")
+        ws.sampler.stop()
+    return {
+        "kind": "small",
+        "rows": rows,
+        "repeat": repeat,
+        "workers": ws.count,
+        "worker_mode": ws.mode,
+        "seconds": seconds,
+        "median_seconds": statistics.median(seconds),
+        "p90_seconds": _p90(seconds),
+        "min_seconds": min(seconds),
+        "max_seconds": max(seconds),
+        "statuses": {s: statuses.count(s) for s in sorted(set(statuses))},
+        "rss": _rss(ws.sampler),
+    }
 
 
-async def _timed_copy(conn: asyncpg.Connection[Any], ddl: str, records: Sequence[Any]) -> float:
-    await conn.execute("DROP TABLE IF EXISTS bench_copy_floor")
-    await conn.execute(ddl)
-    await conn.execute("CHECKPOINT")  # do not bill the import's dirty pages to the floor
-    started = time.perf_counter()
-    async with conn.transaction():
-        await conn.copy_records_to_table(
-            "bench_copy_floor", records=records, columns=_FLOOR_COLUMNS
+async def _assets_of(engine: AsyncEngine, tenant: Tenant) -> int:
+    async with engine.connect() as conn:
+        return int(
+            await conn.scalar(
+                text(
+                    "SELECT count(*) FROM assets "
+                    "WHERE client_account_id = :c AND engagement_id = :e"
+                ),
+                tenant.params(),
+            )
+            or 0
         )
-    elapsed = time.perf_counter() - started
-    await conn.execute("DROP TABLE bench_copy_floor")
-    return elapsed
 
 
-async def measure_copy_floor(database_url: str, csv_path: Path) -> CopyFloor:
-    """One COPY of every row in one transaction, records prepared beforehand."""
-    started = time.perf_counter()
-    records = await asyncio.to_thread(_floor_records, csv_path)
-    prepare = time.perf_counter() - started
-    conn: asyncpg.Connection[Any] = await asyncpg.connect(database_url)
-    try:
-        bare = await _timed_copy(conn, _FLOOR_BARE, records)
-        indexed = await _timed_copy(conn, _FLOOR_INDEXED, records)
-    finally:
-        await conn.close()
-    return CopyFloor(prepare_seconds=prepare, bare_seconds=bare, indexed_seconds=indexed)
+async def run_concurrent(
+    bench: Bench, count: int, tenants: int, per_tenant: int, rows: int, timeout: float
+) -> dict[str, Any]:
+    """`tenants` tenants each start `per_tenant` `rows`-row imports at the same moment."""
+    inputs = bench.state_dir / "input"
+    paths = []
+    for k in range(per_tenant):  # distinct asset names per file; the same files for every tenant
+        path = inputs / f"concurrent_{rows}_{k:02d}.csv"
+        generate_cmdb(path, rows, seed=1000 + k, first=k * rows + 1, errors=False)
+        paths.append(path)
+    async with workers(bench, count) as ws:
+        services = [bench.service(ws.task_queue) for _ in range(tenants)]
+        log(f"starting {tenants} x {per_tenant} imports of {rows} rows at once")
+        started = time.perf_counter()
+        statuses = await asyncio.gather(
+            *(s.start_import(p, "cmdb_export") for s in services for p in paths)
+        )
+        started_all = time.perf_counter() - started
+        ids = [s.data_import_id for s in statuses]
+        pending = set(ids)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            async with bench.engine.connect() as conn:
+                done = await conn.execute(
+                    text(
+                        "SELECT id FROM data_imports WHERE id = ANY(:ids) AND (status IN "
+                        "('completed', 'completed_with_errors', 'failed', 'cancelled', "
+                        "'needs_attention'))"
+                    ),
+                    {"ids": list(pending)},
+                )
+                pending -= {row[0] for row in done}
+            if pending:
+                await asyncio.sleep(POLL_SECONDS)
+        wall = time.perf_counter() - started
+        ws.sampler.stop()
+    results = []
+    for service, status in zip([s for s in services for _ in paths], statuses, strict=True):
+        final = await imports.get_import(bench.engine, service.tenant, status.data_import_id)
+        results.append(final or status)
+    inexact = [
+        f"{r.data_import_id}: {r.status} total {r.total_rows} valid {r.valid_rows} "
+        f"invalid {r.invalid_rows} assets +{r.assets_created}/~{r.assets_updated}"
+        for r in results
+        if not (
+            r.status == "completed"
+            and r.total_rows == rows
+            and r.valid_rows == rows
+            and r.invalid_rows == 0
+            and r.assets_created + r.assets_updated == rows
+        )
+    ]
+    asset_counts = [await _assets_of(bench.engine, s.tenant) for s in services]
+    async with bench.engine.connect() as conn:
+        spans = [
+            float(row[0])
+            for row in await conn.execute(
+                text(
+                    "SELECT extract(epoch FROM completed_at - created_at) FROM data_imports "
+                    "WHERE id = ANY(:ids) AND completed_at IS NOT NULL"
+                ),
+                {"ids": ids},
+            )
+        ]
+    return {
+        "kind": "concurrent",
+        "tenants": tenants,
+        "per_tenant": per_tenant,
+        "rows": rows,
+        "workers": ws.count,
+        "worker_mode": ws.mode,
+        "start_all_seconds": started_all,
+        "all_terminal_seconds": wall,
+        "timed_out": bool(pending),
+        "exact": not inexact and not pending and all(a == per_tenant * rows for a in asset_counts),
+        "inexact": inexact[:20],
+        "inexact_count": len(inexact),
+        "assets_per_tenant": asset_counts,
+        "import_seconds_median": statistics.median(spans) if spans else None,
+        "import_seconds_max": max(spans) if spans else None,
+        "statuses": {s: [r.status for r in results].count(s) for s in {r.status for r in results}},
+        "rss": _rss(ws.sampler),
+    }
 
 
 # --------------------------------------------------------------------------- report
@@ -381,86 +505,254 @@ def _secs(seconds: float | None) -> str:
 
 
 def _ratio(seconds: float | None, floor: float) -> str:
-    return f"{seconds / floor:.1f}x" if seconds is not None and floor > 0 else "-"
+    return f"{seconds / floor:.1f}×" if seconds is not None and floor > 0 else "-"
 
 
-def render(console: Console, rows: int, file_bytes: int, run: ImportRun, floor: CopyFloor) -> None:
-    s = run.status
-    table = Table(
-        title=f"import of {rows:,} CMDB rows ({file_bytes / 1e6:.1f} MB) - "
-        + ("*timed out" if run.timed_out else s.status),
-        title_justify="left",
-    )
-    table.add_column("phase")
-    for name in ("step s", "rows/s", "×COPY", "phase s", "rows/s", "×COPY"):
-        table.add_column(name, justify="right")
+def _mib(size: int) -> str:
+    return f"{size / 2**20:,.0f} MiB"
+
+
+def _row(*cells: str) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def render_import(r: dict[str, Any]) -> str:
+    rows = r["rows"]
+    floor = CopyFloor(**r["floor"])
+    c, h, rss = r["counts"], r["history"], r["rss"]
+    state = "timed out" if r["timed_out"] else r["status"]
+    lines = [
+        f"### {r['category']} · {rows:,} rows · {r['file_bytes'] / 1e6:,.1f} MB "
+        f"{r['file'].rsplit('.', 1)[-1].upper()} · {r['workers']} worker {r['worker_mode']} "
+        f"· {state}",
+        "",
+        _row("phase", "step s", "rows/s", "× COPY", "phase s", "rows/s", "× COPY"),
+        _row(*["---"] + ["--:"] * 6),
+    ]
     for step, phase in PHASES:
-        timing = run.steps.get(step)
-        step_s = timing.seconds if timing else None
-        phase_s = run.phase_seconds.get(phase)
-        table.add_row(
-            step,
-            _secs(step_s),
-            _rate(rows, step_s),
-            _ratio(step_s, floor.bare_seconds),
-            _secs(phase_s),
-            _rate(rows, phase_s),
-            _ratio(phase_s, floor.bare_seconds),
+        step_s = r["step_seconds"].get(step)
+        phase_s = r["phase_seconds"].get(phase)
+        lines.append(
+            _row(
+                step,
+                _secs(step_s),
+                _rate(rows, step_s),
+                _ratio(step_s, floor.bare_seconds),
+                _secs(phase_s),
+                _rate(rows, phase_s),
+                _ratio(phase_s, floor.bare_seconds),
+            )
         )
-    table.add_section()
-    totals = (
-        ("end to end" + ("*" if run.timed_out else ""), run.wall_seconds),
-        ("COPY floor", floor.bare_seconds),
-        ("COPY+PK/uniq", floor.indexed_seconds),
+    for label, seconds in (
+        ("**end to end**", r["end_to_end_seconds"]),
+        ("bare COPY (floor)", floor.bare_seconds),
+        ("COPY + PK/unique", floor.indexed_seconds),
+        ("parse + JSON + COPY", floor.prepare_seconds + floor.bare_seconds),
+    ):
+        lines.append(
+            _row(
+                label,
+                "",
+                "",
+                "",
+                _secs(seconds),
+                _rate(rows, seconds),
+                _ratio(seconds, floor.bare_seconds),
+            )
+        )
+    per_worker = " + ".join(_mib(b) for b in rss["peak_per_worker_bytes"])
+    lines += [
+        "",
+        f"- rows: total {c['total']:,} · valid {c['valid']:,} · invalid {c['invalid']:,} · "
+        f"warnings {c['warnings']:,}; inventory: assets +{c['assets_created']:,} / "
+        f"~{c['assets_updated']:,} · dependencies +{c['dependencies_created']:,}; "
+        f"{r['chunks']} chunks per chunked phase",
+        f"- peak worker RSS (with children): {_mib(rss['peak_total_bytes'])}"
+        + (f" ({per_worker})" if r["workers"] > 1 else "")
+        + f", {' + '.join(_mib(b) for b in rss['start_per_worker_bytes'])} when ready"
+        + (" — this process, worker in-process" if r["worker_mode"] == "in-process" else ""),
+        f"- Temporal history: {h['events']:,} events in {h['runs']} run(s), "
+        f"{h['bytes'] / 1024:,.1f} KiB; largest payload {h['largest_payload_bytes'] / 1024:,.1f} "
+        f"KiB; most payload bytes in one event {h['largest_event_payload_bytes'] / 1024:,.1f} "
+        f"KiB ({h['largest_event_type']})",
+        f"- floor: {floor.rows:,} rows, {floor.json_bytes / 1e6:,.1f} MB of JSON; parse + "
+        f"json.dumps {floor.prepare_seconds:.2f}s (not in the floor)",
+    ]
+    if r.get("error_code"):
+        lines.append(f"- error: {r['error_code']}")
+    return "\n".join(lines)
+
+
+def render_workers(results: Sequence[dict[str, Any]]) -> str:
+    lines = [
+        f"### {results[0]['category']} · {results[0]['rows']:,} rows · workers compared",
+        "",
+        _row(
+            "workers",
+            "end to end s",
+            "× COPY",
+            "ingest s",
+            "validation s",
+            "enrichment s",
+            "peak RSS",
+        ),
+        _row(*["--:"] * 7),
+    ]
+    for r in results:
+        floor = r["floor"]["bare_seconds"]
+        steps = r["step_seconds"]
+        lines.append(
+            _row(
+                str(r["workers"]),
+                _secs(r["end_to_end_seconds"]),
+                _ratio(r["end_to_end_seconds"], floor),
+                *(_secs(steps.get(step)) for step, _ in PHASES),
+                _mib(r["rss"]["peak_total_bytes"]),
+            )
+        )
+    return "\n".join(lines)
+
+
+def render_small(r: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            f"### {r['repeat']} × {r['rows']}-row CMDB import, start → terminal, one after another "
+            f"({r['workers']} worker {r['worker_mode']})",
+            "",
+            _row("median s", "p90 s", "min s", "max s", "first s", "statuses", "peak RSS"),
+            _row(*["--:"] * 7),
+            _row(
+                _secs(r["median_seconds"]),
+                _secs(r["p90_seconds"]),
+                _secs(r["min_seconds"]),
+                _secs(r["max_seconds"]),
+                _secs(r["seconds"][0]),
+                ", ".join(f"{k} {v}" for k, v in r["statuses"].items()),
+                _mib(r["rss"]["peak_total_bytes"]),
+            ),
+        ]
     )
-    for label, seconds in totals:
-        blank = ("", "", "")
-        ratio = _ratio(seconds, floor.bare_seconds)
-        table.add_row(label, *blank, _secs(seconds), _rate(rows, seconds), ratio)
-    console.print(table)
-    console.print(
-        "[dim]step = import_processing_steps started_at..finished_at; phase = master flow "
-        "phase_transitions (upload from the ingest step start, incl. create_flows); end to end = "
-        f"start_import() until a terminal status was polled (every {POLL_SECONDS}s). COPY floor: "
-        "one copy_records_to_table of prepared records, one transaction; preparing them "
-        f"(csv + json.dumps) took {floor.prepare_seconds:.2f}s more.[/dim]"
+
+
+def render_concurrent(r: dict[str, Any]) -> str:
+    n = r["tenants"] * r["per_tenant"]
+    return "\n".join(
+        [
+            f"### {r['tenants']} tenants × {r['per_tenant']} imports of {r['rows']:,} CMDB rows, "
+            f"started at once ({r['workers']} worker {r['worker_mode']})",
+            "",
+            _row(
+                "imports",
+                "all terminal s",
+                "starting s",
+                "per import median s",
+                "max s",
+                "exact",
+                "statuses",
+                "peak RSS",
+            ),
+            _row(*["--:"] * 8),
+            _row(
+                str(n),
+                _secs(r["all_terminal_seconds"]) + (" (timed out)" if r["timed_out"] else ""),
+                _secs(r["start_all_seconds"]),
+                _secs(r["import_seconds_median"]),
+                _secs(r["import_seconds_max"]),
+                "yes" if r["exact"] else f"**no** ({r['inexact_count']} inexact)",
+                ", ".join(f"{k} {v}" for k, v in sorted(r["statuses"].items())),
+                _mib(r["rss"]["peak_total_bytes"]),
+            ),
+            "",
+            f"- assets per tenant: {sorted(set(r['assets_per_tenant']))} "
+            f"(expected {r['per_tenant'] * r['rows']:,}); per-import span = data_imports "
+            "created_at → completed_at",
+            *(f"- inexact: {line}" for line in r["inexact"]),
+        ]
     )
-    facts = Table.grid(padding=(0, 2))
-    facts.add_column(style="bold")
-    facts.add_column()
-    facts.add_row(
-        "rows",
-        f"total {s.total_rows:,} · valid {s.valid_rows:,} · invalid {s.invalid_rows:,} · "
-        f"warnings {s.warning_rows:,}",
-    )
-    facts.add_row(
-        "inventory",
-        f"assets +{s.assets_created:,} / ~{s.assets_updated:,} · "
-        f"dependencies +{s.dependencies_created:,}",
-    )
-    facts.add_row("chunks", f"{run.chunks} per chunked phase")
-    facts.add_row(
-        "temporal history", f"{run.history_events} events, {run.history_bytes / 1024:.1f} KiB"
-    )
-    facts.add_row(
-        "peak RSS",
-        f"{run.rss_peak_kb / 1024:.0f} MiB (this process, worker in-process; "
-        f"{run.rss_before_kb / 1024:.0f} MiB before the import)",
-    )
-    console.print(facts)
+
+
+def emit(markdown: str, figures: dict[str, Any], context: dict[str, Any]) -> None:
+    print(markdown, flush=True)
+    print(flush=True)
+    print(json.dumps({**figures, **context}, default=str), flush=True)
+    print(flush=True)
+
+
+def _context(args: argparse.Namespace) -> dict[str, Any]:
+    def git(*argv: str) -> str:
+        try:
+            out = subprocess.run(["git", *argv], capture_output=True, text=True, check=False)
+            return out.stdout.strip()
+        except OSError:
+            return ""
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "chunk_size": ProcessingConfig().chunk_size,
+        "seed": args.seed,
+    }
 
 
 # --------------------------------------------------------------------------- main
 
 
+def _ints(value: str) -> list[int]:
+    try:
+        numbers = [int(part.replace("_", "")) for part in value.split(",") if part]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a comma list of integers: {value}") from error
+    if not numbers or min(numbers) < 1:
+        raise argparse.ArgumentTypeError("give positive integers")
+    return numbers
+
+
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.bench_import", description=__doc__)
-    parser.add_argument("--rows", type=int, default=100_000, help="data rows (default 100000)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.bench_import",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--category",
+        choices=[*CATEGORIES, "all"],
+        default="cmdb_export",
+        help="which category's file to import (default cmdb_export); all: the four in turn",
+    )
+    parser.add_argument(
+        "--rows", type=_ints, default=[100_000], help="data rows, or a comma list (default 100000)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=_ints,
+        default=[1],
+        help="worker processes on the import, or a comma list to compare (e.g. 1,2; default 1)",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run one worker inside this process instead (RSS is then this process')",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--small", action="store_true", help="repeat a small CMDB import")
+    mode.add_argument("--concurrent", action="store_true", help="many tenants importing at once")
+    parser.add_argument("--repeat", type=int, default=20, help="--small: imports (default 20)")
+    parser.add_argument("--small-rows", type=int, default=100, help="--small: rows (default 100)")
+    parser.add_argument("--tenants", type=int, default=10, help="--concurrent: (default 10)")
+    parser.add_argument(
+        "--per-tenant", type=int, default=10, help="--concurrent: imports per tenant (default 10)"
+    )
+    parser.add_argument(
+        "--concurrent-rows", type=int, default=2000, help="--concurrent: rows each (default 2000)"
+    )
+    parser.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
     parser.add_argument(
         "--timeout",
         type=float,
         default=3600.0,
-        help="give up on the import after this many seconds, cancel it and report what "
+        help="give up on an import after this many seconds, cancel it and report what "
         "finished (default 3600)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the state dir (stack stopped)")
@@ -472,52 +764,80 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "traversable by the postgres system user when running as root",
     )
     args = parser.parse_args(argv)
-    if args.rows < 1:
-        parser.error("--rows must be at least 1")
+    if args.in_process and max(args.workers) > 1:
+        parser.error("--in-process runs one worker; drop --workers or --in-process")
+    if min(args.repeat, args.small_rows, args.tenants, args.per_tenant, args.concurrent_rows) < 1:
+        parser.error("counts must be at least 1")
     return args
+
+
+async def _main(args: argparse.Namespace, state_dir: Path, pg_url: str, address: str) -> int:
+    client = await Client.connect(address, data_converter=pydantic_data_converter)
+    engine = create_engine(pg_url, pool_size=10)
+    bench = Bench(state_dir, pg_url, address, client, engine, args.in_process)
+    context = _context(args)
+    failures = 0
+    try:
+        if args.small:
+            r = await run_small(bench, args.workers[0], args.repeat, args.small_rows)
+            emit(render_small(r), r, context)
+            return 0
+        if args.concurrent:
+            r = await run_concurrent(
+                bench,
+                args.workers[0],
+                args.tenants,
+                args.per_tenant,
+                args.concurrent_rows,
+                args.timeout,
+            )
+            emit(render_concurrent(r), r, context)
+            return 0 if r["exact"] else 1
+        categories = CATEGORIES if args.category == "all" else (args.category,)
+        for category in categories:
+            for rows in args.rows:
+                log(f"generating {rows:,} {category} rows")
+                started = time.perf_counter()
+                path, size = await asyncio.to_thread(
+                    generate, category, state_dir / "input", rows, args.seed
+                )
+                generated = time.perf_counter() - started
+                results = []
+                for count in args.workers:
+                    r = await run_import(bench, category, path, rows, size, count, args.timeout)
+                    r["generate_seconds"] = generated
+                    emit(render_import(r), r, context)
+                    results.append(r)
+                    failures += r["timed_out"] or r["status"] not in DONE
+                if len(results) > 1:
+                    print(render_workers(results), end="\n\n", flush=True)
+                path.unlink()
+    finally:
+        await engine.dispose()
+    return 1 if failures else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
-    console = Console()
     parent: Path | None = args.home.resolve() if args.home else None
     if parent is not None:
         parent.mkdir(parents=True, exist_ok=True)
     state_dir = Path(tempfile.mkdtemp(prefix="dataimport-bench-", dir=parent))
     state_dir.chmod(0o755)  # mkdtemp makes it 0700: the postgres system user must traverse it
-    console.print(f"[dim]state dir {state_dir}[/dim]")
+    (state_dir / "input").mkdir()
+    log(f"state dir {state_dir}")
     try:
-        csv_path = state_dir / "input" / f"cmdb_{args.rows}.csv"
-        csv_path.parent.mkdir()
-        with console.status(f"generating {args.rows:,} rows"):
-            file_bytes = generate_cmdb(csv_path, args.rows)
-        with console.status("starting PostgreSQL + Temporal"):
-            pg = embedded.start_postgres(state_dir, database=DATABASE)
-            upgrade(pg.database_url)
-            temporal = embedded.start_temporal(state_dir, ui=False)
-        with console.status("importing"):
-            run = asyncio.run(
-                run_import(state_dir, pg.database_url, temporal.address, csv_path, args.timeout)
-            )
-        with console.status("measuring the COPY floor"):
-            floor = asyncio.run(measure_copy_floor(pg.database_url, csv_path))
-        render(console, args.rows, file_bytes, run, floor)
-        if run.timed_out:
-            console.print(
-                f"[red]gave up after {args.timeout:.0f}s in phase {run.status.phase} "
-                f"({run.status.progress:.0%}); the workflow was cancelled"
-            )
-            return 1
-        if run.status.status not in ("completed", "completed_with_errors"):
-            console.print(f"[red]import ended {run.status.status}: {run.status.error_message}")
-            return 1
-        return 0
+        log("starting PostgreSQL + Temporal")
+        pg = embedded.start_postgres(state_dir, database=DATABASE)
+        upgrade(pg.database_url)
+        temporal = embedded.start_temporal(state_dir, ui=False)
+        return asyncio.run(_main(args, state_dir, pg.database_url, temporal.address))
     finally:
-        with console.status("stopping the stack"):
-            embedded.stop_temporal(state_dir)
-            embedded.stop_postgres(state_dir)
+        log("stopping the stack")
+        embedded.stop_temporal(state_dir)
+        embedded.stop_postgres(state_dir)
         if args.keep:
-            console.print(f"[dim]kept {state_dir}[/dim]")
+            log(f"kept {state_dir}")
         else:
             shutil.rmtree(state_dir, ignore_errors=True)
 
