@@ -33,9 +33,19 @@ def collapse_whitespace(values: pl.Expr) -> pl.Expr:
     return py_strip(values.str.replace_all(_WS_CLASS + "+", " "))
 
 
+# Python's whitespace within ASCII: a much cheaper class for text known to be ASCII.
+_ASCII_WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "
+
+
+def collapse_whitespace_ascii(values: pl.Expr) -> pl.Expr:
+    """`" ".join(text.split())` for ASCII text."""
+    runs = values.str.replace_all(r"[\t-\r\x1c-\x1f ]+", " ")
+    return runs.str.strip_chars(_ASCII_WHITESPACE)
+
+
 def name_key_ascii(values: pl.Expr) -> pl.Expr:
     """`normalize.name_key` for ASCII text (non-ASCII text goes through `per_distinct`)."""
-    return collapse_whitespace(values).str.to_lowercase()
+    return collapse_whitespace_ascii(values).str.to_lowercase()
 
 
 def regex(pattern: re.Pattern[str] | str) -> str:

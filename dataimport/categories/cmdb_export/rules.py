@@ -9,7 +9,6 @@ those values, so the Python work follows the distinct values, not the rows.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -24,11 +23,13 @@ from dataimport.categories.cmdb_export.aliases import (
     MAX_STORAGE_GB,
     TRUE_WORDS,
 )
+from dataimport.engine.cells import FieldCells, where
 from dataimport.engine.findings import Findings, issue_json
 from dataimport.engine.frame import ChunkFrame
 from dataimport.engine.jsontext import json_object_of_present, json_value, with_members
+from dataimport.engine.outcome import FrameOutcome
 from dataimport.engine.text import (
-    collapse_whitespace,
+    collapse_whitespace_ascii,
     is_ascii,
     name_key_ascii,
     per_distinct,
@@ -62,48 +63,6 @@ _SEPARATOR = "\x00"  # never in staged text: JSONB refuses NUL
 _LIST = pl.List(pl.Utf8)
 
 
-@dataclass(frozen=True, slots=True)
-class FrameOutcome:
-    """Per row: the normalised JSON text and the natural key (null when there is none)."""
-
-    normalized: pl.Series
-    natural_key: pl.Series
-
-
-class _Cells:
-    """The chunk's mapped fields as stripped text; null where the cell is empty."""
-
-    def __init__(self, frame: ChunkFrame) -> None:
-        self.frame = frame
-        self._cache: dict[str, pl.Series] = {}
-
-    def __call__(self, field: str) -> pl.Series:
-        if field not in self._cache:
-            column = self.frame.column_of_field(field)
-            if column is None:
-                values = pl.repeat(None, self.frame.height, dtype=pl.Utf8, eager=True)
-            else:
-                stripped = self.frame.rows.select(py_strip(pl.col(column))).to_series()
-                values = stripped.set(stripped == "", None)
-            self._cache[field] = values.rename(field)
-        return self._cache[field]
-
-    def first(self, *fields: str) -> pl.Series:
-        """Text of the first of fields that has a value."""
-        return pl.select(pl.coalesce([self(field) for field in fields])).to_series()
-
-
-def _where(condition: pl.Series, values: pl.Series) -> pl.Series:
-    return pl.select(pl.when(condition).then(values)).to_series()
-
-
-def _issue_of(frame: ChunkFrame, code: Code, severity: Severity) -> Callable[[str, str], str]:
-    def build(field: str, message: str) -> str:
-        return issue_json(code, severity, message, frame.display_field(field))
-
-    return build
-
-
 # --- identity ----------------------------------------------------------------------------
 
 
@@ -134,10 +93,10 @@ def _name_keys(names: pl.Series) -> pl.Series:
     exact = per_distinct(frame, ["s"], lambda s: (name_key(s),), {"k": pl.Utf8}, exact_rows)
     fast = frame.select(name_key_ascii(pl.col("s"))).to_series()
     keys = pl.select(pl.when(exact_rows).then(exact["k"]).otherwise(fast)).to_series()
-    return _where(names.fill_null("") != "", keys)
+    return where(names.fill_null("") != "", keys)
 
 
-def _identity(cells: _Cells, findings: Findings) -> dict[str, pl.Series]:
+def _identity(cells: FieldCells, findings: Findings) -> dict[str, pl.Series]:
     """Name (falling back to host name, then the FQDN's short name) and the natural keys."""
     hostname, domain = cells("hostname"), cells("dns_domain")
     frame = pl.DataFrame([hostname.rename("h"), domain.rename("d"), cells("fqdn").rename("f")])
@@ -178,11 +137,11 @@ def _identity(cells: _Cells, findings: Findings) -> dict[str, pl.Series]:
     }
 
 
-def _ip_address(cells: _Cells, findings: Findings) -> pl.Series:
+def _ip_address(cells: FieldCells, findings: Findings) -> pl.Series:
     raw = cells("ip_address")
     frame = pl.DataFrame({"s": raw})
     plain = frame.select(pl.col("s").str.contains(_PLAIN_IPV4).fill_null(False)).to_series()
-    issue = _issue_of(cells.frame, Code.CONSTRAINT_ERROR, Severity.ERROR)
+    issue = cells.issue(Code.CONSTRAINT_ERROR, Severity.ERROR)
 
     def exact(text: str) -> tuple[str | None, str | None]:
         try:
@@ -201,7 +160,7 @@ def _ip_address(cells: _Cells, findings: Findings) -> pl.Series:
 
 
 def _vocabulary(
-    cells: _Cells,
+    cells: FieldCells,
     findings: Findings,
     field: str,
     normalizer: Callable[[str], str | None],
@@ -209,7 +168,7 @@ def _vocabulary(
 ) -> pl.Series:
     """A controlled value; an unknown one is a warning and its raw text is kept."""
     raw = cells(field)
-    issue = _issue_of(cells.frame, Code.UNKNOWN_VALUE, Severity.WARNING)
+    issue = cells.issue(Code.UNKNOWN_VALUE, Severity.WARNING)
 
     def exact(text: str) -> tuple[str | None, str | None, str | None]:
         try:
@@ -231,7 +190,7 @@ def _vocabulary(
 
 
 def _classification(
-    cells: _Cells, findings: Findings, custom: list[tuple[str, pl.Series]]
+    cells: FieldCells, findings: Findings, custom: list[tuple[str, pl.Series]]
 ) -> dict[str, pl.Series]:
     asset_type = _vocabulary(cells, findings, "asset_type", normalize_asset_type, custom)
     asset_type = asset_type.fill_null("server")
@@ -261,9 +220,9 @@ def _classification(
 
 
 def _operating_system(
-    cells: _Cells, findings: Findings, as_of: date, custom: list[tuple[str, pl.Series]]
+    cells: FieldCells, findings: Findings, as_of: date, custom: list[tuple[str, pl.Series]]
 ) -> dict[str, pl.Series]:
-    issue = _issue_of(cells.frame, Code.END_OF_SUPPORT, Severity.WARNING)
+    issue = cells.issue(Code.END_OF_SUPPORT, Severity.WARNING)
 
     def exact(raw_name: str | None, raw_version: str | None) -> tuple[Any, ...]:
         family, version, past_support = normalize_os(raw_name or "", raw_version, as_of)
@@ -299,7 +258,7 @@ def _operating_system(
 
 
 def _checked_number(
-    cells: _Cells,
+    cells: FieldCells,
     findings: Findings,
     candidates: tuple[tuple[str, Callable[[str], float]], ...],
     maximum: float,
@@ -313,8 +272,8 @@ def _checked_number(
         )
     ).to_series()
     raw = cells.first(*parsers)
-    type_error = _issue_of(cells.frame, Code.TYPE_ERROR, Severity.ERROR)
-    constraint = _issue_of(cells.frame, Code.CONSTRAINT_ERROR, Severity.ERROR)
+    type_error = cells.issue(Code.TYPE_ERROR, Severity.ERROR)
+    constraint = cells.issue(Code.CONSTRAINT_ERROR, Severity.ERROR)
 
     def exact(field: str, text: str) -> tuple[float | None, str | None]:
         try:
@@ -351,7 +310,7 @@ def _storage(unit: str) -> Callable[[str], float]:
     return lambda text: parse_storage_gb(text, unit)
 
 
-def _capacity(cells: _Cells, findings: Findings) -> dict[str, pl.Series]:
+def _capacity(cells: FieldCells, findings: Findings) -> dict[str, pl.Series]:
     cores = _checked_number(cells, findings, (("cpu_cores", parse_int),), MAX_CPU_CORES, "cores")
     memory = _checked_number(
         cells,
@@ -374,7 +333,7 @@ def _capacity(cells: _Cells, findings: Findings) -> dict[str, pl.Series]:
     }
 
 
-def _business(cells: _Cells) -> dict[str, pl.Series]:
+def _business(cells: FieldCells) -> dict[str, pl.Series]:
     values = {column: cells.first(*fields).rename(column) for column, fields in FALLBACKS.items()}
     values["location"] = cells("location").rename("location")
     values["serial_number"] = cells("serial_number").rename("serial_number")
@@ -400,13 +359,16 @@ def _dependencies_exact(
     return kept, found
 
 
-def _dependencies(cells: _Cells, findings: Findings, identity: dict[str, pl.Series]) -> pl.Series:
+def _dependencies(
+    cells: FieldCells, findings: Findings, identity: dict[str, pl.Series]
+) -> pl.Series:
     raw = cells("dependencies")
-    issue = _issue_of(cells.frame, Code.SELF_DEPENDENCY, Severity.WARNING)
+    issue = cells.issue(Code.SELF_DEPENDENCY, Severity.WARNING)
     height = cells.frame.height
     own = [
-        _name_keys(identity[key]).rename(f"own{i}")
-        for i, key in enumerate(("name", "hostname", "fqdn"))
+        identity["name_key"].rename("own0"),
+        _name_keys(identity["hostname"]).rename("own1"),
+        _name_keys(identity["fqdn"]).rename("own2"),
     ]
     rows = pl.DataFrame([pl.Series("row", range(height), dtype=pl.UInt32), raw.rename("raw"), *own])
     # The own keys are exact whatever the text; the splitting is vectorised for ASCII lists.
@@ -435,7 +397,7 @@ def _dependencies(cells: _Cells, findings: Findings, identity: dict[str, pl.Seri
         .with_columns(name_key_ascii(pl.col("item")).alias("key"))
         .unique(subset=["row", "key"], keep="first", maintain_order=True)
         .with_columns(
-            collapse_whitespace(pl.col("item")).alias("target"),
+            collapse_whitespace_ascii(pl.col("item")).alias("target"),
             pl.any_horizontal(
                 (pl.col("key") == pl.col(o.name)).fill_null(False) for o in own
             ).alias("is_self"),
@@ -481,7 +443,7 @@ def _dependencies(cells: _Cells, findings: Findings, identity: dict[str, pl.Seri
 
 
 def _custom_attributes(
-    cells: _Cells, derived: list[tuple[str, pl.Series]]
+    cells: FieldCells, derived: list[tuple[str, pl.Series]]
 ) -> list[tuple[str, pl.Series]]:
     parts = [(field, cells(field)) for field in CUSTOM_FIELDS]
     for _header, field in cells.frame.mapped_fields():
@@ -491,7 +453,7 @@ def _custom_attributes(
 
 
 def validate_frame(frame: ChunkFrame, findings: Findings, as_of: date) -> FrameOutcome:
-    cells = _Cells(frame)
+    cells = FieldCells(frame)
     custom: list[tuple[str, pl.Series]] = []
     identity = _identity(cells, findings)
     asset: dict[str, pl.Series] = {
