@@ -142,7 +142,7 @@ async def test_stores_of_one_host_across_ranges_make_one_asset(
     status = await wait_for(service, started.data_import_id, TERMINAL_OR_WAITING)
     assert (status.status, status.valid_rows, status.assets_created) == ("completed", 400, 3)
     async with engine.connect() as conn:
-        stores = dict(
+        stores: dict[str, int] = dict(
             (
                 await conn.execute(
                     text(
