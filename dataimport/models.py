@@ -24,7 +24,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-CATEGORIES = ("cmdb_export", "app_discovery", "infrastructure", "sensitive_data")
 IMPORT_STATUSES = (
     "pending",
     "ingesting",
@@ -77,7 +76,7 @@ def _uuid_pk() -> Mapped[uuid.UUID]:
 class DataImport(TenantMixin, TimestampMixin, Base):
     __tablename__ = "data_imports"
     __table_args__ = (
-        CheckConstraint(_in_list("import_category", CATEGORIES), name="import_category"),
+        # import_category's CHECK follows the category registry (dataimport.category_check).
         CheckConstraint(_in_list("status", IMPORT_STATUSES), name="status"),
         Index("ix_data_imports_tenant_created", "client_account_id", "engagement_id", "created_at"),
         # Finished imports whose staged rows are still there, oldest first (staging retention).

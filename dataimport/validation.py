@@ -11,7 +11,7 @@ import json
 import time
 from collections import defaultdict
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -20,7 +20,12 @@ from dataimport import pii, steps
 from dataimport.agents import AGENT_BY_CODE, FORMAT_VALIDATOR, agent_names, agents_for
 from dataimport.agents.base import CrossRowAgent, RowContext
 from dataimport.categories import get_category
-from dataimport.categories.base import HeaderMapping, ImportCategory, map_headers
+from dataimport.categories.base import (
+    HeaderMapping,
+    ImportCategory,
+    RowValidatedCategory,
+    map_headers,
+)
 from dataimport.contracts import (
     ChunkReport,
     ImportRef,
@@ -80,7 +85,7 @@ async def prepare_validation(
 class _RowValidator:
     """Runs the category's typing and then every agent on a row, timing each rule set."""
 
-    def __init__(self, category: ImportCategory, mapping: HeaderMapping) -> None:
+    def __init__(self, category: RowValidatedCategory, mapping: HeaderMapping) -> None:
         self.category = category
         self.mapping = mapping
         self.agents = agents_for(category.masks_values, category.agents)
@@ -142,7 +147,7 @@ async def validate_chunk(
     mapping = header_mapping(category, headers, config)
     if chunk.supports_frames(category):
         return await _validate_columns(engine, ref, rows, category, mapping, headers)
-    validator = _RowValidator(category, mapping)
+    validator = _RowValidator(cast(RowValidatedCategory, category), mapping)
     async with engine.begin() as conn:
         driver = await driver_connection(conn)
         staged = await driver.fetch(

@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from dataimport.category_check import sync_category_check
 from dataimport.models import Base
 from dataimport.settings import async_database_url, get_settings
 
@@ -23,6 +24,8 @@ def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata)
     with context.begin_transaction():
         context.run_migrations()
+        # The category CHECK follows the registry, not a revision (dataimport.category_check).
+        sync_category_check(connection)
 
 
 async def _run_online() -> None:

@@ -1,7 +1,8 @@
 """What an import category is: its header aliases, its row validation and its enrichment.
 
 A category maps staged rows (header -> cell, exactly as read) onto its fields, validates and
-normalises each row in pure Python, and turns the valid rows into inventory with set-based SQL.
+normalises them (column-wise, see dataimport.engine), and turns the valid rows into inventory
+with set-based SQL.
 """
 
 from __future__ import annotations
@@ -122,7 +123,10 @@ class EnrichCounts:
 
 
 class ImportCategory(Protocol):
-    """One import category. Adding a category = one module implementing this + one registry line."""
+    """One import category. Adding a category = one package implementing this + one registry
+    line. Its rules come as `validate_frame(frame, findings)` (the columnar engine,
+    `dataimport.engine.chunk.FrameRules`) or, until every category is ported, as
+    `validate_row` (`RowValidatedCategory`)."""
 
     name: str
     aliases: Mapping[str, str]  # header_key(source header) -> field name
@@ -135,10 +139,6 @@ class ImportCategory(Protocol):
     # True when cell values are sensitive: they are masked wherever they leave staging.
     masks_values: bool
 
-    def validate_row(self, fields: Mapping[str, str]) -> RowOutcome:
-        """Validate and normalise one row given as field -> raw cell text (mapped, stripped)."""
-        ...
-
     def natural_key(self, normalized: Mapping[str, Any]) -> str | None:
         """Key that identifies the same real-world thing twice in one file (duplicate-key)."""
         ...
@@ -149,4 +149,12 @@ class ImportCategory(Protocol):
 
     async def link(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
         """Second pass after all rows are enriched (dependencies between assets)."""
+        ...
+
+
+class RowValidatedCategory(ImportCategory, Protocol):
+    """A category still validated row by row (the engine before the columnar one)."""
+
+    def validate_row(self, fields: Mapping[str, str]) -> RowOutcome:
+        """Validate and normalise one row given as field -> raw cell text (mapped, stripped)."""
         ...

@@ -23,9 +23,10 @@ from dataimport.categories.cmdb_export.aliases import (
     MAX_STORAGE_GB,
     TRUE_WORDS,
 )
-from dataimport.engine.cells import FieldCells, where
+from dataimport.engine.cells import FieldCells
 from dataimport.engine.findings import Findings, issue_json
 from dataimport.engine.frame import ChunkFrame
+from dataimport.engine.identity import PLAIN_IPV4, hostname_keys, name_keys
 from dataimport.engine.jsontext import json_object_of_present, json_value, with_members
 from dataimport.engine.outcome import FrameOutcome
 from dataimport.engine.text import (
@@ -37,7 +38,6 @@ from dataimport.engine.text import (
 )
 from dataimport.issues import Code, Severity
 from dataimport.normalize import (
-    hostname_key,
     name_key,
     normalize_asset_type,
     normalize_criticality,
@@ -52,48 +52,12 @@ from dataimport.normalize import (
     split_list,
 )
 
-_PLAIN_IPV4 = (
-    r"^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
-    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$"
-)
-_HOST_LABEL = r"^[a-z0-9][a-z0-9_-]*$"
-_MAYBE_IP = r"^[0-9./]*$"
 _LIST_SEPARATORS = r"[,;|\r\n]+"
 _SEPARATOR = "\x00"  # never in staged text: JSONB refuses NUL
 _LIST = pl.List(pl.Utf8)
 
 
 # --- identity ----------------------------------------------------------------------------
-
-
-def _hostname_keys(sources: pl.Series) -> pl.Series:
-    """`normalize.hostname_key` of each value: vectorised for ASCII text that cannot be an
-    IP address, the exact function for the rest."""
-    frame = pl.DataFrame({"s": sources})
-    text = py_strip(pl.col("s")).str.to_lowercase().str.strip_chars_end(".")
-    text = text.str.split("\\").list.last()
-    short = text.str.split(".").list.first()
-    fast = frame.select(
-        pl.when(short.str.contains(_HOST_LABEL) & (text != "")).then(short).alias("key"),
-        (
-            pl.col("s").is_not_null()
-            & ~(is_ascii(pl.col("s")) & ~text.str.contains(":") & ~text.str.contains(_MAYBE_IP))
-        ).alias("exact"),
-    )
-    exact = per_distinct(
-        frame, ["s"], lambda s: (hostname_key(s),), {"key": pl.Utf8}, where=fast["exact"]
-    )
-    return pl.select(pl.when(fast["exact"]).then(exact["key"]).otherwise(fast["key"])).to_series()
-
-
-def _name_keys(names: pl.Series) -> pl.Series:
-    """`normalize.name_key` of each non-empty value, null otherwise."""
-    frame = pl.DataFrame({"s": names})
-    exact_rows = frame.select(pl.col("s").is_not_null() & ~is_ascii(pl.col("s"))).to_series()
-    exact = per_distinct(frame, ["s"], lambda s: (name_key(s),), {"k": pl.Utf8}, exact_rows)
-    fast = frame.select(name_key_ascii(pl.col("s"))).to_series()
-    keys = pl.select(pl.when(exact_rows).then(exact["k"]).otherwise(fast)).to_series()
-    return where(names.fill_null("") != "", keys)
 
 
 def _identity(cells: FieldCells, findings: Findings) -> dict[str, pl.Series]:
@@ -129,10 +93,10 @@ def _identity(cells: FieldCells, findings: Findings) -> dict[str, pl.Series]:
     host_source = pl.select(pl.coalesce([hostname, fqdn])).to_series()
     return {
         "name": name.rename("name"),
-        "name_key": _name_keys(name).rename("name_key"),
+        "name_key": name_keys(name).rename("name_key"),
         "external_id": cells("external_id").rename("external_id"),
         "hostname": hostname.rename("hostname"),
-        "hostname_key": _hostname_keys(host_source).rename("hostname_key"),
+        "hostname_key": hostname_keys(host_source).rename("hostname_key"),
         "fqdn": fqdn,
     }
 
@@ -140,7 +104,7 @@ def _identity(cells: FieldCells, findings: Findings) -> dict[str, pl.Series]:
 def _ip_address(cells: FieldCells, findings: Findings) -> pl.Series:
     raw = cells("ip_address")
     frame = pl.DataFrame({"s": raw})
-    plain = frame.select(pl.col("s").str.contains(_PLAIN_IPV4).fill_null(False)).to_series()
+    plain = frame.select(pl.col("s").str.contains(PLAIN_IPV4).fill_null(False)).to_series()
     issue = cells.issue(Code.CONSTRAINT_ERROR, Severity.ERROR)
 
     def exact(text: str) -> tuple[str | None, str | None]:
@@ -367,8 +331,8 @@ def _dependencies(
     height = cells.frame.height
     own = [
         identity["name_key"].rename("own0"),
-        _name_keys(identity["hostname"]).rename("own1"),
-        _name_keys(identity["fqdn"]).rename("own2"),
+        name_keys(identity["hostname"]).rename("own1"),
+        name_keys(identity["fqdn"]).rename("own2"),
     ]
     rows = pl.DataFrame([pl.Series("row", range(height), dtype=pl.UInt32), raw.rename("raw"), *own])
     # The own keys are exact whatever the text; the splitting is vectorised for ASCII lists.
