@@ -543,6 +543,20 @@ def render_import(r: dict[str, Any]) -> str:
                 _ratio(phase_s, floor.bare_seconds),
             )
         )
+    known = {step for step, _ in PHASES}
+    for step, step_s in sorted(r["step_seconds"].items()):  # other steps (e.g. a prepare pass)
+        if step not in known:
+            lines.append(
+                _row(
+                    f"· {step}",
+                    _secs(step_s),
+                    _rate(rows, step_s),
+                    _ratio(step_s, floor.bare_seconds),
+                    "",
+                    "",
+                    "",
+                )
+            )
     for label, seconds in (
         ("**end to end**", r["end_to_end_seconds"]),
         ("bare COPY (floor)", floor.bare_seconds),
