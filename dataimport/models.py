@@ -248,6 +248,15 @@ class Asset(TenantMixin, TimestampMixin, Base):
         Index("ix_assets_tenant_ip", "client_account_id", "engagement_id", "ip_address"),
         Index("ix_assets_tenant_hostname", "client_account_id", "engagement_id", "hostname_key"),
         Index("ix_assets_tenant_vm_uuid", "client_account_id", "engagement_id", "vm_uuid"),
+        # An import's totals and group updates find what it wrote; group views their members.
+        Index("ix_assets_source_import", "source_import_id"),
+        Index("ix_assets_created_by_import", "created_by_import_id"),
+        Index(
+            "ix_assets_tenant_dependency_group",
+            "client_account_id",
+            "engagement_id",
+            "dependency_group",
+        ),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -320,6 +329,8 @@ class AssetDependency(TenantMixin, TimestampMixin, Base):
             postgresql_nulls_not_distinct=True,
         ),
         CheckConstraint("source_asset_id <> target_asset_id", name="not_self"),
+        Index("ix_asset_dependencies_source_import", "source_import_id"),
+        Index("ix_asset_dependencies_created_by_import", "created_by_import_id"),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
