@@ -45,13 +45,14 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bench.floor import CopyFloor, measure_copy_floor
-from bench.generators import CATEGORIES, generate, generate_cmdb
+from bench.generators import CATEGORIES, generate, generate_cmdb, xlsx_estimate, xlsx_facts
 from bench.workers import RssSampler, WorkerProcesses, worker_env
 from dataimport import embedded, imports
 from dataimport.contracts import ImportStatus, ProcessingConfig
 from dataimport.db import create_engine
 from dataimport.imports import Tenant
 from dataimport.migrate import upgrade
+from dataimport.readers import DEFAULT_MAX_UNCOMPRESSED_BYTES
 from dataimport.settings import Settings
 from starter.client import ImportService
 from workflows.data_import import row_ranges
@@ -592,6 +593,15 @@ def render_import(r: dict[str, Any]) -> str:
         f"- floor: {floor.rows:,} rows, {floor.json_bytes / 1e6:,.1f} MB of JSON; parse + "
         f"json.dumps {floor.prepare_seconds:.2f}s (not in the floor)",
     ]
+    if "xlsx" in r:
+        x = r["xlsx"]
+        lines.append(
+            f"- workbook unpacks to {_mib(x['unpacked_bytes'])} (reader cap "
+            f"{_mib(x['unpacked_cap_bytes'])}); largest sheet {_mib(x['largest_sheet_bytes'])} "
+            f"(> {_mib(x['calamine_max_sheet_bytes'])}: the reader streams it with openpyxl, "
+            "not calamine); generated in "
+            f"{r['generate_seconds']:.0f}s (openpyxl write_only)"
+        )
     if r.get("error_code"):
         lines.append(f"- error: {r['error_code']}")
     return "\n".join(lines)
@@ -761,6 +771,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--concurrent-rows", type=int, default=2000, help="--concurrent: rows each (default 2000)"
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="import an infrastructure workbook even when it exceeds the reader's unpacked cap",
+    )
     parser.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
     parser.add_argument(
         "--timeout",
@@ -783,6 +798,20 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     if min(args.repeat, args.small_rows, args.tenants, args.per_tenant, args.concurrent_rows) < 1:
         parser.error("counts must be at least 1")
     return args
+
+
+def _too_big(rows: int) -> dict[str, Any]:
+    estimate = xlsx_estimate(rows)
+    return {
+        "kind": "skipped",
+        "category": "infrastructure",
+        "rows": rows,
+        "estimated_unpacked_bytes": estimate,
+        "reason": f"an RVTools workbook of {rows:,} VMs unpacks to about {estimate / 2**30:.1f} "
+        f"GiB, over the reader's {DEFAULT_MAX_UNCOMPRESSED_BYTES / 2**30:.0f} GiB cap "
+        "(dataimport.readers.DEFAULT_MAX_UNCOMPRESSED_BYTES): the import would end "
+        "FILE_TOO_LARGE_UNCOMPRESSED. --force generates and imports it anyway.",
+    }
 
 
 async def _main(args: argparse.Namespace, state_dir: Path, pg_url: str, address: str) -> int:
@@ -810,6 +839,18 @@ async def _main(args: argparse.Namespace, state_dir: Path, pg_url: str, address:
         categories = CATEGORIES if args.category == "all" else (args.category,)
         for category in categories:
             for rows in args.rows:
+                if (
+                    category == "infrastructure"
+                    and xlsx_estimate(rows) > DEFAULT_MAX_UNCOMPRESSED_BYTES
+                    and not args.force
+                ):
+                    skipped = _too_big(rows)
+                    emit(
+                        f"### infrastructure · {rows:,} VMs · skipped\n\n- {skipped['reason']}",
+                        skipped,
+                        context,
+                    )
+                    continue
                 log(f"generating {rows:,} {category} rows")
                 started = time.perf_counter()
                 path, size = await asyncio.to_thread(
@@ -820,6 +861,8 @@ async def _main(args: argparse.Namespace, state_dir: Path, pg_url: str, address:
                 for count in args.workers:
                     r = await run_import(bench, category, path, rows, size, count, args.timeout)
                     r["generate_seconds"] = generated
+                    if category == "infrastructure":
+                        r["xlsx"] = xlsx_facts(path)
                     emit(render_import(r), r, context)
                     results.append(r)
                     failures += r["timed_out"] or r["status"] not in DONE

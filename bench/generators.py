@@ -486,3 +486,33 @@ def generate(category: str, directory: Path, count: int, seed: int = 42) -> tupl
     """Write the `category` file of `count` rows into `directory`: (path, size in bytes)."""
     path = directory / f"{category}_{count}.{EXTENSIONS[category]}"
     return path, GENERATORS[category](path, count, seed)
+
+
+# --------------------------------------------------------------------------- XLSX limits
+
+XLSX_BYTES_PER_VM = 2_800  # unpacked size per VM of this workbook (27.7 MB per 10,000 VMs)
+
+
+def xlsx_estimate(count: int) -> int:
+    """The unpacked size a `count`-VM workbook will have, before writing it."""
+    return count * XLSX_BYTES_PER_VM
+
+
+def xlsx_facts(path: Path) -> dict[str, int]:
+    """Unpacked size of the workbook and of its largest sheet, against the reader's caps."""
+    import zipfile
+
+    from dataimport.readers import DEFAULT_MAX_UNCOMPRESSED_BYTES
+    from dataimport.readers.xlsx_reader import CALAMINE_MAX_SHEET_BYTES
+
+    with zipfile.ZipFile(path) as archive:
+        sheets = [
+            i.file_size for i in archive.infolist() if i.filename.startswith("xl/worksheets/")
+        ]
+        total = sum(i.file_size for i in archive.infolist())
+    return {
+        "unpacked_bytes": total,
+        "unpacked_cap_bytes": DEFAULT_MAX_UNCOMPRESSED_BYTES,
+        "largest_sheet_bytes": max(sheets, default=0),
+        "calamine_max_sheet_bytes": CALAMINE_MAX_SHEET_BYTES,
+    }
