@@ -22,13 +22,19 @@ per-row agent running in parallel chunks could not do without shared state.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import polars as pl
+
 from dataimport.agents.base import RowContext
+from dataimport.engine.findings import Findings, issue_json
+from dataimport.engine.frame import ChunkFrame
+from dataimport.engine.text import per_distinct
 from dataimport.issues import Code, Issue, Severity
 
 AGENT_NAME = "dependency_validator"
@@ -339,3 +345,142 @@ class DependencyValidator:
         issues += _ephemeral(dependency)
         issues += _timestamps(dependency, self._now())
         return issues
+
+    def examine_frame(self, frame: ChunkFrame, findings: Findings) -> None:
+        """The columnar form, over what the category's columnar rules published on the frame
+        (`publish`): each rule's candidates picked by expressions, the rule itself (the very
+        functions `examine` calls) run once per distinct candidate."""
+        data = published(frame)
+        now = self._now()
+        source = pl.col("source.present")
+        target = source & pl.col("target.present")
+
+        def add(where: pl.Expr, keys: list[str], rule: Callable[..., list[Issue]]) -> None:
+            candidates = data.select(where.fill_null(False)).to_series()
+            if not candidates.any():
+                findings.add(pl.repeat(None, frame.height, dtype=pl.Utf8, eager=True), WARNING)
+                return
+
+            def exact(*values: Any) -> tuple[list[str]]:
+                return ([_issue_text(frame, issue) for issue in rule(*values)],)
+
+            found = per_distinct(data, keys, exact, {"i": pl.List(pl.Utf8)}, candidates)
+            findings.add(found["i"], WARNING)
+
+        for side, present in (("source", source), ("target", target)):
+            ip, name = pl.col(f"{side}.ip_address"), pl.col(f"{side}.name")
+            weak = (ip.is_not_null() & (name == ip)) | (
+                (pl.col("d.kind") == "network") & ip.is_null()
+            )
+            add(
+                present
+                & (pl.col(f"{side}.asset_type") != "application")
+                & pl.col(f"{side}.hostname_key").is_null()
+                & weak,
+                [f"{side}.{key}" for key in _IDENTITY_KEYS] + ["d.kind"],
+                functools.partial(_identity_rule, side),
+            )
+            if side == "source":
+                same = [
+                    pl.col(f"source.{key}").is_not_null()
+                    & (pl.col(f"source.{key}") == pl.col(f"target.{key}"))
+                    for key in ("ip_address", "hostname_key")
+                ]
+                add(
+                    target & (same[0] | same[1]),
+                    [f"{end}.{key}" for end in ("source", "target") for key in _IDENTITY_KEYS],
+                    _same_machine_rule,
+                )
+        port, protocol = pl.col("d.port"), pl.col("d.protocol")
+        well_known = port.is_in(list(WELL_KNOWN_PORTS))
+        add(
+            source
+            & protocol.is_not_null()
+            & (((protocol == "ICMP") & port.is_not_null()) | well_known),
+            ["d.port", "d.protocol"],
+            _port_protocol,
+        )
+        add(
+            source
+            & port.is_between(EPHEMERAL_PORTS.start, EPHEMERAL_PORTS.stop - 1)
+            & ~well_known
+            & ~protocol.is_in(list(_DYNAMIC_PORT_PROTOCOLS)).fill_null(False),
+            ["d.port", "d.protocol", "d.source_port"],
+            _ephemeral_rule,
+        )
+        future = epoch_us(now + FUTURE_TOLERANCE)
+        oldest = epoch_us(OLDEST_PLAUSIBLE)
+        odd = [
+            (pl.col(f"{end}.us") > future) | (pl.col(f"{end}.us") < oldest)
+            for end in ("first", "last")
+        ]
+        add(
+            source & pl.col("d.first_seen").is_not_null() & (odd[0] | odd[1]),
+            ["d.first_seen", "d.last_seen"],
+            lambda first, last: _timestamps({"first_seen": first, "last_seen": last}, now),
+        )
+
+
+# --- the columnar form's inputs ----------------------------------------------------------
+
+WARNING = Severity.WARNING
+_IDENTITY_KEYS = ("name", "hostname_key", "ip_address", "asset_type")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# What the category's columnar rules normalised, as columns of the frame's rows (the agent
+# runs after them on the same frame): `{side}.present` and `{side}.<identity key>` for both
+# ends (target absent where the row has none), `d.<dependency key>`, `first.us`/`last.us`.
+_PUBLISHED = "dependency_validator:"
+_PUBLISHED_COLUMNS = (
+    *(f"{side}.{key}" for side in ("source", "target") for key in ("present", *_IDENTITY_KEYS)),
+    "d.kind",
+    "d.port",
+    "d.protocol",
+    "d.source_port",
+    "d.first_seen",
+    "d.last_seen",
+    "first.us",
+    "last.us",
+)
+
+
+def epoch_us(when: datetime) -> int:
+    """Microseconds since the Unix epoch of an aware datetime (exact, any year)."""
+    return (when - _EPOCH) // timedelta(microseconds=1)
+
+
+def publish(frame: ChunkFrame, normalized: pl.DataFrame) -> None:
+    """Put the normalised columns the agent reads on the frame (category rules call this)."""
+    frame.rows = frame.rows.with_columns(
+        normalized.get_column(name).alias(_PUBLISHED + name) for name in _PUBLISHED_COLUMNS
+    )
+
+
+def published(frame: ChunkFrame) -> pl.DataFrame:
+    names = [_PUBLISHED + name for name in _PUBLISHED_COLUMNS]
+    missing = [name for name in names if name not in frame.rows.columns]
+    if missing:
+        raise TypeError("dependency_validator needs the app_discovery columnar rules first")
+    return frame.rows.select(pl.col(_PUBLISHED + name).alias(name) for name in _PUBLISHED_COLUMNS)
+
+
+def _issue_text(frame: ChunkFrame, issue: Issue) -> str:
+    field = frame.display_field(issue.field)
+    return issue_json(issue.code, issue.severity, issue.message, field, issue.agent)
+
+
+def _end(values: tuple[Any, ...]) -> dict[str, Any]:
+    return dict(zip(_IDENTITY_KEYS, values, strict=True))
+
+
+def _identity_rule(side: str, *values: Any) -> list[Issue]:
+    *identity, kind = values
+    return _endpoint_identity(side, _end(tuple(identity)), str(kind or "network"))
+
+
+def _same_machine_rule(*values: Any) -> list[Issue]:
+    half = len(_IDENTITY_KEYS)
+    return _same_machine(_end(values[:half]), _end(values[half:]))
+
+
+def _ephemeral_rule(port: int | None, protocol: str | None, source_port: int | None) -> list[Issue]:
+    return _ephemeral({"port": port, "protocol": protocol, "source_port": source_port})
