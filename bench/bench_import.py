@@ -497,6 +497,12 @@ async def run_concurrent(
 # --------------------------------------------------------------------------- report
 
 
+def _workers(r: dict[str, Any]) -> str:
+    if r["worker_mode"] == "in-process":
+        return "1 worker in-process"
+    return f"{r['workers']} worker process{'es' if r['workers'] > 1 else ''}"
+
+
 def _rate(rows: int, seconds: float | None) -> str:
     return f"{rows / seconds:,.0f}" if seconds else "-"
 
@@ -524,7 +530,7 @@ def render_import(r: dict[str, Any]) -> str:
     state = "timed out" if r["timed_out"] else r["status"]
     lines = [
         f"### {r['category']} · {rows:,} rows · {r['file_bytes'] / 1e6:,.1f} MB "
-        f"{r['file'].rsplit('.', 1)[-1].upper()} · {r['workers']} worker {r['worker_mode']} "
+        f"{r['file'].rsplit('.', 1)[-1].upper()} · {_workers(r)} "
         f"· {state}",
         "",
         _row("phase", "step s", "rows/s", "× COPY", "phase s", "rows/s", "× COPY"),
@@ -629,6 +635,7 @@ def render_workers(results: Sequence[dict[str, Any]]) -> str:
             _row(
                 str(r["workers"]),
                 _secs(r["end_to_end_seconds"]),
+                _secs(floor),
                 _ratio(r["end_to_end_seconds"], floor),
                 *(_secs(steps.get(step)) for step, _ in PHASES),
                 _mib(r["rss"]["peak_total_bytes"]),
@@ -641,7 +648,7 @@ def render_small(r: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"### {r['repeat']} × {r['rows']}-row CMDB import, start → terminal, one after another "
-            f"({r['workers']} worker {r['worker_mode']})",
+            f"({_workers(r)})",
             "",
             _row("median s", "p90 s", "min s", "max s", "first s", "statuses", "peak RSS"),
             _row(*["--:"] * 7),
@@ -663,7 +670,7 @@ def render_concurrent(r: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"### {r['tenants']} tenants × {r['per_tenant']} imports of {r['rows']:,} CMDB rows, "
-            f"started at once ({r['workers']} worker {r['worker_mode']})",
+            f"started at once ({_workers(r)})",
             "",
             _row(
                 "imports",
