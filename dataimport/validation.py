@@ -182,7 +182,7 @@ async def _validate_columns(
         driver = await driver_connection(conn)
         frame = await staged_io.load_chunk(driver, ref, rows, headers, mapping)
         validated = await asyncio.to_thread(chunk.validate, category, frame)
-        await staged_io.write_results(driver, ref, validated.rows)
+        await staged_io.write_results(driver, ref, rows, validated.rows)
     return ChunkReport(rows=frame.height, agent_ms=validated.agent_ms)
 
 

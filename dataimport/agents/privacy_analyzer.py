@@ -15,7 +15,7 @@ from dataimport import pii
 from dataimport.agents.base import RowContext
 from dataimport.engine.findings import Findings, issue_json
 from dataimport.engine.frame import ChunkFrame
-from dataimport.engine.text import per_distinct
+from dataimport.engine.text import per_distinct, py_strip
 from dataimport.issues import Code, Issue, Severity
 
 # Columns where an e-mail address is expected in inventory exports (owners, contacts).
@@ -55,6 +55,27 @@ _CANDIDATE = pii.CANDIDATE.pattern
 _IP_OR_ISO_DATE = r"^(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9]{4}-[0-9]{2}-[0-9]{2})$"
 
 
+# Letter-led single tokens (host names, ids such as "WEB-APP-0003279;DB-0000012"): with no
+# '@', no space and no birth word, `detect_value` can only find what `LETTER_LED_SHAPE`
+# fullmatches; this is that shape with NINO's lookahead dropped (a superset: Rust's engine has
+# no lookaround).
+_LETTER_LED = "(?i)^(?:" + pii.LETTER_LED_SHAPE.pattern.replace(pii.NINO_EXCLUDED, "") + ")$"
+
+
+def _settled_empty(cell: pl.Expr) -> pl.Expr:
+    """Cells `detect_value` surely finds nothing in (for a column with no hints), exactly:
+    plain IPv4 addresses and ISO dates, and letter-led single tokens of ASCII text."""
+    token = py_strip(cell)
+    letter_led = (
+        cell.str.contains(r"^[\x00-\x7f]*$")
+        & token.str.contains(r"^[A-Za-z]")
+        & ~token.str.contains(r"[@ ]")
+        & ~token.str.contains("(?i)" + pii.BIRTH_WORD.pattern)
+        & ~token.str.contains(_LETTER_LED)
+    )
+    return cell.str.contains(_IP_OR_ISO_DATE) | letter_led
+
+
 def examine_frame(frame: ChunkFrame, findings: Findings) -> None:
     """The columnar form: candidates by one search per column, `detect_value` on each distinct
     candidate value only."""
@@ -65,7 +86,7 @@ def examine_frame(frame: ChunkFrame, findings: Findings) -> None:
         candidates = (length >= pii.MIN_LEN) & (length <= pii.MAX_LEN)
         candidates = candidates & (values.str.contains(_CANDIDATE) | (length >= 16))
         if not hints:
-            candidates = candidates & ~values.str.contains(_IP_OR_ISO_DATE)
+            candidates = candidates & ~frame.rows.select(_settled_empty(pl.col(column))).to_series()
         if not candidates.any():
             continue
         exact = functools.partial(_cell_issue, key, frame.display_field(key), hints)

@@ -60,9 +60,17 @@ def _all_clean(row: RowContext) -> bool:
     return len(joined) <= EXCEL_CELL_LIMIT and _TRIGGER.search(joined) is None
 
 
+# `_SCRIPT` for ASCII text in polars' regex engine: Python's `\s` also matches U+001C-U+001F,
+# Rust's does not, so the class is spelt out; `\b` agrees on ASCII.
+_ASCII_SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f ]"
+_SCRIPT_ASCII = "(?i)" + _SCRIPT.pattern.replace(r"\s", _ASCII_SPACE)
+_ASCII = r"^[\x00-\x7f]*$"
+
+
 def examine_frame(frame: ChunkFrame, findings: Findings) -> None:
     """The columnar scan: `_TRIGGER` (or the length) picks candidate cells in every column at
-    once; only their distinct values are examined in Python, with `_cell_issues`."""
+    once; ASCII candidates are settled by the same patterns in polars, and only the distinct
+    others (non-ASCII, oversized) are examined in Python, with `_cell_issues`."""
     for key, column in frame.raw_columns():
         values = frame.rows.get_column(column)
         candidates = values.str.contains(_TRIGGER.pattern) | (
@@ -71,14 +79,33 @@ def examine_frame(frame: ChunkFrame, findings: Findings) -> None:
         if not candidates.any():
             continue
         field = frame.display_field(key)
-        found = per_distinct(
+        scanner = SecurityScanner()
+        script = _as_json(
+            scanner._issue(Code.SCRIPT_CONTENT, key, "script or markup content"), field
+        )
+        control = _as_json(scanner._issue(Code.SCRIPT_CONTENT, key, "control characters"), field)
+        cell = pl.col(column)
+        simple = (
+            candidates & values.str.contains(_ASCII) & (values.str.len_chars() <= EXCEL_CELL_LIMIT)
+        )
+        vectorised = frame.rows.select(
+            pl.when(cell.str.contains(_SCRIPT_ASCII))
+            .then(pl.lit([script]))
+            .when(cell.str.contains(_CONTROL.pattern))
+            .then(pl.lit([control]))
+            .alias("issues")
+        ).to_series()
+        exact = per_distinct(
             frame.rows,
             [column],
             lambda value, field=field, key=key: (_cell_issues(key, field, value),),
             {"issues": pl.List(pl.Utf8)},
-            candidates,
-        )
-        findings.add(found["issues"], Severity.WARNING)
+            candidates & ~simple,
+        )["issues"]
+        found = pl.select(
+            pl.when(pl.lit(simple)).then(pl.lit(vectorised)).otherwise(pl.lit(exact))
+        ).to_series()
+        findings.add(found, Severity.WARNING)
 
 
 def _cell_issues(header: str, field: str | None, value: str) -> list[str]:

@@ -34,14 +34,12 @@ def issue_json(
 _LIST = pl.List(pl.Utf8)
 
 
-def _as_list_expr(values: pl.Expr) -> pl.Expr:
-    return pl.concat_list([values]).fill_null(pl.lit([], dtype=_LIST))
-
-
-def _as_list(column: pl.Series) -> pl.Expr:
+def _as_text(column: pl.Series) -> pl.Expr:
+    """An issue column as comma-joined JSON texts, null where it holds none."""
     if column.dtype == _LIST:
-        return pl.col(column.name).fill_null(pl.lit([], dtype=_LIST))
-    return _as_list_expr(pl.col(column.name))
+        joined = pl.col(column.name).list.join(",")
+        return pl.when(joined.str.len_bytes() > 0).then(joined)
+    return pl.col(column.name)
 
 
 class Findings:
@@ -73,14 +71,17 @@ class Findings:
     def json_lists(self, read_issues: pl.Series, blank: pl.Series) -> pl.Series:
         """The validation_errors JSON array per row: read issues first, then ours (none on a
         blank row, where only the reader's findings apply)."""
-        read = pl.col("read").str.strip_prefix("[").str.strip_suffix("]")
-        read = pl.when(read.str.len_bytes() > 0).then(read)
         frame = pl.DataFrame([read_issues.rename("read"), blank.rename("blank"), *self._columns])
-        none = pl.lit([], dtype=_LIST)
-        ours = [
-            pl.when(pl.col("blank")).then(none).otherwise(_as_list(column))
-            for column in self._columns
-        ]
-        parts = pl.concat_list([_as_list_expr(read), *ours]).list.drop_nulls()
-        joined = parts.list.join(",")
+        read = pl.col("read").str.strip_prefix("[").str.strip_suffix("]")
+        ours = (
+            pl.concat_str([_as_text(c) for c in self._columns], separator=",", ignore_nulls=True)
+            if self._columns
+            else pl.lit(None, dtype=pl.Utf8)
+        )
+        parts = [_non_empty(read), pl.when(~pl.col("blank")).then(_non_empty(ours))]
+        joined = pl.concat_str(parts, separator=",", ignore_nulls=True).fill_null("")
         return frame.select((pl.lit("[") + joined + pl.lit("]")).alias("errors")).to_series()
+
+
+def _non_empty(text: pl.Expr) -> pl.Expr:
+    return pl.when(text.str.len_bytes() > 0).then(text)

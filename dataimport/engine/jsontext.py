@@ -27,7 +27,7 @@ def json_object_of_present(parts: Sequence[tuple[str, pl.Expr]]) -> pl.Expr:
         pl.when(value.is_not_null()).then(pl.lit(json.dumps(key) + ":") + json_value(value))
         for key, value in parts
     ]
-    joined = pl.concat_list(members).list.drop_nulls().list.join(",")
+    joined = pl.concat_str(members, separator=",", ignore_nulls=True)  # null value: no member
     return pl.lit("{") + joined + pl.lit("}")
 
 

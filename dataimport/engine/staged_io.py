@@ -94,12 +94,12 @@ UPDATE raw_import_records r SET is_valid = v.is_valid, validation_errors = v.err
   normalized_data = v.normalized, superseded = false, is_processed = false, asset_id = NULL
 FROM validated_rows v
 WHERE r.data_import_id = $1 AND r.client_account_id = $2 AND r.engagement_id = $3
-  AND r.row_number = v.row_number
+  AND r.row_number BETWEEN $4 AND $5 AND r.row_number = v.row_number
 """
 
 
 async def write_results(
-    driver: asyncpg.Connection[Any], ref: ImportRef, results: pl.DataFrame
+    driver: asyncpg.Connection[Any], ref: ImportRef, rows: RowRange, results: pl.DataFrame
 ) -> None:
     """One COPY of the chunk's results, one UPDATE from them, in one transaction of their own
     (a retried chunk overwrites, never appends)."""
@@ -112,6 +112,12 @@ async def write_results(
             columns=[ROW, "is_valid", "errors", "normalized"],
             format="csv",
         )
+        # The row range bounds the scan to the chunk (an import's other rows are never read).
         await driver.execute(
-            _APPLY_RESULTS, ref.data_import_id, ref.client_account_id, ref.engagement_id
+            _APPLY_RESULTS,
+            ref.data_import_id,
+            ref.client_account_id,
+            ref.engagement_id,
+            rows.first_row,
+            rows.last_row,
         )
