@@ -46,6 +46,10 @@ with workflow.unsafe.imports_passed_through():
 T = TypeVar("T")
 
 MAX_CHUNKS_PER_PHASE = 200  # bounds history: chunk size grows with the file instead
+# Since this patch a phase has at most FEWER_CHUNKS ranges: columnar chunks are cheap per row
+# and dear per chunk, and a 10M-row import stays well under 1,000 history events.
+FEWER_CHUNKS_PATCH = "fewer-chunks"
+FEWER_CHUNKS = 64
 ATTENTION_TIMEOUT_CODE = "attention-timeout"
 STATUS_KEY = SearchAttributeKey.for_keyword("ImportStatus")
 IMPORT_ID_KEY = SearchAttributeKey.for_keyword("DataImportId")
@@ -66,9 +70,11 @@ MODEL_AGENTS_TIMEOUT = timedelta(minutes=5)  # one model call (capped at 120 s) 
 ADVISORY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=2)
 
 
-def row_ranges(total_rows: int, chunk_size: int) -> list[RowRange]:
-    """Contiguous 1-based ranges covering every staged row, at most MAX_CHUNKS_PER_PHASE."""
-    size = max(chunk_size, math.ceil(total_rows / MAX_CHUNKS_PER_PHASE))
+def row_ranges(
+    total_rows: int, chunk_size: int, max_chunks: int = MAX_CHUNKS_PER_PHASE
+) -> list[RowRange]:
+    """Contiguous 1-based ranges covering every staged row, at most max_chunks of them."""
+    size = max(chunk_size, math.ceil(total_rows / max_chunks))
     return [
         RowRange(first_row=start, last_row=min(start + size - 1, total_rows))
         for start in range(1, total_rows + 1, size)
@@ -377,7 +383,8 @@ class DataImportWorkflow:
         self, activity_name: str, phase: str, share: tuple[float, float] = (0.0, 1.0)
     ) -> list[Any]:
         """Run one activity per row range with bounded parallelism, tracking progress."""
-        ranges = row_ranges(self._status.total_rows, self._config.chunk_size)
+        cap = FEWER_CHUNKS if workflow.patched(FEWER_CHUNKS_PATCH) else MAX_CHUNKS_PER_PHASE
+        ranges = row_ranges(self._status.total_rows, self._config.chunk_size, cap)
         limit = asyncio.Semaphore(self._config.max_parallel_chunks)
         done = 0
 
