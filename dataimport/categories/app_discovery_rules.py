@@ -15,6 +15,7 @@ the frame (`dependency_validator.published`), so it never re-derives them.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -92,6 +93,21 @@ _PLAIN_DECIMAL = r"^[0-9]{1,9}(?:\.[0-9]{1,6})?$"
 _JSON_LIST = pl.List(pl.Utf8)
 
 _IDENTITY = ("name", "name_key", "hostname", "hostname_key", "ip_address", "asset_type")
+
+
+def _add(findings: Findings, issues: pl.Series, severity: Severity) -> None:
+    """`findings.add`, skipping a column with no issue at all (it would add nothing to any
+    row, only work to the final join)."""
+    if issues.dtype == pl.List(pl.Utf8):
+        if issues.list.len().fill_null(0).max() or 0:
+            findings.add(issues, severity)
+    elif issues.null_count() < len(issues):
+        findings.add(issues, severity)
+
+
+def _when(findings: Findings, condition: pl.Series, issue: str, severity: Severity) -> None:
+    if condition.fill_null(False).any():
+        findings.when(condition.fill_null(False), issue, severity)
 
 
 def _series(frame: pl.DataFrame, expr: pl.Expr, name: str) -> pl.Series:
@@ -243,8 +259,8 @@ def _endpoints(chunk: _Chunk, findings: Findings, side: str) -> None:
         "warning": pl.Utf8,
     }
     result = _exact_or_fast(chunk, [name_f, ip_f, comp_f], exact, schema, fast, fast_values)
-    findings.add(result["error"], Severity.ERROR)
-    findings.add(result["warning"], Severity.WARNING)
+    _add(findings, result["error"], Severity.ERROR)
+    _add(findings, result["warning"], Severity.WARNING)
     chunk.add(
         **{f"{side}.{key}": result[key] for key in ("present", *_IDENTITY, "loopback")},
     )
@@ -253,14 +269,16 @@ def _endpoints(chunk: _Chunk, findings: Findings, side: str) -> None:
 def _missing_ends(chunk: _Chunk, findings: Findings) -> None:
     source_missing = ~chunk.col("source.present")
     for loopback, why in ((True, "is a loopback address"), (False, "has no name, IP or component")):
-        findings.when(
+        _when(
+            findings,
             source_missing & (chunk.col("source.loopback") == loopback),
             chunk.issue(
                 Code.MISSING_REQUIRED, Severity.ERROR, "source_name", f"source endpoint {why}"
             ),
             Severity.ERROR,
         )
-    findings.when(
+    _when(
+        findings,
         ~chunk.col("target.present") & ~chunk.col("target.loopback"),
         chunk.issue(
             Code.MISSING_REQUIRED,
@@ -295,7 +313,7 @@ def _port_column(chunk: _Chunk, findings: Findings, field: str) -> pl.Series:
         fast,
         {"port": raw.cast(pl.Int64, strict=False)},
     )
-    findings.add(result["error"], Severity.ERROR)
+    _add(findings, result["error"], Severity.ERROR)
     chunk.add(**{f"{field}.hint": result["hint"]})
     return result["port"]
 
@@ -314,8 +332,8 @@ def _protocol_column(chunk: _Chunk, findings: Findings) -> pl.Series:
         {"protocol": pl.Utf8, "error": pl.Utf8, "warning": pl.Utf8},
         raw.is_not_null(),
     )
-    findings.add(result["error"], Severity.ERROR)
-    findings.add(result["warning"], Severity.WARNING)
+    _add(findings, result["error"], Severity.ERROR)
+    _add(findings, result["warning"], Severity.WARNING)
     return result["protocol"]
 
 
@@ -350,7 +368,7 @@ def _figure(
         fast,
         {"value": raw.cast(dtype, strict=False)},
     )
-    findings.add(result["error"], Severity.ERROR)
+    _add(findings, result["error"], Severity.ERROR)
     return result["value"]
 
 
@@ -420,7 +438,7 @@ def _timestamps(chunk: _Chunk, findings: Findings, field: str) -> None:
         {"iso": pl.Utf8, "us": pl.Int64, "error": pl.Utf8},
         chunk.col(field).is_not_null(),
     )
-    findings.add(result["error"], Severity.ERROR)
+    _add(findings, result["error"], Severity.ERROR)
     chunk.add(**{f"{field}.iso": result["iso"], f"{field}.us": result["us"]})
 
 
@@ -450,7 +468,7 @@ def _window(chunk: _Chunk, findings: Findings) -> None:
         json_value(message),
         pl.lit(', "field": ' + json.dumps(shown) + "}"),
     )
-    findings.add(_series(chunk.data, pl.when(backwards).then(issue), "i"), Severity.ERROR)
+    _add(findings, _series(chunk.data, pl.when(backwards).then(issue), "i"), Severity.ERROR)
     chunk.add(
         **{
             f"{end}.{part}": pl.when(~backwards).then(pl.col(f"{end}.{part}"))
@@ -636,7 +654,7 @@ def _self_dependency(chunk: _Chunk, findings: Findings) -> None:
         pl.when(pl.col("loop")).then(pl.col("l")).when(pl.col("same")).then(pl.col("s")),
         "i",
     )
-    findings.add(issue, Severity.WARNING)
+    _add(findings, issue, Severity.WARNING)
     chunk.add(**{"target.present": pl.col("target.present") & ~pl.col("loop") & ~pl.col("same")})
 
 
@@ -681,14 +699,16 @@ def _runs_on(chunk: _Chunk) -> pl.Expr:
 
 
 def _object(members: Sequence[tuple[str, pl.Expr, bool]]) -> pl.Expr:
-    """A JSON object; a member marked optional is left out where its value is null."""
-    parts = [
-        (pl.lit(json.dumps(key) + ":") + json_value(value)).alias(key)
-        if not optional
-        else pl.when(value.is_not_null()).then(pl.lit(json.dumps(key) + ":") + json_value(value))
-        for key, value, optional in members
-    ]
-    return pl.lit("{") + pl.concat_list(parts).list.drop_nulls().list.join(",") + pl.lit("}")
+    """A JSON object in one encode; members marked optional are then cut where null.
+
+    The first member must not be optional: every optional one is preceded by a comma, and a
+    `,"key":null` can only be a member (inside a string the quote would be escaped)."""
+    assert not members[0][2]
+    encoded = pl.struct(value.alias(key) for key, value, _optional in members).struct.json_encode()
+    optional = [re.escape(key) for key, _value, is_optional in members if is_optional]
+    if not optional:
+        return encoded
+    return encoded.str.replace_all(',"(?:' + "|".join(optional) + ')":null', "")
 
 
 def _endpoint_json(side: str) -> pl.Expr:
