@@ -816,8 +816,9 @@ def _too_big(rows: int) -> dict[str, Any]:
         "estimated_unpacked_bytes": estimate,
         "reason": f"an RVTools workbook of {rows:,} VMs unpacks to about {estimate / 2**30:.1f} "
         f"GiB, over the reader's {DEFAULT_MAX_UNCOMPRESSED_BYTES / 2**30:.0f} GiB cap "
-        "(dataimport.readers.DEFAULT_MAX_UNCOMPRESSED_BYTES): the import would end "
-        "FILE_TOO_LARGE_UNCOMPRESSED. --force generates and imports it anyway.",
+        "(dataimport.readers.DEFAULT_MAX_UNCOMPRESSED_BYTES, not configurable per import): "
+        "the import would be refused with archive-too-large (FILE_TOO_LARGE_UNCOMPRESSED). "
+        "--force generates and imports it anyway.",
     }
 
 

@@ -6,7 +6,8 @@ tests/factories.py, so every column maps without aliases or a mapping:
 
     cmdb_export      CSV, the tests/factories.py CMDB headers; ~0.1% rows with a type error
     app_discovery    CSV, Azure Migrate dependency export layout (azure_migrate_dependencies.csv):
-                     network connections between SERVERS (5,000) servers over 6-hour timeslots
+                     a fixed set of connections between SERVERS (5,000) servers, repeated in
+                     every 6-hour timeslot
     infrastructure   XLSX, RVTools layout (rvtools_export.xlsx): vInfo with one row per VM plus
                      the companion sheets the category joins (vCPU, vMemory, vDisk, vPartition,
                      vNetwork) and small vHost / vCluster sheets; written with openpyxl in
@@ -172,33 +173,32 @@ def _server(i: int) -> tuple[str, str, str, str, int]:
     )
 
 
+EDGES_PER_SERVER_MAX = 20
+
+
 def app_discovery_rows(count: int, seed: int, servers: int = SERVERS) -> Iterator[list[str]]:
-    """Connection rows over `servers` servers: each row one source -> destination:port in one
-    timeslot; the slots advance evenly through the file (SLOTS of them at most)."""
-    rng = random.Random(seed)
+    """Connection rows over `servers` servers, as a dependency export has them: a fixed set of
+    connections (source -> destination:port, at least one per server, at most
+    EDGES_PER_SERVER_MAX) seen again in every 6-hour timeslot, up to SLOTS slots; so rows =
+    connections x slots and every connection is one dependency with many observations."""
     servers = max(2, min(servers, count))
     table = [_server(i) for i in range(servers)]
     listeners = [i for i, server in enumerate(table) if server[4]]
-    slots = max(1, min(SLOTS, count // 10))
-    for n in range(count):
-        slot = _SLOT_START + timedelta(hours=6 * (n * slots // count))
-        src = rng.randrange(servers)
+    edges = min(max(-(-count // SLOTS), servers), servers * EDGES_PER_SERVER_MAX)
+    rng = random.Random(seed)
+    pairs: list[tuple[int, int]] = []
+    for e in range(edges):
+        src = e % servers
         dst = listeners[rng.randrange(len(listeners))]
         if dst == src:
             dst = listeners[(listeners.index(dst) + 1) % len(listeners)]
+        pairs.append((src, dst))
+    for n in range(count):
+        slot_no, edge = divmod(n, edges)
+        slot = (_SLOT_START + timedelta(hours=6 * slot_no)).strftime("%Y-%m-%d %H:%M")
+        src, dst = pairs[edge]
         s, d = table[src], table[dst]
-        yield [
-            slot.strftime("%Y-%m-%d %H:%M"),
-            s[0],
-            s[1],
-            s[2],
-            s[3],
-            d[0],
-            d[1],
-            d[2],
-            d[3],
-            str(d[4]),
-        ]
+        yield [slot, s[0], s[1], s[2], s[3], d[0], d[1], d[2], d[3], str(d[4])]
 
 
 def generate_app_discovery(path: Path, count: int, seed: int = 42) -> int:
