@@ -112,7 +112,8 @@ async def workers(bench: Bench, count: int) -> AsyncIterator[WorkerSet]:
         from worker import build_worker  # the project's worker, as `python worker.py` builds it
 
         worker, engine = build_worker(bench.client, bench.settings(task_queue))
-        sampler = RssSampler([os.getpid()]).start()
+        # not its children: the Temporal dev server is one
+        sampler = RssSampler([os.getpid()], children=False).start()
         try:
             async with worker:
                 yield WorkerSet(task_queue, 1, "in-process", sampler)
@@ -591,7 +592,11 @@ def render_import(r: dict[str, Any]) -> str:
         f"- peak worker RSS (with children): {_mib(rss['peak_total_bytes'])}"
         + (f" ({per_worker})" if r["workers"] > 1 else "")
         + f", {' + '.join(_mib(b) for b in rss['start_per_worker_bytes'])} when ready"
-        + (" — this process, worker in-process" if r["worker_mode"] == "in-process" else ""),
+        + (
+            " — this process without children (the Temporal dev server is one), worker in-process"
+            if r["worker_mode"] == "in-process"
+            else ""
+        ),
         f"- Temporal history: {h['events']:,} events in {h['runs']} run(s), "
         f"{h['bytes'] / 1024:,.1f} KiB; largest payload {h['largest_payload_bytes'] / 1024:,.1f} "
         f"KiB; most payload bytes in one event {h['largest_event_payload_bytes'] / 1024:,.1f} "

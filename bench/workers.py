@@ -36,10 +36,10 @@ READY_TIMEOUT = 120.0
 STOP_TIMEOUT = 60.0
 
 
-def _tree_rss(proc: psutil.Process) -> int:
-    """RSS of a process plus its children, in bytes (0 once it is gone)."""
+def _tree_rss(proc: psutil.Process, children: bool = True) -> int:
+    """RSS of a process plus (with `children`) its children, in bytes (0 once it is gone)."""
     try:
-        procs = [proc, *proc.children(recursive=True)]
+        procs = [proc, *(proc.children(recursive=True) if children else [])]
     except psutil.Error:
         return 0
     total = 0
@@ -51,9 +51,10 @@ def _tree_rss(proc: psutil.Process) -> int:
 
 @dataclass
 class RssSampler:
-    """Samples the RSS of `pids` (with children) in a thread until stopped."""
+    """Samples the RSS of `pids` (with their children unless children=False) until stopped."""
 
     pids: Sequence[int]
+    children: bool = True
     peaks: dict[int, int] = field(default_factory=dict)
     peak_total: int = 0
     first: dict[int, int] = field(default_factory=dict)
@@ -63,11 +64,11 @@ class RssSampler:
 
     def start(self) -> RssSampler:
         procs = {pid: psutil.Process(pid) for pid in self.pids}
-        self.first = {pid: _tree_rss(p) for pid, p in procs.items()}
+        self.first = {pid: _tree_rss(p, self.children) for pid, p in procs.items()}
 
         def loop() -> None:
             while not self._stop.is_set():
-                sizes = {pid: _tree_rss(p) for pid, p in procs.items()}
+                sizes = {pid: _tree_rss(p, self.children) for pid, p in procs.items()}
                 for pid, size in sizes.items():
                     self.peaks[pid] = max(self.peaks.get(pid, 0), size)
                 self.peak_total = max(self.peak_total, sum(sizes.values()))
