@@ -609,9 +609,13 @@ def render_import(r: dict[str, Any]) -> str:
         lines.append(
             f"- workbook unpacks to {_mib(x['unpacked_bytes'])} (reader cap "
             f"{_mib(x['unpacked_cap_bytes'])}); largest sheet {_mib(x['largest_sheet_bytes'])} "
-            f"(> {_mib(x['calamine_max_sheet_bytes'])}: the reader streams it with openpyxl, "
-            "not calamine); generated in "
-            f"{r['generate_seconds']:.0f}s (openpyxl write_only)"
+            + (
+                f"(over {_mib(x['calamine_max_sheet_bytes'])}: the reader streams it with "
+                "openpyxl, not calamine)"
+                if x["largest_sheet_bytes"] > x["calamine_max_sheet_bytes"]
+                else f"(under {_mib(x['calamine_max_sheet_bytes'])}: read with calamine)"
+            )
+            + f"; generated in {r['generate_seconds']:.0f}s (openpyxl write_only)"
         )
     if r.get("error_code"):
         lines.append(f"- error: {r['error_code']}")
