@@ -59,6 +59,7 @@ class IngestActivities:
                 request.file_uri,
                 max_field_size=request.processing_config.max_field_size,
                 on_progress=progress,
+                validate_with=request.processing_config,
             )
         async with self._engine.begin() as conn:
             await steps.record_step(

@@ -63,11 +63,28 @@ class ImportRef(BaseModel):
     category: str
 
 
+class ChunkReport(BaseModel):
+    """What one validation chunk reports back: rows examined and each agent's time."""
+
+    rows: int = 0
+    agent_ms: dict[str, float] = Field(default_factory=dict)
+
+    def plus(self, other: ChunkReport) -> ChunkReport:
+        timings = dict(self.agent_ms)
+        for name, ms in other.agent_ms.items():
+            timings[name] = round(timings.get(name, 0.0) + ms, 3)
+        return ChunkReport(rows=self.rows + other.rows, agent_ms=timings)
+
+
 class IngestResult(BaseModel):
     total_rows: int
     blank_rows: int
     detected_format: dict[str, str]
     column_count: int
+    # Staged rows without validation results (0 when every row was validated while staged).
+    unvalidated_rows: int | None = None
+    # Set when the rows were validated as they were staged: the first validation pass is done.
+    validation: ChunkReport | None = None
 
 
 class FlowIds(BaseModel):
@@ -84,19 +101,6 @@ class ChunkInput(BaseModel):
     ref: ImportRef
     rows: RowRange
     processing_config: ProcessingConfig
-
-
-class ChunkReport(BaseModel):
-    """What one validation chunk reports back: rows examined and each agent's time."""
-
-    rows: int = 0
-    agent_ms: dict[str, float] = Field(default_factory=dict)
-
-    def plus(self, other: ChunkReport) -> ChunkReport:
-        timings = dict(self.agent_ms)
-        for name, ms in other.agent_ms.items():
-            timings[name] = round(timings.get(name, 0.0) + ms, 3)
-        return ChunkReport(rows=self.rows + other.rows, agent_ms=timings)
 
 
 class ValidationCounts(BaseModel):

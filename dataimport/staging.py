@@ -7,6 +7,7 @@ the file; a retried attempt resumes after the highest committed row number.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 from collections.abc import Callable, Generator, Iterator
@@ -14,16 +15,22 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
+import polars as pl
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport.categories import get_category
-from dataimport.contracts import ImportRef, IngestResult
+from dataimport.categories.base import ImportCategory
+from dataimport.contracts import ChunkReport, ImportRef, IngestResult, ProcessingConfig
 from dataimport.db import driver_connection
+from dataimport.engine import chunk
+from dataimport.engine.staged_batch import BatchValidation
+from dataimport.issues import ImportFailure
 from dataimport.readers import SourceRow, open_table
 from dataimport.readers.csv_reader import CsvRowReader
-from dataimport.readers.fast_csv import FastCsvStream, copy_text, row_json
+from dataimport.readers.fast_csv import FastCsvStream, row_json
 from dataimport.storage import local_path
+from dataimport.validation import header_mapping
 
 COPY_COLUMNS = (
     "client_account_id",
@@ -34,6 +41,10 @@ COPY_COLUMNS = (
     "read_issues",
     "is_blank",
 )
+
+# With validation at ingest, every batch also carries its results.
+RESULT_COLUMNS = ("is_valid", "validation_errors", "normalized_data")
+_JSON_COLUMNS = ("raw_data", "read_issues", "validation_errors", "normalized_data")
 
 Record = tuple[Any, ...]
 log = logging.getLogger("dataimport.staging")
@@ -72,24 +83,79 @@ class _Batch:
     last_row: int
     records: list[Record] | None = None
     text: bytes | None = None
+    columns: tuple[str, ...] = COPY_COLUMNS
 
 
-def _record_batches(rows: Iterator[SourceRow], ref: ImportRef, size: int) -> Iterator[_Batch]:
+def _record_batches(
+    rows: Iterator[SourceRow],
+    ref: ImportRef,
+    size: int,
+    validation: BatchValidation | None = None,
+) -> Iterator[_Batch]:
     while records := [_to_record(ref, row) for row in islice(rows, size)]:
-        yield _Batch(last_row=records[-1][3], records=records)
+        if validation is None:
+            yield _Batch(last_row=records[-1][3], records=records)
+        else:
+            frame = pl.DataFrame(
+                [record[3:] for record in records], schema=_FRAME_SCHEMA, orient="row"
+            )
+            yield _text_batch(frame, ref, validation)
+
+
+_FRAME_SCHEMA = {
+    "row_number": pl.Int64,
+    "raw_data": pl.String,
+    "read_issues": pl.String,
+    "is_blank": pl.Boolean,
+}
 
 
 def _fast_batches(
-    stream: FastCsvStream, ref: ImportRef, start_after: int, size: int
+    stream: FastCsvStream,
+    ref: ImportRef,
+    start_after: int,
+    size: int,
+    validation: BatchValidation | None = None,
 ) -> Generator[_Batch, None, None]:
+    for frame in stream.batches(start_after, size):
+        yield _text_batch(frame, ref, validation)
+
+
+def _text_batch(frame: pl.DataFrame, ref: ImportRef, validation: BatchValidation | None) -> _Batch:
+    """A frame of (row_number, raw_data, read_issues, is_blank) as COPY text, validated first
+    when a validation is given."""
+    columns: tuple[str, ...] = COPY_COLUMNS
+    if validation is not None:
+        frame = validation.validate_batch(frame)
+        columns = (*COPY_COLUMNS, *RESULT_COLUMNS)
+    last_row = int(frame["row_number"].max())  # type: ignore[arg-type]
+    return _Batch(last_row=last_row, text=_copy_text(frame, ref, columns), columns=columns)
+
+
+def _copy_text(frame: pl.DataFrame, ref: ImportRef, columns: tuple[str, ...]) -> bytes:
+    """COPY ... (FORMAT text) input. JSON text holds no raw tab, CR or LF (json.dumps and
+    polars escape control characters), so a backslash is the one character the text format
+    needs escaped; NULL is \\N."""
     constants = {
         "client_account_id": str(ref.client_account_id),
         "engagement_id": str(ref.engagement_id),
         "data_import_id": str(ref.data_import_id),
     }
-    for frame in stream.batches(start_after, size):
-        last_row = int(frame["row_number"].max())  # type: ignore[arg-type]
-        yield _Batch(last_row=last_row, text=copy_text(frame, constants))
+    out = frame.select(
+        *(
+            pl.lit(constants[name]).alias(name)
+            if name in constants
+            else pl.col(name).str.replace_all("\\", "\\\\", literal=True)
+            if name in _JSON_COLUMNS
+            else pl.col(name)
+            for name in columns
+        )
+    )
+    buffer = io.BytesIO()
+    out.write_csv(
+        buffer, include_header=False, separator="\t", quote_style="never", null_value="\\N"
+    )
+    return buffer.getvalue()
 
 
 async def _copy_batch(engine: AsyncEngine, batch: _Batch) -> None:
@@ -106,7 +172,7 @@ async def _copy_batch(engine: AsyncEngine, batch: _Batch) -> None:
             await driver.copy_to_table(
                 "raw_import_records",
                 source=memoryview(batch.text),
-                columns=COPY_COLUMNS,
+                columns=batch.columns,
                 format="text",
             )
         else:
@@ -147,21 +213,31 @@ async def ingest_file(
     batch_size: int = 5000,
     on_progress: Callable[[int], None] = lambda _row: None,
     fast_path: bool = True,
+    validate_with: ProcessingConfig | None = None,
 ) -> IngestResult:
     """Stage every row of the file; safe to call again after a crash at any point.
 
     CSV goes through the native fast path (readers.fast_csv) as far as the file is regular,
     then on through the reference reader; fast_path=False uses the reference reader only.
+    With `validate_with`, a CSV of a columnar category is validated batch by batch as it is
+    staged (`IngestResult.validation` then says so); anything else is validated later.
     """
     resume_after = await staged_row_count(engine, ref)
     on_progress(resume_after)
-    sheet_plan = get_category(ref.category).sheet_plan
+    category = get_category(ref.category)
     source = local_path(file_uri)
-    with open_table(source, max_field_size=max_field_size, sheet_plan=sheet_plan) as table:
+    with open_table(source, max_field_size=max_field_size, sheet_plan=category.sheet_plan) as table:
         reader = table.row_reader
+        validation = (
+            _batch_validation(category, list(table.headers), validate_with)
+            if validate_with is not None and isinstance(reader, CsvRowReader)
+            else None
+        )
+        if validation is not None:
+            batch_size = VALIDATED_BATCH_ROWS
         if fast_path and isinstance(reader, CsvRowReader):
             stream = FastCsvStream(reader)
-            fast = _fast_batches(stream, ref, resume_after, batch_size)
+            fast = _fast_batches(stream, ref, resume_after, batch_size, validation)
             try:
                 await _stage(engine, fast, on_progress)
             finally:
@@ -176,13 +252,38 @@ async def ingest_file(
                 resume_after = -1  # done
         if resume_after >= 0:
             rows = table.rows(start_after=resume_after)
-            await _stage(engine, _record_batches(rows, ref, batch_size), on_progress)
+            batches = _record_batches(rows, ref, batch_size, validation)
+            await _stage(engine, batches, on_progress)
         detected = table.describe()
         headers = list(table.headers)
     # No ANALYZE here: the downstream statements select an import's rows through the
     # (data_import_id, row_number) unique index whatever the statistics say, and a whole-table
     # ANALYZE cost small imports more than everything else they do.
-    return await _record_ingest(engine, ref, detected, headers)
+    result = await _record_ingest(engine, ref, detected, headers)
+    if validation is not None and result.unvalidated_rows == 0:
+        # Every staged row has its results (an attempt resumed from one that did not
+        # validate leaves some without, and then validation runs from staging as before).
+        report = ChunkReport(rows=result.total_rows, agent_ms=validation.agent_ms)
+        return result.model_copy(update={"validation": report})
+    return result
+
+
+# Validated batches are larger: the columnar engine's cost is mostly per batch.
+VALIDATED_BATCH_ROWS = 20_000
+
+
+def _batch_validation(
+    category: ImportCategory, headers: list[str], config: ProcessingConfig
+) -> BatchValidation | None:
+    """How to validate this file's batches, or None when it cannot be done while staging
+    (a category still validated row by row; no column mapped: that needs a decision)."""
+    try:
+        mapping = header_mapping(category, headers, config)
+    except ImportFailure:
+        return None
+    if not chunk.supports_frames(category):
+        return None
+    return BatchValidation(category, mapping, headers)
 
 
 async def _record_ingest(
@@ -192,7 +293,8 @@ async def _record_ingest(
         counts = (
             await conn.execute(
                 text(
-                    "SELECT count(*), count(*) FILTER (WHERE is_blank) FROM raw_import_records "
+                    "SELECT count(*), count(*) FILTER (WHERE is_blank), "
+                    "count(*) FILTER (WHERE is_valid IS NULL) FROM raw_import_records "
                     "WHERE data_import_id = :id"
                 ),
                 {"id": ref.data_import_id},
@@ -218,4 +320,5 @@ async def _record_ingest(
         blank_rows=counts[1],
         detected_format=detected,
         column_count=len(headers),
+        unvalidated_rows=counts[2],
     )

@@ -50,6 +50,9 @@ MAX_CHUNKS_PER_PHASE = 200  # bounds history: chunk size grows with the file ins
 # and dear per chunk, and a 10M-row import stays well under 1,000 history events.
 FEWER_CHUNKS_PATCH = "fewer-chunks"
 FEWER_CHUNKS = 64
+# Since this patch the first validation pass may have happened while staging (the ingest
+# result says so): no validate_chunk activities then, only the import-wide finalize.
+VALIDATED_AT_INGEST_PATCH = "validated-at-ingest"
 ATTENTION_TIMEOUT_CODE = "attention-timeout"
 STATUS_KEY = SearchAttributeKey.for_keyword("ImportStatus")
 IMPORT_ID_KEY = SearchAttributeKey.for_keyword("DataImportId")
@@ -106,6 +109,9 @@ class DataImportWorkflow:
             filename=request.filename,
         )
         self._decision: RetryInput | FailInput | None = None
+        # What the ingest validated while staging, until a retry asks for validation anew.
+        self._validated_at_ingest: ChunkReport | None = None
+        self._retried = False
         self._total_chunks = 0
         self._done_chunks = 0
 
@@ -168,6 +174,8 @@ class DataImportWorkflow:
         )
         self._status.total_rows = ingest.total_rows
         self._status.blank_rows = ingest.blank_rows
+        # Only an import never retried: a retry may bring a mapping the staged results predate.
+        self._validated_at_ingest = None if self._retried else ingest.validation
         self._set_progress("upload", 1.0)
         flow_ids: FlowIds = await self._activity(
             "create_flows", CreateFlowsInput(ref=self._ref, filename=self._request.filename)
@@ -178,10 +186,15 @@ class DataImportWorkflow:
         await self._set_status("validating", "validation")
         started = workflow.now()
         unmapped = await self._prepare_validation()
-        reports = await self._over_chunks("validate_chunk", "validation")
-        report = ChunkReport()
-        for chunk_report in reports:
-            report = report.plus(chunk_report)
+        # The flag first: imports whose ingest did not validate never meet the patch marker,
+        # so histories recorded before it replay unchanged.
+        staged = self._validated_at_ingest
+        if staged is not None and workflow.patched(VALIDATED_AT_INGEST_PATCH):
+            report = staged
+        else:
+            report = ChunkReport()
+            for chunk_report in await self._over_chunks("validate_chunk", "validation"):
+                report = report.plus(chunk_report)
         counts: ValidationCounts = await self._activity(
             "finalize_validation",
             FinalizeValidationInput(
@@ -320,6 +333,8 @@ class DataImportWorkflow:
             await self._finish("failed", "failed-by-user", decision.reason)
             return None
         assert isinstance(decision, RetryInput)
+        self._retried = True
+        self._validated_at_ingest = None  # a retry validates from staging, whatever changed
         if decision.processing_config is not None:
             merged = {**self._config.model_dump(), **decision.processing_config}
             self._config = ProcessingConfig.model_validate(merged)
