@@ -90,7 +90,7 @@ def write(path: Path, headers: Sequence[str], rows: Iterator[Sequence[str]] | li
 
 def test_supports_frames() -> None:
     assert chunk.supports_frames(APP)
-    assert not chunk.supports_frames(CATEGORY)  # until it is wired in
+    assert chunk.supports_frames(CATEGORY)
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,9 @@ from dataimport import asset_resolution, inventory
 from dataimport.agents.base import ValidationAgent
 from dataimport.agents.dependency_validator import DependencyValidator, service_name
 from dataimport.categories.base import EnrichCounts, ImportScope, RowOutcome
+from dataimport.engine.findings import Findings
+from dataimport.engine.frame import ChunkFrame
+from dataimport.engine.outcome import FrameOutcome
 from dataimport.issues import Code, Issue, Severity
 from dataimport.normalize import hostname_key, name_key, parse_float, parse_int, quote_value
 from dataimport.readers.plan import SheetPlan
@@ -1272,6 +1275,13 @@ class AppDiscoveryCategory:
     agents: Sequence[ValidationAgent] = (DependencyValidator(),)
     sheet_plan: SheetPlan | None = None
     masks_values = False
+
+    def validate_frame(self, frame: ChunkFrame, findings: Findings) -> FrameOutcome:
+        """The columnar engine's rules (`app_discovery_rules`); `validate_row` stays for the
+        golden comparison until the row engine is deleted."""
+        from dataimport.categories import app_discovery_rules  # it imports this module
+
+        return app_discovery_rules.validate_frame(frame, findings)
 
     def validate_row(self, fields: Mapping[str, str]) -> RowOutcome:
         row = _Row(fields)
