@@ -227,9 +227,11 @@ class HistoryStats:
     largest_payload: int  # bytes of the largest single Payload
     largest_event_payloads: int  # bytes of all payloads of the event carrying the most
     largest_event_type: str
+    activities: dict[str, int]  # activity type -> times scheduled
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "activities": self.activities,
             "runs": self.runs,
             "events": self.events,
             "bytes": self.bytes,
@@ -244,18 +246,24 @@ async def history_stats(client: Client, workflow_id: str) -> HistoryStats:
     run_ids = [e.run_id async for e in client.list_workflows(f'WorkflowId = "{workflow_id}"')]
     events = size = largest = event_largest = 0
     event_type = "-"
+    activities: dict[str, int] = {}
     runs: list[str | None] = [*run_ids] or [None]
     for run_id in runs:
         history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
         for event in history.events:
             events += 1
             size += event.ByteSize()
+            if event.HasField("activity_task_scheduled_event_attributes"):
+                name = event.activity_task_scheduled_event_attributes.activity_type.name
+                activities[name] = activities.get(name, 0) + 1
             sizes = list(_payload_sizes(event))
             largest = max([largest, *sizes])
             if sum(sizes) > event_largest:
                 event_largest = sum(sizes)
                 event_type = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")
-    return HistoryStats(max(1, len(run_ids)), events, size, largest, event_largest, event_type)
+    return HistoryStats(
+        max(1, len(run_ids)), events, size, largest, event_largest, event_type, activities
+    )
 
 
 async def wait_terminal(
@@ -332,6 +340,7 @@ async def run_import(
             "dependencies_created": status.dependencies_created,
         },
         "chunks": len(row_ranges(status.total_rows, ProcessingConfig().chunk_size)),
+        "chunk_size": ProcessingConfig().chunk_size,
         "end_to_end_seconds": wall,
         "step_seconds": {name: timing.seconds for name, timing in steps.items()},
         "phase_seconds": phases,
@@ -588,7 +597,9 @@ def render_import(r: dict[str, Any]) -> str:
         f"- rows: total {c['total']:,} · valid {c['valid']:,} · invalid {c['invalid']:,} · "
         f"warnings {c['warnings']:,}; inventory: assets +{c['assets_created']:,} / "
         f"~{c['assets_updated']:,} · dependencies +{c['dependencies_created']:,}; "
-        f"{r['chunks']} chunks per chunked phase",
+        f"{r['chunks']} chunks of {r['chunk_size']:,} rows configured",
+        "- activities scheduled: "
+        + ", ".join(f"{name} ×{n}" for name, n in sorted(h["activities"].items())),
         f"- peak worker RSS (with children): {_mib(rss['peak_total_bytes'])}"
         + (f" ({per_worker})" if r["workers"] > 1 else "")
         + f", {' + '.join(_mib(b) for b in rss['start_per_worker_bytes'])} when ready"
