@@ -19,12 +19,18 @@ An unknown encryption status (empty cell) is not a finding: only an explicit "no
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import polars as pl
+
 from dataimport import pii
 from dataimport.agents.base import RowContext
+from dataimport.engine.findings import Findings, issue_json
+from dataimport.engine.frame import ChunkFrame
+from dataimport.engine.text import per_distinct
 from dataimport.issues import Code, Issue, Severity
 
 
@@ -148,6 +154,75 @@ class ComplianceChecker:
                     )
                 )
         return issues
+
+    def examine_frame(self, frame: ChunkFrame, findings: Findings) -> None:
+        examine_frame(frame, findings)
+
+
+# --- the columnar form -------------------------------------------------------------------
+
+# The store facts of each row, as the category's columnar rules computed them (after the
+# pii detector's additions): what `row.normalized["store"]` is to the row form.
+FACT_COLUMNS = (
+    "classification",
+    "compliance_scopes",
+    "pii_categories",
+    "encryption_at_rest",
+    "encryption_in_transit",
+    "location",
+)
+_FACTS: weakref.WeakKeyDictionary[Findings, pl.DataFrame] = weakref.WeakKeyDictionary()
+
+
+def publish_facts(findings: Findings, facts: pl.DataFrame) -> None:
+    """Called by the category's rules: per row FACT_COLUMNS (the two lists as List(Utf8))."""
+    _FACTS[findings] = facts.select(FACT_COLUMNS)
+
+
+def examine_frame(frame: ChunkFrame, findings: Findings) -> None:
+    """The columnar form of `ComplianceChecker.examine`: the rules once per distinct set of
+    facts, broadcast back."""
+    facts = _FACTS.pop(findings, None)
+    if facts is None:
+        raise TypeError("compliance_checker needs the store facts of the category's rules")
+    keyed = facts.with_columns(
+        pl.col("compliance_scopes").list.join("\x00"), pl.col("pii_categories").list.join("\x00")
+    )
+
+    def exact(
+        classification: str | None,
+        scopes: str,
+        kinds: str,
+        at_rest: bool | None,
+        in_transit: bool | None,
+        location: str | None,
+    ) -> tuple[list[str]]:
+        store = StoreFacts(
+            classification,
+            frozenset(filter(None, scopes.split("\x00"))),
+            frozenset(filter(None, kinds.split("\x00"))),
+            at_rest,
+            in_transit,
+            location,
+        )
+        issues = []
+        for rule_name, rule in RULES:
+            found = rule(store)
+            if found is not None:
+                field, message = found
+                issues.append(
+                    issue_json(
+                        Code.COMPLIANCE_GAP,
+                        Severity.WARNING,
+                        f"{rule_name}: {message}",
+                        frame.display_field(field),
+                        ComplianceChecker.name,
+                    )
+                )
+        return (issues,)
+
+    found = per_distinct(keyed, list(FACT_COLUMNS), exact, {"i": pl.List(pl.Utf8)})
+    findings.add(found["i"], Severity.WARNING)
 
 
 # --- where personal data lives -----------------------------------------------------------

@@ -16,6 +16,7 @@ import polars as pl
 
 from dataimport.agents import FORMAT_VALIDATOR, data_quality, privacy_analyzer, security_scanner
 from dataimport.agents.base import ValidationAgent
+from dataimport.engine import masking
 from dataimport.engine.findings import Findings
 from dataimport.engine.frame import BLANK, READ_ISSUES, ROW, ChunkFrame
 from dataimport.engine.jsontext import json_value, with_members
@@ -81,6 +82,8 @@ def validate(category: FrameRules, frame: ChunkFrame) -> ValidatedChunk:
         pl.col("n"), [("_quality", json_value(pl.col("q"))), ("_key", json_value(key))]
     )
     errors = findings.json_lists(frame.rows.get_column(READ_ISSUES), blank)
+    if category.masks_values:  # invariant 7: no message quotes a cell of its row
+        errors = masking.mask_errors(frame, errors, blank)
     result = columns.select(
         ROW,
         "is_valid",
