@@ -597,7 +597,7 @@ def render_import(r: dict[str, Any]) -> str:
         f"- rows: total {c['total']:,} · valid {c['valid']:,} · invalid {c['invalid']:,} · "
         f"warnings {c['warnings']:,}; inventory: assets +{c['assets_created']:,} / "
         f"~{c['assets_updated']:,} · dependencies +{c['dependencies_created']:,}; "
-        f"{r['chunks']} chunks of {r['chunk_size']:,} rows configured",
+        f"{r['chunks']} chunk(s) of {r['chunk_size']:,} rows configured",
         "- activities scheduled: "
         + ", ".join(f"{name} ×{n}" for name, n in sorted(h["activities"].items())),
         f"- peak worker RSS (with children): {_mib(rss['peak_total_bytes'])}"
