@@ -23,13 +23,17 @@ matching assets; `finalize` runs it over the whole import where a runner support
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import polars as pl
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataimport.agents.base import RowContext
+from dataimport.engine.findings import Findings, issue_json
+from dataimport.engine.frame import ChunkFrame
+from dataimport.engine.text import per_distinct
 from dataimport.issues import Code, Issue, Severity
 
 AGENT_NAME = "infrastructure_validator"
@@ -62,6 +66,9 @@ class InfrastructureValidator:
 
     name = AGENT_NAME
     rules = RULES
+
+    def examine_frame(self, frame: ChunkFrame, findings: Findings) -> None:
+        examine_frame(frame, findings)
 
     def examine(self, row: RowContext) -> list[Issue]:
         kind = row.normalized.get("kind")
@@ -194,3 +201,113 @@ async def flag_shared_vm_uuids(
         },
     )
     return result.rowcount or 0
+
+
+# --- the columnar form -------------------------------------------------------------------
+
+# What the category's columnar rules normalised, as columns of the frame's rows: the row's
+# kind and the asset (or sample) values the rules above read.
+_PUBLISHED = "infrastructure_validator:"
+_PUBLISHED_COLUMNS = (
+    "cpu_utilization_pct",
+    "memory_utilization_pct",
+    "cpu_utilization_peak_pct",
+    "memory_utilization_peak_pct",
+    "storage_used_gb",
+    "storage_gb",
+    "power_state",
+    "cpu_cores",
+    "memory_gb",
+    "operating_system",
+)
+_TYPES: dict[str, Any] = {
+    "power_state": pl.Utf8,
+    "operating_system": pl.Utf8,
+}
+
+
+def publish(frame: ChunkFrame, kind: pl.Series, values: pl.DataFrame) -> None:
+    """Put the row kinds and normalised values the agent reads on the frame (the category's
+    columnar rules call this); columns a layout does not have are null."""
+    columns = [kind.rename(_PUBLISHED + "kind")]
+    for name in _PUBLISHED_COLUMNS:
+        if name in values.columns:
+            column = values.get_column(name)
+        else:
+            column = pl.repeat(None, frame.height, dtype=_TYPES.get(name, pl.Float64), eager=True)
+        columns.append(column.rename(_PUBLISHED + name))
+    frame.rows = frame.rows.with_columns(columns)
+
+
+def _published(frame: ChunkFrame) -> pl.DataFrame:
+    names = [_PUBLISHED + name for name in ("kind", *_PUBLISHED_COLUMNS)]
+    if any(name not in frame.rows.columns for name in names):
+        raise TypeError("infrastructure_validator needs the infrastructure columnar rules first")
+    return frame.rows.select(pl.col(name).alias(name.removeprefix(_PUBLISHED)) for name in names)
+
+
+def examine_frame(frame: ChunkFrame, findings: Findings) -> None:
+    """The columnar form of `examine`: each rule's candidate rows picked by expressions, the
+    rule itself (the very methods `examine` calls) run once per distinct candidate."""
+    agent = InfrastructureValidator()
+    data = _published(frame)
+    kind = pl.col("kind")
+    machine = kind == "machine"
+
+    def add(where: pl.Expr, keys: list[str], rule: Callable[..., list[Issue]]) -> None:
+        candidates = data.select(where.fill_null(False)).to_series()
+        if not candidates.any():
+            return
+
+        def exact(*values: Any) -> tuple[list[str]]:
+            return ([_issue_text(frame, issue) for issue in rule(*values)],)
+
+        found = per_distinct(data, keys, exact, {"i": pl.List(pl.Utf8)}, candidates)
+        findings.add(found["i"], Severity.WARNING)
+
+    measured = machine | (kind == "performance")
+    for field in _UTILISATION_FIELDS:
+        value = pl.col(field)
+        add(
+            measured & value.is_not_null() & ((value < 0) | (value > 100)),
+            [field],
+            lambda v, field=field: agent._utilisation_range({field: v}),
+        )
+    used, provisioned = pl.col("storage_used_gb"), pl.col("storage_gb")
+    add(
+        machine
+        & used.is_not_null()
+        & provisioned.is_not_null()
+        & (provisioned != 0)
+        & (used > provisioned * USED_STORAGE_TOLERANCE),
+        ["storage_used_gb", "storage_gb"],
+        lambda u, p: agent._used_exceeds_provisioned({"storage_used_gb": u, "storage_gb": p}),
+    )
+    cpu, memory = pl.col("cpu_utilization_pct"), pl.col("memory_utilization_pct")
+    add(
+        machine
+        & (pl.col("power_state") == "powered_off")
+        & ((cpu.fill_null(0) != 0) | (memory.fill_null(0) != 0)),
+        ["cpu_utilization_pct", "memory_utilization_pct"],
+        lambda c, m: agent._powered_off_utilisation(
+            {"power_state": "powered_off", "cpu_utilization_pct": c, "memory_utilization_pct": m}
+        ),
+    )
+    for field in ("cpu_cores", "memory_gb"):
+        add(
+            machine & (pl.col(field) == 0),
+            [field],
+            lambda v, field=field: agent._zero_capacity(
+                {field: int(v) if field == "cpu_cores" else v}
+            ),
+        )
+    add(
+        machine,
+        ["operating_system"],
+        lambda name: agent._unknown_os({"operating_system": name}),
+    )
+
+
+def _issue_text(frame: ChunkFrame, issue: Issue) -> str:
+    field = frame.display_field(issue.field)
+    return issue_json(issue.code, issue.severity, issue.message, field, issue.agent)

@@ -46,7 +46,7 @@ from dataimport.agents.infrastructure_validator import (
 )
 from dataimport.asset_resolution import resolve_assets, scope_params
 from dataimport.categories.base import AliasTable, EnrichCounts, ImportScope, RowOutcome
-from dataimport.categories.infrastructure import row_rules
+from dataimport.categories.infrastructure import row_rules, rules
 from dataimport.categories.infrastructure.aliases import (
     _FIELD_ALIASES,
     CUSTOM_PREFIX,
@@ -68,6 +68,9 @@ from dataimport.categories.infrastructure.row_rules import (
     normalize_vm_uuid,
     parse_timestamp,
 )
+from dataimport.engine.findings import Findings
+from dataimport.engine.frame import ChunkFrame
+from dataimport.engine.outcome import FrameOutcome
 from dataimport.issues import Code
 from dataimport.readers.plan import SheetPlan
 
@@ -97,6 +100,10 @@ class InfrastructureCategory:
 
     def __init__(self, as_of: date | None = None) -> None:
         self._as_of = as_of  # fixed date for tests; None means today, evaluated per row
+
+    def validate_frame(self, frame: ChunkFrame, findings: Findings) -> FrameOutcome:
+        """Validate and normalise a whole chunk at once (the columnar engine)."""
+        return rules.validate_frame(frame, findings, self._as_of or date.today())
 
     def validate_row(self, fields: Mapping[str, str]) -> RowOutcome:
         """The row engine's rules, for the golden comparison until they are deleted."""
