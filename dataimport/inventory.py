@@ -42,32 +42,55 @@ ASSET_FIELDS: dict[str, str] = {
 }
 
 
-def _value(column: str, sql_type: str) -> str:
-    return f"CAST(s.a ->> '{column}' AS {sql_type})"
+# Typed staging, once per range: each staged row's JSONB is parsed once (jsonb_to_record)
+# into a temporary table of typed columns, so no statement extracts or casts JSONB fields in
+# its inner loops. The temporary tables live for the range's transaction only.
+_RANGE_ROWS_TABLE = "enrich_range_rows"
+_RANGE_ASSETS_TABLE = "enrich_range_assets"
+_RANGE_REFS_TABLE = "link_range_refs"
 
+_RECORD_COLUMNS = ", ".join(
+    [
+        *(f"{col} {typ}" for col, typ in ASSET_FIELDS.items()),
+        "name_key text",
+        "custom_attributes jsonb",
+    ]
+)
 
-_STAGED_ASSETS = """
-SELECT DISTINCT ON (r.normalized_data -> 'asset' ->> 'name_key') r.normalized_data -> 'asset' AS a
+_STAGE_RANGE_ROWS = f"""
+CREATE TEMPORARY TABLE {_RANGE_ROWS_TABLE} ON COMMIT DROP AS
+SELECT r.id AS rid, r.row_number, r.superseded, x.*
 FROM raw_import_records r
-WHERE r.data_import_id = :id AND r.row_number BETWEEN :first AND :last
-  AND r.is_valid AND NOT r.superseded
-ORDER BY r.normalized_data -> 'asset' ->> 'name_key', r.row_number DESC
+CROSS JOIN LATERAL jsonb_to_record(r.normalized_data -> 'asset') AS x({_RECORD_COLUMNS})
+WHERE r.data_import_id = CAST(:id AS uuid) AND r.row_number BETWEEN :first AND :last
+  AND r.is_valid
+"""
+
+# One staged asset per name key: the last non-superseded row wins (as the file reads).
+_STAGE_RANGE_ASSETS = f"""
+CREATE TEMPORARY TABLE {_RANGE_ASSETS_TABLE} ON COMMIT DROP AS
+SELECT DISTINCT ON (s.name_key) s.* FROM {_RANGE_ROWS_TABLE} s
+WHERE NOT s.superseded
+ORDER BY s.name_key, s.row_number DESC
 """
 
 
 def _update_by_external_id_sql() -> str:
-    sets = ",\n  ".join(
-        f"{col} = coalesce({_value(col, typ)}, t.{col})" for col, typ in ASSET_FIELDS.items()
-    )
+    """An asset known by its external id under another name key takes the incoming key.
+
+    A hash join of the range's staged assets with the tenant's assets that have an external id
+    (run with nested loops off: while a tenant's first ranges are written its statistics say
+    it is empty, and every index leading with the tenant would look like a one-row probe).
+    """
+    sets = ",\n  ".join(f"{col} = coalesce(s.{col}, t.{col})" for col in ASSET_FIELDS)
     return f"""
-WITH s AS ({_STAGED_ASSETS})
 UPDATE assets t SET {sets},
-  name_key = s.a ->> 'name_key',
-  custom_attributes = t.custom_attributes || coalesce(s.a -> 'custom_attributes', '{{}}'),
-  source_import_id = :id, updated_at = now()
-FROM s
-WHERE t.client_account_id = :c AND t.engagement_id = :e
-  AND t.external_id = s.a ->> 'external_id' AND t.name_key <> s.a ->> 'name_key'
+  name_key = s.name_key,
+  custom_attributes = t.custom_attributes || coalesce(s.custom_attributes, '{{}}'),
+  source_import_id = CAST(:id AS uuid), updated_at = now()
+FROM {_RANGE_ASSETS_TABLE} s
+WHERE t.client_account_id = CAST(:c AS uuid) AND t.engagement_id = CAST(:e AS uuid)
+  AND t.external_id = s.external_id AND t.name_key <> s.name_key
 """
 
 
@@ -78,25 +101,28 @@ def _upsert_by_name_key_sql() -> str:
     never depends on statistics of a table that was empty a moment ago.
     """
     columns = ", ".join(ASSET_FIELDS)
-    values = ", ".join(_value(col, typ) for col, typ in ASSET_FIELDS.items())
+    values = ", ".join(f"s.{col}" for col in ASSET_FIELDS)
     sets = ",\n  ".join(f"{col} = coalesce(EXCLUDED.{col}, assets.{col})" for col in ASSET_FIELDS)
     return f"""
-WITH s AS ({_STAGED_ASSETS}),
-upserted AS (
+WITH upserted AS (
   INSERT INTO assets (client_account_id, engagement_id, name_key, {columns}, custom_attributes,
     source_import_id, created_by_import_id)
-  SELECT CAST(:c AS uuid), CAST(:e AS uuid), s.a ->> 'name_key', {values},
-    coalesce(s.a -> 'custom_attributes', '{{}}'), CAST(:id AS uuid), CAST(:id AS uuid)
-  FROM s
+  SELECT CAST(:c AS uuid), CAST(:e AS uuid), s.name_key, {values},
+    coalesce(s.custom_attributes, '{{}}'), CAST(:id AS uuid), CAST(:id AS uuid)
+  FROM {_RANGE_ASSETS_TABLE} s
+  ORDER BY s.name_key
   ON CONFLICT (client_account_id, engagement_id, name_key) DO UPDATE SET {sets},
     custom_attributes = assets.custom_attributes || EXCLUDED.custom_attributes,
     source_import_id = EXCLUDED.source_import_id, updated_at = now()
   RETURNING id, name_key
+),
+linked AS (
+  SELECT s.rid, u.id FROM {_RANGE_ROWS_TABLE} s JOIN upserted u ON u.name_key = s.name_key
 )
-UPDATE raw_import_records r SET asset_id = upserted.id, is_processed = true
-FROM upserted
-WHERE r.data_import_id = :id AND r.row_number BETWEEN :first AND :last AND r.is_valid
-  AND r.normalized_data -> 'asset' ->> 'name_key' = upserted.name_key
+UPDATE raw_import_records r SET asset_id = linked.id, is_processed = true
+FROM linked
+WHERE r.id = linked.rid AND r.data_import_id = CAST(:id AS uuid)
+  AND r.row_number BETWEEN :first AND :last
 """
 
 
@@ -114,39 +140,61 @@ def scope_params(scope: ImportScope) -> dict[str, Any]:
     }
 
 
+async def _fresh_temp(conn: AsyncConnection, table: str, create_sql: str, params: Any) -> None:
+    """(Re)create a range's temporary table and give the planner its real size."""
+    await conn.execute(text(f"DROP TABLE IF EXISTS pg_temp.{table}"))
+    await conn.execute(text(create_sql), params)
+    await conn.execute(text(f"ANALYZE {table}"))
+
+
 async def upsert_assets(conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
     """Create or update one asset per distinct staged key in the range; link rows to assets."""
     params = scope_params(scope)
+    await conn.execute(text("SET LOCAL work_mem = '64MB'"))  # the range's sorts in memory
+    await _fresh_temp(conn, _RANGE_ROWS_TABLE, _STAGE_RANGE_ROWS, params)
+    await _fresh_temp(conn, _RANGE_ASSETS_TABLE, _STAGE_RANGE_ASSETS, params)
     # Row estimates of freshly written tables are ~1, which tempts the planner into nested
     # loops over whole ranges (quadratic); hash joins are right for range-sized sets.
     await conn.execute(text("SET LOCAL enable_nestloop = off"))
     await conn.execute(text(UPDATE_BY_EXTERNAL_ID), params)
     linked = await conn.execute(text(UPSERT_BY_NAME_KEY), params)
+    await conn.execute(text("RESET enable_nestloop"))
     return EnrichCounts(assets_touched=linked.rowcount or 0)
 
 
-# A declared dependency names its target by name, external id or host name. Each form is an
-# exact index lookup (a UNION, never an OR join), so plans stay linear without statistics.
-_TARGET_LOOKUP = """
-  SELECT t.id FROM assets t WHERE t.client_account_id = :c AND t.engagement_id = :e
-    AND t.name_key = lower(trim(x.ref))
-  UNION SELECT t.id FROM assets t WHERE t.client_account_id = :c AND t.engagement_id = :e
-    AND t.external_id = trim(x.ref)
-  UNION SELECT t.id FROM assets t WHERE t.client_account_id = :c AND t.engagement_id = :e
-    AND t.hostname_key = split_part(lower(trim(x.ref)), '.', 1)
-"""
-
+# A declared dependency names its target by name, external id or host name. The range's refs
+# are extracted once (with their three lookup keys) into a typed temporary table; each form is
+# then an exact index probe (a lateral UNION ALL, never an OR join), so plans stay linear in
+# the range without statistics, whatever the size of the tenant's inventory.
 _DECLARED_REFS = """
 FROM raw_import_records r
 CROSS JOIN LATERAL jsonb_array_elements_text(r.normalized_data -> 'dependencies') AS d(ref)
-WHERE r.data_import_id = :id AND r.row_number BETWEEN :first AND :last
+WHERE r.data_import_id = CAST(:id AS uuid) AND r.row_number BETWEEN :first AND :last
   AND r.is_valid AND NOT r.superseded
 """
 
+_REF_KEYS = """lower(trim(d.ref)) AS name_key, trim(d.ref) AS external_id,
+  split_part(lower(trim(d.ref)), '.', 1) AS hostname_key"""
+
+_STAGE_RANGE_REFS = f"""
+CREATE TEMPORARY TABLE {_RANGE_REFS_TABLE} ON COMMIT DROP AS
+SELECT DISTINCT r.asset_id AS source_id, {_REF_KEYS}
+{_DECLARED_REFS} AND r.asset_id IS NOT NULL
+"""
+
+
+def _target_lookup(alias: str) -> str:
+    tenant = "t.client_account_id = CAST(:c AS uuid) AND t.engagement_id = CAST(:e AS uuid)"
+    return "\n  UNION ALL ".join(
+        f"SELECT t.id FROM assets t WHERE {tenant} AND t.{column} = {alias}.{column}"
+        for column in ("name_key", "external_id", "hostname_key")
+    )
+
+
 _LINK_DECLARED = f"""
-WITH x AS (SELECT r.asset_id AS source_id, d.ref {_DECLARED_REFS} AND r.asset_id IS NOT NULL),
-edges AS (
-  SELECT DISTINCT x.source_id, m.id AS target_id FROM x CROSS JOIN LATERAL ({_TARGET_LOOKUP}) AS m
+WITH edges AS (
+  SELECT DISTINCT x.source_id, m.id AS target_id FROM {_RANGE_REFS_TABLE} x
+  CROSS JOIN LATERAL ({_target_lookup("x")}) AS m
 )
 INSERT INTO asset_dependencies (client_account_id, engagement_id, source_asset_id,
   target_asset_id, dependency_type, confidence, source_import_id, created_by_import_id)
@@ -161,13 +209,29 @@ DO UPDATE SET source_import_id = EXCLUDED.source_import_id, updated_at = now()
 
 async def link_declared_dependencies(conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
     """Turn each row's `dependencies` list into asset_dependencies between known assets."""
-    await conn.execute(text("SET LOCAL enable_seqscan = off"))  # lookups only, see above
-    result = await conn.execute(text(_LINK_DECLARED), scope_params(scope))
+    params = scope_params(scope)
+    await conn.execute(text("SET LOCAL work_mem = '64MB'"))
+    await _fresh_temp(conn, _RANGE_REFS_TABLE, _STAGE_RANGE_REFS, params)
+    result = await conn.execute(text(_LINK_DECLARED), params)
     return EnrichCounts(dependencies_touched=result.rowcount or 0)
 
 
+# Unresolved refs of the whole import: the distinct refs (far fewer than their occurrences)
+# anti-joined against the tenant's assets on each lookup key, by hash over the import.
 _UNRESOLVED = f"""
-SELECT count(*) FROM (SELECT d.ref {_DECLARED_REFS}) AS x WHERE NOT EXISTS ({_TARGET_LOOKUP})
+WITH refs AS MATERIALIZED (SELECT trim(d.ref) AS ref {_DECLARED_REFS}),
+distinct_refs AS (
+  SELECT ref, count(*) AS n, lower(ref) AS name_key, ref AS external_id,
+    split_part(lower(ref), '.', 1) AS hostname_key
+  FROM refs GROUP BY ref
+)
+SELECT coalesce(sum(x.n), 0) FROM distinct_refs x
+WHERE NOT EXISTS (SELECT 1 FROM assets t WHERE t.client_account_id = CAST(:c AS uuid)
+    AND t.engagement_id = CAST(:e AS uuid) AND t.name_key = x.name_key)
+  AND NOT EXISTS (SELECT 1 FROM assets t WHERE t.client_account_id = CAST(:c AS uuid)
+    AND t.engagement_id = CAST(:e AS uuid) AND t.external_id = x.external_id)
+  AND NOT EXISTS (SELECT 1 FROM assets t WHERE t.client_account_id = CAST(:c AS uuid)
+    AND t.engagement_id = CAST(:e AS uuid) AND t.hostname_key = x.hostname_key)
 """
 
 _IMPORT_TOTALS = """
