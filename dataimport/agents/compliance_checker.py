@@ -179,50 +179,62 @@ def publish_facts(findings: Findings, facts: pl.DataFrame) -> None:
     _FACTS[findings] = facts.select(FACT_COLUMNS)
 
 
+# What each rule reads of the facts: a rule runs once per distinct combination of these.
+RULE_INPUTS: dict[str, tuple[str, ...]] = {
+    "encryption-at-rest": ("classification", "encryption_at_rest"),
+    "encryption-in-transit": ("classification", "pii_categories", "encryption_in_transit"),
+    "pci-scope": ("pii_categories", "compliance_scopes"),
+    "hipaa-scope": ("pii_categories", "compliance_scopes"),
+    "gdpr-scope": ("pii_categories", "location", "compliance_scopes"),
+    "under-classified": ("classification", "pii_categories"),
+}
+_SEPARATOR = "\x00"  # never in staged text (JSONB refuses NUL)
+
+
 def examine_frame(frame: ChunkFrame, findings: Findings) -> None:
-    """The columnar form of `ComplianceChecker.examine`: the rules once per distinct set of
-    facts, broadcast back."""
+    """The columnar form of `ComplianceChecker.examine`: each rule once per distinct
+    combination of the facts it reads, broadcast back; one issue column per rule, in RULES
+    order (a row's findings keep their order)."""
     facts = _FACTS.pop(findings, None)
     if facts is None:
         raise TypeError("compliance_checker needs the store facts of the category's rules")
     keyed = facts.with_columns(
-        pl.col("compliance_scopes").list.join("\x00"), pl.col("pii_categories").list.join("\x00")
+        pl.col("compliance_scopes").list.join(_SEPARATOR),
+        pl.col("pii_categories").list.join(_SEPARATOR),
     )
+    for rule_name, rule in RULES:
+        inputs = RULE_INPUTS[rule_name]
 
-    def exact(
-        classification: str | None,
-        scopes: str,
-        kinds: str,
-        at_rest: bool | None,
-        in_transit: bool | None,
-        location: str | None,
-    ) -> tuple[list[str]]:
-        store = StoreFacts(
-            classification,
-            frozenset(filter(None, scopes.split("\x00"))),
-            frozenset(filter(None, kinds.split("\x00"))),
-            at_rest,
-            in_transit,
-            location,
-        )
-        issues = []
-        for rule_name, rule in RULES:
+        def exact(*values: Any, rule_name: str = rule_name, rule: Rule = rule) -> tuple[str | None]:
+            given = dict(zip(RULE_INPUTS[rule_name], values, strict=True))
+            store = StoreFacts(
+                given.get("classification"),
+                _set(given.get("compliance_scopes")),
+                _set(given.get("pii_categories")),
+                given.get("encryption_at_rest"),
+                given.get("encryption_in_transit"),
+                given.get("location"),
+            )
             found = rule(store)
-            if found is not None:
-                field, message = found
-                issues.append(
-                    issue_json(
-                        Code.COMPLIANCE_GAP,
-                        Severity.WARNING,
-                        f"{rule_name}: {message}",
-                        frame.display_field(field),
-                        ComplianceChecker.name,
-                    )
-                )
-        return (issues,)
+            if found is None:
+                return (None,)
+            field, message = found
+            return (
+                issue_json(
+                    Code.COMPLIANCE_GAP,
+                    Severity.WARNING,
+                    f"{rule_name}: {message}",
+                    frame.display_field(field),
+                    ComplianceChecker.name,
+                ),
+            )
 
-    found = per_distinct(keyed, list(FACT_COLUMNS), exact, {"i": pl.List(pl.Utf8)})
-    findings.add(found["i"], Severity.WARNING)
+        found = per_distinct(keyed, list(inputs), exact, {"i": pl.Utf8})
+        findings.add(found["i"], Severity.WARNING)
+
+
+def _set(joined: str | None) -> frozenset[str]:
+    return frozenset(filter(None, (joined or "").split(_SEPARATOR)))
 
 
 # --- where personal data lives -----------------------------------------------------------

@@ -20,12 +20,15 @@ order the row engine passes them.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from functools import lru_cache
 
 import polars as pl
 
 from dataimport import pii
 from dataimport.engine.frame import ChunkFrame
 from dataimport.engine.text import py_strip
+from dataimport.normalize import quote_value
 
 QUOTE_LIMIT = 79  # normalize.quote_value keeps limit - 1 characters of a longer value
 
@@ -77,7 +80,66 @@ def _needles(cell: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     return value, first, second
 
 
-_MESSAGES = pl.List(pl.Struct({"message": pl.Utf8}))
+_mask_value = lru_cache(maxsize=65_536)(pii.mask_value)
+_quote_value = lru_cache(maxsize=65_536)(quote_value)
+
+
+Form = tuple[str, tuple[str, str], bool]
+
+
+def forms_of(values: Iterable[str]) -> list[Form]:
+    """What `pii.mask_text` replaces for these values, in the order it replaces them."""
+    distinct = {value.strip() for value in values if value and value.strip()}
+    return [
+        (value, (_quote_value(value), repr(value)), len(value) >= pii._BARE_QUOTE_MIN_LEN)
+        for value in sorted(distinct, key=len, reverse=True)
+    ]
+
+
+def mask_text(message: str, forms: list[Form]) -> str:
+    """`pii.mask_text(message, values)` exactly for `forms_of(values)`: the work of a value is
+    skipped where none of the forms it would replace occurs in the message (its replacements
+    would change nothing), and the masked forms are cached."""
+    for value, quoted_forms, bare in forms:
+        if not (
+            (bare and value in message) or quoted_forms[0] in message or quoted_forms[1] in message
+        ):
+            continue
+        masked = _mask_value(value)
+        for quoted in quoted_forms:
+            message = message.replace(quoted, repr(masked))
+        if bare:
+            message = message.replace(value, masked)
+    return message
+
+
+# A message member of an issue's JSON text, as json.dumps and PostgreSQL's jsonb output both
+# write it (inside a JSON string every quote is escaped, so this never matches in a value).
+_MESSAGE_MEMBER = r'"message": "(?:[^"\\]|\\.)*"'
+_JOIN = "\x00"  # never in a message or a cell (JSONB refuses NUL)
+
+
+def _decoded_messages(rows: pl.DataFrame) -> pl.Series:
+    """Per row of `rows` (columns idx, e), its messages decoded and joined by NUL: a needle
+    (never NUL) is in the joined text exactly when it is in one of the messages. Each
+    distinct message member is decoded once, in Python."""
+    members = rows.select("idx", pl.col("e").str.extract_all(_MESSAGE_MEMBER).alias("m"))
+    members = members.explode("m").drop_nulls("m")
+    distinct = members.get_column("m").unique()
+    decoded = pl.DataFrame(
+        {
+            "m": distinct,
+            "t": [json.loads("{" + member + "}")["message"] for member in distinct],
+        },
+        schema={"m": pl.Utf8, "t": pl.Utf8},
+    )
+    joined = (
+        members.join(decoded, on="m", how="left", maintain_order="left")
+        .group_by("idx", maintain_order=True)
+        .agg(pl.col("t").str.join(_JOIN))
+    )
+    aligned = rows.select("idx").join(joined, on="idx", how="left", maintain_order="left")
+    return aligned.get_column("t").fill_null("")
 
 
 def mask_errors(frame: ChunkFrame, errors: pl.Series, blank: pl.Series) -> pl.Series:
@@ -92,42 +154,38 @@ def mask_errors(frame: ChunkFrame, errors: pl.Series, blank: pl.Series) -> pl.Se
         frame.rows.get_column(column).rename(f"c{i}") for i, (_k, column) in enumerate(raw)
     )
     rows = rows.filter(keep)
-    messages = rows.select(
-        "idx",
-        *(f"c{i}" for i in range(len(raw))),
-        pl.col("e").str.json_decode(_MESSAGES).alias("m"),
-    ).explode("m")
-    messages = messages.with_columns(pl.col("m").struct.field("message").fill_null("").alias("m"))
+    rows = rows.with_columns(_decoded_messages(rows).alias("m"))
     hits = []
     for i in range(len(raw)):
         value, first, second = _needles(pl.col(f"c{i}"))
-        message = pl.col("m")
-        found = (
-            pl.when(value == "")
-            .then(False)
-            .when(first.is_null())
-            .then(True)
-            .otherwise(
-                message.str.contains(first, literal=True)
-                | message.str.contains(second.fill_null(first), literal=True)
-            )
+        needles = rows.select(
+            (value != "").alias("v"), first.alias("f"), second.alias("s"), pl.col("m")
         )
-        hits.append(found)
-    candidates = (
-        messages.filter(pl.any_horizontal(hits) if hits else pl.lit(False))
-        .get_column("idx")
-        .unique()
+        message = pl.col("m")
+        found = needles.select(
+            pl.col("v")
+            & (
+                pl.col("f").is_null()
+                | message.str.contains(pl.col("f"), literal=True)
+                | message.str.contains(pl.col("s").fill_null(pl.col("f")), literal=True)
+            ).fill_null(True)
+        ).to_series()
+        hits.append(found.rename(f"h{i}"))
+    if not hits:
+        return errors
+    candidates = rows.get_column("idx").filter(
+        pl.DataFrame(hits).select(pl.any_horizontal(pl.all())).to_series()
     )
     if candidates.is_empty():
         return errors
-    exact = rows.filter(pl.col("idx").is_in(candidates.implode()))
+    exact = rows.filter(pl.col("idx").is_in(candidates.implode())).drop("m")
     indices: list[int] = []
     masked: list[str] = []
     for idx, text, *cells in exact.iter_rows():
-        values = [cell for cell in cells if cell]
+        forms = forms_of([cell for cell in cells if cell])
         issues = json.loads(text)
         changed = [
-            {**issue, "message": pii.mask_text(str(issue.get("message", "")), values)}
+            {**issue, "message": mask_text(str(issue.get("message", "")), forms)}
             for issue in issues
         ]
         if changed != issues:

@@ -126,14 +126,10 @@ def _host(cells: FieldCells, findings: Findings) -> dict[str, pl.Series]:
         frame,
         ["h", "ip"],
         _exact_host,
-        {"host": pl.Utf8, "instance": pl.Utf8, "ip": pl.Utf8},
+        {"x_host": pl.Utf8, "x_instance": pl.Utf8, "x_ip": pl.Utf8},
         ~frame.get_column("fast"),
     )
-    frame = frame.with_columns(
-        exact["host"].alias("x_host"),
-        exact["instance"].alias("x_instance"),
-        exact["ip"].alias("x_ip"),
-    )
+    frame = pl.concat([frame, exact], how="horizontal")
     fast = pl.col("fast")
     result = frame.select(
         pl.when(fast).then(pl.col("fast_host")).otherwise(pl.col("x_host")).alias("host"),
