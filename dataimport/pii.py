@@ -244,6 +244,7 @@ _DIGIT_LED_SHAPE = _alternation(
 # For pre-filters elsewhere (the columnar privacy analyzer): the letter-led shapes, NINO's
 # excluded prefixes (a lookahead), and the birth words a keyed birth date needs.
 LETTER_LED_SHAPE = _LETTER_LED_SHAPE
+DIGIT_LED_SHAPE = _DIGIT_LED_SHAPE
 NINO_EXCLUDED = "(?!BG|GB|KN|NK|NT|TN|ZZ)"
 BIRTH_WORD = _BIRTH_WORD
 assert NINO_EXCLUDED in _NINO.pattern

@@ -55,25 +55,31 @@ _CANDIDATE = pii.CANDIDATE.pattern
 _IP_OR_ISO_DATE = r"^(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9]{4}-[0-9]{2}-[0-9]{2})$"
 
 
-# Letter-led single tokens (host names, ids such as "WEB-APP-0003279;DB-0000012"): with no
-# '@', no space and no birth word, `detect_value` can only find what `LETTER_LED_SHAPE`
-# fullmatches; this is that shape with NINO's lookahead dropped (a superset: Rust's engine has
-# no lookaround).
+# Single ASCII tokens (no '@', no space, no birth word) that `detect_value` can only flag by
+# a fullmatch of its shape alternations: letter-led ones by `LETTER_LED_SHAPE` (here with
+# NINO's lookahead dropped: a superset, Rust's engine has no lookaround), digit-led ones by
+# `DIGIT_LED_SHAPE`, bare digit runs only at a card's lengths (12-19 digits).
 _LETTER_LED = "(?i)^(?:" + pii.LETTER_LED_SHAPE.pattern.replace(pii.NINO_EXCLUDED, "") + ")$"
+_DIGIT_LED = "(?i)^(?:" + pii.DIGIT_LED_SHAPE.pattern + ")$"
 
 
 def _settled_empty(cell: pl.Expr) -> pl.Expr:
     """Cells `detect_value` surely finds nothing in (for a column with no hints), exactly:
-    plain IPv4 addresses and ISO dates, and letter-led single tokens of ASCII text."""
+    plain IPv4 addresses and ISO dates, and single ASCII tokens outside every shape."""
     token = py_strip(cell)
-    letter_led = (
+    digits = token.str.contains(r"^[0-9]+$")
+    length = token.str.len_chars()
+    single = (
         cell.str.contains(r"^[\x00-\x7f]*$")
-        & token.str.contains(r"^[A-Za-z]")
         & ~token.str.contains(r"[@ ]")
         & ~token.str.contains("(?i)" + pii.BIRTH_WORD.pattern)
-        & ~token.str.contains(_LETTER_LED)
     )
-    return cell.str.contains(_IP_OR_ISO_DATE) | letter_led
+    outside_shapes = (
+        (token.str.contains(r"^[A-Za-z]") & ~token.str.contains(_LETTER_LED))
+        | (digits & ((length < 12) | (length > 19)))
+        | (token.str.contains(r"^[0-9]") & ~digits & ~token.str.contains(_DIGIT_LED))
+    )
+    return cell.str.contains(_IP_OR_ISO_DATE) | (single & outside_shapes)
 
 
 def examine_frame(frame: ChunkFrame, findings: Findings) -> None:
