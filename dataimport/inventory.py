@@ -46,7 +46,6 @@ ASSET_FIELDS: dict[str, str] = {
 # into a temporary table of typed columns, so no statement extracts or casts JSONB fields in
 # its inner loops. The temporary tables live for the range's transaction only.
 _RANGE_ROWS_TABLE = "enrich_range_rows"
-_RANGE_ASSETS_TABLE = "enrich_range_assets"
 _RANGE_REFS_TABLE = "link_range_refs"
 
 _RECORD_COLUMNS = ", ".join(
@@ -67,8 +66,7 @@ WHERE r.data_import_id = CAST(:id AS uuid) AND r.row_number BETWEEN :first AND :
 """
 
 # One staged asset per name key: the last non-superseded row wins (as the file reads).
-_STAGE_RANGE_ASSETS = f"""
-CREATE TEMPORARY TABLE {_RANGE_ASSETS_TABLE} ON COMMIT DROP AS
+_RANGE_ASSETS = f"""
 SELECT DISTINCT ON (s.name_key) s.* FROM {_RANGE_ROWS_TABLE} s
 WHERE NOT s.superseded
 ORDER BY s.name_key, s.row_number DESC
@@ -84,11 +82,12 @@ def _update_by_external_id_sql() -> str:
     """
     sets = ",\n  ".join(f"{col} = coalesce(s.{col}, t.{col})" for col in ASSET_FIELDS)
     return f"""
+WITH s AS ({_RANGE_ASSETS})
 UPDATE assets t SET {sets},
   name_key = s.name_key,
   custom_attributes = t.custom_attributes || coalesce(s.custom_attributes, '{{}}'),
   source_import_id = CAST(:id AS uuid), updated_at = now()
-FROM {_RANGE_ASSETS_TABLE} s
+FROM s
 WHERE t.client_account_id = CAST(:c AS uuid) AND t.engagement_id = CAST(:e AS uuid)
   AND t.external_id = s.external_id AND t.name_key <> s.name_key
 """
@@ -104,12 +103,13 @@ def _upsert_by_name_key_sql() -> str:
     values = ", ".join(f"s.{col}" for col in ASSET_FIELDS)
     sets = ",\n  ".join(f"{col} = coalesce(EXCLUDED.{col}, assets.{col})" for col in ASSET_FIELDS)
     return f"""
-WITH upserted AS (
+WITH s AS ({_RANGE_ASSETS}),
+upserted AS (
   INSERT INTO assets (client_account_id, engagement_id, name_key, {columns}, custom_attributes,
     source_import_id, created_by_import_id)
   SELECT CAST(:c AS uuid), CAST(:e AS uuid), s.name_key, {values},
     coalesce(s.custom_attributes, '{{}}'), CAST(:id AS uuid), CAST(:id AS uuid)
-  FROM {_RANGE_ASSETS_TABLE} s
+  FROM s
   ORDER BY s.name_key
   ON CONFLICT (client_account_id, engagement_id, name_key) DO UPDATE SET {sets},
     custom_attributes = assets.custom_attributes || EXCLUDED.custom_attributes,
@@ -141,10 +141,10 @@ def scope_params(scope: ImportScope) -> dict[str, Any]:
 
 
 async def _fresh_temp(conn: AsyncConnection, table: str, create_sql: str, params: Any) -> None:
-    """(Re)create a range's temporary table and give the planner its real size."""
+    """(Re)create a range's temporary table (no ANALYZE: it is only ever hash-joined or
+    scanned as the outer side of index probes, where its size does not change the plan)."""
     await conn.execute(text(f"DROP TABLE IF EXISTS pg_temp.{table}"))
     await conn.execute(text(create_sql), params)
-    await conn.execute(text(f"ANALYZE {table}"))
 
 
 async def upsert_assets(conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
@@ -152,7 +152,6 @@ async def upsert_assets(conn: AsyncConnection, scope: ImportScope) -> EnrichCoun
     params = scope_params(scope)
     await conn.execute(text("SET LOCAL work_mem = '64MB'"))  # the range's sorts in memory
     await _fresh_temp(conn, _RANGE_ROWS_TABLE, _STAGE_RANGE_ROWS, params)
-    await _fresh_temp(conn, _RANGE_ASSETS_TABLE, _STAGE_RANGE_ASSETS, params)
     # Row estimates of freshly written tables are ~1, which tempts the planner into nested
     # loops over whole ranges (quadratic); hash joins are right for range-sized sets.
     await conn.execute(text("SET LOCAL enable_nestloop = off"))
