@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dataimport import asset_resolution, inventory
+from dataimport import app_discovery_enrichment, asset_resolution
 from dataimport.agents.base import ValidationAgent
 from dataimport.agents.dependency_validator import DependencyValidator, service_name
 from dataimport.categories.base import EnrichCounts, ImportScope, RowOutcome
@@ -1090,170 +1090,9 @@ WHERE {_RANGE}
 # --- enrichment prepared once per import --------------------------------------------------
 # What every range shares (endpoint assets, their touch, the edges) is written once per
 # import by `prepare`, before the parallel ranges; a range then only looks up those assets,
-# writes its own rows and inserts its own observations (distinct keys): ranges never wait
-# on each other's locks. `finish` recomputes the import's edge figures once at the end.
-
-_ENDPOINTS_TABLE = "app_discovery_endpoints"
-
-# Every distinct endpoint of the import (as staged, minus a written-back asset_id) with the
-# asset it resolves to: one lateral index lookup per distinct endpoint, not per row.
-_MAP_ENDPOINTS_SQL = f"""
-CREATE TEMPORARY TABLE {_ENDPOINTS_TABLE} ON COMMIT DROP AS
-WITH ends AS (
-  SELECT DISTINCT e.a FROM raw_import_records r
-  CROSS JOIN LATERAL (VALUES ((r.normalized_data -> 'source') - 'asset_id'),
-    ((r.normalized_data -> 'target') - 'asset_id')) AS e(a)
-  WHERE {_RANGE} AND e.a ->> 'name_key' IS NOT NULL
-)
-SELECT ends.a, m.id AS asset_id FROM ends {asset_resolution.match_lateral("ends")}
-"""
-
-_PREPARED_TOUCH_SQL = f"""
-WITH incoming AS (
-  SELECT asset_id AS id, max(a ->> 'ip_address') AS ip, max(a ->> 'hostname') AS hostname,
-    max(a ->> 'hostname_key') AS hostname_key
-  FROM {_ENDPOINTS_TABLE} WHERE asset_id IS NOT NULL GROUP BY asset_id
-),
-components AS (
-  SELECT DISTINCT t.id FROM raw_import_records r
-  CROSS JOIN LATERAL jsonb_array_elements({_RUNS_ON}) c
-  JOIN assets t ON {_TENANT} AND t.name_key = c.value ->> 'name_key'
-  WHERE {_RANGE}
-),
-locked AS (
-  SELECT t.id, i.ip, i.hostname, i.hostname_key
-  FROM assets t LEFT JOIN incoming i ON i.id = t.id
-  WHERE {_TENANT} AND (t.id IN (SELECT id FROM incoming) OR t.id IN (SELECT id FROM components))
-  ORDER BY t.id FOR NO KEY UPDATE OF t
-)
-UPDATE assets t SET ip_address = coalesce(t.ip_address, l.ip),
-  hostname = coalesce(t.hostname, l.hostname),
-  hostname_key = coalesce(t.hostname_key, l.hostname_key),
-  source_import_id = CAST(:id AS uuid), updated_at = now()
-FROM locked l WHERE t.id = l.id
-"""
-
-# One edge per (source, target, port, protocol) of the whole import: its type and base
-# confidence over all its rows, its details from its latest row. One sort serves the window,
-# the DISTINCT ON and the insert order (no deadlock with another import of the tenant).
-_PREPARED_EDGES_SQL = f"""
-WITH k AS (
-  SELECT r.row_number, s.asset_id AS src, g.asset_id AS tgt,
-    CAST(r.normalized_data -> 'dependency' ->> 'port' AS integer) AS port,
-    r.normalized_data -> 'dependency' ->> 'protocol' AS protocol,
-    r.normalized_data -> 'dependency' AS d
-  FROM raw_import_records r
-  JOIN {_ENDPOINTS_TABLE} s ON s.a = (r.normalized_data -> 'source') - 'asset_id'
-  JOIN {_ENDPOINTS_TABLE} g ON g.a = (r.normalized_data -> 'target') - 'asset_id'
-  WHERE {_RANGE} AND s.asset_id IS NOT NULL AND g.asset_id IS NOT NULL
-    AND s.asset_id <> g.asset_id
-),
-e AS (
-  SELECT DISTINCT ON (src, tgt, port, protocol) src, tgt, port, protocol,
-    min(d ->> 'dependency_type') OVER w AS dependency_type,
-    max(CAST(d ->> 'confidence' AS double precision)) OVER w AS base,
-    jsonb_strip_nulls(d - {_EDGE_COLUMN_ARRAY}) AS details
-  FROM k WINDOW w AS (PARTITION BY src, tgt, port, protocol)
-  ORDER BY src, tgt, port, protocol, row_number DESC
-)
-INSERT INTO asset_dependencies (client_account_id, engagement_id, source_asset_id,
-  target_asset_id, port, protocol, dependency_type, confidence, details, source_import_id,
-  created_by_import_id)
-SELECT CAST(:c AS uuid), CAST(:e AS uuid), src, tgt, port, protocol, dependency_type, base,
-  details, CAST(:id AS uuid), CAST(:id AS uuid)
-FROM e ORDER BY src, tgt, port, protocol
-ON CONFLICT (client_account_id, engagement_id, source_asset_id, target_asset_id, port, protocol)
-DO UPDATE SET source_import_id = EXCLUDED.source_import_id,
-  dependency_type = CASE WHEN asset_dependencies.dependency_type = 'declared'
-    THEN EXCLUDED.dependency_type ELSE asset_dependencies.dependency_type END,
-  details = asset_dependencies.details || EXCLUDED.details,
-  confidence = greatest(asset_dependencies.confidence, EXCLUDED.confidence),
-  updated_at = now()
-"""
-
-_PREPARED_RUNS_ON_SQL = f"""
-WITH k AS (
-  SELECT h.asset_id AS host, c.value ->> 'name_key' AS component_key
-  FROM raw_import_records r CROSS JOIN LATERAL jsonb_array_elements({_RUNS_ON}) c
-  JOIN {_ENDPOINTS_TABLE} h ON h.a = (r.normalized_data -> (c.value ->> 'side')) - 'asset_id'
-  WHERE {_RANGE}
-),
-e AS (
-  SELECT DISTINCT t.id AS src, k.host AS tgt FROM k
-  JOIN assets t ON {_TENANT} AND t.name_key = k.component_key
-  WHERE k.host IS NOT NULL AND t.id <> k.host
-)
-INSERT INTO asset_dependencies (client_account_id, engagement_id, source_asset_id,
-  target_asset_id, dependency_type, confidence, details, source_import_id, created_by_import_id)
-SELECT CAST(:c AS uuid), CAST(:e AS uuid), src, tgt, 'runs_on', {RUNS_ON_CONFIDENCE},
-  '{{"kind": "topology"}}'::jsonb, CAST(:id AS uuid), CAST(:id AS uuid)
-FROM e ORDER BY src, tgt
-ON CONFLICT (client_account_id, engagement_id, source_asset_id, target_asset_id, port, protocol)
-DO UPDATE SET source_import_id = EXCLUDED.source_import_id,
-  confidence = greatest(asset_dependencies.confidence, EXCLUDED.confidence), updated_at = now()
-"""
-
-# The range's rows with the ids the resolver wrote back (typed once, then plain columns).
-_RANGE_EDGE_KEYS = f"""
-  SELECT r.row_number, CAST(r.normalized_data -> 'source' ->> 'asset_id' AS uuid) AS src,
-    CAST(r.normalized_data -> 'target' ->> 'asset_id' AS uuid) AS tgt,
-    CAST(r.normalized_data -> 'dependency' ->> 'port' AS integer) AS port,
-    r.normalized_data -> 'dependency' ->> 'protocol' AS protocol,
-    r.normalized_data -> 'dependency' AS d
-  FROM raw_import_records r
-  WHERE {_RANGE} AND r.normalized_data -> 'source' ->> 'asset_id' IS NOT NULL
-    AND r.normalized_data -> 'target' ->> 'asset_id' IS NOT NULL
-"""
-
-# A range's observations of the edges prepare made: one lookup per row in the edge's unique
-# index (LATERAL: never a hash over the tenant's edges), insert only.
-_INSERT_OBSERVATIONS_SQL = f"""
-WITH k AS ({_RANGE_EDGE_KEYS})
-INSERT INTO dependency_observations (client_account_id, engagement_id, dependency_id,
-  observation_key, conn_count, bytes_total, first_seen, last_seen, data_import_id)
-SELECT DISTINCT ON (x.id, k.d ->> 'observation_key') CAST(:c AS uuid), CAST(:e AS uuid),
-  x.id, k.d ->> 'observation_key', CAST(k.d ->> 'conn_count' AS bigint),
-  CAST(k.d ->> 'bytes_total' AS bigint), CAST(k.d ->> 'first_seen' AS timestamptz),
-  CAST(k.d ->> 'last_seen' AS timestamptz), CAST(:id AS uuid)
-FROM k CROSS JOIN LATERAL (
-  SELECT x.id FROM asset_dependencies x
-  WHERE x.client_account_id = CAST(:c AS uuid) AND x.engagement_id = CAST(:e AS uuid)
-    AND x.source_asset_id = k.src AND x.target_asset_id = k.tgt
-    AND x.port IS NOT DISTINCT FROM k.port AND x.protocol IS NOT DISTINCT FROM k.protocol
-) x
-WHERE k.src <> k.tgt
-ORDER BY x.id, k.d ->> 'observation_key', k.row_number DESC
-ON CONFLICT (dependency_id, observation_key) DO NOTHING
-"""
-
-# The import's edges, their base confidence over all its rows, figures from observations.
-_FINISH_RECOMPUTE_SQL = f"""
-WITH k AS ({_RANGE_EDGE_KEYS}),
-e AS (
-  SELECT src, tgt, port, protocol, max(CAST(d ->> 'confidence' AS double precision)) AS base
-  FROM k WHERE src <> tgt GROUP BY src, tgt, port, protocol
-),
-b AS (
-  SELECT x.id, e.base FROM e JOIN asset_dependencies x
-    ON x.client_account_id = CAST(:c AS uuid) AND x.engagement_id = CAST(:e AS uuid)
-    AND x.source_asset_id = e.src AND x.target_asset_id = e.tgt
-    AND x.port IS NOT DISTINCT FROM e.port AND x.protocol IS NOT DISTINCT FROM e.protocol
-),
-agg AS (
-  SELECT o.dependency_id AS id, sum(o.conn_count) AS conn_count,
-    sum(o.bytes_total) AS bytes_total, min(o.first_seen) AS first_seen,
-    max(o.last_seen) AS last_seen
-  FROM dependency_observations o JOIN b ON o.dependency_id = b.id
-  GROUP BY o.dependency_id
-)
-UPDATE asset_dependencies d SET conn_count = agg.conn_count, bytes_total = agg.bytes_total,
-  first_seen = agg.first_seen, last_seen = agg.last_seen,
-  confidence = greatest(d.confidence, least(1.0, b.base + {VOLUME_BONUS} * least(1.0,
-    CAST(log(1 + coalesce(agg.conn_count, 0)) AS double precision) / 4)))
-FROM agg JOIN b ON b.id = agg.id
-WHERE d.id = agg.id AND d.client_account_id = CAST(:c AS uuid)
-  AND d.engagement_id = CAST(:e AS uuid)
-"""
+# inserts its own observations (distinct keys) and marks its rows: ranges never wait on each
+# other's locks. `finish` recomputes the import's edge figures once at the end. The SQL is in
+# `dataimport.app_discovery_enrichment` (typed temporary tables, hash joins, `= ANY` lookups).
 
 
 # --- the category ------------------------------------------------------------------------
@@ -1321,41 +1160,29 @@ class AppDiscoveryCategory:
 
     async def prepare(self, conn: AsyncConnection, scope: ImportScope) -> bool:
         """Once per import, before the parallel ranges: every endpoint asset found or created,
-        touched, and every edge upserted, each in one set-based statement over the import.
+        touched, and every edge upserted, set-based over the import (one scan of its rows).
 
         Returns False: there is no link pass to run.
         """
-        params = asset_resolution.scope_params(scope)
-        # Index lookups into assets: never a scan picked on stale statistics.
-        await conn.execute(text("SET LOCAL enable_seqscan = off"))
-        for ip_only in (False, True):
-            await conn.execute(text(_create_endpoints_sql()), {**params, "ip_only": ip_only})
-        # Per-row lookups follow: the planner must know the tenant's new assets, or it picks
-        # any tenant-prefixed index and filters (a scan of the tenant per lookup).
-        await inventory.analyze_if_grown(conn, ["assets"])
-        for side in _SIDES:
-            await asset_resolution.resolve_assets(conn, scope, side, write_back=False)
-        await conn.execute(text(_MAP_ENDPOINTS_SQL), params)
-        await conn.execute(text(f"ANALYZE {_ENDPOINTS_TABLE}"))
-        await conn.execute(text(_PREPARED_TOUCH_SQL), params)
-        await conn.execute(text(_PREPARED_EDGES_SQL), params)
-        await conn.execute(text(_PREPARED_RUNS_ON_SQL), params)
+        await app_discovery_enrichment.prepare(
+            conn,
+            asset_resolution.scope_params(scope),
+            edge_columns=_EDGE_COLUMNS,
+            runs_on_confidence=RUNS_ON_CONFIDENCE,
+        )
         return False
 
     async def enrich(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
         """A range of a prepared import: look up its ends, record its observations."""
-        params = asset_resolution.scope_params(scope)
-        for side in _SIDES:
-            await asset_resolution.resolve_assets(conn, scope, side, create_missing=False)
-        observed = await conn.execute(text(_INSERT_OBSERVATIONS_SQL), params)
-        marked = await conn.execute(text(_MARK_PROCESSED_SQL), params)
-        return EnrichCounts(
-            assets_touched=marked.rowcount or 0, dependencies_touched=observed.rowcount or 0
+        return await app_discovery_enrichment.enrich_range(
+            conn, asset_resolution.scope_params(scope)
         )
 
     async def finish(self, conn: AsyncConnection, scope: ImportScope) -> None:
         """Once per prepared import, after every range: its edges' figures recomputed."""
-        await conn.execute(text(_FINISH_RECOMPUTE_SQL), asset_resolution.scope_params(scope))
+        await app_discovery_enrichment.finish(
+            conn, asset_resolution.scope_params(scope), volume_bonus=VOLUME_BONUS
+        )
 
     async def enrich_unprepared(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
         """A range of an import whose enrichment began before `prepare` existed: every range
