@@ -245,18 +245,26 @@ class Asset(TenantMixin, TimestampMixin, Base):
             unique=True,
             postgresql_where=text("external_id IS NOT NULL"),
         ),
-        Index("ix_assets_tenant_ip", "client_account_id", "engagement_id", "ip_address"),
-        Index("ix_assets_tenant_hostname", "client_account_id", "engagement_id", "hostname_key"),
-        Index("ix_assets_tenant_vm_uuid", "client_account_id", "engagement_id", "vm_uuid"),
-        # An import's totals and group updates find what it wrote; group views their members.
+        # Partial: lookups always name a value, and a full index over a mostly-NULL column is
+        # so small that a planner without statistics probes it for unrelated lookups.
+        *(
+            Index(
+                name,
+                "client_account_id",
+                "engagement_id",
+                column,
+                postgresql_where=text(f"{column} IS NOT NULL"),
+            )
+            for name, column in (
+                ("ix_assets_tenant_ip", "ip_address"),
+                ("ix_assets_tenant_hostname", "hostname_key"),
+                ("ix_assets_tenant_vm_uuid", "vm_uuid"),
+                ("ix_assets_tenant_dependency_group", "dependency_group"),
+            )
+        ),
+        # An import's totals and group updates find what it wrote.
         Index("ix_assets_source_import", "source_import_id"),
         Index("ix_assets_created_by_import", "created_by_import_id"),
-        Index(
-            "ix_assets_tenant_dependency_group",
-            "client_account_id",
-            "engagement_id",
-            "dependency_group",
-        ),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
