@@ -9,6 +9,7 @@ Every statement is idempotent, so a retried chunk changes nothing the first run 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -47,6 +48,7 @@ ASSET_FIELDS: dict[str, str] = {
 # its inner loops. The temporary tables live for the range's transaction only.
 _RANGE_ROWS_TABLE = "enrich_range_rows"
 _RANGE_REFS_TABLE = "link_range_refs"
+_RANGE_MATCHES_TABLE = "link_range_matches"
 
 _RECORD_COLUMNS = ", ".join(
     [
@@ -175,10 +177,13 @@ WHERE r.data_import_id = CAST(:id AS uuid) AND r.row_number BETWEEN :first AND :
 _REF_KEYS = """lower(trim(d.ref)) AS name_key, trim(d.ref) AS external_id,
   split_part(lower(trim(d.ref)), '.', 1) AS hostname_key"""
 
+# The range's refs, one row per (source, ref) with its occurrences: every valid row's refs
+# (a row without an asset still counts its unresolved refs, it only makes no edge).
 _STAGE_RANGE_REFS = f"""
 CREATE TEMPORARY TABLE {_RANGE_REFS_TABLE} ON COMMIT DROP AS
-SELECT DISTINCT r.asset_id AS source_id, {_REF_KEYS}
-{_DECLARED_REFS} AND r.asset_id IS NOT NULL
+SELECT r.asset_id AS source_id, {_REF_KEYS}, count(*) AS n
+{_DECLARED_REFS}
+GROUP BY 1, 2, 3, 4
 """
 
 
@@ -190,29 +195,85 @@ def _target_lookup(alias: str) -> str:
     )
 
 
+# Each ref's targets (a row with a NULL target when none matches), looked up once: the edges
+# and the range's unresolved count both come from it.
+_MATCH_RANGE_REFS = f"""
+CREATE TEMPORARY TABLE {_RANGE_MATCHES_TABLE} ON COMMIT DROP AS
+SELECT x.source_id, x.n, m.id AS target_id FROM {_RANGE_REFS_TABLE} x
+LEFT JOIN LATERAL ({_target_lookup("x")}) AS m ON true
+"""
+
 _LINK_DECLARED = f"""
-WITH edges AS (
-  SELECT DISTINCT x.source_id, m.id AS target_id FROM {_RANGE_REFS_TABLE} x
-  CROSS JOIN LATERAL ({_target_lookup("x")}) AS m
-)
 INSERT INTO asset_dependencies (client_account_id, engagement_id, source_asset_id,
   target_asset_id, dependency_type, confidence, source_import_id, created_by_import_id)
-SELECT CAST(:c AS uuid), CAST(:e AS uuid), source_id, target_id, 'declared', 1.0,
+SELECT DISTINCT CAST(:c AS uuid), CAST(:e AS uuid), source_id, target_id, 'declared', 1.0,
   CAST(:id AS uuid), CAST(:id AS uuid)
-FROM edges WHERE source_id <> target_id
+FROM {_RANGE_MATCHES_TABLE}
+WHERE source_id IS NOT NULL AND target_id IS NOT NULL AND source_id <> target_id
 ORDER BY source_id, target_id
 ON CONFLICT (client_account_id, engagement_id, source_asset_id, target_asset_id, port, protocol)
 DO UPDATE SET source_import_id = EXCLUDED.source_import_id, updated_at = now()
 """
 
+_RANGE_UNRESOLVED = (
+    f"SELECT coalesce(sum(n), 0) FROM {_RANGE_MATCHES_TABLE} WHERE target_id IS NULL"
+)
+
+# The range's outcome, in the range's transaction: one step row per range (its own key, so
+# parallel ranges never touch the same row; a retried range overwrites its own).
+LINK_STEP_PREFIX = "enrichment:link:"
+_RECORD_LINK_STEP = """
+INSERT INTO import_processing_steps (client_account_id, engagement_id, data_import_id, step_key,
+  step_name, agent, status, started_at, finished_at, duration_ms, records_processed, findings)
+VALUES (CAST(:c AS uuid), CAST(:e AS uuid), CAST(:id AS uuid), :key, 'enrichment',
+  'dependency_linker', 'completed', CAST(:started AS timestamptz), clock_timestamp(),
+  CAST(1000 * extract(epoch FROM clock_timestamp() - CAST(:started AS timestamptz)) AS integer),
+  :edges,
+  jsonb_build_object('first_row', CAST(:first AS integer), 'last_row', CAST(:last AS integer),
+    'unresolved', CAST(:unresolved AS bigint)))
+ON CONFLICT (data_import_id, step_key) DO UPDATE SET started_at = EXCLUDED.started_at,
+  finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms,
+  records_processed = EXCLUDED.records_processed, findings = EXCLUDED.findings
+"""
+
 
 async def link_declared_dependencies(conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
-    """Turn each row's `dependencies` list into asset_dependencies between known assets."""
+    """Turn each row's `dependencies` list into asset_dependencies between known assets, and
+    record the range's unresolved refs (the import's total is their sum)."""
+    started = datetime.now(UTC)
     params = scope_params(scope)
     await conn.execute(text("SET LOCAL work_mem = '64MB'"))
     await _fresh_temp(conn, _RANGE_REFS_TABLE, _STAGE_RANGE_REFS, params)
+    await _fresh_temp(conn, _RANGE_MATCHES_TABLE, _MATCH_RANGE_REFS, params)
     result = await conn.execute(text(_LINK_DECLARED), params)
-    return EnrichCounts(dependencies_touched=result.rowcount or 0)
+    edges = result.rowcount or 0
+    unresolved = int(await conn.scalar(text(_RANGE_UNRESOLVED)) or 0)
+    await conn.execute(
+        text(_RECORD_LINK_STEP),
+        {
+            **params,
+            "key": f"{LINK_STEP_PREFIX}{scope.first_row}-{scope.last_row}",
+            "started": started,
+            "edges": edges,
+            "unresolved": unresolved,
+        },
+    )
+    return EnrichCounts(dependencies_touched=edges)
+
+
+# The import's unresolved refs from its link ranges' steps, when they tile its rows exactly
+# (one attempt's ranges; anything else, e.g. ranges of an import linked before these steps
+# existed, or of two attempts with different chunk sizes, falls back to counting).
+_LINKED_UNRESOLVED = f"""
+SELECT coalesce(sum(CAST(s.findings ->> 'unresolved' AS bigint)), 0) AS unresolved,
+  coalesce(sum(CAST(s.findings ->> 'last_row' AS bigint)
+    - CAST(s.findings ->> 'first_row' AS bigint) + 1), 0) AS covered,
+  (SELECT d.total_rows FROM data_imports d WHERE d.id = CAST(:id AS uuid)
+     AND d.client_account_id = CAST(:c AS uuid) AND d.engagement_id = CAST(:e AS uuid)) AS total
+FROM import_processing_steps s
+WHERE s.data_import_id = CAST(:id AS uuid) AND s.client_account_id = CAST(:c AS uuid)
+  AND s.engagement_id = CAST(:e AS uuid) AND s.step_key LIKE '{LINK_STEP_PREFIX}%'
+"""
 
 
 # Unresolved refs of the whole import: the distinct refs (far fewer than their occurrences)
@@ -250,7 +311,11 @@ async def import_totals(conn: AsyncConnection, scope: ImportScope) -> dict[str, 
     """Exact outcome counts derived from the data, so retried chunks never double-count."""
     params = scope_params(scope)
     totals = dict((await conn.execute(text(_IMPORT_TOTALS), params)).mappings().one())
-    totals["dependencies_unresolved"] = int(await conn.scalar(text(_UNRESOLVED), params) or 0)
+    linked = (await conn.execute(text(_LINKED_UNRESOLVED), params)).one()
+    if linked.total is not None and linked.covered == linked.total > 0:
+        totals["dependencies_unresolved"] = int(linked.unresolved)
+    else:
+        totals["dependencies_unresolved"] = int(await conn.scalar(text(_UNRESOLVED), params) or 0)
     return {key: int(value) for key, value in totals.items()}
 
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dataimport import enrichment
+from dataimport import enrichment, inventory
 from dataimport.contracts import ImportRef, RowRange
 from starter.client import ImportService
 from tests.factories import CMDB_HEADERS, TERMINAL_OR_WAITING, cmdb_row, wait_for, write_csv
@@ -107,6 +107,11 @@ async def test_ranges_link_every_reference_form_exactly_and_retries_change_nothi
     unresolved = sum(1 for n in range(1, COUNT + 1) if n % 7 == 0)
     assert totals.dependencies_unresolved == unresolved
     assert (totals.assets_created, totals.dependencies_created) == (COUNT, len(expected))
+    # The sum of the link ranges' counts is what counting the whole import finds.
+    async with engine.connect() as conn:
+        scope = enrichment.import_scope(ref)
+        counted = await conn.scalar(text(inventory._UNRESOLVED), inventory.scope_params(scope))
+    assert counted == unresolved
 
     # Retried ranges (their results lost): every row, edge and figure stays as it was.
     middle = RowRange(first_row=101, last_row=200)
