@@ -297,6 +297,8 @@ async def update_dependency_groups(conn: AsyncConnection, scope: ImportScope) ->
         "id": scope.data_import_id,
     }
     await conn.execute(text(_LOCK), params)
+    # The label updates sort and lock up to every asset of the import: in memory, not on disk.
+    await conn.execute(text("SET LOCAL work_mem = '128MB'"))
     edges = [tuple(row) for row in await conn.execute(text(_IMPORT_EDGES), params)]
     relabel, labels = _merge(edges)
     if relabel:
