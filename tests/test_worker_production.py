@@ -388,8 +388,8 @@ async def test_tracing_records_a_span_per_activity_in_one_trace_per_import(
     names = {span.name for span in spans}
     print("\nspans:", sorted(names))
     assert {
-        "RunActivity:ingest_file",
-        "RunActivity:validate_chunk",
+        "RunActivity:ingest_file",  # validates the CSV's rows as it stages them
+        "RunActivity:finalize_validation",
         "RunActivity:enrich_chunk",
         "RunActivity:link_chunk",
         "RunActivity:record_status",
