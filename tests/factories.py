@@ -8,7 +8,10 @@ import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from dataimport.contracts import ImportStatus
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dataimport.contracts import ImportRef, ImportStatus
 from starter.client import ImportService
 
 CMDB_HEADERS = [
@@ -67,6 +70,32 @@ def write_cmdb(path: Path, count: int, *, with_deps: bool = True) -> Path:
         for n in range(1, count + 1)
     )
     return write_csv(path, CMDB_HEADERS, rows)
+
+
+async def new_import_record(engine: AsyncEngine, category: str = "cmdb_export") -> ImportRef:
+    """A data_imports row of a fresh tenant, for tests that stage rows without a workflow."""
+    ref = ImportRef(
+        data_import_id=uuid.uuid4(),
+        client_account_id=uuid.uuid4(),
+        engagement_id=uuid.uuid4(),
+        category=category,
+    )
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO data_imports (id, client_account_id, engagement_id, import_category, "
+                "filename, file_uri, workflow_id) VALUES (:i, :c, :e, :category, 'f', "
+                "'file:///f', :w)"
+            ),
+            {
+                "i": ref.data_import_id,
+                "c": ref.client_account_id,
+                "e": ref.engagement_id,
+                "category": category,
+                "w": f"test-{ref.data_import_id}",
+            },
+        )
+    return ref
 
 
 async def wait_for(

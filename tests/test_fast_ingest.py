@@ -13,7 +13,6 @@ import csv
 import io
 import json
 import random
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from dataimport.issues import FILE_FIELD_TOO_LARGE, ImportFailure
 from dataimport.readers import fast_csv, open_table
 from dataimport.readers.detect import SAMPLE_SIZE
 from dataimport.readers.fast_csv import PY_WHITESPACE, FastCsvStream, row_json
-from tests.factories import CMDB_HEADERS, cmdb_row, write_cmdb, write_csv
+from tests.factories import CMDB_HEADERS, cmdb_row, new_import_record, write_cmdb, write_csv
 
 Row = tuple[int, Any, Any, bool]
 
@@ -287,30 +286,6 @@ def test_random_files_fast_equals_reference(tmp_path: Path, seed: int) -> None:
 # --- staged through ingest_file, both paths, into raw_import_records ----------------------------
 
 
-async def _new_import(engine: AsyncEngine) -> ImportRef:
-    ref = ImportRef(
-        data_import_id=uuid.uuid4(),
-        client_account_id=uuid.uuid4(),
-        engagement_id=uuid.uuid4(),
-        category="cmdb_export",
-    )
-    async with engine.begin() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO data_imports (id, client_account_id, engagement_id, import_category, "
-                "filename, file_uri, workflow_id) VALUES (:i, :c, :e, 'cmdb_export', 'f', "
-                "'file:///f', :w)"
-            ),
-            {
-                "i": ref.data_import_id,
-                "c": ref.client_account_id,
-                "e": ref.engagement_id,
-                "w": f"test-{ref.data_import_id}",
-            },
-        )
-    return ref
-
-
 async def _staged(engine: AsyncEngine, ref: ImportRef) -> tuple[list[Row], Any, tuple[int, int]]:
     async with engine.connect() as conn:
         rows = (
@@ -337,7 +312,7 @@ async def _staged(engine: AsyncEngine, ref: ImportRef) -> tuple[list[Row], Any, 
 async def _ingest_both(engine: AsyncEngine, path: Path, **kwargs: Any) -> tuple[Any, Any]:
     results = []
     for fast in (True, False):
-        ref = await _new_import(engine)
+        ref = await new_import_record(engine)
         result = await staging.ingest_file(
             engine, ref, path.as_uri(), max_field_size=1_000_000, fast_path=fast, **kwargs
         )
@@ -365,7 +340,7 @@ async def test_ingest_stages_the_corpus_identically(
 
 async def test_ingest_resumes_after_a_crash_mid_file(engine: AsyncEngine, tmp_path: Path) -> None:
     path = write_cmdb(tmp_path / "cmdb.csv", 2_000)
-    ref = await _new_import(engine)
+    ref = await new_import_record(engine)
 
     class Crash(Exception):
         pass
@@ -408,7 +383,7 @@ async def test_field_too_large_fails_alike(engine: AsyncEngine, tmp_path: Path) 
     )
     messages = []
     for fast in (True, False):
-        ref = await _new_import(engine)
+        ref = await new_import_record(engine)
         with pytest.raises(ImportFailure) as caught:
             await staging.ingest_file(
                 engine, ref, path.as_uri(), max_field_size=1_024, fast_path=fast, batch_size=10
@@ -422,7 +397,7 @@ async def test_nul_after_the_sample_fails_alike(engine: AsyncEngine, tmp_path: P
     path = _write(tmp_path, "nul", b"name,os\n" + filler + b"bad\x00host,Linux\n")
     errors = []
     for fast in (True, False):
-        ref = await _new_import(engine)
+        ref = await new_import_record(engine)
         with pytest.raises((asyncpg.PostgresError, ImportFailure)) as caught:
             await staging.ingest_file(
                 engine, ref, path.as_uri(), max_field_size=1_000_000, fast_path=fast

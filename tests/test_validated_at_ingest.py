@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import random
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,37 +21,13 @@ from temporalio.client import Client
 from dataimport import staging, validation
 from dataimport.contracts import ImportRef, ProcessingConfig, RowRange
 from starter.client import ImportService
-from tests.factories import TERMINAL_OR_WAITING, wait_for, write_cmdb
+from tests.factories import TERMINAL_OR_WAITING, new_import_record, wait_for, write_cmdb
 from tests.test_columnar_golden import HEADERS, _rows
 
 RESULTS = """
 SELECT row_number, is_valid, validation_errors::text, normalized_data::text
 FROM raw_import_records WHERE data_import_id = :id ORDER BY row_number
 """
-
-
-async def _new_import(engine: AsyncEngine) -> ImportRef:
-    ref = ImportRef(
-        data_import_id=uuid.uuid4(),
-        client_account_id=uuid.uuid4(),
-        engagement_id=uuid.uuid4(),
-        category="cmdb_export",
-    )
-    async with engine.begin() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO data_imports (id, client_account_id, engagement_id, import_category, "
-                "filename, file_uri, workflow_id) VALUES (:i, :c, :e, 'cmdb_export', 'f', "
-                "'file:///f', :w)"
-            ),
-            {
-                "i": ref.data_import_id,
-                "c": ref.client_account_id,
-                "e": ref.engagement_id,
-                "w": f"test-{ref.data_import_id}",
-            },
-        )
-    return ref
 
 
 async def _results(engine: AsyncEngine, ref: ImportRef) -> list[tuple[Any, ...]]:
@@ -78,7 +53,7 @@ async def test_results_staged_with_the_rows_equal_validation_from_staging(
 ) -> None:
     path = _branchy_csv(tmp_path / "cmdb.csv", 4_000)
     config = ProcessingConfig()
-    ref = await _new_import(engine)
+    ref = await new_import_record(engine)
     result = await staging.ingest_file(
         engine,
         ref,
@@ -105,7 +80,7 @@ async def test_a_resumed_ingest_that_did_not_validate_says_so(
     engine: AsyncEngine, tmp_path: Path
 ) -> None:
     path = write_cmdb(tmp_path / "cmdb.csv", 3_000)
-    ref = await _new_import(engine)
+    ref = await new_import_record(engine)
 
     class Crash(Exception):
         pass
@@ -130,7 +105,7 @@ async def test_no_mapped_column_stages_without_validating(
 ) -> None:
     path = tmp_path / "odd.csv"
     path.write_text("Label,Address\nx,10.0.0.1\n", encoding="utf-8")
-    ref = await _new_import(engine)
+    ref = await new_import_record(engine)
     result = await staging.ingest_file(
         engine, ref, path.as_uri(), max_field_size=1_000_000, validate_with=ProcessingConfig()
     )
