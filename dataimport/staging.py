@@ -193,7 +193,9 @@ async def _stage(
 
     pending: asyncio.Future[_Batch] = asyncio.ensure_future(asyncio.to_thread(produce))
     try:
-        while (batch := await pending) is not _end:
+        # Shielded: a cancelled activity must not mark the thread's future done while the
+        # thread still runs the generator (the wait below would then not wait for it).
+        while (batch := await asyncio.shield(pending)) is not _end:
             pending = asyncio.ensure_future(asyncio.to_thread(produce))
             await _copy_batch(engine, batch)
             on_progress(batch.last_row)
