@@ -124,5 +124,5 @@ TERMINAL_OR_WAITING = (
 )
 
 
-# shared/ lies beside the project checkout (here and in CI's fresh clone alike).
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+# Real exports written by others, kept in the repository with their licence (tests/data).
+REALDATA = Path(__file__).resolve().parent / "data" / "realdata"
