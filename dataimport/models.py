@@ -259,7 +259,6 @@ class Asset(TenantMixin, TimestampMixin, Base):
                 ("ix_assets_tenant_ip", "ip_address"),
                 ("ix_assets_tenant_hostname", "hostname_key"),
                 ("ix_assets_tenant_vm_uuid", "vm_uuid"),
-                ("ix_assets_tenant_dependency_group", "dependency_group"),
             )
         ),
         # An import's totals and group updates find what it wrote.
@@ -312,14 +311,32 @@ class Asset(TenantMixin, TimestampMixin, Base):
     rightsizing: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # sensitive data held on the asset (data stores, tables, categories)
     data_stores: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
-    # connected component of the dependency graph: a move-group candidate
-    dependency_group: Mapped[str | None] = mapped_column(Text)
     custom_attributes: Mapped[dict[str, Any]] = mapped_column(
         JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )
     quality_score: Mapped[float | None] = mapped_column(Float)
     source_import_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_by_import_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+
+
+class DependencyGroupMember(TenantMixin, Base):
+    """An asset's connected component of the dependency graph (a move-group candidate).
+
+    A table of its own, not a column of `assets`: labelling every asset of a large import
+    then writes narrow rows with two indexes instead of rewriting wide asset rows with ten.
+    """
+
+    __tablename__ = "dependency_group_members"
+    __table_args__ = (
+        Index(
+            "ix_dependency_group_members_group", "client_account_id", "engagement_id", "group_id"
+        ),
+    )
+
+    asset_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_id: Mapped[str] = mapped_column(Text, nullable=False)  # "G-" + smallest member id
 
 
 class AssetDependency(TenantMixin, TimestampMixin, Base):

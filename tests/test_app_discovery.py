@@ -25,13 +25,12 @@ from dataimport.categories.app_discovery import (
 from dataimport.categories.base import RowOutcome, map_headers
 from dataimport.contracts import ImportStatus
 from dataimport.dependency_groups import (
-    UnionFind,
     list_dependency_groups,
     refresh_dependency_groups,
 )
 from dataimport.issues import Code
 from starter.client import ImportService
-from tests.factories import REALDATA, TERMINAL_OR_WAITING, wait_for, write_csv
+from tests.factories import ASSET_GROUP, REALDATA, TERMINAL_OR_WAITING, wait_for, write_csv
 
 AZURE_SAMPLE = REALDATA / "azure-migrate-dependency-export-sample.csv"
 AZURE_HEADERS = [
@@ -352,16 +351,6 @@ def test_agent_skips_rows_the_category_rejected() -> None:
     assert examine(RowOutcome(normalized={"source": None, "dependency": {}})) == []
 
 
-# --- union-find --------------------------------------------------------------------------
-
-
-def test_union_find_roots_are_the_smallest_member() -> None:
-    sets = UnionFind()
-    for pair in ["53", "39", "78", "95", "18", "99"]:
-        sets.union(pair[0], pair[1])
-    assert sets.groups() == {"3": "3", "5": "3", "9": "3", "1": "1", "7": "1", "8": "1"}
-
-
 # --- through the real workflow -----------------------------------------------------------
 
 
@@ -392,7 +381,7 @@ async def assets(engine: AsyncEngine, service: ImportService) -> dict[str, Mappi
     async with engine.connect() as conn:
         rows = await conn.execute(
             text(
-                "SELECT name, ip_address, asset_type, dependency_group FROM assets "
+                f"SELECT name, ip_address, asset_type, {ASSET_GROUP} FROM assets "
                 "WHERE client_account_id = :c AND engagement_id = :e"
             ),
             service.tenant.params(),
@@ -645,8 +634,12 @@ async def test_groups_refresh_is_idempotent_and_clears_isolated_assets(
                 {"c": c, "e": e, "s": ids[source], "t": ids[target]},
             )
         await conn.execute(
-            text("UPDATE assets SET dependency_group = 'G-stale' WHERE id = :id"),
-            {"id": ids["lonely"]},
+            text(
+                "INSERT INTO dependency_group_members "
+                "(asset_id, group_id, client_account_id, engagement_id) "
+                "VALUES (:id, 'G-stale', :c, :e)"
+            ),
+            {"id": ids["lonely"], "c": c, "e": e},
         )
         summary = await refresh_dependency_groups(conn, c, e)
         assert summary == {
@@ -664,7 +657,7 @@ async def test_groups_refresh_is_idempotent_and_clears_isolated_assets(
             (
                 await conn.execute(
                     text(
-                        "SELECT name, dependency_group FROM assets "
+                        f"SELECT name, {ASSET_GROUP} FROM assets "
                         "WHERE client_account_id = :c AND engagement_id = :e"
                     ),
                     {"c": c, "e": e},

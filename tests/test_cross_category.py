@@ -12,7 +12,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from starter.client import ImportService
-from tests.factories import CMDB_HEADERS, TERMINAL_OR_WAITING, cmdb_row, wait_for, write_csv
+from tests.factories import (
+    ASSET_GROUP,
+    CMDB_HEADERS,
+    TERMINAL_OR_WAITING,
+    cmdb_row,
+    wait_for,
+    write_csv,
+)
 from tests.test_app_discovery import AZURE_HEADERS
 from tests.test_infrastructure import RVTOOLS_HEADERS, rvtools_row
 from tests.test_sensitive_data import HEADERS as STORE_HEADERS
@@ -40,7 +47,8 @@ async def assets_by_host(engine: AsyncEngine, service: ImportService) -> dict[st
     async with engine.connect() as conn:
         rows = await conn.execute(
             text(
-                "SELECT * FROM assets WHERE client_account_id = :c AND engagement_id = :e "
+                f"SELECT *, {ASSET_GROUP} FROM assets "
+                "WHERE client_account_id = :c AND engagement_id = :e "
                 "ORDER BY name"
             ),
             service.tenant.params(),

@@ -7,15 +7,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport import enrichment, inventory
 from dataimport.contracts import ImportRef, RowRange
-from dataimport.dependency_groups import _merge, refresh_dependency_groups
+from dataimport.dependency_groups import merge, refresh_dependency_groups
 from starter.client import ImportService
-from tests.factories import TERMINAL_OR_WAITING, wait_for, write_csv
+from tests.factories import ASSET_GROUP, TERMINAL_OR_WAITING, wait_for, write_csv
 
 HEADERS = ["Source", "Source IP", "Destination", "Destination IP", "Port", "Connections"]
 HEADERS += ["First Seen", "Last Seen"]
@@ -157,14 +158,18 @@ async def test_stores_of_one_host_across_ranges_make_one_asset(
 
 
 def test_merge_joins_groups_under_the_smallest_id() -> None:
-    edges: list[tuple[str, str | None, str, str | None]] = [
-        ("5", "G-3", "9", "G-7"),  # two groups merge: 3 is the smaller root
-        ("1", None, "4", None),  # a new component of two new assets
-        ("8", None, "9", "G-7"),  # a new asset joins a merged group
-    ]
-    relabel, labels = _merge(edges)
-    assert relabel == {"G-7": "G-3"}
-    assert labels == {"1": "G-1", "4": "G-1", "8": "G-3"}
+    edges = pl.DataFrame(
+        [
+            ("5", "G-3", "9", "G-7"),  # two groups merge: 3 is the smaller root
+            ("1", None, "4", None),  # a new component of two new assets
+            ("8", None, "9", "G-7"),  # a new asset joins a merged group
+        ],
+        schema=["source", "source_group", "target", "target_group"],
+        orient="row",
+    )
+    relabel, labels = merge(edges)
+    assert dict(relabel.iter_rows()) == {"G-7": "G-3"}
+    assert dict(labels.iter_rows()) == {"1": "G-1", "4": "G-1", "8": "G-3"}
 
 
 @pytest.mark.usefixtures("worker")
@@ -180,7 +185,7 @@ async def test_incremental_groups_match_a_full_refresh(
         assert status.status == "completed"
     assert status.dependency_groups == 2
     query = text(
-        "SELECT name, dependency_group FROM assets "
+        f"SELECT name, {ASSET_GROUP} FROM assets "
         "WHERE client_account_id = :c AND engagement_id = :e ORDER BY name"
     )
     async with engine.connect() as conn:

@@ -14,7 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dataimport import enrichment, inventory
 from dataimport.contracts import ImportRef, RowRange
 from starter.client import ImportService
-from tests.factories import CMDB_HEADERS, TERMINAL_OR_WAITING, cmdb_row, wait_for, write_csv
+from tests.factories import (
+    ASSET_GROUP,
+    CMDB_HEADERS,
+    TERMINAL_OR_WAITING,
+    cmdb_row,
+    wait_for,
+    write_csv,
+)
 
 COUNT = 300
 CONFIG = {"chunk_size": 100, "max_parallel_chunks": 3}
@@ -55,8 +62,9 @@ async def _inventory(engine: AsyncEngine, service: ImportService) -> dict[str, A
         assets = (
             await conn.execute(
                 text(
-                    "SELECT name, external_id, owner, location, cpu_cores, dependency_group, "
-                    "updated_at FROM assets WHERE client_account_id = :c AND engagement_id = :e "
+                    "SELECT name, external_id, owner, location, cpu_cores, "
+                    f"{ASSET_GROUP}, updated_at FROM assets "
+                    "WHERE client_account_id = :c AND engagement_id = :e "
                     "ORDER BY name"
                 ),
                 params,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ TABLES = {
     "import_processing_steps",
     "assets",
     "asset_dependencies",
+    "dependency_group_members",
 }
 
 
@@ -110,3 +112,37 @@ def test_models_and_revisions_describe_the_same_schema(scratch_url: str) -> None
             await engine.dispose()
 
     assert asyncio.run(diff()) == []
+
+
+def test_dependency_groups_move_to_their_table_and_back(scratch_url: str) -> None:
+    """0005 carries every asset's group into dependency_group_members; its downgrade puts them
+    back on the assets."""
+    downgrade(scratch_url, "0004_inventory_import_indexes")
+    asset, c, e = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+
+    async def run(sql: str, *args: object) -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(scratch_url)
+        try:
+            return await conn.fetch(sql, *args)
+        finally:
+            await conn.close()
+
+    asyncio.run(
+        run(
+            "INSERT INTO assets (id, client_account_id, engagement_id, name, name_key, "
+            "dependency_group) VALUES ($1, $2, $3, 'a', 'a', 'G-x')",
+            asset,
+            c,
+            e,
+        )
+    )
+    upgrade(scratch_url)
+    moved = asyncio.run(
+        run("SELECT asset_id, group_id, client_account_id FROM dependency_group_members")
+    )
+    assert [tuple(row) for row in moved] == [(asset, "G-x", c)]
+    downgrade(scratch_url, "0004_inventory_import_indexes")
+    back = asyncio.run(run("SELECT dependency_group FROM assets WHERE id = $1", asset))
+    assert [row[0] for row in back] == ["G-x"]
+    asyncio.run(run("DELETE FROM assets WHERE id = $1", asset))
+    upgrade(scratch_url)

@@ -75,7 +75,12 @@ async def _rows(engine: AsyncEngine, sql: str, params: dict[str, Any]) -> list[A
 
 # ----- assets -------------------------------------------------------------------------------
 
-_ASSET_COLUMNS = ", ".join(AssetOut.model_fields)
+# An asset's group lives in dependency_group_members (one narrow row per grouped asset).
+_ASSET_COLUMNS = ", ".join(
+    "g.group_id AS dependency_group" if name == "dependency_group" else f"a.{name}"
+    for name in AssetOut.model_fields
+)
+_ASSETS = "assets a LEFT JOIN dependency_group_members g ON g.asset_id = a.id"
 
 
 @dataclass
@@ -88,14 +93,16 @@ class AssetFilter:
 
 
 def _asset_query(tenant: Tenant, filters: AssetFilter) -> Query:
-    query = tenant_query(tenant)
-    for column in ("asset_type", "environment", "dependency_group", "source_import_id"):
+    query = tenant_query(tenant, "a")
+    for column in ("asset_type", "environment", "source_import_id"):
         value = getattr(filters, column)
         if value is not None:
-            query.add(f"{column} = :{column}", **{column: value})
+            query.add(f"a.{column} = :{column}", **{column: value})
+    if filters.dependency_group is not None:
+        query.add("g.group_id = :dependency_group", dependency_group=filters.dependency_group)
     if filters.search:
         query.add(
-            "(name ILIKE :q OR hostname ILIKE :q OR fqdn ILIKE :q OR ip_address ILIKE :q)",
+            "(a.name ILIKE :q OR a.hostname ILIKE :q OR a.fqdn ILIKE :q OR a.ip_address ILIKE :q)",
             q=like(filters.search),
         )
     return query
@@ -107,11 +114,11 @@ async def list_assets(
     """Assets by name (name_key is unique per tenant, so it is the keyset)."""
     query = _asset_query(tenant, filters)
     if cursor:
-        query.add("name_key > :after", after=decode_cursor(cursor, 1)[0])
+        query.add("a.name_key > :after", after=decode_cursor(cursor, 1)[0])
     rows = await _rows(
         engine,
-        f"SELECT {_ASSET_COLUMNS}, name_key FROM assets WHERE {query.where} "
-        "ORDER BY name_key LIMIT :n",
+        f"SELECT {_ASSET_COLUMNS}, a.name_key FROM {_ASSETS} WHERE {query.where} "
+        "ORDER BY a.name_key LIMIT :n",
         {**query.params, "n": limit + 1},
     )
     page = rows[:limit]

@@ -1,0 +1,65 @@
+"""Dependency groups move from `assets.dependency_group` to a table of their own.
+
+Labelling the assets of a 100,000-row import rewrote 100,000 wide asset rows and every one
+of their ten index entries (non-HOT updates: the column was indexed): 4.6 s of an 8.8 s
+group update. A narrow (asset, group) table with two indexes takes the same labels in a
+fraction of that, and nothing else writes it.
+
+Revision ID: 0005_dependency_group_members
+Revises: 0004_inventory_import_indexes
+Create Date: 2026-12-01 13:00:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0005_dependency_group_members"
+down_revision: str | None = "0004_inventory_import_indexes"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+TABLE = "dependency_group_members"
+TENANT = ["client_account_id", "engagement_id"]
+OLD_INDEX = "ix_assets_tenant_dependency_group"
+
+
+def upgrade() -> None:
+    op.create_table(
+        TABLE,
+        sa.Column("asset_id", sa.UUID(), nullable=False),
+        sa.Column("group_id", sa.Text(), nullable=False),
+        sa.Column("client_account_id", sa.UUID(), nullable=False),
+        sa.Column("engagement_id", sa.UUID(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["asset_id"],
+            ["assets.id"],
+            name=op.f("fk_dependency_group_members_asset_id_assets"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("asset_id", name=op.f("pk_dependency_group_members")),
+    )
+    op.create_index("ix_dependency_group_members_group", TABLE, [*TENANT, "group_id"])
+    op.execute(
+        f"INSERT INTO {TABLE} (asset_id, group_id, client_account_id, engagement_id) "
+        "SELECT id, dependency_group, client_account_id, engagement_id FROM assets "
+        "WHERE dependency_group IS NOT NULL"
+    )
+    op.drop_index(OLD_INDEX, table_name="assets")
+    op.drop_column("assets", "dependency_group")
+
+
+def downgrade() -> None:
+    op.add_column("assets", sa.Column("dependency_group", sa.Text(), nullable=True))
+    op.execute(
+        f"UPDATE assets a SET dependency_group = g.group_id FROM {TABLE} g WHERE g.asset_id = a.id"
+    )
+    op.create_index(
+        OLD_INDEX,
+        "assets",
+        [*TENANT, "dependency_group"],
+        postgresql_where=sa.text("dependency_group IS NOT NULL"),
+    )
+    op.drop_index("ix_dependency_group_members_group", table_name=TABLE)
+    op.drop_table(TABLE)
