@@ -118,14 +118,12 @@ FROM merged_group_labels v
 WHERE {_tenant("m")} AND m.group_id = v.old
 """
 
-# Assets that were in no group join theirs.
+# Assets that were in no group join theirs. A plain INSERT: they had no row when the edges
+# were read, and every writer of the table holds the tenant's lock.
 _LABEL_ASSETS = f"""
 INSERT INTO {MEMBERS} (asset_id, group_id, client_account_id, engagement_id)
 SELECT v.asset_id, v.group_id, CAST(:c AS uuid), CAST(:e AS uuid)
 FROM new_group_labels v
-ORDER BY v.asset_id
-ON CONFLICT (asset_id) DO UPDATE SET group_id = EXCLUDED.group_id
-WHERE {MEMBERS}.group_id IS DISTINCT FROM EXCLUDED.group_id
 """
 
 _GROUP_SIZES = f"""
