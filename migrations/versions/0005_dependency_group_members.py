@@ -1,9 +1,15 @@
-"""Dependency groups move from `assets.dependency_group` to a table of their own.
+"""Inventory writes without per-row work they do not need.
 
-Labelling the assets of a 100,000-row import rewrote 100,000 wide asset rows and every one
-of their ten index entries (non-HOT updates: the column was indexed): 4.6 s of an 8.8 s
-group update. A narrow (asset, group) table with two indexes takes the same labels in a
-fraction of that, and nothing else writes it.
+Dependency groups move from `assets.dependency_group` to a table of their own: labelling the
+assets of a 100,000-row import rewrote 100,000 wide asset rows and every one of their ten
+index entries (non-HOT updates: the column was indexed), 4.6 s of an 8.8 s group update. A
+narrow (asset, group) table with two indexes takes the same labels in a fraction of that.
+
+The foreign keys from dependency ends to assets go: each inserted edge ran two per-row key
+checks that lock (and WAL-log) the asset rows, half of the link time at 1M rows (1.96 s of a
+25,000-row range against 0.99 s without; 174 MB of WAL against 76 MB), and 17 of 28 s of
+labelling 1M group members. Edges and members are only written from joins with the tenant's
+assets, and nothing deletes assets.
 
 Revision ID: 0005_dependency_group_members
 Revises: 0004_inventory_import_indexes
@@ -23,6 +29,10 @@ depends_on: str | Sequence[str] | None = None
 TABLE = "dependency_group_members"
 TENANT = ["client_account_id", "engagement_id"]
 OLD_INDEX = "ix_assets_tenant_dependency_group"
+EDGE_KEYS = {
+    "fk_asset_dependencies_source_asset_id_assets": "source_asset_id",
+    "fk_asset_dependencies_target_asset_id_assets": "target_asset_id",
+}
 
 
 def upgrade() -> None:
@@ -32,12 +42,6 @@ def upgrade() -> None:
         sa.Column("group_id", sa.Text(), nullable=False),
         sa.Column("client_account_id", sa.UUID(), nullable=False),
         sa.Column("engagement_id", sa.UUID(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["asset_id"],
-            ["assets.id"],
-            name=op.f("fk_dependency_group_members_asset_id_assets"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("asset_id", name=op.f("pk_dependency_group_members")),
     )
     op.create_index("ix_dependency_group_members_group", TABLE, [*TENANT, "group_id"])
@@ -48,9 +52,15 @@ def upgrade() -> None:
     )
     op.drop_index(OLD_INDEX, table_name="assets")
     op.drop_column("assets", "dependency_group")
+    for name in EDGE_KEYS:
+        op.drop_constraint(name, "asset_dependencies", type_="foreignkey")
 
 
 def downgrade() -> None:
+    for name, column in EDGE_KEYS.items():
+        op.create_foreign_key(
+            name, "asset_dependencies", "assets", [column], ["id"], ondelete="CASCADE"
+        )
     op.add_column("assets", sa.Column("dependency_group", sa.Text(), nullable=True))
     op.execute(
         f"UPDATE assets a SET dependency_group = g.group_id FROM {TABLE} g WHERE g.asset_id = a.id"
