@@ -314,7 +314,13 @@ async def _ingest_both(engine: AsyncEngine, path: Path, **kwargs: Any) -> tuple[
     for fast in (True, False):
         ref = await new_import_record(engine)
         result = await staging.ingest_file(
-            engine, ref, path.as_uri(), max_field_size=1_000_000, fast_path=fast, **kwargs
+            engine,
+            ref,
+            path.as_uri(),
+            storage_root=path.parent,
+            max_field_size=1_000_000,
+            fast_path=fast,
+            **kwargs,
         )
         results.append((result, *await _staged(engine, ref)))
     return results[0], results[1]
@@ -354,6 +360,7 @@ async def test_ingest_resumes_after_a_crash_mid_file(engine: AsyncEngine, tmp_pa
             engine,
             ref,
             path.as_uri(),
+            storage_root=path.parent,
             max_field_size=1_000_000,
             batch_size=100,
             on_progress=crash_after_three_batches,
@@ -366,6 +373,7 @@ async def test_ingest_resumes_after_a_crash_mid_file(engine: AsyncEngine, tmp_pa
         engine,
         ref,
         path.as_uri(),
+        storage_root=path.parent,
         max_field_size=1_000_000,
         batch_size=100,
         on_progress=progress.append,
@@ -386,7 +394,13 @@ async def test_field_too_large_fails_alike(engine: AsyncEngine, tmp_path: Path) 
         ref = await new_import_record(engine)
         with pytest.raises(ImportFailure) as caught:
             await staging.ingest_file(
-                engine, ref, path.as_uri(), max_field_size=1_024, fast_path=fast, batch_size=10
+                engine,
+                ref,
+                path.as_uri(),
+                storage_root=path.parent,
+                max_field_size=1_024,
+                fast_path=fast,
+                batch_size=10,
             )
         messages.append((caught.value.code, caught.value.message))
     assert messages[0] == messages[1] and messages[0][0] == FILE_FIELD_TOO_LARGE
@@ -400,7 +414,12 @@ async def test_nul_after_the_sample_fails_alike(engine: AsyncEngine, tmp_path: P
         ref = await new_import_record(engine)
         with pytest.raises((asyncpg.PostgresError, ImportFailure)) as caught:
             await staging.ingest_file(
-                engine, ref, path.as_uri(), max_field_size=1_000_000, fast_path=fast
+                engine,
+                ref,
+                path.as_uri(),
+                storage_root=path.parent,
+                max_field_size=1_000_000,
+                fast_path=fast,
             )
         errors.append((type(caught.value), str(caught.value)))
     assert errors[0] == errors[1]

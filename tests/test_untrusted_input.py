@@ -1,0 +1,210 @@
+"""Workers trust no workflow input, and no file can take a worker down (issue 9, DESIGN §11).
+
+Workflows here are started the way an attacker would: by hand, with the stock `temporal` CLI,
+a made-up tenant and a hostile file URI or another tenant's import id. Each ends with a
+classified error, stages nothing, and the worker goes on to complete a good import after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from dataimport import embedded
+from dataimport.contracts import workflow_id_for
+from dataimport.issues import IMPORT_ID_TAKEN, OUTSIDE_STORAGE, ImportFailure
+from dataimport.settings import Settings
+from dataimport.storage import local_path
+from starter.client import ImportService
+from tests.conftest import TASK_QUEUE
+from tests.factories import wait_for, write_cmdb
+
+# ----- helpers ------------------------------------------------------------------------------
+
+
+def temporal_cli_start(address: str, workflow_id: str, request: dict[str, Any]) -> None:
+    """Start a DataImportWorkflow with the stock `temporal` CLI, as anyone reaching the
+    frontend can (Temporal in compose has no authorisation)."""
+    subprocess.run(
+        [
+            str(embedded.temporal_binary()),
+            "workflow",
+            "start",
+            "--address",
+            address,
+            "--task-queue",
+            TASK_QUEUE,
+            "--type",
+            "DataImportWorkflow",
+            "--workflow-id",
+            workflow_id,
+            "--input",
+            json.dumps(request),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "TEMPORAL_CLI_SHOW_STACKS": "0"},
+    )
+
+
+def hand_made_request(file_uri: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "data_import_id": str(uuid.uuid4()),
+        "client_account_id": str(uuid.uuid4()),
+        "engagement_id": str(uuid.uuid4()),
+        "category": "cmdb_export",
+        "file_uri": file_uri,
+        "filename": "servers.csv",
+        **overrides,
+    }
+
+
+async def staged_rows(engine: AsyncEngine, data_import_id: uuid.UUID | str) -> int:
+    async with engine.connect() as conn:
+        count = await conn.scalar(
+            text("SELECT count(*) FROM raw_import_records WHERE data_import_id = :id"),
+            {"id": data_import_id},
+        )
+    return int(count or 0)
+
+
+async def import_row(engine: AsyncEngine, data_import_id: uuid.UUID | str) -> dict[str, Any]:
+    async with engine.connect() as conn:
+        found = await conn.execute(
+            text(
+                "SELECT status, error_code, error_message, client_account_id, file_uri "
+                "FROM data_imports WHERE id = :id"
+            ),
+            {"id": data_import_id},
+        )
+        row = found.mappings().first()
+    return dict(row) if row else {}
+
+
+async def wait_for_row(
+    engine: AsyncEngine, data_import_id: str, status: str, attempts: int = 300
+) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for _ in range(attempts):
+        row = await import_row(engine, data_import_id)
+        if row.get("status") == status:
+            return row
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"import {data_import_id} never reached {status}; last: {row}")
+
+
+async def a_good_import_completes(service: ImportService, tmp_path: Path) -> None:
+    """The worker is alive and well: an honest import still completes after the attack."""
+    started = await service.start_import(write_cmdb(tmp_path / "good.csv", 3), "cmdb_export")
+    done = await wait_for(service, started.data_import_id, ["completed"])
+    assert (done.total_rows, done.valid_rows) == (3, 3)
+
+
+# ----- item 1: a file URI must resolve inside the storage root ------------------------------
+
+
+def test_local_path_refuses_anything_outside_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "uploads"
+    root.mkdir()
+    inside = root / "a.upload"
+    inside.write_text("name\nSRV-1\n")
+    outside = tmp_path / "secret.txt"
+    outside.write_text("TOP-SECRET-CONTENT")
+    (root / "link.upload").symlink_to(outside)
+    (root / "dirlink").symlink_to(tmp_path)
+
+    assert local_path(inside.as_uri(), root) == inside.resolve()
+    hostile = [
+        "file:///etc/passwd",
+        outside.as_uri(),
+        f"file://{root}/../secret.txt",  # dot-dot out of the root
+        (root / "link.upload").as_uri(),  # a symlink inside pointing outside
+        (root / "dirlink" / "secret.txt").as_uri(),  # through a symlinked folder
+        f"file://{tmp_path}/uploads-evil/a.upload",  # a sibling sharing the root's prefix
+        f"file://otherhost{inside}",  # a remote host is never local storage
+        "file:etc/passwd",  # a relative path
+    ]
+    for uri in hostile:
+        with pytest.raises(ImportFailure) as refused:
+            local_path(uri, root)
+        assert refused.value.code == OUTSIDE_STORAGE.code, uri
+        assert "TOP-SECRET" not in refused.value.message
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_workflow_started_by_hand_for_etc_passwd_stages_nothing(
+    engine: AsyncEngine,
+    temporal_address: str,
+    client: Client,
+    service: ImportService,
+    tmp_path: Path,
+) -> None:
+    request = hand_made_request("file:///etc/passwd")
+    workflow_id = workflow_id_for(uuid.UUID(request["data_import_id"]))
+    temporal_cli_start(temporal_address, workflow_id, request)
+
+    row = await wait_for_row(engine, request["data_import_id"], "needs_attention")
+    assert row["error_code"] == OUTSIDE_STORAGE.code
+    assert "storage area" in row["error_message"]
+    assert await staged_rows(engine, request["data_import_id"]) == 0
+
+    handle = client.get_workflow_handle(workflow_id)
+    await handle.signal("fail", {"reason": "hostile input"})
+    await handle.result()
+    assert (await import_row(engine, request["data_import_id"]))["status"] == "failed"
+    assert await staged_rows(engine, request["data_import_id"]) == 0
+    await a_good_import_completes(service, tmp_path)
+
+
+# ----- item 2: register_import refuses another tenant's import id ---------------------------
+
+
+@pytest.mark.usefixtures("worker")
+async def test_another_tenants_import_id_is_refused_and_nothing_is_staged_under_it(
+    engine: AsyncEngine,
+    temporal_address: str,
+    client: Client,
+    service: ImportService,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    victim = await service.start_import(write_cmdb(tmp_path / "victim.csv", 3), "cmdb_export")
+    await wait_for(service, victim.data_import_id, ["completed"])
+    victim_rows = await staged_rows(engine, victim.data_import_id)
+    before = await import_row(engine, victim.data_import_id)
+
+    # The attacker's own file even lies in storage: only the tenant check stops it.
+    planted = settings.uploads_dir / f"{uuid.uuid4()}.upload"
+    write_cmdb(planted, 5)
+    request = hand_made_request(
+        planted.as_uri(), data_import_id=str(victim.data_import_id), filename="x.csv"
+    )
+    stranger_workflow = f"stranger-{uuid.uuid4()}"
+    temporal_cli_start(temporal_address, stranger_workflow, request)
+
+    handle = client.get_workflow_handle(stranger_workflow)
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    activity_error = failed.value.cause
+    assert isinstance(activity_error, ActivityError)
+    cause = activity_error.cause
+    assert isinstance(cause, ApplicationError)
+    assert (cause.type, cause.non_retryable) == (IMPORT_ID_TAKEN.code, True)
+    assert str(victim.data_import_id) in cause.message
+    assert (await handle.describe()).status == WorkflowExecutionStatus.FAILED
+
+    assert await staged_rows(engine, victim.data_import_id) == victim_rows
+    assert await import_row(engine, victim.data_import_id) == before
+    await a_good_import_completes(service, tmp_path)
