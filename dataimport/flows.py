@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dataimport import pii
-from dataimport.categories import get_category
+from dataimport.categories import REGISTRY, get_category
 from dataimport.contracts import (
     TERMINAL_STATUSES,
     FlowIds,
@@ -18,7 +18,7 @@ from dataimport.contracts import (
     ImportRequest,
     StatusUpdate,
 )
-from dataimport.issues import IMPORT_ID_TAKEN
+from dataimport.issues import IMPORT_ID_TAKEN, UNKNOWN_CATEGORY
 
 _FLOW_NAMESPACE = uuid.UUID("6f1c8a52-3c1e-4c55-9a49-8f0f3d3a9b10")
 SAMPLE_SIZE = 2
@@ -41,8 +41,12 @@ async def register_import(engine: AsyncEngine, request: ImportRequest, workflow_
 
     The request is workflow input, which anyone who can start a workflow writes: an import id
     that already exists for another tenant is refused (IMPORT_ID_TAKEN), so nothing is ever
-    staged, validated or enriched under someone else's import.
+    staged, validated or enriched under someone else's import. So is an unknown category.
     """
+    if request.category not in REGISTRY:
+        raise UNKNOWN_CATEGORY.failure(
+            category=request.category[:64], known=", ".join(sorted(REGISTRY))
+        )
     async with engine.begin() as conn:
         inserted = await conn.execute(
             text(

@@ -147,6 +147,11 @@ IMPORT_ID_TAKEN = _define(
     "The import id {data_import_id} is already registered and does not belong to this tenant; "
     "start the import with a new id.",
 )
+UNKNOWN_CATEGORY = _define(
+    "unknown-category",
+    "Unknown import category",
+    "{category!r} is not an import category (known: {known}).",
+)
 # Parsers that cannot take the worker down: each cap is named in the message.
 TOO_MANY_COLUMNS = _define(
     "too-many-columns",

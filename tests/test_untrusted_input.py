@@ -8,27 +8,43 @@ classified error, stages nothing, and the worker goes on to complete a good impo
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from dataimport import embedded
-from dataimport.contracts import workflow_id_for
-from dataimport.issues import IMPORT_ID_TAKEN, OUTSIDE_STORAGE, ImportFailure
+from dataimport.api.app import create_app
+from dataimport.contracts import (
+    MAX_ATTENTION_TIMEOUT_SECONDS,
+    MAX_FIELD_SIZE,
+    MAX_MAPPED_COLUMNS,
+    ProcessingConfig,
+    workflow_id_for,
+)
+from dataimport.imports import Tenant
+from dataimport.issues import FILE_FIELD_TOO_LARGE, IMPORT_ID_TAKEN, OUTSIDE_STORAGE, ImportFailure
+from dataimport.readers import open_table
 from dataimport.settings import Settings
 from dataimport.storage import local_path
 from starter.client import ImportService
 from tests.conftest import TASK_QUEUE
 from tests.factories import wait_for, write_cmdb
+from tests.test_api import headers_of
+
+CLI = Path(sys.executable).parent / "dataimport"
 
 # ----- helpers ------------------------------------------------------------------------------
 
@@ -103,6 +119,17 @@ async def wait_for_row(
             return row
         await asyncio.sleep(0.2)
     raise AssertionError(f"import {data_import_id} never reached {status}; last: {row}")
+
+
+def refusal(path: Path, **options: Any) -> ImportFailure:
+    """The classified failure of reading the whole file (open and every row)."""
+    try:
+        with open_table(path, **options) as table:
+            for _row in table.rows():
+                pass
+    except ImportFailure as failure:
+        return failure
+    raise AssertionError(f"{path.name} was read without a failure")
 
 
 async def a_good_import_completes(service: ImportService, tmp_path: Path) -> None:
@@ -208,3 +235,106 @@ async def test_another_tenants_import_id_is_refused_and_nothing_is_staged_under_
     assert await staged_rows(engine, victim.data_import_id) == victim_rows
     assert await import_row(engine, victim.data_import_id) == before
     await a_good_import_completes(service, tmp_path)
+
+
+# ----- item 3: every config value has bounds; field size is per reader ----------------------
+
+OUT_OF_BOUNDS = {
+    "attention_timeout_seconds": MAX_ATTENTION_TIMEOUT_SECONDS + 1,
+    "max_field_size": MAX_FIELD_SIZE + 1,
+    "column_mapping": {f"h{n}": "name" for n in range(MAX_MAPPED_COLUMNS + 1)},
+}
+
+
+def test_the_model_refuses_config_values_beyond_their_bounds() -> None:
+    at_bounds = ProcessingConfig(
+        attention_timeout_seconds=MAX_ATTENTION_TIMEOUT_SECONDS, max_field_size=MAX_FIELD_SIZE
+    )
+    assert at_bounds.attention_timeout_seconds == 90 * 24 * 3600
+    assert at_bounds.max_field_size == 16 * 1024 * 1024
+    for name, value in {**OUT_OF_BOUNDS, "attention_timeout_seconds": 1e15}.items():
+        with pytest.raises(ValidationError) as refused:
+            ProcessingConfig.model_validate({name: value})
+        assert refused.value.errors()[0]["loc"] == (name,)
+    with pytest.raises(ValidationError, match="at most 1024 characters"):
+        ProcessingConfig(column_mapping={"x" * 2000: "name"})
+
+
+async def test_the_cli_answers_an_out_of_bounds_config_with_a_usage_error(
+    settings: Settings, tenant: Tenant, tmp_path: Path
+) -> None:
+    path = write_cmdb(tmp_path / "c.csv", 2)
+    env = {
+        **os.environ,
+        "DATABASE_URL": str(settings.database_url),
+        "TEMPORAL_ADDRESS": str(settings.temporal_address),
+        "DATAIMPORT_TASK_QUEUE": settings.task_queue,
+        "DATAIMPORT_STORAGE_DIR": str(settings.uploads_dir),
+        "DATAIMPORT_HOME": str(settings.home_dir),
+    }
+    for name, value in OUT_OF_BOUNDS.items():
+        process = await asyncio.create_subprocess_exec(
+            str(CLI),
+            "import",
+            str(path),
+            "--category",
+            "cmdb_export",
+            "--config",
+            json.dumps({name: value}),
+            "--client-account",
+            str(tenant.client_account_id),
+            "--engagement",
+            str(tenant.engagement_id),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        _out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+        message = " ".join(err.decode().split())  # rich wraps long lines
+        assert process.returncode == 2, message
+        assert "invalid processing config" in message and name in message
+        assert "Traceback" not in message
+
+
+async def test_the_api_answers_an_out_of_bounds_config_with_422(
+    settings: Settings, engine: AsyncEngine, client: Client, tenant: Tenant, tmp_path: Path
+) -> None:
+    data = write_cmdb(tmp_path / "c.csv", 2).read_bytes()
+    transport = httpx.ASGITransport(app=create_app(settings, engine, client))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://api", headers=headers_of(tenant)
+    ) as http:
+        for name, value in OUT_OF_BOUNDS.items():
+            response = await http.post(
+                "/api/v1/imports",
+                data={
+                    "import_category": "cmdb_export",
+                    "processing_config": json.dumps({name: value}),
+                },
+                files={"file": ("servers.csv", data)},
+            )
+            assert response.status_code == 422, response.text
+            error = response.json()["error"]
+            assert error["code"] == "invalid-processing-config"
+            assert name in error["message"]
+        assert (await http.get("/api/v1/imports")).json()["items"] == []  # nothing started
+
+
+def test_max_field_size_is_per_reader_never_process_wide(tmp_path: Path) -> None:
+    limit_before = csv.field_size_limit()
+    big = tmp_path / "big.csv"
+    big.write_text("name,notes\nSRV-1," + "x" * 200_000 + "\n")
+    with open_table(big, max_field_size=MAX_FIELD_SIZE) as table:
+        assert len(next(table.rows()).cells["notes"]) == 200_000
+    assert csv.field_size_limit() == limit_before  # a generous import changed nothing
+
+    # A later import with a small limit still gets its own limit, on one line...
+    refused = refusal(big, max_field_size=1024)
+    assert refused.code == FILE_FIELD_TOO_LARGE
+    assert "1,024 characters" in refused.message
+    # ...and for a quoted field that spans many lines (never held past its record limit).
+    lines = tmp_path / "lines.csv"
+    lines.write_text('name,notes\nSRV-1,"' + "short line\n" * 5000 + '"\nSRV-2,ok\n')
+    refused = refusal(lines, max_field_size=1024)
+    assert refused.code == FILE_FIELD_TOO_LARGE
+    assert "Data row 1" in refused.message
