@@ -338,3 +338,73 @@ def test_max_field_size_is_per_reader_never_process_wide(tmp_path: Path) -> None
     refused = refusal(lines, max_field_size=1024)
     assert refused.code == FILE_FIELD_TOO_LARGE
     assert "Data row 1" in refused.message
+
+
+# ----- item 4: a NUL byte anywhere is a flagged cell, at once, never a re-read ---------------
+
+
+async def ingest_attempts(client: Client, workflow_id: str) -> list[int]:
+    """The attempt number of every ingest_file run in the workflow's history."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    scheduled: dict[int, str] = {}
+    attempts = []
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            attributes = event.activity_task_scheduled_event_attributes
+            scheduled[event.event_id] = attributes.activity_type.name
+        if event.HasField("activity_task_started_event_attributes"):
+            started = event.activity_task_started_event_attributes
+            if scheduled.get(started.scheduled_event_id) == "ingest_file":
+                attempts.append(started.attempt)
+    return attempts
+
+
+async def staged_row(engine: AsyncEngine, data_import_id: uuid.UUID, row: int) -> Any:
+    async with engine.connect() as conn:
+        found = await conn.execute(
+            text(
+                "SELECT raw_data, read_issues FROM raw_import_records "
+                "WHERE data_import_id = :id AND row_number = :n"
+            ),
+            {"id": data_import_id, "n": row},
+        )
+        return found.one()
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_nul_byte_at_100_kib_is_a_flagged_cell_and_the_import_completes(
+    engine: AsyncEngine, client: Client, service: ImportService, tmp_path: Path
+) -> None:
+    path = write_cmdb(tmp_path / "nul.csv", 870)  # ~100 KiB of regular rows
+    data = path.read_bytes()
+    assert 96 * 1024 < len(data) < 104 * 1024  # well past the 64 KiB the sniffer reads
+    after = b"".join(b"A-9%05d,SRV-9%05d,Server,,,,,,,,,,,,\r\n" % (n, n) for n in range(5))
+    path.write_bytes(data + b"A-999999,SRV-NUL\x00ONE,Server,,,,,,,,,,,,\r\n" + after)
+
+    started = await service.start_import(path, "cmdb_export")
+    done = await wait_for(service, started.data_import_id, ["completed", "needs_attention"])
+    assert done.status == "completed", done.error_message
+    assert (done.total_rows, done.valid_rows) == (876, 876)
+    raw, issues = await staged_row(engine, started.data_import_id, 871)
+    assert raw["asset_name"] == "SRV-NULONE"  # kept, the NUL removed
+    assert [(i["code"], i["severity"], i["field"]) for i in issues] == [
+        ("encoding-error", "warning", "asset_name")
+    ]
+    assert await ingest_attempts(client, started.workflow_id) == [1]  # read once, not again
+
+
+def test_nul_bytes_and_lone_surrogates_in_json_are_flagged_cells(tmp_path: Path) -> None:
+    path = tmp_path / "nul.json"
+    path.write_text(
+        '[{"name": "web\\u000001", "os": "Linux"},'
+        ' {"name": "db01", "o\\u0000s": "bad \\ud800 text"}]'
+    )
+    with open_table(path) as table:
+        rows = list(table.rows())
+        headers = list(table.headers)
+    assert headers == ["name", "os"]  # the key "o\0s" is the column "os"
+    assert rows[0].cells == {"name": "web01", "os": "Linux"}
+    assert rows[1].cells == {"name": "db01", "os": "bad \ufffd text"}
+    assert [(i.code, i.field) for i in rows[0].issues] == [("encoding-error", "name")]
+    assert [(i.code, i.field) for i in rows[1].issues] == [("encoding-error", "os")]
+    assert "surrogate" in rows[1].issues[0].message

@@ -41,7 +41,15 @@ from dataimport.issues import (
     FILE_NO_ROWS,
     ImportFailure,
 )
-from dataimport.readers import SourceRow, TableSource, flag_replaced_bytes, make_row, number_text
+from dataimport.readers import (
+    SourceRow,
+    TableSource,
+    flag_replaced_bytes,
+    is_storable,
+    make_row,
+    number_text,
+    storable,
+)
 from dataimport.readers.detect import detect_encoding
 
 HEADER_SAMPLE = 1000
@@ -448,13 +456,16 @@ class JsonRowReader:
                 'JSON object such as {"name": "web01"}'
             )
         try:
-            return flatten(record, self.max_depth)
+            flat = flatten(record, self.max_depth)
         except _NestingTooDeep:
             raise ImportFailure(
                 FILE_NESTING_TOO_DEEP,
                 f"Record {index} nests objects or arrays more than {self.max_depth} levels deep; "
                 "flatten the export and upload it again.",
             ) from None
+        if not is_storable("".join(flat)):  # a "\u0000" escape in a key: never storable
+            flat = {storable(key): value for key, value in flat.items()}
+        return flat
 
     def _build_row(self, index: int, flat: dict[str, str]) -> SourceRow:
         sampled = self.headers[: self._sampled]
