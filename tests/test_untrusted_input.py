@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,20 @@ from dataimport.contracts import (
     workflow_id_for,
 )
 from dataimport.imports import Tenant
-from dataimport.issues import FILE_FIELD_TOO_LARGE, IMPORT_ID_TAKEN, OUTSIDE_STORAGE, ImportFailure
+from dataimport.issues import (
+    FILE_FIELD_TOO_LARGE,
+    IMPORT_ID_TAKEN,
+    OUTSIDE_STORAGE,
+    SHEET_TOO_LARGE,
+    TOO_MANY_COLUMNS,
+    TOO_MANY_KEYS,
+    TOO_MANY_ZIP_ENTRIES,
+    ImportFailure,
+)
 from dataimport.readers import open_table
+from dataimport.readers.csv_reader import CsvRowReader
+from dataimport.readers.fast_csv import FastCsvStream
+from dataimport.readers.limits import MAX_COLUMNS, MAX_JSON_KEYS, MAX_SHEET_CELLS, MAX_ZIP_ENTRIES
 from dataimport.settings import Settings
 from dataimport.storage import local_path
 from starter.client import ImportService
@@ -408,3 +421,172 @@ def test_nul_bytes_and_lone_surrogates_in_json_are_flagged_cells(tmp_path: Path)
     assert [(i.code, i.field) for i in rows[0].issues] == [("encoding-error", "name")]
     assert [(i.code, i.field) for i in rows[1].issues] == [("encoding-error", "os")]
     assert "surrogate" in rows[1].issues[0].message
+
+
+# ----- item 5: sheet dimensions before calamine; caps on columns, keys, zip entries --------
+
+WORKSHEET = (
+    '<?xml version="1.0"?><worksheet xmlns="{ns}/spreadsheetml/2006/main">{body}</worksheet>'
+)
+_NS = "http://schemas.openxmlformats.org"
+_PARTS = {
+    "[Content_Types].xml": (
+        f'<?xml version="1.0"?><Types xmlns="{_NS}/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+        'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
+        '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-'
+        'officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/'
+        'sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.'
+        'worksheet+xml"/></Types>'
+    ),
+    "_rels/.rels": (
+        f'<?xml version="1.0"?><Relationships xmlns="{_NS}/package/2006/relationships">'
+        f'<Relationship Id="rId1" Type="{_NS}/officeDocument/2006/relationships/officeDocument" '
+        'Target="xl/workbook.xml"/></Relationships>'
+    ),
+    "xl/workbook.xml": (
+        f'<?xml version="1.0"?><workbook xmlns="{_NS}/spreadsheetml/2006/main" '
+        f'xmlns:r="{_NS}/officeDocument/2006/relationships"><sheets>'
+        '<sheet name="Servers" sheetId="1" r:id="rId1"/></sheets></workbook>'
+    ),
+    "xl/_rels/workbook.xml.rels": (
+        f'<?xml version="1.0"?><Relationships xmlns="{_NS}/package/2006/relationships">'
+        f'<Relationship Id="rId1" Type="{_NS}/officeDocument/2006/relationships/worksheet" '
+        'Target="worksheets/sheet1.xml"/></Relationships>'
+    ),
+}
+
+
+def cell(ref: str, value: str) -> str:
+    at = f' r="{ref}"' if ref else ""
+    return f'<c{at} t="inlineStr"><is><t>{value}</t></is></c>'
+
+
+def workbook(path: Path, body: str, extra_entries: int = 0) -> Path:
+    """A minimal XLSX written by hand: one sheet named Servers with `body` as its XML."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in _PARTS.items():
+            archive.writestr(name, data)
+        archive.writestr("xl/worksheets/sheet1.xml", WORKSHEET.format(ns=_NS, body=body))
+        for n in range(extra_entries):
+            archive.writestr(f"xl/media/pad{n}.bin", b"")
+    return path
+
+
+def sheet_of(*rows: tuple[int | None, str], dimension: str | None = None) -> str:
+    head = f'<dimension ref="{dimension}"/>' if dimension else ""
+    cells = "".join(f'<row r="{n}">{c}</row>' if n else f"<row>{c}</row>" for n, c in rows)
+    return f"{head}<sheetData>{cells}</sheetData>"
+
+
+A1_AND_XFD1048576 = sheet_of((1, cell("A1", "name")), (1048576, cell("XFD1048576", "x")))
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_2_kb_workbook_spanning_a1_to_xfd1048576_is_refused_and_the_worker_lives(
+    service: ImportService, tmp_path: Path
+) -> None:
+    """calamine would allocate 549 GB for it and abort the process (its issue #693)."""
+    path = workbook(tmp_path / "bomb.xlsx", A1_AND_XFD1048576)
+    assert path.stat().st_size < 2048
+
+    started = await service.start_import(path, "cmdb_export")
+    status = await wait_for(service, started.data_import_id, ["needs_attention", "failed"])
+    assert (status.status, status.error_code) == ("needs_attention", TOO_MANY_COLUMNS.code)
+    assert "16,384 columns" in str(status.error_message)
+    assert "1,024 columns" in str(status.error_message)
+    await service.fail(started.data_import_id, "refused")
+    await a_good_import_completes(service, tmp_path)
+
+
+def test_sheet_areas_are_checked_by_dimension_and_by_cells(tmp_path: Path) -> None:
+    declared = workbook(
+        tmp_path / "declared.xlsx",
+        sheet_of((1, cell("A1", "name")), (2, cell("A2", "SRV-1")), dimension="A1:XFD1048576"),
+    )
+    refused = refusal(declared)
+    assert refused.code == TOO_MANY_COLUMNS.code and "by its dimension" in refused.message
+
+    tall = workbook(
+        tmp_path / "tall.xlsx",
+        sheet_of((1, cell("A1", "name")), (1048576, cell("AMJ1048576", "x"))),
+    )
+    refused = refusal(tall)
+    assert refused.code == SHEET_TOO_LARGE.code
+    assert f"{MAX_SHEET_CELLS:,} cells" in refused.message
+    assert "1,048,576 rows x 1,024 columns" in refused.message
+
+    # Cells without r are placed one after another: followed exactly, as calamine does.
+    wide_row = "".join(cell("", f"h{n}") for n in range(MAX_COLUMNS + 1))
+    unnamed = workbook(tmp_path / "unnamed.xlsx", sheet_of((None, wide_row)))
+    refused = refusal(unnamed)
+    assert refused.code == TOO_MANY_COLUMNS.code and "1,025 columns" in refused.message
+
+    # A large but allowed area is streamed with openpyxl, never loaded by calamine.
+    sparse = workbook(
+        tmp_path / "sparse.xlsx",
+        sheet_of(
+            (1, cell("A1", "name") + cell("Z1", "os")),
+            (2, cell("A2", "SRV-1")),
+            (200_000, cell("A200000", "SRV-2")),
+        ),
+    )
+    with open_table(sparse) as table:
+        assert table.describe()["engine"] == "openpyxl"
+        assert table.headers[0] == "name"
+
+
+def test_columns_per_row_are_capped_in_every_format(tmp_path: Path) -> None:
+    wide_header = tmp_path / "wide.csv"
+    wide_header.write_text(",".join(f"h{n}" for n in range(MAX_COLUMNS + 1)) + "\nSRV-1\n")
+    refused = refusal(wide_header)
+    assert refused.code == TOO_MANY_COLUMNS.code
+    assert refused.message.startswith("The header row has 1,025 columns")
+    assert "limit of 1,024 columns per row" in refused.message
+
+    for fast in ("a", "b"):  # a ragged data row, on the fast path's fallback and alone
+        wide_row = tmp_path / f"row-{fast}.csv"
+        rows = "SRV-1,Linux\n" * (5000 if fast == "a" else 1)
+        wide_row.write_text("name,os\n" + rows + ",".join(["x"] * 2000) + "\n")
+        refused = refusal(wide_row)
+        assert refused.code == TOO_MANY_COLUMNS.code
+        assert "has 2,000 columns" in refused.message
+        with open_table(wide_row) as table, pytest.raises(ImportFailure) as fast:
+            reader = table.row_reader
+            assert isinstance(reader, CsvRowReader)
+            list(FastCsvStream(reader).batches(0, 1000))  # the ingest's native path
+        assert (fast.value.code, fast.value.message) == (refused.code, refused.message)
+
+    record = {f"k{n}": "v" for n in range(MAX_COLUMNS + 1)}
+    json_file = tmp_path / "wide.json"
+    json_file.write_text(json.dumps([{"name": "SRV-1"}, record]))
+    refused = refusal(json_file)
+    assert refused.code == TOO_MANY_COLUMNS.code and "Record 2" in refused.message
+
+
+def test_json_keys_are_capped(tmp_path: Path) -> None:
+    # Every record small, but each brings new keys (read past the header sample).
+    sparse = [{"name": f"SRV-{n}"} for n in range(1000)]
+    sparse += [{"name": "x", f"tag{n}": "v"} for n in range(MAX_JSON_KEYS + 1)]
+    path = tmp_path / "sparse.json"
+    path.write_text(json.dumps(sparse))
+    refused = refusal(path)
+    assert (
+        refused.code == TOO_MANY_KEYS.code and f"{MAX_JSON_KEYS:,} distinct keys" in refused.message
+    )
+
+    wrapper = {f"meta{n}": n for n in range(MAX_JSON_KEYS + 1)}
+    path = tmp_path / "wrapper.json"
+    path.write_text(json.dumps({**wrapper, "data": [{"name": "SRV-1"}]}))
+    refused = refusal(path)
+    assert refused.code == TOO_MANY_KEYS.code and "top-level JSON object" in refused.message
+
+
+def test_zip_central_directory_entries_are_capped(tmp_path: Path) -> None:
+    good = sheet_of((1, cell("A1", "name")), (2, cell("A2", "SRV-1")))
+    with open_table(workbook(tmp_path / "ok.xlsx", good, extra_entries=100)) as table:
+        assert [row.cells for row in table.rows()] == [{"name": "SRV-1"}]
+    crowded = workbook(tmp_path / "crowded.xlsx", good, extra_entries=MAX_ZIP_ENTRIES)
+    refused = refusal(crowded)
+    assert refused.code == TOO_MANY_ZIP_ENTRIES.code
+    assert f"limit of {MAX_ZIP_ENTRIES:,} entries" in refused.message

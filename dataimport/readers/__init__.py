@@ -32,6 +32,7 @@ from dataimport.readers.detect import (
     is_zip,
     looks_like_formula,
 )
+from dataimport.readers.limits import MAX_COLUMNS, check_columns
 from dataimport.readers.plan import SheetPlan
 
 __all__ = [
@@ -194,6 +195,7 @@ def normalize_headers(raw: Sequence[str]) -> list[str]:
     duplicates unique as Name, Name_2, ... without stealing a name a later header uses.
     Raises FILE_BAD_HEADER when no header cell has text.
     """
+    check_columns(len(raw), "The header row")
     cleaned = [storable(cell).strip().lstrip("\ufeff").strip() for cell in raw]
     if not any(cleaned):
         raise ImportFailure(
@@ -257,6 +259,8 @@ def make_row(row_number: int, headers: Sequence[str], values: Sequence[str]) -> 
     A cell holding NUL bytes (or lone surrogates) keeps the rest of its text and gets an
     ENCODING_ERROR warning: the row is kept, as for any damaged non-identifying value.
     """
+    if len(values) > MAX_COLUMNS:
+        check_columns(len(values), f"Data row {row_number}")
     storage_issues: list[Issue] = []
     if not is_storable("".join(values)):
         values, storage_issues = _storable_values(headers, values)
