@@ -122,12 +122,18 @@ class ChunkInput(BaseModel):
     processing_config: ProcessingConfig
 
 
+# A header row may be 1,024 columns wide: payloads name the first unmapped ones and count them
+# all (the database keeps the full list in the validation summary).
+MAX_UNMAPPED_IN_PAYLOAD = 50
+
+
 class ValidationCounts(BaseModel):
     valid_rows: int = 0
     invalid_rows: int = 0
     blank_rows: int = 0
     warning_rows: int = 0
-    unmapped_headers: list[str] = Field(default_factory=list)
+    unmapped_headers: list[str] = Field(default_factory=list)  # the first ones only
+    unmapped_header_count: int = 0  # all of them
 
 
 class EnrichmentResult(BaseModel):

@@ -32,6 +32,7 @@ from dataimport.contracts import (
     MAX_ATTENTION_TIMEOUT_SECONDS,
     MAX_FIELD_SIZE,
     MAX_MAPPED_COLUMNS,
+    MAX_UNMAPPED_IN_PAYLOAD,
     ProcessingConfig,
     workflow_id_for,
 )
@@ -590,3 +591,54 @@ def test_zip_central_directory_entries_are_capped(tmp_path: Path) -> None:
     refused = refusal(crowded)
     assert refused.code == TOO_MANY_ZIP_ENTRIES.code
     assert f"limit of {MAX_ZIP_ENTRIES:,} entries" in refused.message
+
+
+# ----- item 7: unmapped headers in payloads are capped; the database keeps them all ---------
+
+
+async def activity_results(client: Client, workflow_id: str) -> dict[str, list[Any]]:
+    """The decoded JSON result of every completed activity, by activity type."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    names: dict[int, str] = {}
+    results: dict[str, list[Any]] = {}
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            names[event.event_id] = (
+                event.activity_task_scheduled_event_attributes.activity_type.name
+            )
+        if event.HasField("activity_task_completed_event_attributes"):
+            completed = event.activity_task_completed_event_attributes
+            name = names[completed.scheduled_event_id]
+            payloads = completed.result.payloads
+            value = json.loads(payloads[0].data) if payloads and payloads[0].data else None
+            results.setdefault(name, []).append(value)
+    return results
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_wide_header_row_travels_capped_and_is_kept_whole_in_the_database(
+    engine: AsyncEngine, client: Client, service: ImportService, tmp_path: Path
+) -> None:
+    extra = [f"Custom Field {n:04d}" for n in range(300)]
+    rows = [[f"SRV-{n}", *(["v"] * len(extra))] for n in range(3)]
+    path = tmp_path / "wide.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["name", *extra])
+        writer.writerows(rows)
+
+    started = await service.start_import(path, "cmdb_export")
+    done = await wait_for(service, started.data_import_id, ["completed", "needs_attention"])
+    assert done.status == "completed", done.error_message
+
+    results = await activity_results(client, started.workflow_id)
+    assert results["prepare_validation"] == [extra[:MAX_UNMAPPED_IN_PAYLOAD]]
+    [counts] = results["finalize_validation"]
+    assert counts["unmapped_headers"] == extra[:MAX_UNMAPPED_IN_PAYLOAD]
+    assert counts["unmapped_header_count"] == 300
+    async with engine.connect() as conn:
+        summary = await conn.scalar(
+            text("SELECT summary FROM data_imports WHERE id = :id"),
+            {"id": started.data_import_id},
+        )
+    assert summary["validation"]["unmapped_headers"] == extra
