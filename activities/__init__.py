@@ -21,14 +21,16 @@ def build_activities(
 ) -> list[Callable[..., Any]]:
     """Every activity of the import workflow, bound to one database engine per worker.
 
-    `settings` (default: from the environment) configures the optional model endpoint.
+    `settings` (default: from the environment) names the storage folder workers read files
+    from (and nothing outside it) and configures the optional model endpoint.
     """
-    ingest = IngestActivities(engine)
+    settings = settings or get_settings()
+    ingest = IngestActivities(engine, settings.uploads_dir)
     flows = FlowActivities(engine)
     validation = ValidationActivities(engine)
     enrichment = EnrichmentActivities(engine)
     completion = CompletionActivities(engine)
-    model = ModelAgentActivities(engine, settings or get_settings())
+    model = ModelAgentActivities(engine, settings)
     return [
         ingest.ingest_file,
         flows.register_import,

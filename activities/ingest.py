@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
@@ -43,8 +44,11 @@ class StagedRows:
 
 
 class IngestActivities:
-    def __init__(self, engine: AsyncEngine) -> None:
+    """`storage_root`: the only folder this worker reads files from (the URI is workflow input)."""
+
+    def __init__(self, engine: AsyncEngine, storage_root: Path) -> None:
         self._engine = engine
+        self._storage_root = storage_root
 
     @activity.defn
     @classified
@@ -57,6 +61,7 @@ class IngestActivities:
                 self._engine,
                 ref,
                 request.file_uri,
+                storage_root=self._storage_root,
                 max_field_size=request.processing_config.max_field_size,
                 on_progress=progress,
                 validate_with=request.processing_config,

@@ -13,6 +13,7 @@ from activities.errors import classified
 from activities.heartbeat import heartbeating
 from dataimport import flows, metrics, validation
 from dataimport.contracts import (
+    MAX_UNMAPPED_IN_PAYLOAD,
     ChunkInput,
     ChunkReport,
     ImportRef,
@@ -43,7 +44,11 @@ class ValidationActivities:
     @activity.defn
     @classified
     async def prepare_validation(self, data: PrepareInput) -> list[str]:
-        return await validation.prepare_validation(self._engine, data.ref, data.processing_config)
+        """The first unmapped headers (a payload): finalize_validation reads them all again."""
+        unmapped = await validation.prepare_validation(
+            self._engine, data.ref, data.processing_config
+        )
+        return unmapped[:MAX_UNMAPPED_IN_PAYLOAD]
 
     @activity.defn
     @classified
@@ -59,8 +64,10 @@ class ValidationActivities:
     @classified
     async def finalize_validation(self, data: FinalizeValidationInput) -> ValidationCounts:
         async with heartbeating():
+            # The full list from the database, not the capped one the workflow passes on.
+            unmapped = await validation.unmapped_headers(self._engine, data.ref)
             counts, summary = await validation.finalize_validation(
-                self._engine, data.ref, data.unmapped_headers, data.report, data.started_at
+                self._engine, data.ref, unmapped, data.report, data.started_at
             )
         await flows.record_status(
             self._engine,
@@ -71,6 +78,12 @@ class ValidationActivities:
                 counters=counts.model_dump(exclude={"unmapped_headers"}),
                 summary=summary,
             ),
+        )
+        counts = counts.model_copy(
+            update={
+                "unmapped_headers": unmapped[:MAX_UNMAPPED_IN_PAYLOAD],
+                "unmapped_header_count": len(unmapped),
+            }
         )
         metrics.rows_validated(data.ref.category, counts)
         log.info(

@@ -18,16 +18,27 @@ TERMINAL_STATUSES = frozenset({"completed", "completed_with_errors", "failed", "
 PHASES = ("upload", "validation", "enrichment", "complete")
 
 
-class ProcessingConfig(BaseModel):
-    """Per-import knobs; `retry` may replace them."""
+# Bounds of the knobs below. A config is workflow input (anyone who can start a workflow
+# writes it), so every value has one; the model refuses the rest before a workflow starts.
+MAX_ATTENTION_TIMEOUT_SECONDS = 90 * 24 * 3600  # 90 days
+MAX_FIELD_SIZE = 16 * 1024 * 1024  # 16 MiB characters per field
+MAX_MAPPED_COLUMNS = 1024  # column_mapping entries (readers refuse wider files anyway)
+MAX_NAME_LENGTH = 1024  # a header or field name in column_mapping, a file name
 
-    column_mapping: dict[str, str] = Field(default_factory=dict)
+
+class ProcessingConfig(BaseModel):
+    """Per-import knobs; `retry` may replace them. Every value is bounded."""
+
+    column_mapping: dict[str, str] = Field(default_factory=dict, max_length=MAX_MAPPED_COLUMNS)
     max_invalid_ratio: float = Field(0.5, ge=0.0, le=1.0)
     # Rows per validation/enrichment work unit: the columnar engine wants them large.
     chunk_size: int = Field(25_000, ge=100, le=200_000)
     max_parallel_chunks: int = Field(4, ge=1, le=64)
-    attention_timeout_seconds: float = Field(7 * 24 * 3600, gt=0)
-    max_field_size: int = Field(1_000_000, ge=1024)
+    # How long an import waits in needs_attention for a decision (a timedelta in the workflow:
+    # unbounded, 1e15 s would fail every workflow task).
+    attention_timeout_seconds: float = Field(7 * 24 * 3600, gt=0, le=MAX_ATTENTION_TIMEOUT_SECONDS)
+    # Characters per field, applied by each reader to its own file (never process-wide).
+    max_field_size: int = Field(1_000_000, ge=1024, le=MAX_FIELD_SIZE)
     # How soon a crashed worker's activity is handed to another worker.
     heartbeat_timeout_seconds: float = Field(30, ge=1, le=3600)
     # Ask the worker's model-backed agents for advice (docs/model-agents.md); advisory only.
@@ -36,6 +47,14 @@ class ProcessingConfig(BaseModel):
     @field_validator("column_mapping")
     @classmethod
     def _no_blank_targets(cls, value: dict[str, str]) -> dict[str, str]:
+        too_long = next(
+            (k for k, v in value.items() if max(len(k), len(v)) > MAX_NAME_LENGTH), None
+        )
+        if too_long is not None:
+            raise ValueError(
+                f"column_mapping names are at most {MAX_NAME_LENGTH} characters "
+                f"(one starts {too_long[:40]!r})"
+            )
         return {k: v.strip() for k, v in value.items() if k and v and v.strip()}
 
 
@@ -45,12 +64,12 @@ class ImportRequest(BaseModel):
     data_import_id: uuid.UUID
     client_account_id: uuid.UUID
     engagement_id: uuid.UUID
-    category: str
-    file_uri: str
-    filename: str
-    file_size: int = 0
-    sha256: str | None = None
-    request_id: str | None = None
+    category: str = Field(max_length=64)
+    file_uri: str = Field(max_length=4096)
+    filename: str = Field(max_length=MAX_NAME_LENGTH)
+    file_size: int = Field(0, ge=0)
+    sha256: str | None = Field(None, max_length=64)
+    request_id: str | None = Field(None, max_length=200)
     processing_config: ProcessingConfig = Field(default_factory=ProcessingConfig)
 
 
@@ -103,12 +122,18 @@ class ChunkInput(BaseModel):
     processing_config: ProcessingConfig
 
 
+# A header row may be 1,024 columns wide: payloads name the first unmapped ones and count them
+# all (the database keeps the full list in the validation summary).
+MAX_UNMAPPED_IN_PAYLOAD = 50
+
+
 class ValidationCounts(BaseModel):
     valid_rows: int = 0
     invalid_rows: int = 0
     blank_rows: int = 0
     warning_rows: int = 0
-    unmapped_headers: list[str] = Field(default_factory=list)
+    unmapped_headers: list[str] = Field(default_factory=list)  # the first ones only
+    unmapped_header_count: int = 0  # all of them
 
 
 class EnrichmentResult(BaseModel):

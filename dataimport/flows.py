@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dataimport import pii
-from dataimport.categories import get_category
+from dataimport.categories import REGISTRY, get_category
 from dataimport.contracts import (
     TERMINAL_STATUSES,
     FlowIds,
@@ -18,6 +18,7 @@ from dataimport.contracts import (
     ImportRequest,
     StatusUpdate,
 )
+from dataimport.issues import IMPORT_ID_TAKEN, UNKNOWN_CATEGORY
 
 _FLOW_NAMESPACE = uuid.UUID("6f1c8a52-3c1e-4c55-9a49-8f0f3d3a9b10")
 SAMPLE_SIZE = 2
@@ -36,14 +37,24 @@ def _tenant(ref: ImportRef) -> dict[str, Any]:
 
 
 async def register_import(engine: AsyncEngine, request: ImportRequest, workflow_id: str) -> None:
-    """Insert the data_imports row if the client has not already (idempotent)."""
+    """Insert the data_imports row if the client has not already (idempotent).
+
+    The request is workflow input, which anyone who can start a workflow writes: an import id
+    that already exists for another tenant is refused (IMPORT_ID_TAKEN), so nothing is ever
+    staged, validated or enriched under someone else's import. So is an unknown category.
+    """
+    if request.category not in REGISTRY:
+        raise UNKNOWN_CATEGORY.failure(
+            category=request.category[:64], known=", ".join(sorted(REGISTRY))
+        )
     async with engine.begin() as conn:
-        await conn.execute(
+        inserted = await conn.execute(
             text(
                 "INSERT INTO data_imports (id, client_account_id, engagement_id, import_category, "
                 "filename, file_uri, file_size, sha256, request_id, processing_config, status, "
                 "workflow_id) VALUES (:id, :c, :e, :category, :filename, :uri, :size, :sha, :rid, "
-                "CAST(:config AS jsonb), 'pending', :wf) ON CONFLICT (id) DO NOTHING"
+                "CAST(:config AS jsonb), 'pending', :wf) ON CONFLICT (id) DO NOTHING "
+                "RETURNING id"
             ),
             {
                 "id": request.data_import_id,
@@ -59,6 +70,20 @@ async def register_import(engine: AsyncEngine, request: ImportRequest, workflow_
                 "wf": workflow_id,
             },
         )
+        if inserted.first() is None and not await _owned(conn, request):
+            raise IMPORT_ID_TAKEN.failure(data_import_id=request.data_import_id)
+
+
+async def _owned(conn: AsyncConnection, request: ImportRequest) -> bool:
+    """Whether the existing row of this import id belongs to the request's tenant."""
+    found = await conn.scalar(
+        text(
+            "SELECT 1 FROM data_imports WHERE id = :id "
+            "AND client_account_id = :c AND engagement_id = :e"
+        ),
+        {"id": request.data_import_id, "c": request.client_account_id, "e": request.engagement_id},
+    )
+    return found is not None
 
 
 async def _raw_sample(conn: AsyncConnection, ref: ImportRef) -> list[dict[str, Any]]:

@@ -103,3 +103,84 @@ FILE_NESTING_TOO_DEEP = "nesting-too-deep"
 NO_VALID_ROWS = "no-valid-rows"
 TOO_MANY_INVALID = "too-many-invalid-rows"
 NO_MAPPED_COLUMNS = "no-mapped-columns"
+
+
+# --- whole-import failures defined once, with their words --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FailureCode:
+    """A whole-import failure code (data_imports.error_code) with its title and message template.
+
+    `template` is a str.format template; `failure(**fields)` fills it in. Codes are never
+    renamed: reports, the API and users rely on them.
+    """
+
+    code: str
+    title: str
+    template: str
+
+    def failure(self, **fields: object) -> ImportFailure:
+        return ImportFailure(self.code, self.template.format(**fields))
+
+
+FAILURE_CODES: dict[str, FailureCode] = {}
+
+
+def _define(code: str, title: str, template: str) -> FailureCode:
+    if code in FAILURE_CODES:
+        raise ValueError(f"failure code {code!r} is defined twice")
+    FAILURE_CODES[code] = defined = FailureCode(code, title, template)
+    return defined
+
+
+# Workers trust no workflow input (docs/untrusted-input.md).
+OUTSIDE_STORAGE = _define(
+    "file-outside-storage",
+    "File outside the storage area",
+    "The file {name!r} is not inside the storage area this worker reads from; a worker only "
+    "reads files the service stored there. Upload the file through the CLI or the API.",
+)
+IMPORT_ID_TAKEN = _define(
+    "import-id-taken",
+    "Import id already in use",
+    "The import id {data_import_id} is already registered and does not belong to this tenant; "
+    "start the import with a new id.",
+)
+UNKNOWN_CATEGORY = _define(
+    "unknown-category",
+    "Unknown import category",
+    "{category!r} is not an import category (known: {known}).",
+)
+# Parsers that cannot take the worker down: each cap is named in the message.
+TOO_MANY_COLUMNS = _define(
+    "too-many-columns",
+    "Too many columns",
+    "{where} has {count:,} columns, more than the limit of {cap:,} columns per row. Remove the "
+    "columns you do not need (or split the file) and upload it again.",
+)
+TOO_MANY_KEYS = _define(
+    "too-many-keys",
+    "Too many JSON keys",
+    "{where} has more than {cap:,} distinct keys (after flattening nested objects), the limit "
+    "for a JSON file. Export only the fields you need and upload it again.",
+)
+TOO_MANY_ZIP_ENTRIES = _define(
+    "too-many-zip-entries",
+    "Too many entries in the workbook archive",
+    "The workbook's ZIP directory {what}, more than the limit of {cap:,} entries; real "
+    "workbooks have far fewer. Open it in Excel, save it again as .xlsx and upload it again.",
+)
+SHEET_TOO_LARGE = _define(
+    "sheet-too-large",
+    "Sheet area too large",
+    "Sheet {sheet!r} spans {rows:,} rows x {columns:,} columns ({cells:,} cells, from A1 to its "
+    "{source}), more than the limit of {cap:,} cells per sheet. Delete the empty rows and "
+    "columns beyond the data (or export the sheet as CSV) and upload it again.",
+)
+UNREADABLE_FILE = _define(
+    "unreadable-file",
+    "File could not be read safely",
+    "The file could not be read within the reader's limits ({reason}); it is not retried. "
+    "Export it again as CSV, or split it, and upload it again.",
+)

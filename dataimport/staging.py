@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -211,6 +212,7 @@ async def ingest_file(
     ref: ImportRef,
     file_uri: str,
     *,
+    storage_root: Path,
     max_field_size: int,
     batch_size: int = 5000,
     on_progress: Callable[[int], None] = lambda _row: None,
@@ -223,11 +225,12 @@ async def ingest_file(
     then on through the reference reader; fast_path=False uses the reference reader only.
     With `validate_with`, a CSV of a columnar category is validated batch by batch as it is
     staged (`IngestResult.validation` then says so); anything else is validated later.
+    The file must lie inside `storage_root` (storage.local_path): the URI is workflow input.
     """
+    source = local_path(file_uri, storage_root)
     resume_after = await staged_row_count(engine, ref)
     on_progress(resume_after)
     category = get_category(ref.category)
-    source = local_path(file_uri)
     with open_table(source, max_field_size=max_field_size, sheet_plan=category.sheet_plan) as table:
         reader = table.row_reader
         validation = (

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from dataimport.issues import FILE_NOT_FOUND, ImportFailure
+from dataimport.issues import FILE_NOT_FOUND, OUTSIDE_STORAGE, ImportFailure
 
 _CHUNK = 1024 * 1024
 
@@ -134,12 +134,22 @@ def remove_stored(uri: str) -> None:
         Path(unquote(parsed.path)).unlink(missing_ok=True)
 
 
-def local_path(uri: str) -> Path:
-    """The local path of a stored file; a classified error when it is gone."""
+def local_path(uri: str, root: Path) -> Path:
+    """The local path of a stored file, which must lie inside the storage root `root`.
+
+    A URI comes from a workflow input, and anyone who can start a workflow chooses it: the
+    path is resolved (symlinks and `..` included) and refused with OUTSIDE_STORAGE unless it
+    lies inside the resolved root, before anything opens it. FILE_NOT_FOUND when it is gone.
+    """
     parsed = urlparse(uri)
     if parsed.scheme != "file":
         raise ImportFailure(FILE_NOT_FOUND, f"unsupported storage URI scheme: {parsed.scheme!r}")
     path = Path(unquote(parsed.path))
-    if not path.is_file():
+    if parsed.netloc not in ("", "localhost") or not path.is_absolute():
+        raise OUTSIDE_STORAGE.failure(name=path.name)
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise OUTSIDE_STORAGE.failure(name=path.name)
+    if not resolved.is_file():
         raise ImportFailure(FILE_NOT_FOUND, f"stored file is missing: {path.name}")
-    return path
+    return resolved

@@ -82,6 +82,27 @@ async def prepare_validation(
     return header_mapping(category, await staged_headers(engine, ref), config).unmapped_headers
 
 
+async def unmapped_headers(engine: AsyncEngine, ref: ImportRef) -> list[str]:
+    """Every header that maps to nothing, from the staged headers and the import's stored
+    processing config (a retry saves its new config first). Payloads carry only the first
+    ones (contracts.MAX_UNMAPPED_IN_PAYLOAD); this full list is what the database keeps."""
+    async with engine.connect() as conn:
+        found = await conn.execute(
+            text(
+                "SELECT detected_format, processing_config FROM data_imports WHERE id = :id "
+                "AND client_account_id = :c AND engagement_id = :e"
+            ),
+            {"id": ref.data_import_id, "c": ref.client_account_id, "e": ref.engagement_id},
+        )
+        row = found.first()
+    if row is None:
+        return []
+    headers = list((row.detected_format or {}).get("headers", []))
+    config = ProcessingConfig.model_validate(row.processing_config or {})
+    category = get_category(ref.category)
+    return map_headers(headers, category.aliases, config.column_mapping).unmapped_headers
+
+
 class _RowValidator:
     """Runs the category's typing and then every agent on a row, timing each rule set."""
 

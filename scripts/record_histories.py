@@ -149,7 +149,7 @@ async def running_stack(database_url: str, work: Path) -> AsyncIterator[Recorder
             env.client,
             task_queue=TASK_QUEUE,
             workflows=[DataImportWorkflow],
-            activities=build_activities(engine),
+            activities=build_activities(engine, settings=_settings(env, database_url, work)),
             max_concurrent_activities=8,
         ):
             yield Recorder(_service(env, engine, database_url, work), env.client, work)
@@ -158,16 +158,20 @@ async def running_stack(database_url: str, work: Path) -> AsyncIterator[Recorder
         await env.shutdown()
 
 
-def _service(
-    env: WorkflowEnvironment, engine: AsyncEngine, database_url: str, work: Path
-) -> ImportService:
-    settings = Settings(
+def _settings(env: WorkflowEnvironment, database_url: str, work: Path) -> Settings:
+    return Settings(
         dataimport_home=work,
         database_url=database_url,
         temporal_address=env.client.service_client.config.target_host,
         task_queue=TASK_QUEUE,
         storage_dir=work / "uploads",
     )
+
+
+def _service(
+    env: WorkflowEnvironment, engine: AsyncEngine, database_url: str, work: Path
+) -> ImportService:
+    settings = _settings(env, database_url, work)
     return ImportService(settings, engine, env.client, Tenant(uuid.uuid4(), uuid.uuid4()))
 
 

@@ -91,13 +91,13 @@ async def client(temporal_env: WorkflowEnvironment) -> Client:
 
 
 @pytest.fixture(scope="session")
-async def worker(client: Client, engine: AsyncEngine) -> AsyncIterator[Worker]:
+async def worker(client: Client, engine: AsyncEngine, settings: Settings) -> AsyncIterator[Worker]:
     """One in-process worker for the session's import workflows."""
     async with Worker(
         client,
         task_queue=TASK_QUEUE,
         workflows=[DataImportWorkflow],
-        activities=build_activities(engine),
+        activities=build_activities(engine, settings=settings),
         max_concurrent_activities=8,
     ) as running:
         yield running

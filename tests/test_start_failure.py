@@ -36,7 +36,8 @@ async def tenant_imports(engine: AsyncEngine, tenant: Tenant) -> int:
 async def test_unreachable_temporal_leaves_no_pending_import_and_the_request_can_start_again(
     settings: Settings, engine: AsyncEngine, client: Client, tenant: Tenant, tmp_path: Path
 ) -> None:
-    storage = tmp_path / "uploads"
+    # A folder of its own inside the worker's storage root (workers read nothing outside it).
+    storage = settings.uploads_dir / f"start-failure-{tmp_path.name}"
     local = settings.model_copy(update={"storage_dir": storage})
     nowhere = await Client.connect(
         unused_address(), data_converter=pydantic_data_converter, lazy=True

@@ -58,6 +58,7 @@ async def test_results_staged_with_the_rows_equal_validation_from_staging(
         engine,
         ref,
         path.as_uri(),
+        storage_root=path.parent,
         max_field_size=1_000_000,
         fast_path=fast_path,
         validate_with=config,
@@ -91,10 +92,21 @@ async def test_a_resumed_ingest_that_did_not_validate_says_so(
 
     with pytest.raises(Crash):  # an attempt that stages without validating (older worker)
         await staging.ingest_file(
-            engine, ref, path.as_uri(), max_field_size=1_000_000, batch_size=500, on_progress=crash
+            engine,
+            ref,
+            path.as_uri(),
+            storage_root=path.parent,
+            max_field_size=1_000_000,
+            batch_size=500,
+            on_progress=crash,
         )
     resumed = await staging.ingest_file(
-        engine, ref, path.as_uri(), max_field_size=1_000_000, validate_with=ProcessingConfig()
+        engine,
+        ref,
+        path.as_uri(),
+        storage_root=path.parent,
+        max_field_size=1_000_000,
+        validate_with=ProcessingConfig(),
     )
     assert resumed.total_rows == 3_000
     assert resumed.unvalidated_rows == 1_000 and resumed.validation is None
@@ -107,7 +119,12 @@ async def test_no_mapped_column_stages_without_validating(
     path.write_text("Label,Address\nx,10.0.0.1\n", encoding="utf-8")
     ref = await new_import_record(engine)
     result = await staging.ingest_file(
-        engine, ref, path.as_uri(), max_field_size=1_000_000, validate_with=ProcessingConfig()
+        engine,
+        ref,
+        path.as_uri(),
+        storage_root=path.parent,
+        max_field_size=1_000_000,
+        validate_with=ProcessingConfig(),
     )
     assert (result.total_rows, result.validation) == (1, None)
 

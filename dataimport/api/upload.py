@@ -190,8 +190,9 @@ class _Receiver:
         if self.store is None or not self.file_done:
             raise ApiError(422, "missing-file", f"send the file in the {FILE_FIELD!r} form field")
         stored = await self.store.commit()
-        if self.sniffer.zip and not await asyncio.to_thread(_is_workbook, local_path(stored.uri)):
-            local_path(stored.uri).unlink(missing_ok=True)
+        path = local_path(stored.uri, self.uploads_dir)
+        if self.sniffer.zip and not await asyncio.to_thread(_is_workbook, path):
+            path.unlink(missing_ok=True)
             raise unsupported("The file is a ZIP archive that is not an XLSX workbook.")
         return Upload(self.fields, stored, self.filename)
 

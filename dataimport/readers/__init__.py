@@ -9,6 +9,7 @@ the same thing whatever the file type.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from dataimport.readers.detect import (
     is_zip,
     looks_like_formula,
 )
+from dataimport.readers.limits import MAX_COLUMNS, check_columns
 from dataimport.readers.plan import SheetPlan
 
 __all__ = [
@@ -193,7 +195,8 @@ def normalize_headers(raw: Sequence[str]) -> list[str]:
     duplicates unique as Name, Name_2, ... without stealing a name a later header uses.
     Raises FILE_BAD_HEADER when no header cell has text.
     """
-    cleaned = [cell.strip().lstrip("\ufeff").strip() for cell in raw]
+    check_columns(len(raw), "The header row")
+    cleaned = [storable(cell).strip().lstrip("\ufeff").strip() for cell in raw]
     if not any(cleaned):
         raise ImportFailure(
             FILE_BAD_HEADER,
@@ -215,9 +218,28 @@ def normalize_headers(raw: Sequence[str]) -> list[str]:
 
 REPLACEMENT_CHAR = "\ufffd"  # what errors="replace" puts where bytes did not decode
 
+# Characters PostgreSQL cannot store in text or JSONB: NUL, and lone UTF-16 surrogates (a JSON
+# "\ud800" escape decodes to one). A row holding one could never be staged, and a retried
+# ingest would read the file again and again; so they go at read time and the cell is flagged.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable_char(match: re.Match[str]) -> str:
+    return "" if match.group() == "\x00" else REPLACEMENT_CHAR
+
+
+def is_storable(text: str) -> bool:
+    return _UNSTORABLE.search(text) is None
+
+
+def storable(text: str) -> str:
+    """`text` without NUL characters, lone surrogates replaced by U+FFFD."""
+    return _UNSTORABLE.sub(_storable_char, text) if _UNSTORABLE.search(text) else text
+
 
 def flag_replaced_bytes(row: SourceRow, encoding: str) -> SourceRow:
     """Warn on every cell where undecodable bytes were replaced (text formats share this)."""
+    flagged = {issue.field for issue in row.issues if issue.code == Code.ENCODING_ERROR}
     row.issues.extend(
         Issue(
             Code.ENCODING_ERROR,
@@ -226,21 +248,31 @@ def flag_replaced_bytes(row: SourceRow, encoding: str) -> SourceRow:
             field=key,
         )
         for key, value in row.cells.items()
-        if REPLACEMENT_CHAR in value
+        if REPLACEMENT_CHAR in value and key not in flagged
     )
     return row
 
 
 def make_row(row_number: int, headers: Sequence[str], values: Sequence[str]) -> SourceRow:
-    """Pair cells with headers and record the reader-level warnings every format shares."""
+    """Pair cells with headers and record the reader-level warnings every format shares.
+
+    A cell holding NUL bytes (or lone surrogates) keeps the rest of its text and gets an
+    ENCODING_ERROR warning: the row is kept, as for any damaged non-identifying value.
+    """
+    if len(values) > MAX_COLUMNS:
+        check_columns(len(values), f"Data row {row_number}")
+    storage_issues: list[Issue] = []
+    if not is_storable("".join(values)):
+        values, storage_issues = _storable_values(headers, values)
     cells = dict(zip(headers, values, strict=False))
     extras = values[len(headers) :]
     for position, value in enumerate(extras, 1):
         cells[f"_extra_{position}"] = value
     if all(not value.strip() for value in values):
         issue = Issue(Code.BLANK_ROW, Severity.WARNING, "Blank row: every cell is empty.")
-        return SourceRow(row_number, cells, [issue], is_blank=True)
+        return SourceRow(row_number, cells, [issue, *storage_issues], is_blank=True)
     issues = _shape_issues(headers, values)
+    issues.extend(storage_issues)
     issues.extend(
         Issue(
             Code.FORMULA_INJECTION,
@@ -252,6 +284,30 @@ def make_row(row_number: int, headers: Sequence[str], values: Sequence[str]) -> 
         if looks_like_formula(value)
     )
     return SourceRow(row_number, cells, issues, is_blank=False)
+
+
+def _storable_values(
+    headers: Sequence[str], values: Sequence[str]
+) -> tuple[list[str], list[Issue]]:
+    cleaned: list[str] = []
+    issues: list[Issue] = []
+    for position, value in enumerate(values):
+        if _UNSTORABLE.search(value):
+            nul = value.count("\x00")
+            value = storable(value)
+            if nul:
+                message = f"The cell held {nul} NUL byte(s) (0x00), which were removed."
+            else:
+                message = "The cell held an invalid character (a lone UTF-16 surrogate), "
+                message += "replaced by U+FFFD."
+            field = (
+                headers[position]
+                if position < len(headers)
+                else f"_extra_{position - len(headers) + 1}"
+            )
+            issues.append(Issue(Code.ENCODING_ERROR, Severity.WARNING, message, field=field))
+        cleaned.append(value)
+    return cleaned, issues
 
 
 def _shape_issues(headers: Sequence[str], values: Sequence[str]) -> list[Issue]:

@@ -12,6 +12,7 @@ import io
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from dataimport.contracts import MAX_FIELD_SIZE
 from dataimport.issues import (
     FILE_EMPTY,
     FILE_FIELD_TOO_LARGE,
@@ -28,9 +29,15 @@ from dataimport.readers import (
 )
 from dataimport.readers.detect import decode_sample, detect_delimiter, detect_encoding
 
-# A physical line may hold this many maximal fields; longer lines are refused before they are
-# read whole (a file without line breaks must not be loaded into memory).
+# A physical line, and a record spanning several lines, may hold this many maximal fields;
+# longer ones are refused before they are read whole (a file without line breaks, or a quote
+# that is never closed, must not be loaded into memory).
 LINE_LIMIT_FIELDS = 16
+
+# The csv module's field limit is process-wide. It is set once, here, to the largest
+# max_field_size any config may ask for, so no import ever changes what another may read;
+# each reader enforces its own max_field_size (per record while reading, per field after).
+csv.field_size_limit(MAX_FIELD_SIZE)
 
 
 def open_csv(path: Path, head: bytes, complete: bool, *, max_field_size: int) -> TableSource:
@@ -52,20 +59,29 @@ class _TrackedLines:
     """Feeds csv.reader whole, length-bounded lines and records when the file has run out.
 
     Non-strict csv.reader silently returns a quoted field that runs into end of file as a
-    normal row; a row produced after the lines ran out is exactly that case.
+    normal row; a row produced after the lines ran out is exactly that case. The characters
+    of the record being read are counted too (`record_done` starts the next one): a record
+    that spans lines is bounded by the same limit as a line.
     """
 
     def __init__(self, stream: io.TextIOWrapper, limit: int) -> None:
         self._stream = stream
         self._limit = limit
+        self._record_chars = 0
         self.at_eof = False
 
     def __iter__(self) -> Iterator[str]:
         while line := self._stream.readline(self._limit):
             if len(line) >= self._limit and line[-1] not in "\r\n":
                 raise _LineTooLong
+            self._record_chars += len(line)
+            if self._record_chars > self._limit:
+                raise _LineTooLong
             yield line
         self.at_eof = True
+
+    def record_done(self) -> None:
+        self._record_chars = 0
 
 
 class CsvRowReader:
@@ -78,10 +94,6 @@ class CsvRowReader:
         self.max_field_size = max_field_size
         self.headers: list[str] = []
         self._open_streams: set[io.TextIOWrapper] = set()
-        # The csv limit is process-wide: only ever raise it, so concurrent readers with a larger
-        # limit keep working; our own per-field check enforces this reader's limit.
-        if csv.field_size_limit() < max_field_size:
-            csv.field_size_limit(max_field_size)
 
     def read_header(self) -> None:
         """Read the header and make sure a non-blank data row follows (else FILE_NO_ROWS)."""
@@ -124,7 +136,7 @@ class CsvRowReader:
                 values = next(reader)
             except StopIteration:
                 return
-            except _LineTooLong:
+            except _LineTooLong:  # a line, or a record spanning lines
                 raise self._too_large(where, "a line") from None
             except csv.Error as exc:
                 if "field larger than field limit" in str(exc):
@@ -132,6 +144,7 @@ class CsvRowReader:
                 raise ImportFailure(
                     FILE_UNCLOSED_QUOTE, f"{where}: malformed CSV ({exc})."
                 ) from None
+            lines.record_done()
             if lines.at_eof:
                 raise ImportFailure(
                     FILE_UNCLOSED_QUOTE,

@@ -39,14 +39,23 @@ from dataimport.issues import (
     FILE_JSON_STRUCTURE,
     FILE_NESTING_TOO_DEEP,
     FILE_NO_ROWS,
+    TOO_MANY_KEYS,
     ImportFailure,
 )
-from dataimport.readers import SourceRow, TableSource, flag_replaced_bytes, make_row, number_text
+from dataimport.readers import (
+    SourceRow,
+    TableSource,
+    flag_replaced_bytes,
+    is_storable,
+    make_row,
+    number_text,
+    storable,
+)
 from dataimport.readers.detect import detect_encoding
+from dataimport.readers.limits import MAX_JSON_KEYS, check_columns
 
 HEADER_SAMPLE = 1000
 RECORD_LIMIT_FIELDS = 16  # a record may be as long as this many maximal fields
-MAX_HEADERS = 10_000  # late keys beyond this still reach the cells, not the header list
 WRAPPER_KEYS = ("data", "items", "records", "results", "rows", "value")
 _CHUNK = 64 * 1024
 _NON_BLANK = re.compile(r"[^ \t\n\r]")
@@ -214,7 +223,11 @@ def _scan_object(text: _Text) -> list[tuple[str, str]]:
     if text.peek() == "}":
         text.pos += 1
         return lists
+    members = 0
     while True:
+        members += 1
+        if members > MAX_JSON_KEYS:
+            raise TOO_MANY_KEYS.failure(where="The top-level JSON object", cap=MAX_JSON_KEYS)
         key = _member_key(text)
         if text.peek() == "[":
             lists.append((key, _walk_array(text)))
@@ -401,6 +414,8 @@ class JsonRowReader:
             count = 0
             for count, record in enumerate(records(self._text(stream), self.layout), 1):
                 seen.update(dict.fromkeys(self._flat(count, record)))
+                # Every row carries the sampled columns: their union is a row's width.
+                check_columns(len(seen), f"The first {count:,} JSON records together")
                 if count == HEADER_SAMPLE:
                     break
         if not count:
@@ -448,13 +463,17 @@ class JsonRowReader:
                 'JSON object such as {"name": "web01"}'
             )
         try:
-            return flatten(record, self.max_depth)
+            flat = flatten(record, self.max_depth)
         except _NestingTooDeep:
             raise ImportFailure(
                 FILE_NESTING_TOO_DEEP,
                 f"Record {index} nests objects or arrays more than {self.max_depth} levels deep; "
                 "flatten the export and upload it again.",
             ) from None
+        check_columns(len(flat), f"Record {index}")
+        if not is_storable("".join(flat)):  # a "\u0000" escape in a key: never storable
+            flat = {storable(key): value for key, value in flat.items()}
+        return flat
 
     def _build_row(self, index: int, flat: dict[str, str]) -> SourceRow:
         sampled = self.headers[: self._sampled]
@@ -472,7 +491,9 @@ class JsonRowReader:
 
     def _note_late_keys(self, late: list[str]) -> None:
         for name in late:
-            if name not in self._known and len(self.headers) < MAX_HEADERS:
+            if name not in self._known:
+                if len(self.headers) >= MAX_JSON_KEYS:
+                    raise TOO_MANY_KEYS.failure(where="The JSON file", cap=MAX_JSON_KEYS)
                 self._known.add(name)
                 self.headers.append(name)
 

@@ -5,13 +5,17 @@ Before any spreadsheet library sees the file, the central directory is checked (
 uncompressed size against a cap, compression ratio of big members, sheet count), then every
 member is inflated once with its output discarded, proving that the declared sizes and CRCs
 are true. From then on the declared sizes bound everything a library can decompress, so a zip
-bomb ends as FILE_TOO_LARGE_UNCOMPRESSED, not as an out-of-memory worker.
+bomb ends as FILE_TOO_LARGE_UNCOMPRESSED, not as an out-of-memory worker. The central directory
+may list at most MAX_ZIP_ENTRIES entries (read from its end record before zipfile parses it),
+and every sheet's area (A1 to its dimension, and to the largest row and column its cells name)
+is checked before a library reads it (limits.py): calamine allocates that whole rectangle.
 
 Engines. python-calamine is about 20x faster than openpyxl but loads a whole sheet into memory
 (measured here: a 105 MB sheet XML holding 2M cells took ~180 MB). Sheets whose XML is larger
-than CALAMINE_MAX_SHEET_BYTES are therefore streamed with openpyxl read-only (constant memory,
-slower); openpyxl is also the fallback for any sheet calamine rejects. Shared strings are held
-in memory by both libraries; the uncompressed-size cap bounds them.
+than CALAMINE_MAX_SHEET_BYTES, or spanning more than CALAMINE_MAX_CELLS, are therefore
+streamed with openpyxl read-only (constant memory, slower); openpyxl is also the fallback for
+any sheet calamine rejects. Shared strings are held in memory by both libraries; the
+uncompressed-size cap bounds them.
 
 Sheet plans (see plan.py). The primary sheet gives the rows. Companion sheets are read once, at
 open, into aggregates keyed by the join key (e.g. RVTools "VM UUID", else "VM"): one entry per
@@ -43,6 +47,12 @@ from dataimport.issues import (
     ImportFailure,
 )
 from dataimport.readers import SourceRow, TableSource, make_row, normalize_headers, number_text
+from dataimport.readers.limits import (
+    CALAMINE_MAX_CELLS,
+    check_entry_count,
+    check_sheet_extent,
+    check_zip_directory,
+)
 from dataimport.readers.plan import SheetPlan
 
 if TYPE_CHECKING:
@@ -99,11 +109,13 @@ def open_xlsx(
 
 def inspect_workbook(path: Path, max_uncompressed_bytes: int) -> list[SheetRef]:
     """The workbook's worksheets in order, after proving the archive is safe to unpack."""
+    check_zip_directory(path)  # before zipfile builds an object per directory entry
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, EOFError, ValueError):
         raise _invalid("the ZIP container is damaged or truncated") from None
     with archive:
+        check_entry_count(len(archive.infolist()))
         members = {info.filename: info for info in archive.infolist()}
         if _WORKBOOK_PART not in members:
             raise ImportFailure(
@@ -274,9 +286,13 @@ class _SheetSource:
     def __init__(self, path: Path, sheet: SheetRef) -> None:
         self.path = path
         self.sheet = sheet
-        self._loaded = (
-            _calamine_sheet(path, sheet) if sheet.size <= CALAMINE_MAX_SHEET_BYTES else None
-        )
+        # calamine allocates the whole area from A1 to the last cell at once: the area is
+        # checked first (a huge one is refused, a large one streamed with openpyxl).
+        small = sheet.size <= CALAMINE_MAX_SHEET_BYTES
+        with zipfile.ZipFile(path) as archive:
+            cells = check_sheet_extent(archive, sheet.part, sheet.name, cells=small)
+        use_calamine = small and cells <= CALAMINE_MAX_CELLS
+        self._loaded = _calamine_sheet(path, sheet) if use_calamine else None
         self.engine = "calamine" if self._loaded is not None else "openpyxl"
 
     def raw_rows(self) -> Iterator[Sequence[object]]:
