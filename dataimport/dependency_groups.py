@@ -1,9 +1,10 @@
 """Dependency groups: connected components of a tenant's dependency graph (move-group candidates).
 
 Every asset that takes part in any `asset_dependencies` edge (of any category, either
-direction) has a row in `dependency_group_members` with group "G-" + the smallest asset id in
-its component: the id stays the same as long as that asset stays in the group, so reruns
-change nothing unless the graph did. Assets without edges have no row.
+direction) has a row in `dependency_group_members` with its group's root, the smallest asset
+id in its component (shown as the group "G-<root>"): the id stays the same as long as that
+asset stays in the group, so reruns change nothing unless the graph did. Assets without edges
+have no row.
 
 An import adds its edges incrementally: only the components they touch are relabelled. The
 components are computed in polars (`graph_components`) over edges read with one COPY, and
@@ -19,12 +20,11 @@ from typing import Any
 
 import polars as pl
 from sqlalchemy import text
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataimport.categories.base import ImportScope
 from dataimport.db import driver_connection
-from dataimport.graph_components import components
+from dataimport.graph_components import component_roots
 
 GROUP_PREFIX = "G-"
 TOP_GROUPS = 10  # groups listed in the summary
@@ -46,49 +46,117 @@ _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('dependency_groups/' || :
 
 
 MEMBERS = "dependency_group_members"  # asset -> group; narrow, so labelling stays cheap
-_RECOMPUTED = "recomputed_group_members"
-_CREATE_RECOMPUTED = f"""
-CREATE TEMPORARY TABLE IF NOT EXISTS {_RECOMPUTED}
-  (asset_id uuid PRIMARY KEY, group_id text NOT NULL) ON COMMIT DROP
+
+# The graph travels to the worker as integer node numbers only (uuids stay in PostgreSQL):
+# a 1M-row import's 1.3M edges as uuid text held ~500 MB of worker memory.
+_ENDS = "group_edge_ends"  # a, a_grouped, b, b_grouped: an edge's two nodes
+_NODES = "group_nodes"  # n (0..count-1, in uuid order), node, grouped
+_ROOTS = "group_roots"  # n, root: from polars
+
+# The edges an import created or last touched, as nodes: a grouped end stands for its whole
+# group (its root), an ungrouped one for itself.
+_IMPORT_EDGE_ENDS = f"""
+CREATE TEMPORARY TABLE {_ENDS} ON COMMIT DROP AS
+SELECT coalesce(s.group_root, d.source_asset_id) AS a, s.group_root IS NOT NULL AS a_grouped,
+  coalesce(t.group_root, d.target_asset_id) AS b, t.group_root IS NOT NULL AS b_grouped
+FROM asset_dependencies d
+LEFT JOIN {MEMBERS} s ON s.asset_id = d.source_asset_id
+LEFT JOIN {MEMBERS} t ON t.asset_id = d.target_asset_id
+WHERE {_tenant("d")} AND (d.created_by_import_id = CAST(:id AS uuid)
+  OR d.source_import_id = CAST(:id AS uuid))
 """
 
-# Only rows whose group changed are written; the tenant lock serialises every writer.
-_APPLY = f"""
-INSERT INTO {MEMBERS} (asset_id, group_id, client_account_id, engagement_id)
-SELECT g.asset_id, g.group_id, CAST(:c AS uuid), CAST(:e AS uuid) FROM {_RECOMPUTED} g
-ORDER BY g.asset_id
-ON CONFLICT (asset_id) DO UPDATE SET group_id = EXCLUDED.group_id
-WHERE {MEMBERS}.group_id IS DISTINCT FROM EXCLUDED.group_id
+_TENANT_EDGE_ENDS = f"""
+CREATE TEMPORARY TABLE {_ENDS} ON COMMIT DROP AS
+SELECT source_asset_id AS a, false AS a_grouped, target_asset_id AS b, false AS b_grouped
+FROM asset_dependencies WHERE {_TENANT}
 """
 
+_NUMBER_NODES = f"""
+CREATE TEMPORARY TABLE {_NODES} ON COMMIT DROP AS
+SELECT CAST(row_number() OVER (ORDER BY node) - 1 AS integer) AS n, node, grouped
+FROM (
+  SELECT node, bool_or(grouped) AS grouped FROM (
+    SELECT a, a_grouped FROM {_ENDS} UNION ALL SELECT b, b_grouped FROM {_ENDS}
+  ) x(node, grouped) GROUP BY node
+) y
+"""
+
+_NUMBERED_EDGES = f"""
+SELECT x.n AS source, y.n AS target FROM {_ENDS} e
+JOIN {_NODES} x ON x.node = e.a JOIN {_NODES} y ON y.node = e.b
+"""
+
+_CREATE_ROOTS = f"CREATE TEMPORARY TABLE {_ROOTS} (n integer, root integer) ON COMMIT DROP"
+
+# Each node with its new root: the smallest node of its component.
+_NEW_ROOTS = f"""
+SELECT g.node, g.grouped, r.node AS root, x.n <> x.root AS moved
+FROM {_ROOTS} x JOIN {_NODES} g ON g.n = x.n JOIN {_NODES} r ON r.n = x.root
+"""
+
+# Groups merged into another one: every member takes the new label.
+_RELABEL_GROUPS = f"""
+UPDATE {MEMBERS} m SET group_root = v.root
+FROM ({_NEW_ROOTS}) v
+WHERE {_tenant("m")} AND v.grouped AND v.moved AND m.group_root = v.node
+"""
+
+# Assets in no group join theirs. A plain INSERT (an upsert costs twice as much): they had no
+# row when the edges were read, and every writer of the table holds the tenant's lock.
+_LABEL_ASSETS = f"""
+INSERT INTO {MEMBERS} (asset_id, group_root, client_account_id, engagement_id)
+SELECT v.node, v.root, CAST(:c AS uuid), CAST(:e AS uuid) FROM ({_NEW_ROOTS}) v
+WHERE NOT v.grouped
+"""
+
+# A full recompute: every asset on an edge takes its root; only changed rows are written.
+_APPLY_ALL = f"""
+INSERT INTO {MEMBERS} (asset_id, group_root, client_account_id, engagement_id)
+SELECT v.node, v.root, CAST(:c AS uuid), CAST(:e AS uuid) FROM ({_NEW_ROOTS}) v
+ON CONFLICT (asset_id) DO UPDATE SET group_root = EXCLUDED.group_root
+WHERE {MEMBERS}.group_root IS DISTINCT FROM EXCLUDED.group_root
+"""
+
+# After a full recompute: assets on no edge any more leave their group.
 _CLEAR = f"""
 DELETE FROM {MEMBERS} m
-WHERE {_tenant("m")}
-  AND NOT EXISTS (SELECT 1 FROM {_RECOMPUTED} g WHERE g.asset_id = m.asset_id)
+WHERE {_tenant("m")} AND NOT EXISTS (SELECT 1 FROM {_NODES} g WHERE g.node = m.asset_id)
 """
 
+_GROUP_SIZES = f"""
+SELECT '{GROUP_PREFIX}' || group_root AS grp, count(*) FROM {MEMBERS}
+WHERE {_TENANT} GROUP BY group_root
+ORDER BY count(*) DESC, grp
+"""
+
+# A few member names per listed group: its members with the smallest ids (an index range
+# read, however large the group), shown in name order.
 _SAMPLES = f"""
-SELECT group_id, name FROM (
-  SELECT m.group_id, a.name,
-    row_number() OVER (PARTITION BY m.group_id ORDER BY a.name) AS nth
-  FROM {MEMBERS} m JOIN assets a ON a.id = m.asset_id
-  WHERE {_tenant("m")} AND m.group_id = ANY(CAST(:groups AS text[]))
-) s WHERE nth <= :n ORDER BY group_id, name
+SELECT '{GROUP_PREFIX}' || g.root, s.name FROM unnest(CAST(:roots AS uuid[])) AS g(root)
+CROSS JOIN LATERAL (
+  SELECT a.name FROM (
+    SELECT m.asset_id FROM {MEMBERS} m
+    WHERE {_tenant("m")} AND m.group_root = g.root
+    ORDER BY m.asset_id LIMIT :n
+  ) k JOIN assets a ON a.id = k.asset_id
+) s
+ORDER BY g.root, s.name
 """
 
 _LIST = f"""
 WITH g AS (
-  SELECT m.group_id AS grp, count(*) AS assets,
+  SELECT '{GROUP_PREFIX}' || m.group_root AS grp, count(*) AS assets,
     (array_agg(a.name ORDER BY a.name))[1:10] AS sample
   FROM {MEMBERS} m JOIN assets a ON a.id = m.asset_id
   WHERE {_tenant("m")}
-  GROUP BY m.group_id
+  GROUP BY m.group_root
 ),
 d AS (
-  SELECT m.group_id AS grp, count(*) AS dependencies
+  SELECT '{GROUP_PREFIX}' || m.group_root AS grp, count(*) AS dependencies
   FROM asset_dependencies x JOIN {MEMBERS} m ON m.asset_id = x.source_asset_id
   WHERE {_tenant("x")}
-  GROUP BY m.group_id
+  GROUP BY m.group_root
 )
 SELECT g.grp, g.assets, coalesce(d.dependencies, 0) AS dependencies, g.sample
 FROM g LEFT JOIN d ON d.grp = g.grp
@@ -100,85 +168,46 @@ LIMIT :limit
 _AFTER = "AND (g.assets < :after_assets OR (g.assets = :after_assets AND g.grp > :after_grp))"
 
 
-# The edges an import created or last touched, with their ends' current groups.
-_IMPORT_EDGES = f"""
-SELECT d.source_asset_id AS source, s.group_id AS source_group,
-  d.target_asset_id AS target, t.group_id AS target_group
-FROM asset_dependencies d
-LEFT JOIN {MEMBERS} s ON s.asset_id = d.source_asset_id
-LEFT JOIN {MEMBERS} t ON t.asset_id = d.target_asset_id
-WHERE {_tenant("d")} AND (d.created_by_import_id = CAST(:id AS uuid)
-  OR d.source_import_id = CAST(:id AS uuid))
-"""
-
-# Groups merged into another one: every member takes the new label.
-_RELABEL_GROUPS = f"""
-UPDATE {MEMBERS} m SET group_id = v.new
-FROM merged_group_labels v
-WHERE {_tenant("m")} AND m.group_id = v.old
-"""
-
-# Assets that were in no group join theirs. A plain INSERT: they had no row when the edges
-# were read, and every writer of the table holds the tenant's lock.
-_LABEL_ASSETS = f"""
-INSERT INTO {MEMBERS} (asset_id, group_id, client_account_id, engagement_id)
-SELECT v.asset_id, v.group_id, CAST(:c AS uuid), CAST(:e AS uuid)
-FROM new_group_labels v
-"""
-
-_GROUP_SIZES = f"""
-SELECT group_id, count(*) FROM {MEMBERS}
-WHERE {_TENANT} GROUP BY group_id
-ORDER BY count(*) DESC, group_id
-"""
+async def _fresh(conn: AsyncConnection, table: str, create: str, params: dict[str, Any]) -> None:
+    await conn.execute(text(f"DROP TABLE IF EXISTS pg_temp.{table}"))
+    await conn.execute(text(create), params)
 
 
-# Edges travel as CSV through COPY straight into polars: no Python object per edge.
-_TENANT_EDGES = f"""
-SELECT source_asset_id AS source, target_asset_id AS target
-FROM asset_dependencies WHERE {_TENANT}
-"""
+async def _group(conn: AsyncConnection, ends: str, params: dict[str, Any]) -> None:
+    """Number the nodes of `ends`, find their components in polars, leave `group_roots`.
 
-_LABELS = "new_group_labels"
-_CREATE_LABELS = f"""
-CREATE TEMPORARY TABLE IF NOT EXISTS {_LABELS} (asset_id uuid, group_id text) ON COMMIT DROP
-"""
-_RELABELS = "merged_group_labels"
-_CREATE_RELABELS = f"""
-CREATE TEMPORARY TABLE IF NOT EXISTS {_RELABELS} (old text, new text) ON COMMIT DROP
-"""
-
-
-async def _frame(conn: AsyncConnection, query: str, params: dict[str, Any]) -> pl.DataFrame:
-    """A query's rows as a frame of text columns, read with one COPY."""
-    bound = (
-        text(query)
-        .bindparams(**params)
-        .compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
-    )
+    Every join here is over whole sets (an import's edges, its nodes): hash joins, never
+    nested loops, which a stale or empty estimate (a table that just grew) would pick.
+    """
+    await conn.execute(text("SET LOCAL work_mem = '128MB'"))
+    await conn.execute(text("SET LOCAL enable_nestloop = off"))
+    await _fresh(conn, _ENDS, ends, params)
+    await _fresh(conn, _NODES, _NUMBER_NODES, {})
+    count = int(await conn.scalar(text(f"SELECT count(*) FROM {_NODES}")) or 0)
+    driver = await driver_connection(conn)
     sink = io.BytesIO()
 
     async def write(data: bytes) -> None:
         sink.write(data)
 
-    driver = await driver_connection(conn)
-    await driver.copy_from_query(str(bound), output=write, format="csv", header=True)
-    return pl.read_csv(sink.getvalue(), infer_schema=False)
-
-
-async def _copy_in(conn: AsyncConnection, table: str, frame: pl.DataFrame) -> None:
-    await conn.execute(text(f"TRUNCATE {table}"))
-    if frame.height:
-        driver = await driver_connection(conn)
+    await driver.copy_from_query(_NUMBERED_EDGES, output=write, format="csv")
+    edges = (
+        pl.read_csv(
+            sink.getvalue(),
+            has_header=False,
+            new_columns=["source", "target"],
+            schema_overrides={"source": pl.UInt32, "target": pl.UInt32},
+        )
+        if sink.tell()
+        else pl.DataFrame(schema={"source": pl.UInt32, "target": pl.UInt32})
+    )
+    roots = component_roots(edges["source"], edges["target"], count)
+    await _fresh(conn, _ROOTS, _CREATE_ROOTS, {})
+    if count:
+        frame = pl.DataFrame({"n": pl.arange(0, count, dtype=pl.UInt32, eager=True), "root": roots})
         payload = io.BytesIO(frame.write_csv(include_header=False).encode())
-        await driver.copy_to_table(table, source=payload, format="csv")
-
-
-async def _write_groups(conn: AsyncConnection, members: pl.DataFrame) -> None:
-    await conn.execute(text(_CREATE_RECOMPUTED))
-    frame = members.select("node", group=pl.lit(GROUP_PREFIX) + pl.col("root"))
-    await _copy_in(conn, _RECOMPUTED, frame)
-    await conn.execute(text(f"ANALYZE {_RECOMPUTED}"))
+        await driver.copy_to_table(_ROOTS, source=payload, format="csv")
+    await conn.execute(text(f"ANALYZE {_NODES}, {_ROOTS}"))
 
 
 async def _top(
@@ -188,7 +217,12 @@ async def _top(
     if not largest:
         return []
     rows = await conn.execute(
-        text(_SAMPLES), {**params, "groups": [group for group, _ in largest], "n": SAMPLE_NAMES}
+        text(_SAMPLES),
+        {
+            **params,
+            "roots": [group.removeprefix(GROUP_PREFIX) for group, _ in largest],
+            "n": SAMPLE_NAMES,
+        },
     )
     samples: dict[str, list[str]] = {}
     for group, name in rows:
@@ -210,49 +244,11 @@ async def refresh_dependency_groups(
     """
     params = {"c": str(client_account_id), "e": str(engagement_id)}
     await conn.execute(text(_LOCK), params)
-    members = components(await _frame(conn, _TENANT_EDGES, params))
-    await _write_groups(conn, members)
-    await conn.execute(text(_APPLY), params)
+    await _group(conn, _TENANT_EDGE_ENDS, params)
+    await conn.execute(text(_APPLY_ALL), params)
     await conn.execute(text(_CLEAR), params)
+    await conn.execute(text("RESET enable_nestloop"))
     return await _summary(conn, params)
-
-
-def merge(edges: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(groups merged: `old` -> `new` label, assets newly grouped: `asset_id` -> `group_id`)
-    after adding `edges` (source, source_group, target, target_group; groups NULL when none).
-
-    Groups are connected components, each labelled by its smallest asset id: an edge can only
-    merge components, so the union of the ends' components is labelled by the smallest of
-    their smallest ids. A grouped end stands for its whole group, an ungrouped one for itself.
-    """
-    nodes = edges.lazy().select(
-        source=pl.coalesce(pl.col("source_group").str.strip_prefix(GROUP_PREFIX), "source"),
-        target=pl.coalesce(pl.col("target_group").str.strip_prefix(GROUP_PREFIX), "target"),
-    )
-    roots = components(nodes.collect()).lazy()
-    ends = pl.concat(
-        [
-            edges.lazy().select(asset="source", group="source_group"),
-            edges.lazy().select(asset="target", group="target_group"),
-        ]
-    )
-    relabel = (
-        ends.filter(pl.col("group").is_not_null())
-        .select(old="group", node=pl.col("group").str.strip_prefix(GROUP_PREFIX))
-        .unique()
-        .join(roots, on="node")
-        .select("old", new=pl.lit(GROUP_PREFIX) + pl.col("root"))
-        .filter(pl.col("old") != pl.col("new"))
-    )
-    labels = (
-        ends.filter(pl.col("group").is_null())
-        .select(node="asset")
-        .unique()
-        .join(roots, on="node")
-        .select(asset_id="node", group_id=pl.lit(GROUP_PREFIX) + pl.col("root"))
-    )
-    relabelled, labelled = pl.collect_all([relabel, labels])
-    return relabelled, labelled
 
 
 async def _summary(conn: AsyncConnection, params: dict[str, Any]) -> dict[str, Any]:
@@ -271,9 +267,11 @@ async def update_dependency_groups(conn: AsyncConnection, scope: ImportScope) ->
     """Add one import's dependencies to the tenant's groups: only the components its edges
     touch change (merged, or joined by new assets); the rest of the graph is not read.
 
-    Same summary as `refresh_dependency_groups`; idempotent (a rerun changes nothing). Exact
-    as long as dependencies are only ever added, which is all imports do; a full refresh
-    repairs anything else.
+    Groups are connected components, each labelled by its smallest asset id: an edge can only
+    merge components, so the union of its ends' components is labelled by the smallest of
+    their smallest ids. Same summary as `refresh_dependency_groups`; idempotent (a rerun
+    changes nothing). Exact as long as dependencies are only ever added, which is all imports
+    do; a full refresh repairs anything else.
     """
     params: dict[str, Any] = {
         "c": scope.client_account_id,
@@ -281,16 +279,10 @@ async def update_dependency_groups(conn: AsyncConnection, scope: ImportScope) ->
         "id": scope.data_import_id,
     }
     await conn.execute(text(_LOCK), params)
-    await conn.execute(text("SET LOCAL work_mem = '128MB'"))  # the import's edges, hashed
-    relabel, labels = merge(await _frame(conn, _IMPORT_EDGES, params))
-    if relabel.height:
-        await conn.execute(text(_CREATE_RELABELS))
-        await _copy_in(conn, _RELABELS, relabel)
-        await conn.execute(text(_RELABEL_GROUPS), params)
-    if labels.height:
-        await conn.execute(text(_CREATE_LABELS))
-        await _copy_in(conn, _LABELS, labels)
-        await conn.execute(text(_LABEL_ASSETS), params)
+    await _group(conn, _IMPORT_EDGE_ENDS, params)
+    await conn.execute(text(_RELABEL_GROUPS), params)
+    await conn.execute(text(_LABEL_ASSETS), params)
+    await conn.execute(text("RESET enable_nestloop"))
     return await _summary(conn, params)
 
 

@@ -27,7 +27,7 @@ PREPARE_AGENT = "asset_resolver"
 
 # Analysed only where a large share changed (inventory.analyze_if_grown): a small import
 # into a big inventory never pays for sampling it, nor queues behind another's ANALYZE.
-ANALYZED_TABLES = ("assets", "asset_dependencies")
+ANALYZED_TABLES = ("assets", "asset_dependencies", "dependency_group_members")
 
 
 @runtime_checkable

@@ -330,12 +330,17 @@ class DependencyGroupMember(TenantMixin, Base):
     __tablename__ = "dependency_group_members"
     __table_args__ = (
         Index(
-            "ix_dependency_group_members_group", "client_account_id", "engagement_id", "group_id"
+            "ix_dependency_group_members_group",
+            "client_account_id",
+            "engagement_id",
+            "group_root",
+            "asset_id",
         ),
     )
 
     asset_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    group_id: Mapped[str] = mapped_column(Text, nullable=False)  # "G-" + smallest member id
+    # The smallest asset id of the component; the group reads as "G-<root>".
+    group_root: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
 
 
 class AssetDependency(TenantMixin, TimestampMixin, Base):

@@ -127,7 +127,7 @@ TERMINAL_OR_WAITING = (
 # Real exports written by others, kept in the repository with their licence (tests/data).
 # An asset's dependency group as a column of `SELECT ... FROM assets` (groups have a table).
 ASSET_GROUP = (
-    "(SELECT g.group_id FROM dependency_group_members g WHERE g.asset_id = assets.id) "
+    "(SELECT 'G-' || g.group_root FROM dependency_group_members g WHERE g.asset_id = assets.id) "
     "AS dependency_group"
 )
 

@@ -636,8 +636,8 @@ async def test_groups_refresh_is_idempotent_and_clears_isolated_assets(
         await conn.execute(
             text(
                 "INSERT INTO dependency_group_members "
-                "(asset_id, group_id, client_account_id, engagement_id) "
-                "VALUES (:id, 'G-stale', :c, :e)"
+                "(asset_id, group_root, client_account_id, engagement_id) "
+                "VALUES (:id, :id, :c, :e)"
             ),
             {"id": ids["lonely"], "c": c, "e": e},
         )

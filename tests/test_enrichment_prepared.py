@@ -7,14 +7,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport import enrichment, inventory
+from dataimport.categories.base import ImportScope
 from dataimport.contracts import ImportRef, RowRange
-from dataimport.dependency_groups import merge, refresh_dependency_groups
+from dataimport.dependency_groups import refresh_dependency_groups, update_dependency_groups
 from starter.client import ImportService
 from tests.factories import ASSET_GROUP, TERMINAL_OR_WAITING, wait_for, write_csv
 
@@ -157,19 +157,73 @@ async def test_stores_of_one_host_across_ranges_make_one_asset(
     assert stores == {"dbhost-0": 133, "dbhost-1": 134, "dbhost-2": 133}
 
 
-def test_merge_joins_groups_under_the_smallest_id() -> None:
-    edges = pl.DataFrame(
-        [
-            ("5", "G-3", "9", "G-7"),  # two groups merge: 3 is the smaller root
-            ("1", None, "4", None),  # a new component of two new assets
-            ("8", None, "9", "G-7"),  # a new asset joins a merged group
-        ],
-        schema=["source", "source_group", "target", "target_group"],
-        orient="row",
+async def test_an_import_merges_groups_under_the_smallest_id(engine: AsyncEngine) -> None:
+    """Two groups an import's edge joins merge under the smaller label; new assets form a new
+    group or join the merged one; untouched groups keep theirs; a rerun changes nothing."""
+    c, e, batch = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    names = ["g3a", "g3b", "g7a", "g7b", "new1", "new4", "new8", "other1", "other2"]
+    params = {"c": c, "e": e}
+    async with engine.begin() as conn:
+        ids = {
+            name: str(
+                await conn.scalar(
+                    text(
+                        "INSERT INTO assets (client_account_id, engagement_id, name, name_key) "
+                        "VALUES (:c, :e, :n, :n) RETURNING id"
+                    ),
+                    {**params, "n": name},
+                )
+            )
+            for name in names
+        }
+
+        async def edge(source: str, target: str, by: str | None) -> None:
+            await conn.execute(
+                text(
+                    "INSERT INTO asset_dependencies (client_account_id, engagement_id, "
+                    "source_asset_id, target_asset_id, created_by_import_id) "
+                    "VALUES (:c, :e, :s, :t, :by)"
+                ),
+                {**params, "s": ids[source], "t": ids[target], "by": by},
+            )
+
+        earlier = {"g3": ("g3a", "g3b"), "g7": ("g7a", "g7b"), "other": ("other1", "other2")}
+        root = {g: min(ids[m] for m in members) for g, members in earlier.items()}
+        for group, (first, second) in earlier.items():
+            await edge(first, second, None)
+            for member in (first, second):
+                await conn.execute(
+                    text(
+                        "INSERT INTO dependency_group_members "
+                        "(asset_id, group_root, client_account_id, engagement_id) "
+                        "VALUES (:a, :g, :c, :e)"
+                    ),
+                    {**params, "a": ids[member], "g": root[group]},
+                )
+        await edge("g3a", "g7b", batch)  # two groups merge
+        await edge("new1", "new4", batch)  # a new component of two new assets
+        await edge("new8", "g7a", batch)  # a new asset joins a merged group
+        scope = ImportScope(batch, c, e, 1, 1)
+        first_summary = await update_dependency_groups(conn, scope)
+        assert await update_dependency_groups(conn, scope) == first_summary
+        groups = dict(
+            (
+                await conn.execute(
+                    text(
+                        "SELECT a.name, 'G-' || m.group_root FROM dependency_group_members m "
+                        "JOIN assets a ON a.id = m.asset_id WHERE m.client_account_id = :c"
+                    ),
+                    params,
+                )
+            ).all()
+        )
+    merged = f"G-{min(root['g3'], root['g7'], ids['new8'])}"
+    assert {n: groups[n] for n in ("g3a", "g3b", "g7a", "g7b", "new8")} == dict.fromkeys(
+        ("g3a", "g3b", "g7a", "g7b", "new8"), merged
     )
-    relabel, labels = merge(edges)
-    assert dict(relabel.iter_rows()) == {"G-7": "G-3"}
-    assert dict(labels.iter_rows()) == {"1": "G-1", "4": "G-1", "8": "G-3"}
+    assert groups["new1"] == groups["new4"] == f"G-{min(ids['new1'], ids['new4'])}"
+    assert groups["other1"] == groups["other2"] == f"G-{root['other']}"
+    assert (first_summary["groups"], first_summary["largest"]) == (3, 5)
 
 
 @pytest.mark.usefixtures("worker")

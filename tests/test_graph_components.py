@@ -9,7 +9,7 @@ from collections import defaultdict, deque
 import polars as pl
 import pytest
 
-from dataimport.graph_components import components
+from dataimport.graph_components import component_roots
 
 
 def _reference(edges: list[tuple[str, str]]) -> dict[str, str]:
@@ -33,8 +33,13 @@ def _reference(edges: list[tuple[str, str]]) -> dict[str, str]:
 
 
 def _components(edges: list[tuple[str, str]]) -> dict[str, str]:
-    frame = pl.DataFrame(edges, schema=["source", "target"], orient="row")
-    return dict(components(frame).iter_rows())
+    """Through integer ids in sort order, as dependency_groups numbers its nodes."""
+    nodes = sorted({node for edge in edges for node in edge})
+    number = {node: n for n, node in enumerate(nodes)}
+    source = pl.Series([number[a] for a, _ in edges], dtype=pl.UInt32)
+    target = pl.Series([number[b] for _, b in edges], dtype=pl.UInt32)
+    roots = component_roots(source, target, len(nodes))
+    return {node: nodes[root] for node, root in zip(nodes, roots.to_list(), strict=True)}
 
 
 def test_roots_are_the_smallest_member() -> None:
@@ -44,6 +49,11 @@ def test_roots_are_the_smallest_member() -> None:
 
 def test_no_edges_no_nodes() -> None:
     assert _components([]) == {}
+
+
+def test_ids_on_no_edge_are_their_own_roots() -> None:
+    roots = component_roots(pl.Series([3], dtype=pl.UInt32), pl.Series([1], dtype=pl.UInt32), 5)
+    assert roots.to_list() == [0, 1, 2, 1, 4]
 
 
 @pytest.mark.parametrize("seed", range(40))

@@ -130,19 +130,20 @@ def test_dependency_groups_move_to_their_table_and_back(scratch_url: str) -> Non
     asyncio.run(
         run(
             "INSERT INTO assets (id, client_account_id, engagement_id, name, name_key, "
-            "dependency_group) VALUES ($1, $2, $3, 'a', 'a', 'G-x')",
+            "dependency_group) VALUES ($1, $2, $3, 'a', 'a', $4)",
             asset,
             c,
             e,
+            f"G-{asset}",
         )
     )
     upgrade(scratch_url)
     moved = asyncio.run(
-        run("SELECT asset_id, group_id, client_account_id FROM dependency_group_members")
+        run("SELECT asset_id, group_root, client_account_id FROM dependency_group_members")
     )
-    assert [tuple(row) for row in moved] == [(asset, "G-x", c)]
+    assert [tuple(row) for row in moved] == [(asset, asset, c)]
     downgrade(scratch_url, "0004_inventory_import_indexes")
     back = asyncio.run(run("SELECT dependency_group FROM assets WHERE id = $1", asset))
-    assert [row[0] for row in back] == ["G-x"]
+    assert [row[0] for row in back] == [f"G-{asset}"]
     asyncio.run(run("DELETE FROM assets WHERE id = $1", asset))
     upgrade(scratch_url)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport.api.errors import ApiError
 from dataimport.api.schemas import AssetOut, DependencyGroupOut, DependencyOut
-from dataimport.dependency_groups import list_dependency_groups
+from dataimport.dependency_groups import GROUP_PREFIX, list_dependency_groups
 from dataimport.imports import Tenant
 
 _TENANT = "client_account_id = :c AND engagement_id = :e"
@@ -77,7 +77,9 @@ async def _rows(engine: AsyncEngine, sql: str, params: dict[str, Any]) -> list[A
 
 # An asset's group lives in dependency_group_members (one narrow row per grouped asset).
 _ASSET_COLUMNS = ", ".join(
-    "g.group_id AS dependency_group" if name == "dependency_group" else f"a.{name}"
+    f"'{GROUP_PREFIX}' || g.group_root AS dependency_group"
+    if name == "dependency_group"
+    else f"a.{name}"
     for name in AssetOut.model_fields
 )
 _ASSETS = "assets a LEFT JOIN dependency_group_members g ON g.asset_id = a.id"
@@ -99,13 +101,27 @@ def _asset_query(tenant: Tenant, filters: AssetFilter) -> Query:
         if value is not None:
             query.add(f"a.{column} = :{column}", **{column: value})
     if filters.dependency_group is not None:
-        query.add("g.group_id = :dependency_group", dependency_group=filters.dependency_group)
+        root = _group_root(filters.dependency_group)
+        if root is None:
+            query.add("false")  # not a group id this API hands out: no asset is in it
+        else:
+            query.add("g.group_root = :group_root", group_root=root)
     if filters.search:
         query.add(
             "(a.name ILIKE :q OR a.hostname ILIKE :q OR a.fqdn ILIKE :q OR a.ip_address ILIKE :q)",
             q=like(filters.search),
         )
     return query
+
+
+def _group_root(group: str) -> uuid.UUID | None:
+    """The root asset id of a group id "G-<uuid>", or None for anything else."""
+    if not group.startswith(GROUP_PREFIX):
+        return None
+    try:
+        return uuid.UUID(group.removeprefix(GROUP_PREFIX))
+    except ValueError:
+        return None
 
 
 async def list_assets(
