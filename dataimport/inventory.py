@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataimport.categories.base import EnrichCounts, ImportScope
+from dataimport.issues import Code
 
 # Asset column -> SQL type of its value in normalized_data->'asset'.
 ASSET_FIELDS: dict[str, str] = {
@@ -75,23 +76,63 @@ ORDER BY s.name_key, s.row_number DESC
 """
 
 
-def _update_by_external_id_sql() -> str:
-    """An asset known by its external id under another name key takes the incoming key.
+# The range's staged assets whose external id the tenant already knows, with the asset that
+# has it. A rename onto a name another asset has (`taken`) is a finding, not a unique-index
+# crash: that asset keeps its name and takes the row's other fields.
+_RANGE_BY_EXTERNAL_TABLE = "enrich_range_by_external"
+_STAGE_BY_EXTERNAL = f"""
+CREATE TEMPORARY TABLE {_RANGE_BY_EXTERNAL_TABLE} ON COMMIT DROP AS
+WITH s AS ({_RANGE_ASSETS})
+SELECT s.name_key, s.name, s.external_id, t.id AS asset_id, t.name_key AS current_key,
+  t.name AS current_name,
+  s.name_key <> t.name_key AND EXISTS (
+    SELECT 1 FROM assets o WHERE o.client_account_id = CAST(:c AS uuid)
+      AND o.engagement_id = CAST(:e AS uuid) AND o.name_key = s.name_key
+  ) AS taken
+FROM s JOIN assets t ON t.client_account_id = CAST(:c AS uuid)
+  AND t.engagement_id = CAST(:e AS uuid) AND t.external_id = s.external_id
+"""
+
+
+def _update_by_external_id_sql(*, taken: bool) -> str:
+    """An asset known by its external id under another name key takes the incoming key and
+    fields (`taken=False`), or only the fields when the key belongs to another asset.
 
     A hash join of the range's staged assets with the tenant's assets that have an external id
     (run with nested loops off: while a tenant's first ranges are written its statistics say
     it is empty, and every index leading with the tenant would look like a one-row probe).
     """
-    sets = ",\n  ".join(f"{col} = coalesce(s.{col}, t.{col})" for col in ASSET_FIELDS)
+    kept = {"name"} if taken else set()
+    sets = ",\n  ".join(
+        f"{col} = coalesce(s.{col}, t.{col})" for col in ASSET_FIELDS if col not in kept
+    )
+    rename = "" if taken else "name_key = s.name_key,"
+    which = "x.taken" if taken else "NOT x.taken AND x.current_key <> s.name_key"
     return f"""
 WITH s AS ({_RANGE_ASSETS})
-UPDATE assets t SET {sets},
-  name_key = s.name_key,
+UPDATE assets t SET {sets}, {rename}
   custom_attributes = t.custom_attributes || coalesce(s.custom_attributes, '{{}}'),
   source_import_id = CAST(:id AS uuid), updated_at = now()
-FROM s
+FROM s JOIN {_RANGE_BY_EXTERNAL_TABLE} x ON x.name_key = s.name_key
 WHERE t.client_account_id = CAST(:c AS uuid) AND t.engagement_id = CAST(:e AS uuid)
-  AND t.external_id = s.external_id AND t.name_key <> s.name_key
+  AND t.id = x.asset_id AND {which}
+"""
+
+
+# Rows whose rename was refused are linked to the asset they updated, and say why.
+_LINK_TAKEN = f"""
+UPDATE raw_import_records r SET asset_id = x.asset_id, is_processed = true,
+  validation_errors = CASE WHEN s.superseded
+      OR r.validation_errors @> '[{{"code": "{Code.ASSET_NAME_TAKEN.value}"}}]'
+    THEN r.validation_errors
+    ELSE coalesce(r.validation_errors, '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
+      'code', '{Code.ASSET_NAME_TAKEN.value}', 'severity', 'warning', 'field', 'name',
+      'message', 'name ' || x.name || ' belongs to another asset: the asset with external id '
+        || x.external_id || ' keeps its name ' || x.current_name))
+  END
+FROM {_RANGE_ROWS_TABLE} s JOIN {_RANGE_BY_EXTERNAL_TABLE} x ON x.name_key = s.name_key
+WHERE x.taken AND r.id = s.rid AND r.data_import_id = CAST(:id AS uuid)
+  AND r.row_number BETWEEN :first AND :last
 """
 
 
@@ -105,7 +146,12 @@ def _upsert_by_name_key_sql() -> str:
     values = ", ".join(f"s.{col}" for col in ASSET_FIELDS)
     sets = ",\n  ".join(f"{col} = coalesce(EXCLUDED.{col}, assets.{col})" for col in ASSET_FIELDS)
     return f"""
-WITH s AS ({_RANGE_ASSETS}),
+WITH s AS (
+  SELECT a.* FROM ({_RANGE_ASSETS}) a
+  WHERE NOT EXISTS (
+    SELECT 1 FROM {_RANGE_BY_EXTERNAL_TABLE} x WHERE x.name_key = a.name_key AND x.taken
+  )
+),
 upserted AS (
   INSERT INTO assets (client_account_id, engagement_id, name_key, {columns}, custom_attributes,
     source_import_id, created_by_import_id)
@@ -128,7 +174,8 @@ WHERE r.id = linked.rid AND r.data_import_id = CAST(:id AS uuid)
 """
 
 
-UPDATE_BY_EXTERNAL_ID = _update_by_external_id_sql()
+RENAME_BY_EXTERNAL_ID = _update_by_external_id_sql(taken=False)
+UPDATE_BY_EXTERNAL_ID_KEEPING_NAME = _update_by_external_id_sql(taken=True)
 UPSERT_BY_NAME_KEY = _upsert_by_name_key_sql()
 
 
@@ -157,10 +204,14 @@ async def upsert_assets(conn: AsyncConnection, scope: ImportScope) -> EnrichCoun
     # Row estimates of freshly written tables are ~1, which tempts the planner into nested
     # loops over whole ranges (quadratic); hash joins are right for range-sized sets.
     await conn.execute(text("SET LOCAL enable_nestloop = off"))
-    await conn.execute(text(UPDATE_BY_EXTERNAL_ID), params)
+    await _fresh_temp(conn, _RANGE_BY_EXTERNAL_TABLE, _STAGE_BY_EXTERNAL, params)
+    await conn.execute(text(RENAME_BY_EXTERNAL_ID), params)
+    kept = await conn.execute(text(UPDATE_BY_EXTERNAL_ID_KEEPING_NAME), params)
+    if kept.rowcount:
+        await conn.execute(text(_LINK_TAKEN), params)
     linked = await conn.execute(text(UPSERT_BY_NAME_KEY), params)
     await conn.execute(text("RESET enable_nestloop"))
-    return EnrichCounts(assets_touched=linked.rowcount or 0)
+    return EnrichCounts(assets_touched=(linked.rowcount or 0) + (kept.rowcount or 0))
 
 
 # A declared dependency names its target by name, external id or host name. The range's refs

@@ -20,6 +20,8 @@ class Code(StrEnum):
     CONSTRAINT_ERROR = "constraint-error"
     UNKNOWN_VALUE = "unknown-value"
     DUPLICATE_KEY = "duplicate-key"
+    DUPLICATE_EXTERNAL_ID = "duplicate-external-id"  # one CMDB sys_id on two rows of a file
+    ASSET_NAME_TAKEN = "asset-name-taken"  # a rename onto a name another asset has
     EXTRA_CELL = "extra-cell"
     MISSING_CELL = "missing-cell"
     BLANK_ROW = "blank-row"

@@ -235,6 +235,29 @@ UPDATE raw_import_records r SET superseded = true,
 FROM ranked WHERE r.id = ranked.id AND ranked.rank > 1 AND NOT r.superseded
 """
 
+# Of valid rows naming one external id (a CMDB sys_id) under different keys, the last wins;
+# only ids that occur twice are ranked (a hash aggregate first, not a sort of every row).
+_MARK_EXTERNAL_DUPLICATES = """
+WITH keyed AS MATERIALIZED (
+  SELECT id, row_number, normalized_data -> 'asset' ->> 'external_id' AS k
+  FROM raw_import_records
+  WHERE data_import_id = :id AND is_valid AND NOT superseded
+    AND normalized_data -> 'asset' ->> 'external_id' IS NOT NULL
+),
+shared AS (SELECT k FROM keyed GROUP BY k HAVING count(*) > 1),
+ranked AS (
+  SELECT keyed.id, row_number() OVER w AS rank, first_value(keyed.row_number) OVER w AS winner
+  FROM keyed JOIN shared USING (k)
+  WINDOW w AS (PARTITION BY k ORDER BY keyed.row_number DESC)
+)
+UPDATE raw_import_records r SET superseded = true,
+  validation_errors = coalesce(r.validation_errors, '[]'::jsonb) || jsonb_build_array(
+    jsonb_build_object('code', CAST(:code AS text), 'severity', 'warning',
+      'field', 'external_id',
+      'message', 'same external id as row ' || ranked.winner || ', which wins'))
+FROM ranked WHERE r.id = ranked.id AND ranked.rank > 1
+"""
+
 _COUNT_ROWS = """
 SELECT count(*) FILTER (WHERE is_valid) AS valid_rows,
   count(*) FILTER (WHERE NOT is_valid AND NOT is_blank) AS invalid_rows,
@@ -282,6 +305,9 @@ async def finalize_validation(
     params = {"id": ref.data_import_id}
     async with engine.begin() as conn:
         await conn.execute(text(_MARK_DUPLICATES), {**params, "code": Code.DUPLICATE_KEY.value})
+        if get_category(ref.category).unique_external_ids:
+            code = Code.DUPLICATE_EXTERNAL_ID.value
+            await conn.execute(text(_MARK_EXTERNAL_DUPLICATES), {**params, "code": code})
         await _run_cross_row_agents(conn, ref)
         counts = (await conn.execute(text(_COUNT_ROWS), params)).mappings().one()
         issues = await _issue_report(conn, params)

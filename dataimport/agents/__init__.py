@@ -19,6 +19,7 @@ FORMAT_VALIDATOR = "format_validator"
 AGENT_BY_CODE = {
     Code.FORMULA_INJECTION.value: "security_scanner",
     Code.DUPLICATE_KEY.value: "data_quality_assessor",
+    Code.DUPLICATE_EXTERNAL_ID.value: "data_quality_assessor",
 }
 
 

@@ -1114,6 +1114,7 @@ class AppDiscoveryCategory:
     agents: Sequence[ValidationAgent] = (DependencyValidator(),)
     sheet_plan: SheetPlan | None = None
     masks_values = False
+    unique_external_ids = False
 
     def validate_frame(self, frame: ChunkFrame, findings: Findings) -> FrameOutcome:
         """The columnar engine's rules (`app_discovery_rules`); `validate_row` stays for the

@@ -138,6 +138,9 @@ class ImportCategory(Protocol):
     sheet_plan: SheetPlan | None
     # True when cell values are sensitive: they are masked wherever they leave staging.
     masks_values: bool
+    # True when `asset.external_id` identifies an asset (a CMDB sys_id): of two valid rows of
+    # one file with the same one, the last wins and the earlier is superseded.
+    unique_external_ids: bool
 
     def natural_key(self, normalized: Mapping[str, Any]) -> str | None:
         """Key that identifies the same real-world thing twice in one file (duplicate-key)."""

@@ -40,6 +40,7 @@ class CloudInstancesCategory:
     agents: Sequence[ValidationAgent] = ()
     sheet_plan: SheetPlan | None = None
     masks_values = False
+    unique_external_ids = False
 
     def validate_frame(self, frame: ChunkFrame, findings: Findings) -> FrameOutcome:
         return rules.validate_frame(frame, findings)

@@ -44,6 +44,7 @@ class CmdbExportCategory:
     agents: Sequence[ValidationAgent] = ()
     sheet_plan: SheetPlan | None = None
     masks_values = False
+    unique_external_ids = True  # sys_id: one configuration item, whatever its name
 
     def __init__(self, as_of: date | None = None) -> None:
         self._as_of = as_of  # fixed date for tests; None means today

@@ -97,6 +97,7 @@ class InfrastructureCategory:
         primary=("vInfo", "tabvInfo"), companions=RVTOOLS_COMPANIONS, join_keys=("VM UUID", "VM")
     )
     masks_values = False
+    unique_external_ids = False
 
     def __init__(self, as_of: date | None = None) -> None:
         self._as_of = as_of  # fixed date for tests; None means today, evaluated per row

@@ -78,6 +78,7 @@ class SensitiveDataCategory:
     agents: Sequence[ValidationAgent] = (PiiDetector(), ComplianceChecker())
     sheet_plan: SheetPlan | None = None
     masks_values = True
+    unique_external_ids = False
 
     def validate_frame(self, frame: ChunkFrame, findings: Findings) -> FrameOutcome:
         """Validate and normalise a whole chunk at once (the columnar engine)."""
