@@ -11,23 +11,24 @@ algorithm we allow (never `none`, never a shared secret), is unexpired, and name
   each optionally behind `DATAIMPORT_OIDC_SCOPE_PREFIX` (e.g. `dataimport:read`); the highest
   one counts. A token with none of them is valid but may do nothing (403).
 
-Fetching is PyJWT's PyJWKClient: the key set is cached for five minutes, and an unknown `kid`
-refetches it at most once every thirty seconds, so forged tokens cannot make us hammer the
-identity provider. Verification blocks on that fetch: callers run it in a thread.
+Fetching is PyJWT's PyJWKClient: the key set is cached for five minutes; an unknown `kid`
+refetches it (key rotation) at most once every thirty seconds, so forged tokens cannot make us
+hammer the identity provider. Verification blocks on that fetch: callers run it in a thread.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
 from typing import Any
 
 import jwt
-from jwt import PyJWKClient
-from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError
+from jwt import PyJWK, PyJWKClient
+from jwt.exceptions import PyJWKClientError, PyJWKSetError
 
 from dataimport.auth.credentials import Credential, Scope
 from dataimport.settings import Settings
@@ -36,6 +37,7 @@ ASYMMETRIC = {
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
 }  # fmt: skip
 FETCH_TIMEOUT = 10.0
+REFRESH_COOLDOWN = 30.0  # seconds between key-set refetches caused by an unknown kid
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 
 
@@ -80,6 +82,7 @@ class OidcVerifier:
         )
         self._jwks: PyJWKClient | None = None
         self._lock = threading.Lock()
+        self._refreshed = float("-inf")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OidcVerifier | None:
@@ -109,6 +112,28 @@ class OidcVerifier:
                 self._jwks = PyJWKClient(url, timeout=FETCH_TIMEOUT)
             return self._jwks
 
+    def _signing_key(self, kid: object) -> PyJWK:
+        """The issuer's key with this kid; an unknown kid refetches the set, rate-limited."""
+        if not isinstance(kid, str) or not kid:
+            raise InvalidToken("the token names no signing key (kid)")
+        client = self._key_set()
+        for refresh in (False, True):
+            if refresh:
+                with self._lock:
+                    if time.monotonic() - self._refreshed < REFRESH_COOLDOWN:
+                        break
+                    self._refreshed = time.monotonic()
+            try:
+                key_set = client.get_jwk_set(refresh=refresh)
+            except (PyJWKClientError, PyJWKSetError) as error:
+                raise IdentityProviderUnavailable(
+                    f"cannot read the issuer's keys: {error}"
+                ) from None
+            for key in key_set.keys:
+                if key.key_id == kid and key.public_key_use in (None, "sig"):
+                    return key
+        raise InvalidToken("the token is not signed by a key of the issuer")
+
     # ----- tokens ------------------------------------------------------------------------
 
     def verify(self, token: str) -> Credential:
@@ -119,12 +144,7 @@ class OidcVerifier:
             raise InvalidToken("the bearer credential is neither an API key nor a JWT") from None
         if header.get("alg") not in self.algorithms:
             raise InvalidToken("the token's signing algorithm is not accepted")
-        try:
-            signing_key = self._key_set().get_signing_key_from_jwt(token)
-        except PyJWKClientConnectionError as error:
-            raise IdentityProviderUnavailable(str(error)) from None
-        except (PyJWKClientError, jwt.PyJWTError):
-            raise InvalidToken("the token is not signed by a key of the issuer") from None
+        signing_key = self._signing_key(header.get("kid"))
         try:
             claims = jwt.decode(
                 token,
