@@ -751,6 +751,7 @@ async def test_dataimport_api_serves_over_tcp(
     trace_collector: TraceCollector,
 ) -> None:
     port = free_port()
+    auth = await headers_of(engine, tenant)
     process = await asyncio.create_subprocess_exec(
         str(CLI),
         "api",
@@ -762,20 +763,24 @@ async def test_dataimport_api_serves_over_tcp(
     )
     try:
         async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}",
-            headers=await headers_of(engine, tenant),
-            timeout=30,
+            base_url=f"http://127.0.0.1:{port}", headers=auth, timeout=30
         ) as http:
             await wait_until_serving(http, process)
             data_import_id = await started(http, write_cmdb(tmp_path / "c.csv", 3))
             done = await wait_status(http, data_import_id)
             listed = (await http.get(IMPORTS)).json()["items"]
+            wrong = {"Authorization": auth["Authorization"] + "x"}
+            refused = await http.get(IMPORTS, headers=wrong)
     finally:
         process.terminate()
         _, err = await asyncio.wait_for(process.communicate(), timeout=30)
 
     assert (done["status"], done["assets_created"]) == ("completed", 3)
     assert [item["data_import_id"] for item in listed] == [data_import_id]
+    assert refused.status_code == 401
+    # the server's log (access lines included) never holds a key, right or wrong
+    key = auth["Authorization"].removeprefix("Bearer ")
+    assert b"GET /api/v1/imports" in err and key[12:].encode() not in err
     # uvicorn re-raises the SIGTERM it handled, after a clean shutdown
     assert process.returncode in (0, -15), err.decode()
     assert b"Application shutdown complete" in err and b"Traceback" not in err
