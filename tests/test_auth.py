@@ -606,6 +606,9 @@ async def test_keys_cli_creates_shows_once_lists_and_revokes(
     listed = json.loads(out)
     assert [item["name"] for item in listed] == ["nightly upload"]
     assert key not in out and listed[0]["prefix"] == key[:12]
+    code, table, err = await run_cli(settings, "keys", "list")
+    assert code == 0, err
+    assert key[:12] in table and key not in table and "nightly upload" in table
 
     code, out, err = await run_cli(settings, "keys", "revoke", listed[0]["id"])
     assert code == 0, err
