@@ -10,6 +10,7 @@ Three processes live under one state directory (``Settings.home_dir``)::
     api.pid              the HTTP API (``python -m starter api``), host/port in the pid file
     logs/*.log           one log per process
     stack.json           what ``dataimport up`` publishes for the other commands
+    demo-api-key         the demo tenant's API key (0600), made by ``up`` / ``demo``
 
 Every ``start_*`` is idempotent: when the process is already running its info is returned;
 pid files left behind by a process that died are detected (pid + creation time) and replaced.
@@ -41,6 +42,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 import warnings
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -890,3 +892,64 @@ def write_stack_file(state_dir: Path, data: Mapping[str, str]) -> None:
 
 def remove_stack_file(state_dir: Path) -> None:
     (state_dir / STACK_FILE).unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- demo API key
+
+DEMO_KEY_FILE = "demo-api-key"
+
+
+def demo_api_key_file(state_dir: Path) -> Path:
+    return state_dir / DEMO_KEY_FILE
+
+
+def ensure_demo_api_key(
+    state_dir: Path, database_url: str, client_account_id: uuid.UUID, engagement_id: uuid.UUID
+) -> str:
+    """An admin API key for the demo tenant, so the local API can be tried at once.
+
+    Made once and kept in state_dir/demo-api-key (0600), like the stack's other local secrets;
+    the database only ever holds its hash. A kept key that was revoked, or is for another
+    tenant, is replaced by a new one.
+    """
+    return _run_coro(
+        _ensure_demo_api_key(state_dir, database_url, client_account_id, engagement_id)
+    )
+
+
+async def _ensure_demo_api_key(
+    state_dir: Path, database_url: str, client_account_id: uuid.UUID, engagement_id: uuid.UUID
+) -> str:
+    from dataimport.auth import Scope, keys
+    from dataimport.db import create_engine
+
+    path = demo_api_key_file(state_dir)
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        kept = path.read_text().strip() if path.exists() else ""
+        credential = await keys.authenticate(engine, kept) if kept else None
+        if (
+            credential is not None
+            and credential.allows(Scope.ADMIN)
+            and credential.client_account_id == client_account_id
+            and credential.default_engagement_id == engagement_id
+        ):
+            return kept
+        issued = await keys.create_key(
+            engine, client_account_id, [engagement_id], Scope.ADMIN, name="demo (dataimport up)"
+        )
+    finally:
+        await engine.dispose()
+    _write_secret(path, issued.key + "\n")
+    return issued.key
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Write a 0600 file atomically (never readable by others, not even for a moment)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)

@@ -21,7 +21,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 IMPORT_STATUSES = (
@@ -35,6 +35,9 @@ IMPORT_STATUSES = (
     "failed",
     "cancelled",
 )
+
+# What an API key may do; each scope includes the ones before it.
+API_KEY_SCOPES = ("read", "write", "admin")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -411,3 +414,35 @@ class DependencyObservation(TenantMixin, Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
+
+
+class ApiKey(TenantMixin, Base):
+    """A caller's API key, for one client account and one or more of its engagements.
+
+    Only the SHA-256 of the key is kept (the key is random and high-entropy, so a fast hash is
+    enough); `prefix` is its first characters, not secret, to recognise it in listings.
+    `engagement_id` is the engagement a request gets when it names none; `engagement_ids`
+    lists every engagement granted, that one included. Keys are revoked, never deleted.
+    """
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint(_in_list("scope", API_KEY_SCOPES), name="scope"),
+        CheckConstraint("engagement_id = ANY (engagement_ids)", name="default_engagement_granted"),
+        Index("ix_api_keys_tenant", "client_account_id", "engagement_id"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    engagement_ids: Mapped[list[uuid.UUID]] = mapped_column(
+        ARRAY(UUID(as_uuid=True)), nullable=False
+    )
+    scope: Mapped[str] = mapped_column(Text, nullable=False)
+    name: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    prefix: Mapped[str] = mapped_column(Text, nullable=False)
+    key_hash: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -64,6 +64,23 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", validation_alias=_env("DATAIMPORT_API_HOST"))
     api_port: int = Field(8000, validation_alias=_env("DATAIMPORT_API_PORT"))
     max_upload_bytes: int = Field(2 * 1024**3, validation_alias=_env("DATAIMPORT_MAX_UPLOAD_BYTES"))
+    # Optional OpenID Connect bearer tokens (API keys always work). With an issuer set, tokens
+    # are verified against its JWKS (DATAIMPORT_OIDC_JWKS_URL, or the issuer's discovery
+    # document), for this audience; the tenant and scope come from the claims named here.
+    oidc_issuer: str | None = Field(None, validation_alias=_env("DATAIMPORT_OIDC_ISSUER"))
+    oidc_audience: str | None = Field(None, validation_alias=_env("DATAIMPORT_OIDC_AUDIENCE"))
+    oidc_jwks_url: str | None = Field(None, validation_alias=_env("DATAIMPORT_OIDC_JWKS_URL"))
+    oidc_client_claim: str = Field(
+        "client_account_id", validation_alias=_env("DATAIMPORT_OIDC_CLIENT_CLAIM")
+    )
+    oidc_engagement_claim: str = Field(
+        "engagement_id", validation_alias=_env("DATAIMPORT_OIDC_ENGAGEMENT_CLAIM")
+    )
+    oidc_scope_prefix: str = Field("", validation_alias=_env("DATAIMPORT_OIDC_SCOPE_PREFIX"))
+    oidc_algorithms: str = Field("RS256,ES256", validation_alias=_env("DATAIMPORT_OIDC_ALGORITHMS"))
+    oidc_leeway_seconds: int = Field(
+        30, ge=0, le=300, validation_alias=_env("DATAIMPORT_OIDC_LEEWAY_SECONDS")
+    )
     # Optional model-backed agents: any OpenAI-compatible chat-completions endpoint.
     llm_base_url: str | None = Field(None, validation_alias=_env("DATAIMPORT_LLM_BASE_URL"))
     llm_model: str | None = Field(None, validation_alias=_env("DATAIMPORT_LLM_MODEL"))

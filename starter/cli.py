@@ -30,6 +30,9 @@ from dataimport.settings import DEMO_CLIENT_ACCOUNT_ID, DEMO_ENGAGEMENT_ID, Sett
 from starter import stack
 
 if TYPE_CHECKING:  # imported where used: `down` must work even when the domain code is broken
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from dataimport.auth.keys import ApiKeyRecord
     from dataimport.contracts import ImportStatus, ProcessingStep
     from dataimport.imports import Tenant
     from starter.client import ImportService
@@ -199,11 +202,31 @@ def up(
     the HTTP API (DATAIMPORT_API_HOST / DATAIMPORT_API_PORT, a free port when that is taken)."""
     settings = Settings()
     stack.print_info(console, _stack_up(settings, worker=not no_worker, api=not no_api))
+    _print_demo_key(settings, settings.client_account_id, settings.engagement_id)
     if detach:
         console.print(f"Stop it with: [bold]{escape(stack.down_command(settings))}[/bold]")
         return
     console.print("Running; press Ctrl-C to stop everything.")
     stack.wait_then_down(settings)
+
+
+def _print_demo_key(settings: Settings, client_account: uuid.UUID, engagement: uuid.UUID) -> None:
+    """The embedded stack's admin key for the demo tenant (with an external DATABASE_URL,
+    keys are made with `dataimport keys create`)."""
+    if settings.database_url:
+        return
+    from dataimport import embedded
+
+    key = embedded.ensure_demo_api_key(
+        settings.home_dir, settings.resolved_database_url(), client_account, engagement
+    )
+    where = embedded.demo_api_key_file(settings.home_dir)
+    console.print(
+        f"[bold]{'api_key':<17}[/bold] {escape(key)}  (admin, tenant {client_account} / "
+        f"{engagement}; kept in {escape(str(where))})",
+        soft_wrap=True,
+    )
+    console.print(f"  export DATAIMPORT_API_KEY={escape(key)}", soft_wrap=True, highlight=False)
 
 
 @app.command()
@@ -587,6 +610,133 @@ def groups(
     console.print(table)
 
 
+# ----- API keys ----------------------------------------------------------------------------
+
+keys_app = typer.Typer(
+    help="API keys of the HTTP API: create (shown once), list, revoke.", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+
+
+def _with_engine(action: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Run `action` with an engine on the configured database; map failures to exit codes."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dataimport.db import create_engine
+
+    try:
+        url = Settings().resolved_database_url()
+    except RuntimeError as error:
+        _die(str(error))
+
+    async def go() -> T:
+        engine = create_engine(url, pool_size=1)
+        try:
+            return await action(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(go())
+    except ValueError as error:
+        _die(str(error))
+    except (SQLAlchemyError, ConnectionError, TimeoutError) as error:
+        _die(_database_error(error))
+
+
+def _key_rows(found: Sequence[ApiKeyRecord]) -> Table:
+    table = Table(
+        Column("id", no_wrap=True, min_width=36),
+        "prefix",
+        "name",
+        "scope",
+        Column("client account", no_wrap=True),
+        "engagements",
+        "created",
+        "last used",
+        "state",
+    )
+    for key in found:
+        state = "revoked" if key.revoked_at else "active"
+        if key.expires_at and not key.revoked_at:
+            state = f"expires {key.expires_at:%Y-%m-%d}"
+        table.add_row(
+            *_cells(key.id, f"{key.prefix}…", key.name, key.scope.value, key.client_account_id),
+            *_cells(
+                ", ".join(str(e) for e in key.engagement_ids), f"{key.created_at:%Y-%m-%d %H:%M}"
+            ),
+            *_cells(f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never", state),
+        )
+    return table
+
+
+@keys_app.command("create")
+def keys_create(
+    client: Annotated[uuid.UUID, typer.Option("--client", help="Client account UUID.")],
+    engagement: Annotated[
+        list[uuid.UUID],
+        typer.Option("--engagement", help="Engagement UUID; repeat for several (first: default)."),
+    ],
+    scope: Annotated[
+        str, typer.Option("--scope", help="read, write (uploads, decisions) or admin (keys).")
+    ],
+    name: Annotated[str, typer.Option("--name", help="What the key is for.")] = "",
+    expires_days: Annotated[
+        int | None, typer.Option("--expires-days", min=1, max=3650, help="Expire after N days.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Issue an API key and print it, once: only its hash is kept."""
+    from datetime import UTC, datetime, timedelta
+
+    from dataimport.auth import Scope, keys
+
+    if scope not in {s.value for s in Scope}:
+        _die(f"--scope must be one of: {', '.join(s.value for s in Scope)}")
+    expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
+    issued = _with_engine(
+        lambda engine: keys.create_key(
+            engine, client, engagement, Scope(scope), name=name, expires_at=expires
+        )
+    )
+    if as_json:
+        print(issued.model_dump_json(indent=2))
+        return
+    console.print(_key_rows([issued.record]))
+    console.print("The key, shown this once (store it now; only its hash is kept):")
+    print(issued.key)
+
+
+@keys_app.command("list")
+def keys_list(
+    client: Annotated[
+        uuid.UUID | None, typer.Option("--client", help="Only this client account's keys.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Every API key (never the key itself): prefix, scope, tenant, last use, revoked."""
+    from dataimport.auth import keys
+
+    found = _with_engine(lambda engine: keys.list_keys(engine, client))
+    if as_json:
+        print(json.dumps([key.model_dump(mode="json") for key in found], indent=2))
+        return
+    console.print(_key_rows(found))
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[uuid.UUID, typer.Argument(metavar="ID", help="The key's id.")],
+) -> None:
+    """Revoke an API key: it stops working at once (its record stays)."""
+    from dataimport.auth import keys
+
+    revoked = _with_engine(lambda engine: keys.revoke_key(engine, key_id))
+    if revoked is None:
+        _die(f"no API key {key_id}")
+    console.print(f"revoked {revoked.id} ({escape(revoked.prefix)}…)")
+
+
 # ----- demo --------------------------------------------------------------------------------
 
 
@@ -605,6 +755,7 @@ def demo(
         console.print(f"Open the Temporal Web UI: {escape(data['web_ui_url'])}")
     if data.get("api_url"):
         console.print(f"HTTP API (OpenAPI docs): {escape(data['api_url'])}/docs")
+    _print_demo_key(settings, client_account, engagement)
     hint = escape(stack.down_command(settings))
     console.print(f"The stack keeps running. Stop it with: [bold]{hint}[/bold]")
     if any(EXIT_BY_STATUS.get(s.status) != EXIT_OK for s in results):

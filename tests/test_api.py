@@ -35,6 +35,7 @@ from temporalio.client import Client
 
 from dataimport import retention
 from dataimport.api import create_app
+from dataimport.auth import Scope, keys
 from dataimport.categories import REGISTRY
 from dataimport.imports import Tenant
 from dataimport.reports import write_error_report, write_failed_rows
@@ -60,14 +61,20 @@ ROUTES = {
     ("get", "/api/v1/assets"),
     ("get", "/api/v1/dependencies"),
     ("get", "/api/v1/dependency-groups"),
+    ("get", "/api/v1/keys"),
+    ("post", "/api/v1/keys"),
+    ("delete", "/api/v1/keys/{key_id}"),
 }
 
 
-def headers_of(tenant: Tenant) -> dict[str, str]:
-    return {
-        "X-Client-Account-ID": str(tenant.client_account_id),
-        "X-Engagement-ID": str(tenant.engagement_id),
-    }
+async def headers_of(
+    engine: AsyncEngine, tenant: Tenant, scope: Scope = Scope.WRITE
+) -> dict[str, str]:
+    """An Authorization header with a new API key of the tenant: the key decides the tenant."""
+    issued = await keys.create_key(
+        engine, tenant.client_account_id, [tenant.engagement_id], scope, name="test"
+    )
+    return {"Authorization": f"Bearer {issued.key}"}
 
 
 def other_tenant() -> Tenant:
@@ -80,8 +87,9 @@ async def api(
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings, engine, client)
     transport = httpx.ASGITransport(app=app)
+    headers = await headers_of(engine, tenant)
     async with httpx.AsyncClient(
-        transport=transport, base_url="http://api", headers=headers_of(tenant)
+        transport=transport, base_url="http://api", headers=headers
     ) as http:
         yield http
 
@@ -91,7 +99,8 @@ async def small_limit_api(
 ) -> httpx.AsyncClient:
     limited = settings.model_copy(update={"max_upload_bytes": 1000, "storage_dir": storage})
     transport = httpx.ASGITransport(app=create_app(limited, engine, client))
-    return httpx.AsyncClient(transport=transport, base_url="http://api", headers=headers_of(tenant))
+    headers = await headers_of(engine, tenant)
+    return httpx.AsyncClient(transport=transport, base_url="http://api", headers=headers)
 
 
 async def upload(
@@ -233,29 +242,37 @@ async def test_xlsx_and_json_are_recognised_from_their_bytes_not_the_name(
 # ----- refusals ------------------------------------------------------------------------------
 
 
-async def test_missing_or_invalid_tenant_headers_are_400(
-    api: httpx.AsyncClient, tmp_path: Path
+async def test_tenant_headers_only_choose_what_the_key_grants(
+    api: httpx.AsyncClient, tenant: Tenant, tmp_path: Path
 ) -> None:
+    """The key names the tenant; a header may repeat it, never change it."""
     path = write_cmdb(tmp_path / "c.csv", 1)
     some_id = uuid.uuid4()
+    own = {
+        "X-Client-Account-ID": str(tenant.client_account_id),
+        "X-Engagement-ID": str(tenant.engagement_id),
+    }
     for method, url in (
         ("GET", IMPORTS),
         ("GET", f"{IMPORTS}/{some_id}"),
         ("GET", "/api/v1/assets"),
         ("GET", "/api/v1/dependency-groups"),
     ):
-        missing = await api.request(method, url, headers={"X-Client-Account-ID": ""})
-        assert (missing.status_code, error_of(missing)["code"]) == (400, "missing-tenant")
-        assert "X-Client-Account-ID" in error_of(missing)["message"]
         bad = await api.request(method, url, headers={"X-Engagement-ID": "not-a-uuid"})
         assert (bad.status_code, error_of(bad)["code"]) == (400, "invalid-tenant")
+        for header in ("X-Client-Account-ID", "X-Engagement-ID"):
+            other = await api.request(method, url, headers={header: str(uuid.uuid4())})
+            assert (other.status_code, error_of(other)["code"]) == (403, "tenant-not-granted")
+        blank = await api.request(method, url, headers={"X-Engagement-ID": ""})
+        same = await api.request(method, url, headers=own)
+        assert blank.status_code == same.status_code == (404 if str(some_id) in url else 200)
     refused = await api.post(
         IMPORTS,
         data={"import_category": "cmdb_export"},
         files={"file": ("c.csv", path.read_bytes())},
-        headers={"X-Engagement-ID": ""},
+        headers={"X-Engagement-ID": str(uuid.uuid4())},
     )
-    assert (refused.status_code, error_of(refused)["code"]) == (400, "missing-tenant")
+    assert (refused.status_code, error_of(refused)["code"]) == (403, "tenant-not-granted")
     assert (await api.get(IMPORTS)).json()["items"] == []  # nothing was started
 
 
@@ -319,8 +336,9 @@ async def test_binary_files_are_415_whatever_their_name(
         "zip": zip_bytes(tmp_path),
         "nul": b"name,ip\x00\x00\x01\x02" * 500,
     }
+    headers = await headers_of(engine, tenant)
     async with httpx.AsyncClient(
-        transport=transport, base_url="http://api", headers=headers_of(tenant)
+        transport=transport, base_url="http://api", headers=headers
     ) as http:
         answers = {name: await upload(http, data) for name, data in cases.items()}
         listed = (await http.get(IMPORTS)).json()["items"]
@@ -391,12 +409,12 @@ async def test_unknown_routes_answer_in_the_same_error_shape(api: httpx.AsyncCli
 
 
 async def test_another_tenants_import_answers_exactly_like_an_unknown_one(
-    api: httpx.AsyncClient, tmp_path: Path
+    api: httpx.AsyncClient, engine: AsyncEngine, tmp_path: Path
 ) -> None:
     mine = await started(api, some_invalid_csv(tmp_path))
     await wait_status(api, mine)
     unknown = str(uuid.uuid4())
-    stranger = headers_of(other_tenant())
+    stranger = await headers_of(engine, other_tenant())
     requests: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", "", {}),
         ("GET", "/errors", {}),
@@ -590,7 +608,17 @@ async def test_openapi_schema_lists_every_route_with_models(api: httpx.AsyncClie
     assert {"ImportStatus", "ImportAccepted", "AssetOut", "ErrorBody"} <= set(
         schema["components"]["schemas"]
     )
-    docs = await api.get("/docs")
+    assert schema["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": schema["components"]["securitySchemes"]["bearer"]["description"],
+    }
+    assert all(
+        operation["security"] == [{"bearer": []}]
+        for item in schema["paths"].values()
+        for operation in item.values()
+    )
+    docs = await api.get("/docs", headers={"Authorization": ""})  # the docs are open
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
 
@@ -716,9 +744,14 @@ def trace_collector() -> Iterator[TraceCollector]:
 
 
 async def test_dataimport_api_serves_over_tcp(
-    cli_env: dict[str, str], tenant: Tenant, tmp_path: Path, trace_collector: TraceCollector
+    cli_env: dict[str, str],
+    engine: AsyncEngine,
+    tenant: Tenant,
+    tmp_path: Path,
+    trace_collector: TraceCollector,
 ) -> None:
     port = free_port()
+    auth = await headers_of(engine, tenant)
     process = await asyncio.create_subprocess_exec(
         str(CLI),
         "api",
@@ -730,18 +763,24 @@ async def test_dataimport_api_serves_over_tcp(
     )
     try:
         async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", headers=headers_of(tenant), timeout=30
+            base_url=f"http://127.0.0.1:{port}", headers=auth, timeout=30
         ) as http:
             await wait_until_serving(http, process)
             data_import_id = await started(http, write_cmdb(tmp_path / "c.csv", 3))
             done = await wait_status(http, data_import_id)
             listed = (await http.get(IMPORTS)).json()["items"]
+            wrong = {"Authorization": auth["Authorization"] + "x"}
+            refused = await http.get(IMPORTS, headers=wrong)
     finally:
         process.terminate()
         _, err = await asyncio.wait_for(process.communicate(), timeout=30)
 
     assert (done["status"], done["assets_created"]) == ("completed", 3)
     assert [item["data_import_id"] for item in listed] == [data_import_id]
+    assert refused.status_code == 401
+    # the server's log (access lines included) never holds a key, right or wrong
+    key = auth["Authorization"].removeprefix("Bearer ")
+    assert b"GET /api/v1/imports" in err and key[12:].encode() not in err
     # uvicorn re-raises the SIGTERM it handled, after a clean shutdown
     assert process.returncode in (0, -15), err.decode()
     assert b"Application shutdown complete" in err and b"Traceback" not in err

@@ -129,15 +129,45 @@ def test_demo_prints_a_web_ui_that_answers_http(demo: Demo) -> None:
 def test_demo_prints_an_api_that_lists_the_imports(demo: Demo) -> None:
     url = demo.info()["api_url"]
     assert url.startswith("http://") and url in demo.result.stdout
-    headers = {
-        "X-Client-Account-ID": str(DEMO_CLIENT_ACCOUNT_ID),
-        "X-Engagement-ID": str(DEMO_ENGAGEMENT_ID),
-    }
-    request = urllib.request.Request(f"{url}/api/v1/imports", headers=headers)
+    key = demo_key(demo)
+    request = urllib.request.Request(
+        f"{url}/api/v1/imports", headers={"Authorization": f"Bearer {key}"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 200
         items = json.loads(response.read())["items"]
     assert sorted(item["filename"] for item in items) == sorted(s.name for s, _ in SAMPLES)
+    anonymous = urllib.request.Request(f"{url}/api/v1/imports")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(anonymous, timeout=30)
+    assert refused.value.code == 401
+
+
+def demo_key(demo: Demo) -> str:
+    """The demo tenant's API key, as the demo printed it (`export DATAIMPORT_API_KEY=...`)."""
+    line = next(
+        (line for line in demo.result.stdout.splitlines() if "DATAIMPORT_API_KEY=" in line), ""
+    )
+    key = line.split("DATAIMPORT_API_KEY=", 1)[-1].strip()
+    assert key.startswith("dik_"), demo.result.stdout
+    return key
+
+
+async def key_rows(url: str) -> list[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch("SELECT row_to_json(k)::text FROM api_keys k")
+    finally:
+        await conn.close()
+    return [row[0] for row in rows]
+
+
+def test_demo_key_is_for_the_demo_tenant_and_stored_hashed(demo: Demo) -> None:
+    key = demo_key(demo)
+    rows = asyncio.run(key_rows(demo.info()["database_url"]))
+    assert len(rows) == 1 and key not in rows[0] and key[:12] in rows[0]
+    assert str(DEMO_CLIENT_ACCOUNT_ID) in rows[0] and str(DEMO_ENGAGEMENT_ID) in rows[0]
+    assert (demo.home / "demo-api-key").read_text().strip() == key
 
 
 async def count_assets(url: str) -> int:

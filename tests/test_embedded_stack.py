@@ -32,8 +32,6 @@ if str(Path(__file__).resolve().parents[1]) not in sys.path:
 
 from dataimport import embedded
 from dataimport.settings import (
-    DEMO_CLIENT_ACCOUNT_ID,
-    DEMO_ENGAGEMENT_ID,
     SEARCH_ATTRIBUTES,
     STACK_FILE,
 )
@@ -41,10 +39,6 @@ from dataimport.settings import (
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Anything that would point the CLI at another stack or tenant is left out of its environment.
 FOREIGN_ENV = ("DATABASE_URL", "TEMPORAL_", "DATAIMPORT_")
-TENANT_HEADERS = {
-    "X-Client-Account-ID": str(DEMO_CLIENT_ACCOUNT_ID),
-    "X-Engagement-ID": str(DEMO_ENGAGEMENT_ID),
-}
 
 
 @pytest.fixture(scope="module")
@@ -388,7 +382,9 @@ def test_up_api_answers_http(
     api_url = json.loads((state_dir / STACK_FILE).read_text())["api_url"]
     status, schema = _get(f"{api_url}/openapi.json")
     assert status == 200 and "/api/v1/imports" in schema["paths"]
-    status, listed = _get(f"{api_url}/api/v1/imports", TENANT_HEADERS)
+    key = (state_dir / "demo-api-key").read_text().strip()
+    assert key in stack_up[0].stdout  # `up` printed the key it made for the demo tenant
+    status, listed = _get(f"{api_url}/api/v1/imports", {"Authorization": f"Bearer {key}"})
     assert status == 200
     assert isinstance(listed["items"], list)
 

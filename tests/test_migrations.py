@@ -24,6 +24,7 @@ TABLES = {
     "assets",
     "asset_dependencies",
     "dependency_group_members",
+    "api_keys",
 }
 
 

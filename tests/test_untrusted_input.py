@@ -316,7 +316,7 @@ async def test_the_api_answers_an_out_of_bounds_config_with_422(
     data = write_cmdb(tmp_path / "c.csv", 2).read_bytes()
     transport = httpx.ASGITransport(app=create_app(settings, engine, client))
     async with httpx.AsyncClient(
-        transport=transport, base_url="http://api", headers=headers_of(tenant)
+        transport=transport, base_url="http://api", headers=await headers_of(engine, tenant)
     ) as http:
         for name, value in OUT_OF_BOUNDS.items():
             response = await http.post(

@@ -8,22 +8,29 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
-from fastapi import FastAPI
+from fastapi import FastAPI, routing
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from dataimport.api import imports_routes, inventory_routes
+from dataimport.api import imports_routes, inventory_routes, keys_routes
 from dataimport.api.errors import install_error_handlers
+from dataimport.api.tenant import Access
+from dataimport.auth.oidc import OidcVerifier
 from dataimport.db import create_engine
 from dataimport.settings import Settings
 from dataimport.telemetry import WorkerTelemetry, worker_telemetry
 
 API_DESCRIPTION = """
 Upload files for import, follow them, fetch their error reports, decide on imports that need
-attention, and read the resulting inventory. Every route is scoped to the tenant named by the
-`X-Client-Account-ID` and `X-Engagement-ID` headers. Errors come back as
-`{"error": {"code": "...", "message": "..."}}`.
+attention, and read the resulting inventory. Every /api route needs
+`Authorization: Bearer <API key or OIDC access token>`; the credential decides the tenant (an
+`X-Engagement-ID` header may choose among the engagements it grants) and the scope: `read`
+for reads, `write` for uploads and decisions, `admin` for keys. Errors come back as
+`{"error": {"code": "...", "message": "..."}}`. The docs and the schema are open.
 """
 
 
@@ -58,10 +65,46 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings, app.state.engine, app.state.client = settings, engine, client
+    app.state.oidc = OidcVerifier.from_settings(settings)
     install_error_handlers(app)
     app.include_router(imports_routes.router)
     app.include_router(inventory_routes.router)
+    app.include_router(keys_routes.router)
+    _refuse_unguarded_routes(app)
     return app
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    path: str
+    methods: frozenset[str]
+    dependant: Dependant
+
+
+def api_routes(app: FastAPI) -> list[ApiRoute]:
+    """Every /api route of the app, flattened out of its included routers."""
+    contexts = getattr(routing, "iter_route_contexts", None)  # FastAPI ≥ 0.16x nests routers
+    pairs = (
+        [(str(context.path), context.original_route) for context in contexts(app.routes)]
+        if contexts
+        else [(str(getattr(route, "path", "")), route) for route in app.routes]
+    )
+    return [
+        ApiRoute(path, frozenset(route.methods or ()), route.dependant)
+        for path, route in pairs
+        if isinstance(route, APIRoute) and path.startswith("/api/")
+    ]
+
+
+def _guarded(dependant: Dependant) -> bool:
+    return any(isinstance(d.call, Access) or _guarded(d) for d in dependant.dependencies)
+
+
+def _refuse_unguarded_routes(app: FastAPI) -> None:
+    """Every /api route names the scope it needs: a new route without one cannot ship."""
+    unguarded = [route.path for route in api_routes(app) if not _guarded(route.dependant)]
+    if unguarded:
+        raise RuntimeError(f"API routes without an Access dependency: {unguarded}")
 
 
 def _tracing(settings: Settings) -> WorkerTelemetry | None:

@@ -35,9 +35,17 @@ class ErrorBody(BaseModel):
 class ApiError(Exception):
     """An expected failure with its HTTP status, a stable code and a message for people."""
 
-    def __init__(self, status: int, code: str, message: str, details: Any | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Any | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details
+        self.headers = headers
 
 
 def import_not_found(data_import_id: object) -> ApiError:
@@ -46,10 +54,16 @@ def import_not_found(data_import_id: object) -> ApiError:
 
 
 def error_response(
-    status: int, code: str, message: str, details: Any | None = None
+    status: int,
+    code: str,
+    message: str,
+    details: Any | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = ErrorBody(error=ErrorDetail(code=code, message=message, details=details))
-    return JSONResponse(body.model_dump(mode="json", exclude_none=True), status_code=status)
+    return JSONResponse(
+        body.model_dump(mode="json", exclude_none=True), status_code=status, headers=headers
+    )
 
 
 # Shown in the OpenAPI schema of every route that can answer with them.
@@ -59,7 +73,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 async def _api_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ApiError)
-    return error_response(error.status, error.code, error.message, error.details)
+    return error_response(error.status, error.code, error.message, error.details, error.headers)
 
 
 async def _invalid_request(_: Request, error: Exception) -> JSONResponse:

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, TextIO
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,7 +22,7 @@ from dataimport.api.schemas import (
     RetryBody,
     StepList,
 )
-from dataimport.api.tenant import ServiceDep
+from dataimport.api.tenant import ReadService, WriteService, credential_of
 from dataimport.api.upload import FILE_FIELD, receive_upload
 from dataimport.categories import REGISTRY
 from dataimport.contracts import ImportStatus
@@ -31,7 +31,14 @@ from dataimport.reports import write_error_report, write_failed_rows
 from dataimport.storage import remove_stored
 from starter.client import ImportService, UsageError, check_category, processing_config_of
 
-router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
+# credential_of on the router: no route here answers an unauthenticated caller, whatever its
+# own dependencies say (FastAPI runs it once per request, shared with the route's Access).
+router = APIRouter(
+    prefix="/api/v1/imports",
+    tags=["imports"],
+    dependencies=[Depends(credential_of)],
+    responses=error_responses(401, 403),
+)
 
 MAX_REQUEST_ID = 200
 _CSV_CHUNK = 64 * 1024
@@ -132,7 +139,9 @@ def _check_field(name: str, value: str) -> None:
     responses=error_responses(400, 413, 415, 422),
     summary="Upload a file and start its import",
 )
-async def start_import(request: Request, response: Response, service: ServiceDep) -> ImportAccepted:
+async def start_import(
+    request: Request, response: Response, service: WriteService
+) -> ImportAccepted:
     settings = service.settings
     upload = await receive_upload(
         request, settings.uploads_dir, settings.max_upload_bytes, _check_field
@@ -158,7 +167,7 @@ async def start_import(request: Request, response: Response, service: ServiceDep
 
 @router.get("", response_model=ImportList, responses=error_responses(400))
 async def list_imports(
-    service: ServiceDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    service: ReadService, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> ImportList:
     """The tenant's imports, newest first."""
     return ImportList(items=await service.list(limit))
@@ -177,13 +186,13 @@ async def _existing(service: ImportService, data_import_id: uuid.UUID) -> Import
     responses=error_responses(400, 404),
     name="get_import",
 )
-async def get_import(data_import_id: uuid.UUID, service: ServiceDep) -> ImportStatus:
+async def get_import(data_import_id: uuid.UUID, service: ReadService) -> ImportStatus:
     """Status of one import: the same JSON as `dataimport status ID --json`."""
     return await _existing(service, data_import_id)
 
 
 @router.get("/{data_import_id}/steps", response_model=StepList, responses=error_responses(400, 404))
-async def processing_steps(data_import_id: uuid.UUID, service: ServiceDep) -> StepList:
+async def processing_steps(data_import_id: uuid.UUID, service: ReadService) -> StepList:
     """Every agent run of the import (rule-based and model-backed) with its findings."""
     await _existing(service, data_import_id)
     return StepList(
@@ -199,7 +208,7 @@ _CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 
 
 async def _csv(
-    service: ServiceDep, data_import_id: uuid.UUID, report: Report, name: str
+    service: ImportService, data_import_id: uuid.UUID, report: Report, name: str
 ) -> StreamingResponse:
     """Write the CLI's own report to a temporary file (bounded memory), then stream it."""
     await _existing(service, data_import_id)
@@ -225,7 +234,7 @@ async def _chunks(spool: TextIO) -> AsyncIterator[bytes]:
 
 
 @router.get("/{data_import_id}/errors", response_class=StreamingResponse, responses=_CSV_RESPONSE)
-async def error_report(data_import_id: uuid.UUID, service: ServiceDep) -> StreamingResponse:
+async def error_report(data_import_id: uuid.UUID, service: ReadService) -> StreamingResponse:
     """Every finding as CSV (row, column, code, severity, message), as `dataimport errors --out`."""
     return await _csv(service, data_import_id, write_error_report, "errors")
 
@@ -233,7 +242,7 @@ async def error_report(data_import_id: uuid.UUID, service: ServiceDep) -> Stream
 @router.get(
     "/{data_import_id}/failed-rows", response_class=StreamingResponse, responses=_CSV_RESPONSE
 )
-async def failed_rows(data_import_id: uuid.UUID, service: ServiceDep) -> StreamingResponse:
+async def failed_rows(data_import_id: uuid.UUID, service: ReadService) -> StreamingResponse:
     """The rejected rows in the file's own columns, to fix and import again (masked for
     sensitive data), as `dataimport errors --failed-rows`."""
     return await _csv(service, data_import_id, write_failed_rows, "failed-rows")
@@ -256,7 +265,7 @@ async def _decide(data_import_id: uuid.UUID, decision: Awaitable[ImportStatus]) 
 )
 async def retry_import(
     data_import_id: uuid.UUID,
-    service: ServiceDep,
+    service: WriteService,
     body: Annotated[RetryBody | None, Body()] = None,
 ) -> Decision:
     """Re-run an import that needs attention from its failed phase, optionally with a new
@@ -271,7 +280,7 @@ async def retry_import(
     response_model=Decision,
     responses=error_responses(400, 404, 409, 422),
 )
-async def fail_import(data_import_id: uuid.UUID, body: FailBody, service: ServiceDep) -> Decision:
+async def fail_import(data_import_id: uuid.UUID, body: FailBody, service: WriteService) -> Decision:
     """Finish an import that needs attention as failed, with a reason."""
     if not body.reason.strip():
         raise ApiError(422, "invalid-request", "reason must not be blank")

@@ -5,14 +5,19 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from dataimport.api import inventory_queries as queries
 from dataimport.api.errors import error_responses
 from dataimport.api.schemas import AssetOut, DependencyGroupOut, DependencyOut, Page
-from dataimport.api.tenant import TenantDep
+from dataimport.api.tenant import ReadTenant, credential_of
 
-router = APIRouter(prefix="/api/v1", tags=["inventory"], responses=error_responses(400, 422))
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["inventory"],
+    dependencies=[Depends(credential_of)],
+    responses=error_responses(400, 401, 403, 422),
+)
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page.")]
@@ -21,7 +26,7 @@ Cursor = Annotated[str | None, Query(description="next_cursor of the previous pa
 @router.get("/assets", response_model=Page[AssetOut])
 async def list_assets(
     request: Request,
-    tenant: TenantDep,
+    tenant: ReadTenant,
     limit: Limit = 100,
     cursor: Cursor = None,
     asset_type: Annotated[str | None, Query(description="e.g. server, virtual_machine")] = None,
@@ -42,7 +47,7 @@ async def list_assets(
 @router.get("/dependencies", response_model=Page[DependencyOut])
 async def list_dependencies(
     request: Request,
-    tenant: TenantDep,
+    tenant: ReadTenant,
     limit: Limit = 100,
     cursor: Cursor = None,
     asset_id: Annotated[uuid.UUID | None, Query(description="Either end is this asset.")] = None,
@@ -60,7 +65,7 @@ async def list_dependencies(
 @router.get("/dependency-groups", response_model=Page[DependencyGroupOut])
 async def list_dependency_groups(
     request: Request,
-    tenant: TenantDep,
+    tenant: ReadTenant,
     limit: Limit = 50,
     cursor: Cursor = None,
     min_assets: Annotated[int, Query(ge=1, description="Only groups at least this big.")] = 1,
