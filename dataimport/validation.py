@@ -221,12 +221,17 @@ WHERE r.data_import_id = $1 AND r.row_number = v.row_number
 """
 
 # The last occurrence of a key wins; earlier ones are kept, flagged and skipped by enrichment.
+# Only keys that occur twice are ranked (a hash aggregate first, not a sort of every row).
 _MARK_DUPLICATES = """
-WITH ranked AS (
-  SELECT id, row_number() OVER w AS rank, first_value(row_number) OVER w AS winner
-  FROM raw_import_records
+WITH keyed AS MATERIALIZED (
+  SELECT id, row_number, normalized_data ->> '_key' AS k FROM raw_import_records
   WHERE data_import_id = :id AND is_valid AND normalized_data ->> '_key' IS NOT NULL
-  WINDOW w AS (PARTITION BY normalized_data ->> '_key' ORDER BY row_number DESC)
+),
+shared AS (SELECT k FROM keyed GROUP BY k HAVING count(*) > 1),
+ranked AS (
+  SELECT keyed.id, row_number() OVER w AS rank, first_value(keyed.row_number) OVER w AS winner
+  FROM keyed JOIN shared USING (k)
+  WINDOW w AS (PARTITION BY k ORDER BY keyed.row_number DESC)
 )
 UPDATE raw_import_records r SET superseded = true,
   validation_errors = coalesce(r.validation_errors, '[]'::jsonb) || jsonb_build_array(
@@ -258,40 +263,33 @@ UPDATE raw_import_records r SET superseded = true,
 FROM ranked WHERE r.id = ranked.id AND ranked.rank > 1
 """
 
+# Counters and the quality score in one pass over the import's rows.
 _COUNT_ROWS = """
 SELECT count(*) FILTER (WHERE is_valid) AS valid_rows,
   count(*) FILTER (WHERE NOT is_valid AND NOT is_blank) AS invalid_rows,
   count(*) FILTER (WHERE is_blank) AS blank_rows,
-  count(*) FILTER (WHERE is_valid AND jsonb_array_length(validation_errors) > 0) AS warning_rows
+  count(*) FILTER (WHERE is_valid AND jsonb_array_length(validation_errors) > 0) AS warning_rows,
+  round(avg(CAST(normalized_data ->> '_quality' AS float)) FILTER (WHERE NOT is_blank)::numeric,
+    3) AS quality
 FROM raw_import_records WHERE data_import_id = :id
 """
 
+# Every finding once, per (code, agent): counts for the agents' steps, and for the report the
+# first examples of each code (numbered per code, so a code's examples may span agents).
 _ISSUE_REPORT = """
 WITH issues AS (
   SELECT r.row_number, e ->> 'code' AS code, e ->> 'severity' AS severity,
     e ->> 'field' AS field, e ->> 'message' AS message,
+    coalesce(e ->> 'agent', CASE e ->> 'code' {cases} ELSE :default_agent END) AS agent,
     row_number() OVER (PARTITION BY e ->> 'code' ORDER BY r.row_number) AS nth
   FROM raw_import_records r, jsonb_array_elements(r.validation_errors) e
-  WHERE r.data_import_id = :id
+  WHERE r.data_import_id = :id AND r.validation_errors <> '[]'::jsonb
 )
-SELECT code, min(severity) AS severity, count(*) AS count,
+SELECT code, agent, min(severity) AS severity, count(*) AS count,
   jsonb_agg(jsonb_build_object('row', row_number, 'field', field, 'message', message)
     ORDER BY row_number) FILTER (WHERE nth <= :examples) AS examples
-FROM issues GROUP BY code ORDER BY count(*) DESC
-"""
-
-
-_AGENT_FINDINGS = """
-SELECT coalesce(e ->> 'agent', CASE e ->> 'code' {cases} ELSE :default_agent END) AS agent,
-  e ->> 'code' AS code, count(*) AS count
-FROM raw_import_records r, jsonb_array_elements(r.validation_errors) e
-WHERE r.data_import_id = :id GROUP BY 1, 2
+FROM issues GROUP BY code, agent
 """.format(cases=" ".join(f"WHEN '{code}' THEN '{agent}'" for code, agent in AGENT_BY_CODE.items()))
-
-_QUALITY = """
-SELECT round(avg(CAST(normalized_data ->> '_quality' AS float))::numeric, 3)
-FROM raw_import_records WHERE data_import_id = :id AND NOT is_blank
-"""
 
 
 async def finalize_validation(
@@ -309,10 +307,9 @@ async def finalize_validation(
             code = Code.DUPLICATE_EXTERNAL_ID.value
             await conn.execute(text(_MARK_EXTERNAL_DUPLICATES), {**params, "code": code})
         await _run_cross_row_agents(conn, ref)
-        counts = (await conn.execute(text(_COUNT_ROWS), params)).mappings().one()
-        issues = await _issue_report(conn, params)
-        quality = await conn.scalar(text(_QUALITY), params)
-        findings = await _agent_findings(conn, params)
+        counts = dict((await conn.execute(text(_COUNT_ROWS), params)).mappings().one())
+        quality = counts.pop("quality")
+        issues, findings = await _issue_report(conn, params)
         findings.setdefault("data_quality_assessor", {})["quality_score"] = float(quality or 0)
         await _record_agent_steps(conn, ref, report, findings, started_at)
     result = ValidationCounts(**dict(counts), unmapped_headers=unmapped_headers)
@@ -332,26 +329,29 @@ async def _run_cross_row_agents(conn: AsyncConnection, ref: ImportRef) -> None:
             await agent.finalize(conn, str(ref.data_import_id))
 
 
-async def _issue_report(conn: AsyncConnection, params: dict[str, Any]) -> dict[str, Any]:
-    rows = await conn.execute(text(_ISSUE_REPORT), {**params, "examples": EXAMPLES_PER_CODE})
-    return {
-        row["code"]: {
-            "severity": row["severity"],
-            "count": row["count"],
-            "examples": row["examples"] or [],
-        }
-        for row in rows.mappings()
-    }
-
-
-async def _agent_findings(
+async def _issue_report(
     conn: AsyncConnection, params: dict[str, Any]
-) -> dict[str, dict[str, float]]:
-    rows = await conn.execute(text(_AGENT_FINDINGS), {**params, "default_agent": FORMAT_VALIDATOR})
+) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    """(the report: code -> severity, count, first examples, largest first; agent -> code ->
+    count)."""
+    rows = await conn.execute(
+        text(_ISSUE_REPORT),
+        {**params, "examples": EXAMPLES_PER_CODE, "default_agent": FORMAT_VALIDATOR},
+    )
+    report: dict[str, dict[str, Any]] = {}
     findings: dict[str, dict[str, float]] = defaultdict(dict)
     for row in rows.mappings():
         findings[row["agent"]][row["code"]] = row["count"]
-    return findings
+        entry = report.setdefault(
+            row["code"], {"severity": row["severity"], "count": 0, "examples": []}
+        )
+        entry["severity"] = min(entry["severity"], row["severity"])
+        entry["count"] += row["count"]
+        entry["examples"].extend(row["examples"] or [])
+    for entry in report.values():
+        entry["examples"].sort(key=lambda example: example["row"])
+    ordered = sorted(report.items(), key=lambda item: -item[1]["count"])
+    return dict(ordered), findings
 
 
 async def _record_agent_steps(
