@@ -610,6 +610,133 @@ def groups(
     console.print(table)
 
 
+# ----- inventory ---------------------------------------------------------------------------
+
+FormatOption = Annotated[
+    str,
+    typer.Option("--format", help="table, json or csv.", case_sensitive=False),
+]
+LimitOption = Annotated[int, typer.Option("--limit", min=1, max=1000, help="Rows per page.")]
+AllFlag = Annotated[bool, typer.Option("--all", help="Every row (pages through them).")]
+OutOption = Annotated[Path | None, typer.Option("--out", help="Write to this file.")]
+FORMATS = ("table", "json", "csv")
+
+
+def _pages(
+    client_account: uuid.UUID,
+    engagement: uuid.UUID,
+    read: Callable[[AsyncEngine, Tenant, int, str | None], Awaitable[tuple[list[Any], str | None]]],
+    limit: int,
+    every: bool,
+) -> list[dict[str, Any]]:
+    """Rows of a keyset-paginated inventory read (the API's queries), one page or all."""
+    from dataimport.imports import Tenant
+
+    async def action(engine: AsyncEngine) -> list[dict[str, Any]]:
+        tenant, cursor = Tenant(client_account, engagement), None
+        rows: list[dict[str, Any]] = []
+        while True:
+            page, cursor = await read(engine, tenant, limit, cursor)
+            rows.extend(item.model_dump(mode="json") for item in page)
+            if not every or cursor is None:
+                return rows
+
+    return _with_engine(action)
+
+
+def _emit(rows: list[dict[str, Any]], fmt: str, columns: Sequence[str], out: Path | None) -> None:
+    """rows as a table (the given columns), JSON or CSV (every field), to stdout or a file."""
+    import csv
+
+    from starter.client import UsageError
+
+    fmt = fmt.lower()
+    if fmt not in FORMATS:
+        _die(f"--format must be one of {', '.join(FORMATS)}")
+    try:
+        handle: TextIO = _open_report(out) if out else sys.stdout
+    except UsageError as error:
+        _die(str(error))
+    try:
+        if fmt == "json":
+            handle.write(json.dumps(rows, indent=2) + "\n")
+        elif fmt == "csv":
+            fields = list(rows[0]) if rows else list(columns)
+            writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(
+                {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in row.items()}
+                for row in rows
+            )
+        else:
+            table = Table(*columns)
+            for row in rows:
+                table.add_row(*(escape("" if row.get(c) is None else str(row[c])) for c in columns))
+            Console(file=handle, width=console.width).print(table)
+    finally:
+        if out:
+            handle.close()
+    if out:
+        err.print(f"{len(rows)} rows written to {out}")
+
+
+@app.command()
+def assets(
+    asset_type: Annotated[str | None, typer.Option("--type", help="e.g. server")] = None,
+    environment: Annotated[str | None, typer.Option("--environment")] = None,
+    group: Annotated[str | None, typer.Option("--group", help="G-<uuid>")] = None,
+    source_import: Annotated[uuid.UUID | None, typer.Option("--source-import")] = None,
+    search: Annotated[str | None, typer.Option("--search", help="name/host/IP text")] = None,
+    fmt: FormatOption = "table",
+    limit: LimitOption = 100,
+    every: AllFlag = False,
+    out: OutOption = None,
+    client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
+    engagement: Engagement = DEMO_ENGAGEMENT_ID,
+) -> None:
+    """The asset inventory, by name: list it or export it (JSON, CSV), like the API."""
+    from dataimport.api import inventory_queries as queries
+
+    filters = queries.AssetFilter(asset_type, environment, group, source_import, search)
+
+    async def read(
+        engine: AsyncEngine, tenant: Tenant, n: int, cursor: str | None
+    ) -> tuple[list[Any], str | None]:
+        return await queries.list_assets(engine, tenant, filters, n, cursor)
+
+    rows = _pages(client_account, engagement, read, limit, every)
+    columns = ("name", "asset_type", "ip_address", "operating_system", "environment", "owner")
+    _emit(rows, fmt, (*columns, "dependency_group"), out)
+
+
+@app.command()
+def dependencies(
+    asset: Annotated[uuid.UUID | None, typer.Option("--asset", help="Either end.")] = None,
+    dependency_type: Annotated[str | None, typer.Option("--type")] = None,
+    protocol: Annotated[str | None, typer.Option("--protocol")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=0, max=65535)] = None,
+    fmt: FormatOption = "table",
+    limit: LimitOption = 100,
+    every: AllFlag = False,
+    out: OutOption = None,
+    client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
+    engagement: Engagement = DEMO_ENGAGEMENT_ID,
+) -> None:
+    """Dependencies between assets (both names, port, protocol, counts), like the API."""
+    from dataimport.api import inventory_queries as queries
+
+    filters = queries.DependencyFilter(asset, dependency_type, protocol, port)
+
+    async def read(
+        engine: AsyncEngine, tenant: Tenant, n: int, cursor: str | None
+    ) -> tuple[list[Any], str | None]:
+        return await queries.list_dependencies(engine, tenant, filters, n, cursor)
+
+    rows = _pages(client_account, engagement, read, limit, every)
+    columns = ("source_name", "target_name", "dependency_type", "port", "protocol", "conn_count")
+    _emit(rows, fmt, columns, out)
+
+
 # ----- API keys ----------------------------------------------------------------------------
 
 keys_app = typer.Typer(

@@ -459,3 +459,43 @@ async def test_info_json_shows_the_configured_endpoints(cli: Cli, settings: Sett
 
     human = (await cli.ok("info")).stdout
     assert str(settings.database_url) in human and WEB_UI in human
+
+
+# ----- inventory ---------------------------------------------------------------------------
+
+
+async def test_assets_and_dependencies_list_and_export_only_the_tenants_inventory(
+    cli: Cli, tmp_path: Path
+) -> None:
+    path = write_cmdb(tmp_path / "c.csv", 5)  # 5 servers, each depending on the one before
+    await import_json(cli, path, "--wait")
+    await cli("import", str(path), "-c", "cmdb_export", "--wait", tenant=other_tenant())
+
+    listed = (await cli.ok("assets", "--format", "json")).json()
+    assert [a["name"] for a in listed] == [f"SRV-{n:06d}" for n in range(1, 6)]
+    assert len({a["dependency_group"] for a in listed}) == 1  # one chain: one move group
+    paged = (await cli.ok("assets", "--format", "json", "--limit", "2", "--all")).json()
+    assert paged == listed
+    assert len((await cli.ok("assets", "--format", "json", "--limit", "2")).json()) == 2
+    found = (await cli.ok("assets", "--format", "json", "--search", "000003")).json()
+    assert [a["name"] for a in found] == ["SRV-000003"]
+
+    out = tmp_path / "assets.csv"
+    await cli.ok("assets", "--format", "csv", "--all", "--out", str(out))
+    with out.open(newline="", encoding="utf-8") as handle:
+        exported = list(csv.DictReader(handle))
+    assert [row["name"] for row in exported] == [a["name"] for a in listed]
+    assert exported[0]["id"] == listed[0]["id"]
+
+    edges = (await cli.ok("dependencies", "--format", "json", "--all")).json()
+    assert sorted((e["source_name"], e["target_name"]) for e in edges) == [
+        (f"SRV-{n:06d}", f"SRV-{n - 1:06d}") for n in range(2, 6)
+    ]
+    table = (await cli.ok("dependencies")).stdout
+    assert "SRV-000002" in table and "declared" in table
+    one = listed[2]["id"]
+    around = (await cli.ok("dependencies", "--format", "json", "--asset", one)).json()
+    assert len(around) == 2  # SRV-000003 depends on 2 and 4 depends on it
+
+    bad = await cli("assets", "--format", "xml")
+    assert bad.code == 2 and "--format" in bad.stderr
