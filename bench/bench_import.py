@@ -915,7 +915,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("starting PostgreSQL + Temporal")
         pg = embedded.start_postgres(state_dir, database=DATABASE)
         upgrade(pg.database_url)
-        temporal = embedded.start_temporal(state_dir, ui=False)
+        temporal = embedded.start_temporal(state_dir, ui=False, standard_ports=False)
         return asyncio.run(_main(args, state_dir, pg.database_url, temporal.address))
     finally:
         log("stopping the stack")

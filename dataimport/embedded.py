@@ -66,6 +66,7 @@ HOST = "127.0.0.1"
 PG_SYSTEM_USER = "embedded_postgres"
 PG_SUPERUSER = "postgres"
 TEMPORAL_NAMESPACE = "default"
+STANDARD_TEMPORAL_PORTS = (7233, 8233)  # `temporal server start-dev`: gRPC, Web UI
 TEMPORAL_READY_TIMEOUT = 60.0
 API_READY_TIMEOUT = 60.0
 PG_START_TIMEOUT = 60
@@ -175,12 +176,19 @@ def _free_port(avoid: Sequence[int] = (), host: str = HOST) -> int:
             return port
 
 
-def _choose_port(wanted: int | None, remembered: int | None, avoid: Sequence[int] = ()) -> int:
-    """Explicit port, else the remembered one while it is free, else a fresh free port."""
+def _choose_port(
+    wanted: int | None,
+    remembered: int | None,
+    avoid: Sequence[int] = (),
+    preferred: int | None = None,
+) -> int:
+    """Explicit port, else the remembered one while it is free, else the conventional one
+    (`preferred`) while it is free, else a fresh free port."""
     if wanted is not None:
         return wanted
-    if remembered and remembered not in avoid and _port_free(remembered):
-        return remembered
+    for candidate in (remembered, preferred):
+        if candidate and candidate not in avoid and _port_free(candidate):
+            return candidate
     return _free_port(avoid)
 
 
@@ -616,11 +624,17 @@ def _launch_temporal(
     ui_port: int | None,
     ui: bool,
     search_attributes: Mapping[str, str],
+    standard_ports: bool,
 ) -> tuple[psutil.Process, int, int | None]:
     tdir = _temporal_dir(state_dir)
     remembered = _read_json(tdir / "ports.json")
-    chosen = _choose_port(port, remembered.get("port"))
-    chosen_ui = _choose_port(ui_port, remembered.get("ui_port"), avoid=[chosen]) if ui else None
+    grpc, web = STANDARD_TEMPORAL_PORTS if standard_ports else (None, None)
+    chosen = _choose_port(port, remembered.get("port"), preferred=grpc)
+    chosen_ui = (
+        _choose_port(ui_port, remembered.get("ui_port"), avoid=[chosen], preferred=web)
+        if ui
+        else None
+    )
     _write_json(
         tdir / "ports.json", {"port": chosen, "ui_port": chosen_ui or remembered.get("ui_port")}
     )
@@ -645,8 +659,11 @@ def start_temporal(
     ui_port: int | None = None,
     ui: bool = True,
     search_attributes: Mapping[str, str] = SEARCH_ATTRIBUTES,
+    standard_ports: bool = True,
 ) -> TemporalInfo:
-    """Start (or find running) the Temporal dev server with a persistent SQLite store."""
+    """Start (or find running) the Temporal dev server with a persistent SQLite store, on
+    7233 (UI 8233) when free, as `temporal server start-dev` does, so the stock `temporal`
+    CLI and SDK samples find it with no flags; `standard_ports=False` for throwaway stacks."""
     state_dir = state_dir.resolve()
     tdir = _temporal_dir(state_dir)
     with _locked(tdir / ".lock"):
@@ -657,7 +674,9 @@ def start_temporal(
             log = _logs_dir(state_dir) / "temporal.log"
             _wait_temporal_ready(proc, running_port, running_ui, search_attributes, log)
             return _temporal_info(proc.pid, running_port, running_ui)
-        proc, chosen, chosen_ui = _launch_temporal(state_dir, port, ui_port, ui, search_attributes)
+        proc, chosen, chosen_ui = _launch_temporal(
+            state_dir, port, ui_port, ui, search_attributes, standard_ports
+        )
     return _temporal_info(proc.pid, chosen, chosen_ui)
 
 

@@ -206,6 +206,35 @@ def test_temporal_with_web_ui(state_dir: Path) -> None:
     assert embedded._tcp_open(ui_port)
 
 
+def test_temporal_takes_the_conventional_ports_when_free(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """7233/8233 in production; here two ports known to be free stand in for them, so the
+    test never depends on what else runs on this machine."""
+    embedded.stop_temporal(state_dir)
+    (state_dir / "temporal" / "ports.json").unlink(missing_ok=True)
+    grpc = embedded._free_port()
+    web = embedded._free_port(avoid=[grpc])
+    monkeypatch.setattr(embedded, "STANDARD_TEMPORAL_PORTS", (grpc, web))
+    info = embedded.start_temporal(state_dir, ui=True)
+    assert (info.address, info.web_ui_url) == (f"127.0.0.1:{grpc}", f"http://127.0.0.1:{web}")
+    embedded.stop_temporal(state_dir)
+
+
+def test_a_taken_conventional_port_falls_back_to_a_free_one() -> None:
+    assert embedded.STANDARD_TEMPORAL_PORTS == (7233, 8233)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        chosen = embedded._choose_port(None, None, preferred=busy)
+        assert chosen != busy and embedded._port_free(chosen)
+    free = embedded._free_port()
+    assert embedded._choose_port(None, None, preferred=free) == free
+    assert embedded._choose_port(None, free, preferred=busy) == free  # remembered first
+    assert embedded._choose_port(4242, free, preferred=free) == 4242  # explicit wins
+
+
 # --------------------------------------------------------------------------- worker + status
 
 
