@@ -31,15 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dataimport.agents.base import ValidationAgent
 from dataimport.agents.compliance_checker import ComplianceChecker
 from dataimport.agents.pii_detector import PiiDetector
-from dataimport.asset_resolution import resolve_assets, scope_params
+from dataimport.asset_resolution import resolve_assets
 from dataimport.categories.base import EnrichCounts, ImportScope, RowOutcome
 from dataimport.categories.sensitive_data import row_rules, rules
 from dataimport.categories.sensitive_data.aliases import FIELD_ALIASES
-from dataimport.categories.sensitive_data.enrichment import (
-    _LOCK_ASSETS,
-    _MARK_PROCESSED,
-    _MERGE_SENSITIVITY,
-)
+from dataimport.categories.sensitive_data.enrichment import RANGE_HOSTS, merge_stores
 from dataimport.categories.sensitive_data.vocabulary import (
     MAX_RECORD_COUNT,
     normalize_classification,
@@ -99,27 +95,24 @@ class SensitiveDataCategory:
         return f"{host}|{store.get('key', '')}|{columns}"
 
     async def prepare(self, conn: AsyncConnection, scope: ImportScope) -> bool:
-        """Once per import: the hosts of all its stores created, so that parallel ranges
-        (many stores per host) never insert the same host. No link pass."""
+        """Once per import: the hosts of all its stores found or created and every store
+        merged onto its host, set-based over the whole import, so that parallel ranges (many
+        stores per host, a host's stores across ranges) never write the same host. No link
+        pass."""
         await resolve_assets(conn, scope, "asset", default_type="server", write_back=False)
+        await merge_stores(conn, scope)
         return False
 
     async def enrich(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
-        """A range of a prepared import: its hosts exist, it looks them up and merges."""
-        await resolve_assets(conn, scope, "asset", create_missing=False)
-        return await self._merge(conn, scope)
+        """A range of a prepared import: its hosts exist and hold its stores; it links its
+        rows to their hosts and marks them processed (lookups only, no shared row written)."""
+        await resolve_assets(conn, scope, "asset", create_missing=False, mark_processed=True)
+        return EnrichCounts(assets_touched=int(await conn.scalar(text(RANGE_HOSTS)) or 0))
 
     async def enrich_unprepared(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
         """A range of an import whose enrichment began before `prepare` existed."""
-        await resolve_assets(conn, scope, "asset", default_type="server")
-        return await self._merge(conn, scope)
-
-    async def _merge(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
-        params = scope_params(scope)
-        await conn.execute(text(_LOCK_ASSETS), params)
-        updated = await conn.execute(text(_MERGE_SENSITIVITY), params)
-        await conn.execute(text(_MARK_PROCESSED), params)
-        return EnrichCounts(assets_touched=updated.rowcount or 0)
+        await resolve_assets(conn, scope, "asset", default_type="server", mark_processed=True)
+        return await merge_stores(conn, scope)
 
     async def link(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
         return EnrichCounts()  # data stores carry no dependencies between assets
