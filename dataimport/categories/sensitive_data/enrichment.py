@@ -20,6 +20,8 @@ gives the same result when the ranges run in row order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -65,8 +67,9 @@ _COLUMNS = ", ".join(
     ]
 )
 
+# `staged`: a row of the scope (else an entry this import already wrote, see _ADD_WRITTEN).
 _STORE_ROWS_SELECT = f"""
-SELECT m.asset_id, r.row_number AS ord,
+SELECT m.asset_id, r.row_number AS ord, true AS staged,
   {_typed("s.store")}
 FROM raw_import_records r
 JOIN ({RESOLVED}) m ON m.rid = r.id
@@ -94,6 +97,26 @@ CROSS JOIN LATERAL jsonb_array_elements(
 ) AS x(e)
 """
 
+# What this import already wrote for a store of the scope (another range, an earlier
+# attempt) is merged with the scope's rows, as the oldest part; an entry from an earlier
+# import is not merged: it is replaced.
+_ADD_WRITTEN = f"""
+INSERT INTO {STORE_ROWS}
+SELECT x.asset_id, 0 AS ord, false AS staged, {_typed("x.e")} FROM {EXISTING} x
+WHERE x.import_id = CAST(:id AS text)
+  AND (x.asset_id, x.key) IN (SELECT asset_id, key FROM {STORE_ROWS})
+"""
+
+# The (host, store key) groups of more than one part (NULL keys alike, as GROUP BY groups
+# them); every other part is a whole entry by itself.
+MULTI = "sensitive_multi_part_stores"
+_MULTI_SELECT = f"""
+SELECT asset_id, coalesce(key, '') AS k, key IS NULL AS no_key FROM {STORE_ROWS}
+GROUP BY asset_id, coalesce(key, ''), key IS NULL HAVING count(*) > 1
+"""
+_IN_MULTI = f"""EXISTS (SELECT 1 FROM {MULTI} g WHERE g.asset_id = p.asset_id
+    AND g.k = coalesce(p.key, '') AND g.no_key = (p.key IS NULL))"""
+
 
 def _elements(expression: str) -> str:
     """Text elements of a JSON array expression; nothing for null or a non-array."""
@@ -112,48 +135,80 @@ def _union_of_lists(aggregate: str) -> str:
     )
 
 
+def _sorted_distinct(array: str) -> str:
+    """`_union_of_lists` of one array: its sorted distinct text elements. An empty array, or
+    one of a single string, is that already (no sort)."""
+    return (
+        f"CASE WHEN jsonb_typeof({array}) IS DISTINCT FROM 'array' THEN '[]'::jsonb "
+        f"WHEN jsonb_array_length({array}) = 0 THEN {array} "
+        f"WHEN jsonb_array_length({array}) = 1 AND jsonb_typeof({array} -> 0) = 'string' "
+        f"THEN {array} "
+        f"ELSE (SELECT coalesce(jsonb_agg(DISTINCT v.x ORDER BY v.x), '[]'::jsonb) "
+        f"FROM jsonb_array_elements_text({array}) AS v(x)) END"
+    )
+
+
 def _latest(field: str) -> str:
     """The field's value from the latest row that has one (staged rows before older entries)."""
     value = f'p."{field}"'
     return f"(array_agg({value} ORDER BY p.ord DESC) FILTER (WHERE {value} IS NOT NULL))[1]"
 
 
-def _merged_entry() -> str:
+def _entry(
+    text_value: Callable[[str], str], list_value: Callable[[str], str], aggregate: bool
+) -> str:
     pairs = [
         "'key', p.key",
-        *(f"'{field}', {_latest(field)}" for field in _TEXT_FIELDS),
-        *(f"'{field}', {_union_of_lists(f'jsonb_agg(p.{field})')}" for field in _LIST_FIELDS),
-        f"'classification', ({_LEVELS})[max(p.level)]",
-        "'encryption_at_rest', bool_and(p.at_rest)",
-        "'encryption_in_transit', bool_and(p.in_transit)",
-        "'record_count', max(p.record_count)",
+        *(f"'{field}', {text_value(field)}" for field in _TEXT_FIELDS),
+        *(f"'{field}', {list_value(field)}" for field in _LIST_FIELDS),
+        f"'classification', ({_LEVELS})[{'max(p.level)' if aggregate else 'p.level'}]",
+        f"'encryption_at_rest', {'bool_and(p.at_rest)' if aggregate else 'p.at_rest'}",
+        f"'encryption_in_transit', {'bool_and(p.in_transit)' if aggregate else 'p.in_transit'}",
+        f"'record_count', {'max(p.record_count)' if aggregate else 'p.record_count'}",
         "'import_id', CAST(:id AS text)",
     ]
     return "jsonb_build_object(\n    " + ",\n    ".join(pairs) + ")"
 
 
-# The scope's rows, plus what this import already wrote for the same store (from another
-# range, or an earlier attempt); one entry per (host, store key).
+# One entry per (host, store key): a part alone is its own entry (the common case: one row
+# per table); the parts of a group are merged: each text field from the latest part that has
+# one, lists united (sorted, distinct), the most restrictive classification, encrypted only
+# if every part says so, the largest record count.
 _MERGED_SELECT = f"""
-WITH parts AS (
-  SELECT asset_id, ord, {_COLUMNS} FROM {STORE_ROWS}
-  UNION ALL
-  SELECT x.asset_id, 0 AS ord, {_typed("x.e")} FROM {EXISTING} x
-  WHERE x.import_id = CAST(:id AS text)
-    AND (x.asset_id, x.key) IN (SELECT asset_id, key FROM {STORE_ROWS})
-)
-SELECT p.asset_id, p.key, bool_and(p.at_rest) AS at_rest, bool_and(p.in_transit) AS in_transit,
-  {_merged_entry()} AS entry
-FROM parts p GROUP BY p.asset_id, p.key
+SELECT p.asset_id, p.key, p.at_rest, p.in_transit,
+  {_entry(lambda f: f'p."{f}"', lambda f: _sorted_distinct(f"p.{f}"), aggregate=False)} AS entry
+FROM {STORE_ROWS} p WHERE NOT {_IN_MULTI}
+UNION ALL
+SELECT p.asset_id, p.key, bool_and(p.at_rest), bool_and(p.in_transit),
+  {_entry(_latest, lambda f: _union_of_lists(f"jsonb_agg(p.{f})"), aggregate=True)}
+FROM {STORE_ROWS} p WHERE {_IN_MULTI}
+GROUP BY p.asset_id, p.key
+"""
+
+# The distinct incoming compliance scopes and PII categories per host, as one array each.
+INCOMING = "sensitive_incoming"
+_INCOMING_SELECT = f"""
+SELECT a.asset_id, a.level,
+  (SELECT coalesce(jsonb_agg(DISTINCT v.x ORDER BY v.x), '[]'::jsonb)
+   FROM jsonb_array_elements(a.scopes) AS l(arr) CROSS JOIN LATERAL {_elements("l.arr")} AS v(x))
+    AS scopes,
+  (SELECT coalesce(jsonb_agg(DISTINCT v.x ORDER BY v.x), '[]'::jsonb)
+   FROM jsonb_array_elements(a.pii) AS l(arr) CROSS JOIN LATERAL {_elements("l.arr")} AS v(x))
+    AS pii
+FROM (
+  SELECT asset_id, max(level) AS level, jsonb_agg(compliance_scopes) AS scopes,
+    jsonb_agg(pii_categories) AS pii
+  FROM {STORE_ROWS} WHERE staged GROUP BY asset_id
+) a
 """
 
 
 def _asset_union(column: str, incoming: str) -> str:
+    """The asset's list united with the incoming distinct list (sorted, distinct)."""
     return (
         f"coalesce((SELECT jsonb_agg(DISTINCT u.x ORDER BY u.x) FROM ("
         f"SELECT {_elements(f't.{column}')} AS x UNION ALL "
-        f"SELECT v.x FROM jsonb_array_elements({incoming}) AS l(arr) "
-        f"CROSS JOIN LATERAL {_elements('l.arr')} AS v(x)) u), t.{column})"
+        f"SELECT v.x FROM jsonb_array_elements_text({incoming}) AS v(x)) u), t.{column})"
     )
 
 
@@ -171,11 +226,6 @@ stores AS (
     UNION ALL SELECT asset_id, entry, at_rest, in_transit FROM kept
   ) a
   GROUP BY a.asset_id
-),
-incoming AS (
-  SELECT asset_id, max(level) AS level, jsonb_agg(compliance_scopes) AS scopes,
-    jsonb_agg(pii_categories) AS pii
-  FROM {STORE_ROWS} GROUP BY asset_id
 )
 UPDATE assets t SET
   data_classification = coalesce(
@@ -187,7 +237,7 @@ UPDATE assets t SET
   encryption_in_transit = coalesce(s.in_transit, t.encryption_in_transit),
   data_stores = s.data_stores,
   source_import_id = CAST(:id AS uuid), updated_at = now()
-FROM stores s JOIN incoming i ON i.asset_id = s.asset_id
+FROM stores s JOIN {INCOMING} i ON i.asset_id = s.asset_id
 WHERE t.id = s.asset_id AND {_TENANT}
 """
 
@@ -205,7 +255,10 @@ async def merge_stores(conn: AsyncConnection, scope: ImportScope) -> EnrichCount
         await _temp(conn, STORE_ROWS, _STORE_ROWS_SELECT, params)
         await _temp(conn, LOCKED, _LOCKED_SELECT, params)
         await _temp(conn, EXISTING, _EXISTING_SELECT, params)
+        await conn.execute(text(_ADD_WRITTEN), params)
+        await _temp(conn, MULTI, _MULTI_SELECT, params)
         await _temp(conn, MERGED, _MERGED_SELECT, params)
+        await _temp(conn, INCOMING, _INCOMING_SELECT, params)
         updated = await conn.execute(text(_UPDATE_HOSTS), params)
     return EnrichCounts(assets_touched=updated.rowcount or 0)
 
