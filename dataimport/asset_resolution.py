@@ -43,8 +43,8 @@ LOOKUPS = (
     ("ip_address", "ip_address"),
 )
 _MATCH_KEYS = ", ".join(key for _, key in LOOKUPS)
-_IDENTITY = ("name", "name_key", "hostname_key", "hostname", "external_id", "vm_uuid")
-_IDENTITY += ("ip_address", "asset_type")
+_IDENTITY: tuple[str, ...] = ("name", "name_key", "hostname_key", "hostname", "external_id")
+_IDENTITY += ("vm_uuid", "ip_address", "asset_type")
 
 _TENANT = "t.client_account_id = CAST(:c AS uuid) AND t.engagement_id = CAST(:e AS uuid)"
 _HASH_ONLY = {"enable_nestloop": "off", "enable_mergejoin": "off"}
