@@ -495,3 +495,82 @@ async def test_ranges_of_a_prepared_import_take_no_lock_another_range_waits_for(
         await second.commit()
         await first.commit()
     assert await processed(engine, ref.data_import_id) == 60
+
+
+# --- imports prepared by the code before this one (a deployment mid-import) -----------------
+
+
+def staged_for(category: str) -> list[dict[str, Any]]:
+    if category == "sensitive_data":
+        return [
+            {
+                "n": n,
+                "normalized": {
+                    "asset": {"name": f"db-{n % 3}", "name_key": f"db-{n % 3}"},
+                    "store": {
+                        "key": f"pg/t{n % 7}",
+                        "store": "pg",
+                        "table": f"t{n % 7}",
+                        "columns": [f"c{n}"],
+                        "classification": ["internal", "restricted"][n % 2],
+                        "compliance_scopes": [["GDPR"], ["PCI-DSS"]][n % 2],
+                        "encryption_at_rest": n % 5 != 0,
+                    },
+                },
+            }
+            for n in range(1, 61)
+        ]
+    return [
+        {
+            "n": n,
+            "normalized": {
+                "kind": "machine",
+                "asset": {"name": f"vm-{n}", "name_key": f"vm-{n}", "cpu_cores": n},
+                "observed_at": None,
+            },
+        }
+        for n in range(1, 61)
+    ]
+
+
+async def staged_import(engine: AsyncEngine, category: str) -> ImportRef:
+    ref = await new_import_record(engine, category)
+    async with engine.begin() as conn:
+        await stage(conn, ref, staged_for(category))
+    return ref
+
+
+@pytest.mark.parametrize("category", ["sensitive_data", "infrastructure"])
+async def test_ranges_of_an_import_prepared_by_the_previous_code_still_enrich_it(
+    engine: AsyncEngine, category: str
+) -> None:
+    """Its prepare recorded the marker only (infrastructure) or created the hosts only
+    (sensitive_data): its ranges, run by this code, must still write what they always did."""
+    from datetime import UTC, datetime
+
+    from dataimport import steps
+
+    cat = get_category(category)
+    old = await staged_import(engine, category)
+    async with engine.begin() as conn:
+        if category == "sensitive_data":
+            await resolve_assets(conn, scope_of(old), "asset", write_back=False)
+        await steps.record_step(
+            conn,
+            old,
+            step=enrichment.PREPARE_STEP,
+            agent=enrichment.PREPARE_AGENT,
+            started_at=datetime.now(UTC),
+            records=0,
+            findings={"link_ranges": category == "infrastructure"},
+        )
+    new = await staged_import(engine, category)
+    await enrichment.prepare(engine, new)
+    for ref in (old, new):
+        for first in (1, 31):
+            async with engine.begin() as conn:
+                await cat.enrich(conn, scope_of(ref, first, first + 29))
+    expected = await inventory(engine, new.client_account_id, new.engagement_id)
+    assert len(expected) == (3 if category == "sensitive_data" else 60)
+    assert await inventory(engine, old.client_account_id, old.engagement_id) == expected
+    assert await processed(engine, old.data_import_id) == 60

@@ -135,8 +135,12 @@ class InfrastructureCategory:
         return True
 
     async def enrich(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
-        """A range of a prepared import: look its machines up, apply their fields."""
-        await resolve_assets(conn, scope, "asset", create_missing=False, mark_processed=True)
+        """A range of a prepared import: look its machines up, apply their fields. Nothing is
+        left to create after `prepare` (the creation inserts no row, takes no lock); an import
+        prepared before machines were created there still gets its range's machines here."""
+        await resolve_assets(
+            conn, scope, "asset", default_type="virtual_machine", mark_processed=True
+        )
         return await self._apply_machines(conn, scope)
 
     async def enrich_unprepared(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:

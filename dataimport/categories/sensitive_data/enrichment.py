@@ -21,6 +21,7 @@ gives the same result when the ranges run in row order.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dataimport import pii
 from dataimport.app_discovery_enrichment import planner
 from dataimport.asset_resolution import RESOLVED, scope_params
-from dataimport.categories.base import EnrichCounts, ImportScope
+from dataimport.categories.base import ImportScope
 
 _LEVELS = "ARRAY[" + ", ".join(f"'{level}'" for level in pii.CLASSIFICATIONS) + "]"
 _TENANT = "t.client_account_id = CAST(:c AS uuid) AND t.engagement_id = CAST(:e AS uuid)"
@@ -247,9 +248,15 @@ async def _temp(conn: AsyncConnection, name: str, select: str, params: dict[str,
     await conn.execute(text(f"CREATE TEMPORARY TABLE {name} ON COMMIT DROP AS {select}"), params)
 
 
-async def merge_stores(conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
+@dataclass(frozen=True, slots=True)
+class Merged:
+    rows: int  # staged rows merged
+    assets_touched: int  # hosts updated
+
+
+async def merge_stores(conn: AsyncConnection, scope: ImportScope) -> Merged:
     """Merge the scope's stores onto their hosts; call right after `resolve_assets` of the same
-    scope (its temporary tables name each row's host). Returns the hosts updated."""
+    scope (its temporary tables name each row's host)."""
     params = scope_params(scope)
     async with planner(conn, **_HASH_ONLY):
         await _temp(conn, STORE_ROWS, _STORE_ROWS_SELECT, params)
@@ -259,8 +266,19 @@ async def merge_stores(conn: AsyncConnection, scope: ImportScope) -> EnrichCount
         await _temp(conn, MULTI, _MULTI_SELECT, params)
         await _temp(conn, MERGED, _MERGED_SELECT, params)
         await _temp(conn, INCOMING, _INCOMING_SELECT, params)
+        rows = await conn.execute(text(_STORE_ROWS_SELECT_COUNT))
         updated = await conn.execute(text(_UPDATE_HOSTS), params)
-    return EnrichCounts(assets_touched=updated.rowcount or 0)
+    return Merged(rows=int(rows.scalar() or 0), assets_touched=updated.rowcount or 0)
 
 
 RANGE_HOSTS = f"SELECT count(DISTINCT asset_id) FROM ({RESOLVED}) m"
+_STORE_ROWS_SELECT_COUNT = f"SELECT count(*) FROM {STORE_ROWS} WHERE staged"
+
+# The step a prepare that merged the import's stores records (its ranges only link rows).
+STORES_MERGED_STEP = "enrichment_prepare:stores"
+STORES_MERGED_AGENT = "store_merger"
+_STORES_MERGED = f"""
+SELECT EXISTS (SELECT 1 FROM import_processing_steps
+  WHERE data_import_id = CAST(:id AS uuid) AND client_account_id = CAST(:c AS uuid)
+    AND engagement_id = CAST(:e AS uuid) AND step_key = '{STORES_MERGED_STEP}')
+"""
