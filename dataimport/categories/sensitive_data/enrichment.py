@@ -7,10 +7,14 @@ joins off: statistics of fresh temp tables and of a tenant that just grew are us
    resolver's temp tables (`asset_resolution.RESOLVED`);
 2. `LOCKED`: their hosts locked in id order, with the stores they hold now (the lock comes
    first, so what another transaction committed on them is what is read);
-3. `EXISTING`: those stores, one row per entry, typed;
-4. `MERGED`: one entry per (host, store key) from the scope's rows plus what this import
-   already wrote for the same store (an entry from an earlier import is replaced, not merged);
-5. one UPDATE of the hosts: merged + kept entries, classification, scopes, PII, encryption.
+3. `EXISTING`: those stores, one row per entry, typed; what this import already wrote for a
+   store of the scope joins `STORE_ROWS` as its oldest part (an entry from an earlier import
+   is replaced, not merged);
+4. `INCOMING`: per host the most restrictive classification and the distinct scopes and PII
+   categories of the scope's rows;
+5. one UPDATE of the hosts: one entry per (host, store key) — a part alone is its own entry,
+   the parts of a group merged — plus the host's other entries, classification, scopes, PII,
+   encryption (the entries are built as they are aggregated, never stored in between).
 
 A prepared import merges all its rows once (in `prepare`, before the ranges: a host whose
 stores span many ranges is written once, and ranges never wait on each other's locks); its
@@ -38,7 +42,6 @@ _HASH_ONLY = {"enable_nestloop": "off", "enable_mergejoin": "off", "work_mem": "
 STORE_ROWS = "sensitive_store_rows"
 LOCKED = "sensitive_locked_assets"
 EXISTING = "sensitive_existing_stores"
-MERGED = "sensitive_merged_stores"
 
 _TEXT_FIELDS = ("store", "store_type", "database", "schema", "table", "owner", "location")
 _LIST_FIELDS = ("columns", "data_categories", "compliance_scopes", "pii_categories")
@@ -189,18 +192,23 @@ GROUP BY p.asset_id, p.key
 # The distinct incoming compliance scopes and PII categories per host, as one array each.
 INCOMING = "sensitive_incoming"
 _INCOMING_SELECT = f"""
-SELECT a.asset_id, a.level,
-  (SELECT coalesce(jsonb_agg(DISTINCT v.x ORDER BY v.x), '[]'::jsonb)
-   FROM jsonb_array_elements(a.scopes) AS l(arr) CROSS JOIN LATERAL {_elements("l.arr")} AS v(x))
-    AS scopes,
-  (SELECT coalesce(jsonb_agg(DISTINCT v.x ORDER BY v.x), '[]'::jsonb)
-   FROM jsonb_array_elements(a.pii) AS l(arr) CROSS JOIN LATERAL {_elements("l.arr")} AS v(x))
-    AS pii
-FROM (
-  SELECT asset_id, max(level) AS level, jsonb_agg(compliance_scopes) AS scopes,
-    jsonb_agg(pii_categories) AS pii
-  FROM {STORE_ROWS} WHERE staged GROUP BY asset_id
-) a
+WITH items AS (
+  SELECT DISTINCT p.asset_id, l.list, v.x
+  FROM {STORE_ROWS} p
+  CROSS JOIN LATERAL (VALUES (1, p.compliance_scopes), (2, p.pii_categories)) AS l(list, arr)
+  CROSS JOIN LATERAL {_elements("l.arr")} AS v(x)
+  WHERE p.staged
+),
+lists AS (
+  SELECT asset_id,
+    jsonb_agg(x ORDER BY x) FILTER (WHERE list = 1) AS scopes,
+    jsonb_agg(x ORDER BY x) FILTER (WHERE list = 2) AS pii
+  FROM items GROUP BY asset_id
+)
+SELECT a.asset_id, a.level, coalesce(l.scopes, '[]'::jsonb) AS scopes,
+  coalesce(l.pii, '[]'::jsonb) AS pii
+FROM (SELECT asset_id, max(level) AS level FROM {STORE_ROWS} WHERE staged GROUP BY asset_id) a
+LEFT JOIN lists l ON l.asset_id = a.asset_id
 """
 
 
@@ -214,17 +222,19 @@ def _asset_union(column: str, incoming: str) -> str:
 
 
 _UPDATE_HOSTS = f"""
-WITH kept AS (
-  SELECT x.asset_id, x.e AS entry, x.at_rest, x.in_transit FROM {EXISTING} x
+WITH merged AS ({_MERGED_SELECT}),
+-- the host's other entries (every store the scope names is in `merged`)
+kept AS (
+  SELECT x.asset_id, x.key, x.e AS entry, x.at_rest, x.in_transit FROM {EXISTING} x
   WHERE NOT EXISTS (
-    SELECT 1 FROM {MERGED} m WHERE m.asset_id = x.asset_id AND m.key = x.key)
+    SELECT 1 FROM {STORE_ROWS} p WHERE p.asset_id = x.asset_id AND p.key = x.key)
 ),
 stores AS (
-  SELECT a.asset_id, jsonb_agg(a.entry ORDER BY a.entry ->> 'key') AS data_stores,
+  SELECT a.asset_id, jsonb_agg(a.entry ORDER BY a.key) AS data_stores,
     bool_and(a.at_rest) AS at_rest, bool_and(a.in_transit) AS in_transit
   FROM (
-    SELECT asset_id, entry, at_rest, in_transit FROM {MERGED}
-    UNION ALL SELECT asset_id, entry, at_rest, in_transit FROM kept
+    SELECT asset_id, key, entry, at_rest, in_transit FROM merged
+    UNION ALL SELECT asset_id, key, entry, at_rest, in_transit FROM kept
   ) a
   GROUP BY a.asset_id
 )
@@ -264,7 +274,6 @@ async def merge_stores(conn: AsyncConnection, scope: ImportScope) -> Merged:
         await _temp(conn, EXISTING, _EXISTING_SELECT, params)
         await conn.execute(text(_ADD_WRITTEN), params)
         await _temp(conn, MULTI, _MULTI_SELECT, params)
-        await _temp(conn, MERGED, _MERGED_SELECT, params)
         await _temp(conn, INCOMING, _INCOMING_SELECT, params)
         rows = await conn.execute(text(_STORE_ROWS_SELECT_COUNT))
         updated = await conn.execute(text(_UPDATE_HOSTS), params)
