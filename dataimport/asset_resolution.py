@@ -3,10 +3,19 @@
 A staged row names an asset (or two: the ends of a dependency) with a JSON object inside
 `normalized_data`, e.g. `normalized_data -> 'asset'` or `-> 'source'` / `-> 'target'`, holding
 any of: name, name_key, hostname_key, external_id, vm_uuid, ip_address, asset_type.
-Matching ranks: external id, VM UUID, name key, host name key, IP address — each an index
-lookup. Unmatched endpoints are created (minimal identity only). Resolved ids are written back:
-to `raw_import_records.asset_id` for the path 'asset', else into `normalized_data -> path ->
+Matching ranks: external id, VM UUID, name key, host name key, IP address; the best rank
+wins, the smallest asset id within a rank (as app_discovery's prepare). Unmatched endpoints
+are created (minimal identity only). Resolved ids are written back: to
+`raw_import_records.asset_id` for the path 'asset', else into `normalized_data -> path ->
 'asset_id'`, so the category's own updates can join on them.
+
+Set-based and linear whatever the statistics say: the scope's rows are read once, their
+identity extracted from the JSONB once into a typed temporary table (`ROWS`), numbered by
+their distinct identity (`KEYS`: rows repeat hosts, so the matching follows the distinct
+identities, not the rows). Each rank is ONE hash join of those identities with the tenant's
+assets (nested and merge joins off: a fresh temp table or a tenant that grew since the last
+ANALYZE must not pick row-by-row plans). Both tables stay until the transaction ends (or the
+next call), so a category can join `RESOLVED` (rid, row_number, asset_id) for its own writes.
 """
 
 from __future__ import annotations
@@ -17,73 +26,139 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dataimport.app_discovery_enrichment import planner
 from dataimport.categories.base import ImportScope
 
 PATHS = frozenset({"asset", "source", "target"})
 
+ROWS = "asset_resolution_rows"
+KEYS = "asset_resolution_keys"
+
+# The ranked lookups: (asset column, identity key), best first.
+LOOKUPS = (
+    ("external_id", "external_id"),
+    ("vm_uuid", "vm_uuid"),
+    ("name_key", "name_key"),
+    ("hostname_key", "hostname_key"),
+    ("ip_address", "ip_address"),
+)
+_MATCH_KEYS = ", ".join(key for _, key in LOOKUPS)
+_IDENTITY: tuple[str, ...] = ("name", "name_key", "hostname_key", "hostname", "external_id")
+_IDENTITY += ("vm_uuid", "ip_address", "asset_type")
+
+_TENANT = "t.client_account_id = CAST(:c AS uuid) AND t.engagement_id = CAST(:e AS uuid)"
+_HASH_ONLY = {"enable_nestloop": "off", "enable_mergejoin": "off"}
+
+# The scope's rows resolved: join this (after `resolve_assets`, in the same transaction).
+RESOLVED = f"""
+SELECT w.rid, w.row_number, k.asset_id FROM {ROWS} w JOIN {KEYS} k ON k.n = w.n
+WHERE k.asset_id IS NOT NULL
+"""
+
 
 def _rows(path: str) -> str:
+    """The scope's valid rows naming an asset at `path`, their identity typed (the row's JSONB
+    read once), each numbered `n` by its matching identity (NULLs alike, as DISTINCT does)."""
+    columns = ", ".join(f"{key} text" for key in _IDENTITY)
     return f"""
-SELECT r.id AS rid, r.row_number, r.normalized_data -> '{path}' AS a
-FROM raw_import_records r
-WHERE r.data_import_id = CAST(:id AS uuid) AND r.row_number BETWEEN :first AND :last
-  AND r.is_valid AND NOT r.superseded AND r.normalized_data -> '{path}' ->> 'name_key' IS NOT NULL
+SELECT w.*, dense_rank() OVER (ORDER BY {_MATCH_KEYS}) AS n
+FROM (
+  SELECT r.id AS rid, r.row_number, x.*
+  FROM raw_import_records r
+  CROSS JOIN LATERAL jsonb_to_record(r.normalized_data) AS d("{path}" jsonb)
+  CROSS JOIN LATERAL jsonb_to_record(
+    CASE WHEN jsonb_typeof(d."{path}") = 'object' THEN d."{path}" END) AS x({columns})
+  WHERE r.data_import_id = CAST(:id AS uuid) AND r.row_number BETWEEN :first AND :last
+    AND r.is_valid AND NOT r.superseded AND x.name_key IS NOT NULL
+) w
+"""
+
+
+_KEYS_SELECT = f"""
+SELECT DISTINCT ON (n) n, {_MATCH_KEYS}, CAST(NULL AS uuid) AS asset_id FROM {ROWS} ORDER BY n
+"""
+
+
+def match_sql(ranks: tuple[int, ...] = tuple(range(1, len(LOOKUPS) + 1))) -> str:
+    """Set `asset_id` of every identity in KEYS to its best match among the lookups of
+    `ranks` (those some identity has a key for): best rank, then smallest id. Each rank is a
+    hash join with the tenant's assets (run with nested loops off)."""
+    branches = "\n  UNION ALL ".join(
+        f"""SELECT x.n, t.id, {rank} AS rank FROM {KEYS} x JOIN assets t ON t.{column} = x.{key}
+  WHERE {_TENANT} AND x.{key} IS NOT NULL"""
+        for rank, (column, key) in enumerate(LOOKUPS, start=1)
+        if rank in ranks
+    )
+    if not branches:
+        branches = (
+            "SELECT CAST(NULL AS bigint) AS n, CAST(NULL AS uuid) AS id, 0 AS rank WHERE false"
+        )
+    return f"""
+WITH candidates AS (
+  {branches}
+),
+best AS (SELECT DISTINCT ON (n) n, id FROM candidates ORDER BY n, rank, id)
+UPDATE {KEYS} x SET asset_id = b.id FROM (
+  SELECT y.n, best.id FROM {KEYS} y LEFT JOIN best ON best.n = y.n
+) b
+WHERE x.n = b.n AND x.asset_id IS DISTINCT FROM b.id
 """
 
 
 def match_lateral(alias: str) -> str:
-    """Lateral best match for `{alias}.a`: one index lookup per rank, best rank wins."""
-    tenant = "t.client_account_id = CAST(:c AS uuid) AND t.engagement_id = CAST(:e AS uuid)"
-    lookups = [
-        ("external_id", "external_id"),
-        ("vm_uuid", "vm_uuid"),
-        ("name_key", "name_key"),
-        ("hostname_key", "hostname_key"),
-        ("ip_address", "ip_address"),
-    ]
-    branches = "\n    UNION ALL ".join(
-        f"SELECT t.id, {rank} AS rank FROM assets t WHERE {tenant} "
+    """Lateral best match for `{alias}.a` (a JSON identity): one index lookup per rank, best
+    rank wins. Kept for app_discovery's unprepared ranges; the resolver itself hash-joins."""
+    lookups = "\n    UNION ALL ".join(
+        f"SELECT t.id, {rank} AS rank FROM assets t WHERE {_TENANT} "
         f"AND t.{column} = {alias}.a ->> '{key}'"
-        for rank, (column, key) in enumerate(lookups, start=1)
+        for rank, (column, key) in enumerate(LOOKUPS, start=1)
     )
     return f"""LEFT JOIN LATERAL (
   SELECT id FROM (
-    {branches}
+    {lookups}
   ) candidates ORDER BY rank LIMIT 1
 ) m ON true"""
 
 
-def _create_missing_sql(path: str) -> str:
-    return f"""
-WITH s AS ({_rows(path)}),
-unmatched AS (
-  SELECT DISTINCT ON (s.a ->> 'name_key') s.a FROM s {match_lateral("s")}
-  WHERE m.id IS NULL ORDER BY s.a ->> 'name_key', s.row_number DESC
+# The unmatched identities, one per name key from its latest row, created in name-key order
+# (two transactions inserting the same keys never deadlock).
+_CREATE_MISSING = f"""
+WITH unmatched AS (
+  SELECT DISTINCT ON (w.name_key) w.* FROM {ROWS} w JOIN {KEYS} k ON k.n = w.n
+  WHERE k.asset_id IS NULL
+  ORDER BY w.name_key, w.row_number DESC
 )
 INSERT INTO assets (client_account_id, engagement_id, name, name_key, hostname_key, hostname,
   external_id, vm_uuid, ip_address, asset_type, source_import_id, created_by_import_id)
-SELECT CAST(:c AS uuid), CAST(:e AS uuid), u.a ->> 'name', u.a ->> 'name_key',
-  u.a ->> 'hostname_key', u.a ->> 'hostname', u.a ->> 'external_id', u.a ->> 'vm_uuid',
-  u.a ->> 'ip_address', coalesce(u.a ->> 'asset_type', :default_type),
+SELECT CAST(:c AS uuid), CAST(:e AS uuid), u.name, u.name_key, u.hostname_key, u.hostname,
+  u.external_id, u.vm_uuid, u.ip_address, coalesce(u.asset_type, :default_type),
   CAST(:id AS uuid), CAST(:id AS uuid)
 FROM unmatched u
+ORDER BY u.name_key
 ON CONFLICT (client_account_id, engagement_id, name_key) DO NOTHING
 """
 
 
-def _write_resolved_sql(path: str) -> str:
+def _write_resolved_sql(path: str, mark_processed: bool) -> str:
+    """The resolved ids written to the scope's rows; rows already holding theirs are not
+    rewritten (a retried range rewrites none)."""
     if path == "asset":
-        assign = "asset_id = resolved.asset_id"
+        assign = "asset_id = m.asset_id"
+        changed = "r.asset_id IS DISTINCT FROM m.asset_id"
+        if mark_processed:
+            assign += ", is_processed = true"
+            changed = f"({changed} OR NOT r.is_processed)"
     else:
         assign = (
             f"normalized_data = jsonb_set(r.normalized_data, '{{{path},asset_id}}', "
-            "to_jsonb(resolved.asset_id::text))"
+            "to_jsonb(m.asset_id::text))"
         )
+        changed = f"r.normalized_data -> '{path}' ->> 'asset_id' IS DISTINCT FROM m.asset_id::text"
     return f"""
-WITH s AS ({_rows(path)}),
-resolved AS (SELECT s.rid, m.id AS asset_id FROM s {match_lateral("s")} WHERE m.id IS NOT NULL)
 UPDATE raw_import_records r SET {assign}
-FROM resolved WHERE r.id = resolved.rid
+FROM ({RESOLVED}) m
+WHERE r.id = m.rid AND r.data_import_id = CAST(:id AS uuid)
+  AND r.row_number BETWEEN :first AND :last AND {changed}
 """
 
 
@@ -97,6 +172,20 @@ def scope_params(scope: ImportScope) -> dict[str, Any]:
     }
 
 
+async def _temp(conn: AsyncConnection, name: str, select: str, params: Mapping[str, Any]) -> None:
+    await conn.execute(text(f"DROP TABLE IF EXISTS pg_temp.{name}"))
+    await conn.execute(text(f"CREATE TEMPORARY TABLE {name} ON COMMIT DROP AS {select}"), params)
+
+
+_PRESENT = f"SELECT {', '.join(f'bool_or({key} IS NOT NULL)' for _, key in LOOKUPS)} FROM {KEYS}"
+
+
+async def _match(conn: AsyncConnection, params: Mapping[str, Any]) -> None:
+    present = (await conn.execute(text(_PRESENT))).one()
+    ranks = tuple(rank for rank, has in enumerate(present, start=1) if has)
+    await conn.execute(text(match_sql(ranks)), params)
+
+
 async def resolve_assets(
     conn: AsyncConnection,
     scope: ImportScope,
@@ -104,22 +193,34 @@ async def resolve_assets(
     *,
     create_missing: bool = True,
     write_back: bool = True,
+    mark_processed: bool = False,
     default_type: str = "server",
 ) -> int:
     """Match (and optionally create) the assets at `path` of the scope's valid rows.
 
     `write_back=False` only creates (a once-per-import pass before parallel ranges, which then
     match with `create_missing=False`: lookups only, no shared inserts between them).
+    `mark_processed` (path 'asset' only) marks the resolved rows processed in the same write.
     Returns the number of assets created. Idempotent: a second run matches what the first made.
+    The resolution stays in the transaction's temporary tables (see `RESOLVED`).
     """
     if path not in PATHS:
         raise ValueError(f"unknown endpoint path {path!r}")
+    if mark_processed and path != "asset":
+        raise ValueError("only the path 'asset' marks rows processed")
     params: Mapping[str, Any] = {**scope_params(scope), "default_type": default_type}
-    # Pure index lookups: never let stale statistics of a growing table pick scans instead.
-    await conn.execute(text("SET LOCAL enable_seqscan = off"))
     created = 0
-    if create_missing:
-        created = (await conn.execute(text(_create_missing_sql(path)), params)).rowcount or 0
-    if write_back:
-        await conn.execute(text(_write_resolved_sql(path)), params)
+    async with planner(conn, **_HASH_ONLY):
+        await _temp(conn, ROWS, _rows(path), params)
+        await _temp(conn, KEYS, _KEYS_SELECT, params)
+        await conn.execute(text(f"ANALYZE {KEYS}"))
+        await _match(conn, params)
+        if create_missing:
+            created = (await conn.execute(text(_CREATE_MISSING), params)).rowcount or 0
+            if created:
+                # a new asset may be a better match of an identity matched before (its name
+                # key), exactly as a separate write-back statement would see it
+                await _match(conn, params)
+        if write_back:
+            await conn.execute(text(_write_resolved_sql(path, mark_processed)), params)
     return created

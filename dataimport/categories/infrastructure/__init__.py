@@ -44,6 +44,7 @@ from dataimport.agents.infrastructure_validator import (
     InfrastructureValidator,
     flag_shared_vm_uuids,
 )
+from dataimport.app_discovery_enrichment import planner
 from dataimport.asset_resolution import resolve_assets, scope_params
 from dataimport.categories.base import AliasTable, EnrichCounts, ImportScope, RowOutcome
 from dataimport.categories.infrastructure import row_rules, rules
@@ -56,10 +57,12 @@ from dataimport.categories.infrastructure.aliases import (
 from dataimport.categories.infrastructure.enrichment import (
     _AGGREGATE_SAMPLES,
     _APPLY_SAMPLES,
-    _MARK_MACHINES_PROCESSED,
     _MARK_SAMPLES,
     _RANGE_HAS_VM_UUIDS,
     _WARN_UNMATCHED,
+    HASH_ONLY,
+    MACHINES,
+    MACHINES_SELECT,
     UPDATE_MACHINES,
     _sample_update,
 )
@@ -123,14 +126,45 @@ class InfrastructureCategory:
             return f"id:{asset['external_id']}"
         return f"name:{asset['name_key']}" if asset.get("name_key") else None
 
+    async def prepare(self, conn: AsyncConnection, scope: ImportScope) -> bool:
+        """Once per import, before the parallel ranges: VM UUIDs shared by differently named
+        VMs taken out of matching, and every machine's asset found or created, set-based over
+        the whole import (ranges then only look them up: no shared inserts between them).
+        The samples still need the link pass."""
+        await flag_shared_vm_uuids(conn, scope.data_import_id, scope.first_row, scope.last_row)
+        await resolve_assets(conn, scope, "asset", default_type="virtual_machine", write_back=False)
+        return True
+
     async def enrich(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
-        """Match or create the range's machines, then apply their fields with precedence."""
+        """A range of a prepared import: look its machines up, apply their fields. Nothing is
+        left to create after `prepare` (the creation inserts no row, takes no lock); an import
+        prepared before machines were created there still gets its range's machines here."""
+        await resolve_assets(
+            conn, scope, "asset", default_type="virtual_machine", mark_processed=True
+        )
+        return await self._apply_machines(conn, scope)
+
+    async def enrich_unprepared(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
+        """A range of an import whose enrichment began before `prepare` existed: match or
+        create the range's machines, then apply their fields with precedence."""
         params = scope_params(scope)
         if await conn.scalar(text(_RANGE_HAS_VM_UUIDS), params):
             await flag_shared_vm_uuids(conn, scope.data_import_id, scope.first_row, scope.last_row)
-        await resolve_assets(conn, scope, "asset", default_type="virtual_machine")
-        updated = await conn.execute(text(UPDATE_MACHINES), params)
-        await conn.execute(text(_MARK_MACHINES_PROCESSED), params)
+        await resolve_assets(
+            conn, scope, "asset", default_type="virtual_machine", mark_processed=True
+        )
+        return await self._apply_machines(conn, scope)
+
+    async def _apply_machines(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
+        """The range's machines (typed once) applied to their assets with precedence."""
+        params = scope_params(scope)
+        async with planner(conn, **HASH_ONLY):
+            await conn.execute(text(f"DROP TABLE IF EXISTS pg_temp.{MACHINES}"))
+            await conn.execute(
+                text(f"CREATE TEMPORARY TABLE {MACHINES} ON COMMIT DROP AS {MACHINES_SELECT}"),
+                params,
+            )
+            updated = await conn.execute(text(UPDATE_MACHINES), params)
         return EnrichCounts(assets_touched=updated.rowcount or 0)
 
     async def link(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:

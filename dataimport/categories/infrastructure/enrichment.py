@@ -53,48 +53,59 @@ def _newer_wins(column: str, incoming: str) -> str:
     )
 
 
-def _incoming(column: str, sql_type: str) -> str:
-    value = f"CAST(s.a ->> '{column}' AS {sql_type})"
+def _incoming(column: str, sql_type: str, alias: str = "s") -> str:
+    value = f"CAST({alias}.a ->> '{column}' AS {sql_type})"
     return f"nullif({value}, 0)" if column in _ZERO_IS_UNKNOWN else value
 
 
-def _update_machines_sql() -> str:
-    fills = [
-        f"{col} = coalesce(t.{col}, {_incoming(col, typ)})" for col, typ in _FILL_BLANKS.items()
-    ]
-    newer = [_newer_wins(col, _incoming(col, typ)) for col, typ in _NEWER_WINS.items()]
-    sets = ",\n  ".join(
-        [*fills, *newer, _newer_wins("rightsizing", "nullif(s.a -> 'rightsizing', 'null')")]
-    )
+# The range's machines, typed once into a temporary table (dropped at commit): per asset its
+# latest row (observation time, then row number), each row's JSONB read once, the casts done
+# once per machine. The update is then a hash join of plain columns with the tenant's assets
+# (nested and merge joins off: a tenant whose statistics say "empty" must not turn it into a
+# nested loop over every asset per machine).
+MACHINES = "infrastructure_range_machines"
+HASH_ONLY = {"enable_nestloop": "off", "enable_mergejoin": "off", "work_mem": "64MB"}
+
+
+def _machines_select() -> str:
+    columns = {**_FILL_BLANKS, **_NEWER_WINS}
+    typed = ",\n  ".join(f"{_incoming(col, typ, 'm')} AS {col}" for col, typ in columns.items())
     return f"""
-WITH s AS (
-  SELECT DISTINCT ON (r.asset_id) r.asset_id, r.normalized_data -> 'asset' AS a,
-    coalesce(CAST(r.normalized_data ->> 'observed_at' AS timestamptz), now()) AS observed_at
+SELECT m.asset_id, m.seen_at AS observed_at,
+  {typed},
+  nullif(m.a -> 'rightsizing', 'null') AS rightsizing,
+  m.a -> 'custom_attributes' AS custom_attributes
+FROM (
+  SELECT DISTINCT ON (r.asset_id) r.asset_id, d.asset AS a,
+    coalesce(CAST(d.observed_at AS timestamptz), now()) AS seen_at
   FROM raw_import_records r
+  CROSS JOIN LATERAL jsonb_to_record(r.normalized_data)
+    AS d(kind text, observed_at text, asset jsonb)
   WHERE r.data_import_id = CAST(:id AS uuid) AND r.row_number BETWEEN :first AND :last
-    AND r.is_valid AND NOT r.superseded AND r.asset_id IS NOT NULL
-    AND r.normalized_data ->> 'kind' = 'machine'
-  ORDER BY r.asset_id, observed_at DESC, r.row_number DESC
-)
+    AND r.is_valid AND NOT r.superseded AND r.asset_id IS NOT NULL AND d.kind = 'machine'
+  ORDER BY r.asset_id, seen_at DESC, r.row_number DESC
+) m
+"""
+
+
+def _update_machines_sql() -> str:
+    fills = [f"{col} = coalesce(t.{col}, s.{col})" for col in _FILL_BLANKS]
+    newer = [_newer_wins(col, f"s.{col}") for col in _NEWER_WINS]
+    sets = ",\n  ".join([*fills, *newer, _newer_wins("rightsizing", "s.rightsizing")])
+    return f"""
 UPDATE assets t SET {sets},
   custom_attributes = CASE WHEN {_NEWER}
-    THEN t.custom_attributes || coalesce(s.a -> 'custom_attributes', '{{}}')
-    ELSE coalesce(s.a -> 'custom_attributes', '{{}}') || t.custom_attributes END,
+    THEN t.custom_attributes || coalesce(s.custom_attributes, '{{}}')
+    ELSE coalesce(s.custom_attributes, '{{}}') || t.custom_attributes END,
   performance_observed_at = CASE WHEN {_NEWER} THEN s.observed_at
     ELSE t.performance_observed_at END,
   source_import_id = CAST(:id AS uuid), updated_at = now()
-FROM s
+FROM {MACHINES} s
 WHERE t.id = s.asset_id AND {_TENANT}
 """
 
 
-_MARK_MACHINES_PROCESSED = """
-UPDATE raw_import_records r SET is_processed = true
-WHERE r.data_import_id = CAST(:id AS uuid) AND r.row_number BETWEEN :first AND :last
-  AND r.is_valid AND NOT r.superseded AND r.asset_id IS NOT NULL
-  AND r.normalized_data ->> 'kind' = 'machine' AND NOT r.is_processed
-"""
-
+MACHINES_SELECT = _machines_select()
 UPDATE_MACHINES = _update_machines_sql()
 
 # The shared-UUID check reads the whole import: only worth it when this range has UUIDs.

@@ -22,12 +22,15 @@ message quotes a cell (messages name fields and canonical values only).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dataimport import steps
 from dataimport.agents.base import ValidationAgent
 from dataimport.agents.compliance_checker import ComplianceChecker
 from dataimport.agents.pii_detector import PiiDetector
@@ -36,9 +39,11 @@ from dataimport.categories.base import EnrichCounts, ImportScope, RowOutcome
 from dataimport.categories.sensitive_data import row_rules, rules
 from dataimport.categories.sensitive_data.aliases import FIELD_ALIASES
 from dataimport.categories.sensitive_data.enrichment import (
-    _LOCK_ASSETS,
-    _MARK_PROCESSED,
-    _MERGE_SENSITIVITY,
+    _STORES_MERGED,
+    RANGE_HOSTS,
+    STORES_MERGED_AGENT,
+    STORES_MERGED_STEP,
+    merge_stores,
 )
 from dataimport.categories.sensitive_data.vocabulary import (
     MAX_RECORD_COUNT,
@@ -48,6 +53,7 @@ from dataimport.categories.sensitive_data.vocabulary import (
     parse_record_count,
     store_key,
 )
+from dataimport.contracts import ImportRef
 from dataimport.engine.findings import Findings
 from dataimport.engine.frame import ChunkFrame
 from dataimport.engine.outcome import FrameOutcome
@@ -100,27 +106,45 @@ class SensitiveDataCategory:
         return f"{host}|{store.get('key', '')}|{columns}"
 
     async def prepare(self, conn: AsyncConnection, scope: ImportScope) -> bool:
-        """Once per import: the hosts of all its stores created, so that parallel ranges
-        (many stores per host) never insert the same host. No link pass."""
+        """Once per import: the hosts of all its stores found or created and every store
+        merged onto its host, set-based over the whole import, so that parallel ranges (many
+        stores per host, a host's stores across ranges) never write the same host. Recorded
+        as a step of its own (`STORES_MERGED_STEP`), which its ranges look for. No link pass."""
+        started = datetime.now(UTC)
         await resolve_assets(conn, scope, "asset", default_type="server", write_back=False)
+        merged = await merge_stores(conn, scope)
+        ref = ImportRef(
+            data_import_id=uuid.UUID(scope.data_import_id),
+            client_account_id=uuid.UUID(scope.client_account_id),
+            engagement_id=uuid.UUID(scope.engagement_id),
+            category=self.name,
+        )
+        await steps.record_step(
+            conn,
+            ref,
+            step=STORES_MERGED_STEP,
+            agent=STORES_MERGED_AGENT,
+            started_at=started,
+            records=merged.rows,
+            findings={"hosts": merged.assets_touched},
+        )
         return False
 
     async def enrich(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
-        """A range of a prepared import: its hosts exist, it looks them up and merges."""
-        await resolve_assets(conn, scope, "asset", create_missing=False)
-        return await self._merge(conn, scope)
+        """A range of a prepared import: its hosts exist and hold its stores; it links its
+        rows to their hosts and marks them processed (lookups only, no shared row written).
+        An import prepared before its stores were merged in `prepare` (no STORES_MERGED_STEP)
+        merges its range's stores here, as its ranges always did."""
+        if not await conn.scalar(text(_STORES_MERGED), scope_params(scope)):
+            return await self.enrich_unprepared(conn, scope)
+        await resolve_assets(conn, scope, "asset", create_missing=False, mark_processed=True)
+        return EnrichCounts(assets_touched=int(await conn.scalar(text(RANGE_HOSTS)) or 0))
 
     async def enrich_unprepared(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
         """A range of an import whose enrichment began before `prepare` existed."""
-        await resolve_assets(conn, scope, "asset", default_type="server")
-        return await self._merge(conn, scope)
-
-    async def _merge(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
-        params = scope_params(scope)
-        await conn.execute(text(_LOCK_ASSETS), params)
-        updated = await conn.execute(text(_MERGE_SENSITIVITY), params)
-        await conn.execute(text(_MARK_PROCESSED), params)
-        return EnrichCounts(assets_touched=updated.rowcount or 0)
+        await resolve_assets(conn, scope, "asset", default_type="server", mark_processed=True)
+        merged = await merge_stores(conn, scope)
+        return EnrichCounts(assets_touched=merged.assets_touched)
 
     async def link(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
         return EnrichCounts()  # data stores carry no dependencies between assets
