@@ -231,7 +231,12 @@ async def ingest_file(
     resume_after = await staged_row_count(engine, ref)
     on_progress(resume_after)
     category = get_category(ref.category)
-    with open_table(source, max_field_size=max_field_size, sheet_plan=category.sheet_plan) as table:
+    # Off the event loop: opening a workbook parses its sheets (tens of seconds for 100k VMs
+    # on a busy machine), and the activity must keep heartbeating meanwhile.
+    opened = await asyncio.to_thread(
+        open_table, source, max_field_size=max_field_size, sheet_plan=category.sheet_plan
+    )
+    with opened as table:
         reader = table.row_reader
         validation = (
             _batch_validation(category, list(table.headers), validate_with)
