@@ -142,6 +142,16 @@ def _decoded_messages(rows: pl.DataFrame) -> pl.Series:
     return aligned.get_column("t").fill_null("")
 
 
+def _contained(messages: pl.Series, needles: pl.DataFrame, i: int) -> pl.Series:
+    """Per distinct message, the needles of column i (first or second) that occur in it."""
+    values = needles.filter(pl.col(f"v{i}"))
+    patterns = pl.concat([values.get_column(f"f{i}"), values.get_column(f"s{i}")]).drop_nulls()
+    patterns = patterns.filter(patterns != "").unique()
+    if patterns.is_empty():
+        return pl.Series([[] for _ in range(messages.len())], dtype=pl.List(pl.Utf8))
+    return messages.str.extract_many(patterns.implode(), overlapping=True)
+
+
 def mask_errors(frame: ChunkFrame, errors: pl.Series, blank: pl.Series) -> pl.Series:
     """`errors` (validation_errors JSON text per row) with every message masked as the row
     engine masks it; blank rows are left as they are (the row engine does not mask them)."""
@@ -155,27 +165,37 @@ def mask_errors(frame: ChunkFrame, errors: pl.Series, blank: pl.Series) -> pl.Se
     )
     rows = rows.filter(keep)
     rows = rows.with_columns(_decoded_messages(rows).alias("m"))
-    hits = []
-    for i in range(len(raw)):
-        value, first, second = _needles(pl.col(f"c{i}"))
-        needles = rows.select(
-            (value != "").alias("v"), first.alias("f"), second.alias("s"), pl.col("m")
-        )
-        message = pl.col("m")
-        found = needles.select(
-            pl.col("v")
-            & (
-                pl.col("f").is_null()
-                | message.str.contains(pl.col("f"), literal=True)
-                | message.str.contains(pl.col("s").fill_null(pl.col("f")), literal=True)
-            ).fill_null(True)
-        ).to_series()
-        hits.append(found.rename(f"h{i}"))
-    if not hits:
+    if not raw:
         return errors
-    candidates = rows.get_column("idx").filter(
-        pl.DataFrame(hits).select(pl.any_horizontal(pl.all())).to_series()
+    needles = rows.select(
+        "idx",
+        "m",
+        *(
+            expr.alias(f"{part}{i}")
+            for i, (_k, _c) in enumerate(raw)
+            for part, expr in zip("vfs", _needles(pl.col(f"c{i}")), strict=True)
+        ),
+    ).with_columns(pl.col(f"v{i}") != "" for i in range(len(raw)))
+    # Messages repeat (they are few distinct texts), needles may not: the needles each
+    # distinct message contains are found at once (Aho-Corasick over the column's distinct
+    # needles), and a row is a candidate where its own needle is among its message's.
+    messages = needles.select(pl.col("m").unique())
+    found = messages.with_columns(
+        _contained(messages.get_column("m"), needles, i).rename(f"in{i}") for i in range(len(raw))
     )
+    flagged = needles.join(found, on="m", how="left", maintain_order="left").select(
+        "idx",
+        pl.any_horizontal(
+            pl.col(f"v{i}")
+            & (
+                pl.col(f"f{i}").is_null()
+                | pl.col(f"in{i}").list.contains(pl.col(f"f{i}"))
+                | (pl.col(f"s{i}").is_not_null() & pl.col(f"in{i}").list.contains(pl.col(f"s{i}")))
+            ).fill_null(True)
+            for i in range(len(raw))
+        ).alias("hit"),
+    )
+    candidates = flagged.filter(pl.col("hit")).get_column("idx")
     if candidates.is_empty():
         return errors
     exact = rows.filter(pl.col("idx").is_in(candidates.implode())).drop("m")
