@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from dataimport.engine.text import py_strip
+
 if TYPE_CHECKING:  # the categories import the engine: no import cycle at run time
     from dataimport.categories.base import HeaderMapping
 
@@ -40,10 +42,19 @@ class ChunkFrame:
     _column_by_key: dict[str, str] = field(init=False)
     _header_by_field: dict[str, str] = field(init=False)
     _texts: pl.DataFrame | None = field(init=False, default=None)
+    _stripped: dict[str, pl.Series] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._column_by_key = {key: key_column(i) for i, key in enumerate(self.keys)}
         self._header_by_field = {f: h for h, f in self.mapping.field_by_header.items()}
+
+    def stripped(self, column: str) -> pl.Series:
+        """A raw column as `str.strip()` leaves it, null where that is empty; computed once
+        per chunk (the rules and data quality both need it)."""
+        if column not in self._stripped:
+            values = self.rows.select(py_strip(pl.col(column))).to_series()
+            self._stripped[column] = values.set(values == "", None)
+        return self._stripped[column]
 
     def column_texts(self) -> pl.DataFrame:
         """One row: per raw column, its cells joined by a newline (`<column>`), the longest

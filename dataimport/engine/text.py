@@ -69,6 +69,14 @@ def per_distinct(
     candidates = keyed if where is None else keyed.filter(where)
     distinct = candidates.unique()
     results = [fn(*row) for row in distinct.iter_rows()]
+    if all(value is None for result in results for value in result):
+        # Nothing to broadcast (no candidate, or every answer null): skip the join.
+        return pl.DataFrame(
+            [
+                pl.repeat(None, frame.height, dtype=dtype, eager=True).rename(name)
+                for name, dtype in schema.items()
+            ]
+        )
     columns: list[Sequence[Any]] = (
         list(zip(*results, strict=True)) if results else [[] for _ in schema]
     )
