@@ -64,7 +64,6 @@ def _all_clean(row: RowContext) -> bool:
 # Rust's does not, so the class is spelt out; `\b` agrees on ASCII.
 _ASCII_SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f ]"
 _SCRIPT_ASCII = "(?i)" + _SCRIPT.pattern.replace(r"\s", _ASCII_SPACE)
-_ASCII = r"^[\x00-\x7f]*$"
 
 
 # Every byte a `_TRIGGER` match starts with (UTF-8 continuation and lead bytes are >= 0x80).
@@ -124,7 +123,9 @@ def examine_frame(frame: ChunkFrame, findings: Findings) -> None:
         control = _as_json(scanner._issue(Code.SCRIPT_CONTENT, key, "control characters"), field)
         cell = pl.col(column)
         simple = (
-            candidates & values.str.contains(_ASCII) & (values.str.len_chars() <= EXCEL_CELL_LIMIT)
+            candidates
+            & (values.str.len_bytes() == values.str.len_chars())  # ASCII
+            & (values.str.len_chars() <= EXCEL_CELL_LIMIT)
         )
         vectorised = frame.rows.select(
             pl.when(cell.str.contains(_SCRIPT_ASCII))

@@ -7,6 +7,8 @@ rest.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import polars as pl
 
 from dataimport.engine.text import is_ascii, name_key_ascii, per_distinct, py_strip
@@ -21,9 +23,26 @@ _HOST_LABEL = r"^[a-z0-9][a-z0-9_-]*$"
 _MAYBE_IP = r"^[0-9./]*$"
 
 
+def _on_distinct(values: pl.Series, keys: Callable[[pl.Series], pl.Series]) -> pl.Series:
+    """`keys(values)` computed on the distinct values and joined back when values repeat
+    (exports name the same hosts in many rows): each is a function of the value alone."""
+    distinct = values.unique()
+    if 2 * len(distinct) > len(values):
+        return keys(values)
+    computed = pl.DataFrame({"s": distinct, "k": keys(distinct)})
+    joined = pl.DataFrame({"s": values}).join(
+        computed, on="s", how="left", maintain_order="left", nulls_equal=True
+    )
+    return joined.get_column("k")
+
+
 def hostname_keys(sources: pl.Series) -> pl.Series:
     """`normalize.hostname_key` of each value: vectorised for ASCII text that cannot be an
     IP address, the exact function for the rest."""
+    return _on_distinct(sources, _hostname_keys).rename(sources.name)
+
+
+def _hostname_keys(sources: pl.Series) -> pl.Series:
     frame = pl.DataFrame({"s": sources})
     text = py_strip(pl.col("s")).str.to_lowercase().str.strip_chars_end(".")
     text = text.str.split("\\").list.last()
@@ -43,6 +62,10 @@ def hostname_keys(sources: pl.Series) -> pl.Series:
 
 def name_keys(names: pl.Series) -> pl.Series:
     """`normalize.name_key` of each non-empty value, null otherwise."""
+    return _on_distinct(names, _name_keys).rename(names.name)
+
+
+def _name_keys(names: pl.Series) -> pl.Series:
     frame = pl.DataFrame({"s": names})
     exact_rows = frame.select(pl.col("s").is_not_null() & ~is_ascii(pl.col("s"))).to_series()
     exact = per_distinct(frame, ["s"], lambda s: (name_key(s),), {"k": pl.Utf8}, exact_rows)

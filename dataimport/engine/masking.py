@@ -200,7 +200,9 @@ def mask_errors(frame: ChunkFrame, errors: pl.Series, blank: pl.Series) -> pl.Se
         found, always = _values_in(messages, rows.get_column(f"c{i}"), i)
         messages = messages.join(found, on="m", how="left")
         cell = pl.col(f"c{i}")
-        hits.append(pl.col(f"in{i}").list.contains(cell).fill_null(False) | cell.is_in(always))
+        hits.append(
+            pl.col(f"in{i}").list.contains(cell).fill_null(False) | cell.is_in(always.implode())
+        )
     candidates = (
         rows.select("idx", "m", *(f"c{i}" for i in range(len(raw))))
         .join(messages, on="m", how="left", maintain_order="left")
