@@ -7,11 +7,9 @@ rest.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import polars as pl
 
-from dataimport.engine.text import is_ascii, name_key_ascii, per_distinct, py_strip
+from dataimport.engine.text import by_distinct, is_ascii, name_key_ascii, per_distinct, py_strip
 from dataimport.normalize import hostname_key, name_key
 
 # normalize._PLAIN_IPV4, anchored: a dotted quad without leading zeros is already canonical.
@@ -23,23 +21,10 @@ _HOST_LABEL = r"^[a-z0-9][a-z0-9_-]*$"
 _MAYBE_IP = r"^[0-9./]*$"
 
 
-def _on_distinct(values: pl.Series, keys: Callable[[pl.Series], pl.Series]) -> pl.Series:
-    """`keys(values)` computed on the distinct values and joined back when values repeat
-    (exports name the same hosts in many rows): each is a function of the value alone."""
-    distinct = values.unique()
-    if 2 * len(distinct) > len(values):
-        return keys(values)
-    computed = pl.DataFrame({"s": distinct, "k": keys(distinct)})
-    joined = pl.DataFrame({"s": values}).join(
-        computed, on="s", how="left", maintain_order="left", nulls_equal=True
-    )
-    return joined.get_column("k")
-
-
 def hostname_keys(sources: pl.Series) -> pl.Series:
     """`normalize.hostname_key` of each value: vectorised for ASCII text that cannot be an
     IP address, the exact function for the rest."""
-    return _on_distinct(sources, _hostname_keys).rename(sources.name)
+    return by_distinct(sources, _hostname_keys).rename(sources.name)
 
 
 def _hostname_keys(sources: pl.Series) -> pl.Series:
@@ -62,7 +47,7 @@ def _hostname_keys(sources: pl.Series) -> pl.Series:
 
 def name_keys(names: pl.Series) -> pl.Series:
     """`normalize.name_key` of each non-empty value, null otherwise."""
-    return _on_distinct(names, _name_keys).rename(names.name)
+    return by_distinct(names, _name_keys).rename(names.name)
 
 
 def _name_keys(names: pl.Series) -> pl.Series:

@@ -54,6 +54,20 @@ def regex(pattern: re.Pattern[str] | str) -> str:
     return pattern.pattern if isinstance(pattern, re.Pattern) else pattern
 
 
+def by_distinct(values: pl.Series, compute: Callable[[pl.Series], pl.Series]) -> pl.Series:
+    """`compute(values)`, computed on the distinct values and joined back when values repeat
+    (exports name the same hosts, apps, sizes in many rows). Only for a `compute` whose
+    answer for a value depends on that value alone."""
+    distinct = values.unique()
+    if 2 * len(distinct) > len(values):
+        return compute(values)
+    computed = pl.DataFrame({"s": distinct, "k": compute(distinct)})
+    joined = pl.DataFrame({"s": values}).join(
+        computed, on="s", how="left", maintain_order="left", nulls_equal=True
+    )
+    return joined.get_column("k")
+
+
 def per_distinct(
     frame: pl.DataFrame,
     keys: Sequence[str],
