@@ -11,7 +11,7 @@ import polars as pl
 from dataimport.agents.base import RowContext
 from dataimport.engine.findings import Findings, issue_json
 from dataimport.engine.frame import ChunkFrame
-from dataimport.engine.text import per_distinct, py_strip
+from dataimport.engine.text import per_distinct
 from dataimport.issues import Code, Issue, Severity
 
 MIN_COMPLETENESS = 0.3
@@ -41,17 +41,20 @@ def examine_frame(frame: ChunkFrame, findings: Findings) -> pl.Series:
     """The columnar form: completeness counted over the mapped columns at once, the score and
     finding computed once per distinct (filled, error, warnings); returns `_quality`."""
     mapped = len(frame.mapped_fields())
+    # Filled: the stripped cell is not empty (the FieldCells the rules used, cached).
     columns = [
-        frame.rows.get_column(column)
-        for header, _field in frame.mapped_fields()
-        if (column := frame.column_of_field(_field)) is not None
+        frame.stripped(column).is_not_null()
+        for _header, field in frame.mapped_fields()
+        if (column := frame.column_of_field(field)) is not None
     ]
-    filled = (
-        pl.DataFrame(columns).select(
-            pl.sum_horizontal(py_strip(pl.col(c.name)) != "" for c in columns).alias("filled")
-        )
-        if columns
-        else pl.DataFrame({"filled": pl.repeat(0, frame.height, eager=True)})
+    filled = pl.DataFrame(
+        {
+            "filled": pl.DataFrame([c.rename(f"f{i}") for i, c in enumerate(columns)])
+            .select(pl.sum_horizontal(pl.all()))
+            .to_series()
+            if columns
+            else pl.repeat(0, frame.height, eager=True)
+        }
     )
     facts = pl.DataFrame(
         [

@@ -7,15 +7,12 @@ the kind of data, never the value.
 
 from __future__ import annotations
 
-import functools
-
 import polars as pl
 
 from dataimport import pii
 from dataimport.agents.base import RowContext
 from dataimport.engine.findings import Findings, issue_json
 from dataimport.engine.frame import ChunkFrame
-from dataimport.engine.text import per_distinct, py_strip
 from dataimport.issues import Code, Issue, Severity
 
 # Columns where an e-mail address is expected in inventory exports (owners, contacts).
@@ -50,54 +47,104 @@ def _expected(kind: str, header: str) -> bool:
 # Every cell `pii.detect_value` can flag passes this search (a superset of its own pre-filter:
 # `_CANDIDATE`, or the length a codice fiscale needs).
 _CANDIDATE = pii.CANDIDATE.pattern
-# Plain IPv4 addresses and ISO dates: `detect_value` finds nothing in them (exactly these, with
-# ASCII digits and no surrounding space, in a column whose name suggests nothing).
-_IP_OR_ISO_DATE = r"^(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9]{4}-[0-9]{2}-[0-9]{2})$"
-
 
 # Single ASCII tokens (no '@', no space, no birth word) that `detect_value` can only flag by
 # a fullmatch of its shape alternations: letter-led ones by `LETTER_LED_SHAPE` (here with
 # NINO's lookahead dropped: a superset, Rust's engine has no lookaround), digit-led ones by
 # `DIGIT_LED_SHAPE`, bare digit runs only at a card's lengths (12-19 digits).
-_LETTER_LED = "(?i)^(?:" + pii.LETTER_LED_SHAPE.pattern.replace(pii.NINO_EXCLUDED, "") + ")$"
-_DIGIT_LED = "(?i)^(?:" + pii.DIGIT_LED_SHAPE.pattern + ")$"
+_LETTER_LED = pii.LETTER_LED_SHAPE.pattern.replace(pii.NINO_EXCLUDED, "")
+_DIGIT_LED = pii.DIGIT_LED_SHAPE.pattern
 
 
-def _settled_empty(cell: pl.Expr) -> pl.Expr:
-    """Cells `detect_value` surely finds nothing in (for a column with no hints), exactly:
-    plain IPv4 addresses and ISO dates, and single ASCII tokens outside every shape."""
-    token = py_strip(cell)
-    digits = token.str.contains(r"^[0-9]+$")
-    length = token.str.len_chars()
-    single = (
-        cell.str.contains(r"^[\x00-\x7f]*$")
-        & ~token.str.contains(r"[@ ]")
-        & ~token.str.contains("(?i)" + pii.BIRTH_WORD.pattern)
+# A candidate of a column without hints that matches none of these is surely clean: it is
+# ASCII with no whitespace (so `strip()` leaves it as it is), holds no '@' and no birth word,
+# starts with a letter or a digit, and fits none of the shapes its first character leads to.
+# One search per candidate instead of a pass per condition. With `lines`, the same over a
+# column's cells joined by newlines (`ChunkFrame.column_texts`), cell by cell with `(?m)`:
+# the separator is left out of the classes (a cell's own newline is counted apart).
+def _unsettled(lines: bool = False) -> str:
+    newline = "" if lines else r"\n"
+    alternatives = [
+        r"[^\x00-\x7f]",
+        r"[\t" + newline + r"\x0b-\r\x1c-\x1f @]",  # Python's ASCII whitespace, and '@'
+        "(?i:" + pii.BIRTH_WORD.pattern + ")",
+        r"^[^A-Za-z0-9\n]",
+        "^(?i:" + _LETTER_LED + ")$",
+        r"^[0-9]{12,19}$",
+        "^(?i:" + _DIGIT_LED + ")$",
+    ]
+    return ("(?m)" if lines else "") + "|".join(alternatives)
+
+
+_UNSETTLED = _unsettled()
+_UNSETTLED_LINES = _unsettled(lines=True)
+
+
+def _candidates(cell: pl.Expr) -> pl.Expr:
+    """Cells `detect_value` may flag: its length bounds and pre-filter."""
+    length = cell.str.len_chars()
+    return (
+        (length >= pii.MIN_LEN)
+        & (length <= pii.MAX_LEN)
+        & (cell.str.contains(_CANDIDATE) | (length >= 16))
     )
-    outside_shapes = (
-        (token.str.contains(r"^[A-Za-z]") & ~token.str.contains(_LETTER_LED))
-        | (digits & ((length < 12) | (length > 19)))
-        | (token.str.contains(r"^[0-9]") & ~digits & ~token.str.contains(_DIGIT_LED))
-    )
-    return cell.str.contains(_IP_OR_ISO_DATE) | (single & outside_shapes)
+
+
+def _clean_columns(frame: ChunkFrame) -> set[str]:
+    """Columns none of whose cells can be flagged, settled on their joined texts: no cell
+    long enough, no `_CANDIDATE` match and no cell of 16 bytes, or (without hints) no
+    `_UNSETTLED` line. Neither pattern can match across the newline separator."""
+    raw = frame.raw_columns()
+    texts = frame.column_texts()
+    facts = texts.select(
+        *(pl.col(c).str.contains(_CANDIDATE).alias(f"{c}.candidate") for _k, c in raw),
+        *(pl.col(c).str.contains(_UNSETTLED_LINES).alias(f"{c}.unsettled") for _k, c in raw),
+    ).row(0, named=True)
+    lengths = texts.row(0, named=True)
+    clean: set[str] = set()
+    for key, column in raw:
+        longest = lengths[f"{column}.bytes"] or 0
+        no_candidate = longest < pii.MIN_LEN or (not facts[f"{column}.candidate"] and longest < 16)
+        settled = not pii.detect_column(key) and not (
+            facts[f"{column}.unsettled"] or lengths[f"{column}.newlines"]
+        )
+        if no_candidate or settled:
+            clean.add(column)
+    return clean
 
 
 def examine_frame(frame: ChunkFrame, findings: Findings) -> None:
-    """The columnar form: candidates by one search per column, `detect_value` on each distinct
-    candidate value only."""
-    for key, column in frame.raw_columns():
-        values = frame.rows.get_column(column)
-        hints = pii.detect_column(key)
-        length = values.str.len_chars()
-        candidates = (length >= pii.MIN_LEN) & (length <= pii.MAX_LEN)
-        candidates = candidates & (values.str.contains(_CANDIDATE) | (length >= 16))
-        if not hints:
-            candidates = candidates & ~frame.rows.select(_settled_empty(pl.col(column))).to_series()
-        if not candidates.any():
+    """The columnar form: columns settled clean on their joined texts are skipped; in the
+    others, the candidates (narrowed by `_UNSETTLED` where the name gives no hints) go to
+    `detect_value` once per distinct value. A column with no finding adds nothing, which is
+    what an all-null issue column would add."""
+    if frame.height == 0:
+        return
+    clean = _clean_columns(frame)
+    raw = [(key, column) for key, column in frame.raw_columns() if column not in clean]
+    if not raw:
+        return
+    masks = frame.rows.select(_candidates(pl.col(column)).alias(column) for _key, column in raw)
+    for key, column in raw:
+        mask = masks.get_column(column)
+        if not mask.any():
             continue
-        exact = functools.partial(_cell_issue, key, frame.display_field(key), hints)
-        found = per_distinct(frame.rows, [column], exact, {"issue": pl.Utf8}, candidates)
-        findings.add(found["issue"], Severity.WARNING)
+        hints = pii.detect_column(key)
+        candidates = frame.rows.get_column(column).filter(mask)
+        if not hints:
+            candidates = candidates.filter(candidates.str.contains(_UNSETTLED))
+        field = frame.display_field(key)
+        found = {
+            value: issue
+            for value in candidates.unique().to_list()
+            if (issue := _cell_issue(key, field, hints, value)[0]) is not None
+        }
+        if not found:
+            continue
+        issues = frame.rows.get_column(column).replace_strict(
+            list(found), list(found.values()), default=None, return_dtype=pl.Utf8
+        )
+        findings.add(issues, Severity.WARNING)
 
 
 def _cell_issue(

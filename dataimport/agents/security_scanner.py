@@ -64,14 +64,51 @@ def _all_clean(row: RowContext) -> bool:
 # Rust's does not, so the class is spelt out; `\b` agrees on ASCII.
 _ASCII_SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f ]"
 _SCRIPT_ASCII = "(?i)" + _SCRIPT.pattern.replace(r"\s", _ASCII_SPACE)
-_ASCII = r"^[\x00-\x7f]*$"
+
+
+# Every byte a `_TRIGGER` match starts with (UTF-8 continuation and lead bytes are >= 0x80).
+_TRIGGER_BYTES = bytes(b for b in range(128) if _TRIGGER.match(chr(b)))
+_NOT_TRIGGER = bytes(b for b in range(256) if b not in _TRIGGER_BYTES)
+
+
+def _clean_columns(frame: ChunkFrame) -> set[str]:
+    """Columns no cell of which can give a finding, settled on their joined texts: no cell
+    oversized (bytes bound characters), and no trigger byte (one `translate`, far cheaper
+    than a regex pass) or, for ASCII text, no `_SCRIPT_ASCII` / `_CONTROL` match in the
+    whole text (a match in a cell is one in the text; one across the newline separator is
+    only a false alarm: the column is then scanned cell by cell)."""
+    texts = frame.column_texts()
+    lengths = texts.row(0, named=True)
+    clean: set[str] = set()
+    triggered: list[str] = []
+    for _key, column in frame.raw_columns():
+        if (lengths[f"{column}.bytes"] or 0) > EXCEL_CELL_LIMIT:
+            continue
+        text: str = lengths[column]
+        if not text.encode().translate(None, _NOT_TRIGGER):
+            clean.add(column)
+        elif text.isascii():
+            triggered.append(column)
+    if triggered:
+        found = texts.select(
+            (pl.col(c).str.contains(_SCRIPT_ASCII) | pl.col(c).str.contains(_CONTROL.pattern))
+            for c in triggered
+        ).row(0)
+        clean.update(column for column, hit in zip(triggered, found, strict=True) if not hit)
+    return clean
 
 
 def examine_frame(frame: ChunkFrame, findings: Findings) -> None:
-    """The columnar scan: `_TRIGGER` (or the length) picks candidate cells in every column at
-    once; ASCII candidates are settled by the same patterns in polars, and only the distinct
-    others (non-ASCII, oversized) are examined in Python, with `_cell_issues`."""
+    """The columnar scan: columns settled clean on their joined texts are skipped; in the
+    others `_TRIGGER` (or the length) picks candidate cells, ASCII candidates are settled by
+    the same patterns in polars, and only the distinct others (non-ASCII, oversized) are
+    examined in Python, with `_cell_issues`."""
+    if frame.height == 0:
+        return
+    clean = _clean_columns(frame)
     for key, column in frame.raw_columns():
+        if column in clean:
+            continue
         values = frame.rows.get_column(column)
         candidates = values.str.contains(_TRIGGER.pattern) | (
             values.str.len_chars() > EXCEL_CELL_LIMIT
@@ -86,7 +123,9 @@ def examine_frame(frame: ChunkFrame, findings: Findings) -> None:
         control = _as_json(scanner._issue(Code.SCRIPT_CONTENT, key, "control characters"), field)
         cell = pl.col(column)
         simple = (
-            candidates & values.str.contains(_ASCII) & (values.str.len_chars() <= EXCEL_CELL_LIMIT)
+            candidates
+            & (values.str.len_bytes() == values.str.len_chars())  # ASCII
+            & (values.str.len_chars() <= EXCEL_CELL_LIMIT)
         )
         vectorised = frame.rows.select(
             pl.when(cell.str.contains(_SCRIPT_ASCII))

@@ -44,7 +44,7 @@ from dataimport.engine.findings import Findings, issue_json
 from dataimport.engine.frame import ChunkFrame
 from dataimport.engine.jsontext import json_value
 from dataimport.engine.outcome import FrameOutcome
-from dataimport.engine.text import is_ascii, name_key_ascii, per_distinct, py_strip
+from dataimport.engine.text import by_distinct, is_ascii, name_key_ascii, per_distinct, py_strip
 from dataimport.issues import Code, Severity
 from dataimport.normalize import name_key, parse_int
 
@@ -129,9 +129,14 @@ class _Chunk:
                     pl.repeat(None, frame.height, dtype=pl.Utf8, eager=True).rename(field)
                 )
                 continue
-            text = py_strip(pl.col(column))
-            stripped = _series(source, text, field)
-            columns.append(self._without_placeholders(stripped))
+            # A function of each cell alone: computed once per distinct cell.
+            cleaned = by_distinct(
+                source.get_column(column),
+                lambda cells: self._without_placeholders(
+                    pl.select(py_strip(pl.lit(cells))).to_series()
+                ),
+            )
+            columns.append(cleaned.rename(field))
         self.data = pl.DataFrame(columns) if columns else pl.DataFrame()
 
     @staticmethod
@@ -193,21 +198,48 @@ def _exact_or_fast(
 ) -> dict[str, pl.Series]:
     """Per row: `fast_values` where `fast` holds, else `exact(*keys)` once per distinct keys
     (only on rows in `where`, null elsewhere)."""
+    expressions = [fast, *fast_values.values(), *([] if where is None else [where])]
+    if all(set(e.meta.root_names()) <= set(keys) for e in expressions):
+        # Every answer is a function of the keys alone, and exports repeat them (the same
+        # endpoints in every timeslot): computed once per distinct keys, joined back.
+        keyed = chunk.data.select(keys)
+        distinct = keyed.unique()
+        if 2 * distinct.height <= keyed.height:
+            out = _exact_or_fast_on(distinct, keys, exact, schema, fast, fast_values, where)
+            computed = pl.concat(
+                [distinct, out.select(pl.all().name.prefix("__r_"))], how="horizontal"
+            )
+            joined = keyed.join(
+                computed, on=list(keys), how="left", maintain_order="left", nulls_equal=True
+            )
+            return {name: joined.get_column(f"__r_{name}").rename(name) for name in schema}
+    out = _exact_or_fast_on(chunk.data, keys, exact, schema, fast, fast_values, where)
+    return {name: out.get_column(name) for name in schema}
+
+
+def _exact_or_fast_on(
+    data: pl.DataFrame,
+    keys: Sequence[str],
+    exact: Callable[..., tuple[Any, ...]],
+    schema: dict[str, pl.DataType | type[pl.DataType]],
+    fast: pl.Expr,
+    fast_values: dict[str, pl.Expr],
+    where: pl.Expr | None,
+) -> pl.DataFrame:
     candidate = ~fast if where is None else (~fast & where)
-    candidates = _series(chunk.data, candidate.fill_null(False), "c")
+    candidates = _series(data, candidate.fill_null(False), "c")
     hidden = {f"__{name}": dtype for name, dtype in schema.items()}  # never a key's name
-    result = per_distinct(chunk.data, keys, exact, hidden, candidates)
-    merged = pl.concat([chunk.data.select(keys), result], how="horizontal").with_columns(
+    result = per_distinct(data, keys, exact, hidden, candidates)
+    merged = pl.concat([data.select(keys), result], how="horizontal").with_columns(
         fast.fill_null(False).alias("__fast")
     )
-    out = merged.select(
+    return merged.select(
         pl.when(pl.col("__fast"))
         .then(fast_values.get(name, pl.lit(None)))
         .otherwise(pl.col(f"__{name}"))
         .alias(name)
         for name in schema
     )
-    return {name: out.get_column(name) for name in schema}
 
 
 # --- endpoints ---------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import polars as pl
 
 from dataimport.engine.findings import issue_json
 from dataimport.engine.frame import ChunkFrame
-from dataimport.engine.text import py_strip
 from dataimport.issues import Code, Severity
 
 
@@ -26,8 +25,7 @@ class FieldCells:
             if column is None:
                 values = pl.repeat(None, self.frame.height, dtype=pl.Utf8, eager=True)
             else:
-                stripped = self.frame.rows.select(py_strip(pl.col(column))).to_series()
-                values = stripped.set(stripped == "", None)
+                values = self.frame.stripped(column)
             self._cache[field] = values.rename(field)
         return self._cache[field]
 

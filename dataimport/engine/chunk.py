@@ -19,7 +19,6 @@ from dataimport.agents.base import ValidationAgent
 from dataimport.engine import masking
 from dataimport.engine.findings import Findings
 from dataimport.engine.frame import BLANK, READ_ISSUES, ROW, ChunkFrame
-from dataimport.engine.jsontext import json_value, with_members
 
 
 class FrameRules(Protocol):
@@ -78,8 +77,10 @@ def validate(category: FrameRules, frame: ChunkFrame) -> ValidatedChunk:
         ]
     )
     key = pl.when(pl.col("is_valid")).then(pl.col("k"))
-    normalized = with_members(
-        pl.col("n"), [("_quality", json_value(pl.col("q"))), ("_key", json_value(key))]
+    # Both members in one encode (each encoded as json_value would), spliced onto the object.
+    tail = pl.struct(pl.col("q").alias("_quality"), key.alias("_key")).struct.json_encode()
+    normalized = pl.concat_str(
+        [pl.col("n").str.strip_suffix("}"), pl.lit(","), tail.str.strip_prefix("{")]
     )
     errors = findings.json_lists(frame.rows.get_column(READ_ISSUES), blank)
     if category.masks_values:  # invariant 7: no message quotes a cell of its row

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from dataimport.engine.text import py_strip
+
 if TYPE_CHECKING:  # the categories import the engine: no import cycle at run time
     from dataimport.categories.base import HeaderMapping
 
@@ -39,10 +41,42 @@ class ChunkFrame:
     mapping: HeaderMapping
     _column_by_key: dict[str, str] = field(init=False)
     _header_by_field: dict[str, str] = field(init=False)
+    _texts: pl.DataFrame | None = field(init=False, default=None)
+    _stripped: dict[str, pl.Series] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._column_by_key = {key: key_column(i) for i, key in enumerate(self.keys)}
         self._header_by_field = {f: h for h, f in self.mapping.field_by_header.items()}
+
+    def stripped(self, column: str) -> pl.Series:
+        """A raw column as `str.strip()` leaves it, null where that is empty; computed once
+        per chunk (the rules and data quality both need it)."""
+        if column not in self._stripped:
+            values = self.rows.select(py_strip(pl.col(column))).to_series()
+            self._stripped[column] = values.set(values == "", None)
+        return self._stripped[column]
+
+    def column_texts(self) -> pl.DataFrame:
+        """One row: per raw column, its cells joined by a newline (`<column>`), the longest
+        cell's bytes (`<column>.bytes`; a bound on its characters too) and the newlines the
+        joined text holds beyond the separators (`<column>.newlines`).
+
+        Agents search these texts for what no cell of a column can hold without a match in
+        its joined text (a trigger character, a PII shape line by line with `(?m)`), so a
+        clean column costs one scan of one string instead of a search per cell."""
+        if self._texts is None:
+            columns = [column for _key, column in self.raw_columns()]
+            separators = max(self.height - 1, 0)
+            self._texts = self.rows.select(
+                *(pl.col(c).str.join("\n") for c in columns),
+                *(pl.col(c).str.len_bytes().max().alias(f"{c}.bytes") for c in columns),
+            ).with_columns(
+                (pl.col(c).str.count_matches("\n", literal=True) - separators).alias(
+                    f"{c}.newlines"
+                )
+                for c in columns
+            )
+        return self._texts
 
     @property
     def height(self) -> int:

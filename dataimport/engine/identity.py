@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from dataimport.engine.text import is_ascii, name_key_ascii, per_distinct, py_strip
+from dataimport.engine.text import by_distinct, is_ascii, name_key_ascii, per_distinct, py_strip
 from dataimport.normalize import hostname_key, name_key
 
 # normalize._PLAIN_IPV4, anchored: a dotted quad without leading zeros is already canonical.
@@ -24,6 +24,10 @@ _MAYBE_IP = r"^[0-9./]*$"
 def hostname_keys(sources: pl.Series) -> pl.Series:
     """`normalize.hostname_key` of each value: vectorised for ASCII text that cannot be an
     IP address, the exact function for the rest."""
+    return by_distinct(sources, _hostname_keys).rename(sources.name)
+
+
+def _hostname_keys(sources: pl.Series) -> pl.Series:
     frame = pl.DataFrame({"s": sources})
     text = py_strip(pl.col("s")).str.to_lowercase().str.strip_chars_end(".")
     text = text.str.split("\\").list.last()
@@ -43,6 +47,10 @@ def hostname_keys(sources: pl.Series) -> pl.Series:
 
 def name_keys(names: pl.Series) -> pl.Series:
     """`normalize.name_key` of each non-empty value, null otherwise."""
+    return by_distinct(names, _name_keys).rename(names.name)
+
+
+def _name_keys(names: pl.Series) -> pl.Series:
     frame = pl.DataFrame({"s": names})
     exact_rows = frame.select(pl.col("s").is_not_null() & ~is_ascii(pl.col("s"))).to_series()
     exact = per_distinct(frame, ["s"], lambda s: (name_key(s),), {"k": pl.Utf8}, exact_rows)

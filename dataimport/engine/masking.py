@@ -81,19 +81,21 @@ def _needles(cell: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
 
 
 _mask_value = lru_cache(maxsize=65_536)(pii.mask_value)
-_quote_value = lru_cache(maxsize=65_536)(quote_value)
-
-
 Form = tuple[str, tuple[str, str], bool]
 
 
+@lru_cache(maxsize=65_536)
+def _form(value: str) -> Form:
+    """A stripped value's forms, built once per distinct value (repr and quote_value are the
+    costly part of a row's exact masking)."""
+    return value, (quote_value(value), repr(value)), len(value) >= pii._BARE_QUOTE_MIN_LEN
+
+
 def forms_of(values: Iterable[str]) -> list[Form]:
-    """What `pii.mask_text` replaces for these values, in the order it replaces them."""
-    distinct = {value.strip() for value in values if value and value.strip()}
-    return [
-        (value, (_quote_value(value), repr(value)), len(value) >= pii._BARE_QUOTE_MIN_LEN)
-        for value in sorted(distinct, key=len, reverse=True)
-    ]
+    """What `pii.mask_text` replaces for these values, in the order it replaces them (the
+    same set, built in the same order, so equal lengths keep the row engine's order)."""
+    distinct = {stripped for value in values if value and (stripped := value.strip())}
+    return [_form(value) for value in sorted(distinct, key=len, reverse=True)]
 
 
 def mask_text(message: str, forms: list[Form]) -> str:
@@ -142,39 +144,70 @@ def _decoded_messages(rows: pl.DataFrame) -> pl.Series:
     return aligned.get_column("t").fill_null("")
 
 
+def _values_in(messages: pl.DataFrame, cells: pl.Series, i: int) -> tuple[pl.DataFrame, pl.Series]:
+    """For column i: per distinct message (`m`), the distinct cells whose needle it contains
+    (`in<i>`), and the cells that are always candidates (a value with no needle). Needles
+    are computed once per distinct cell, and all of a column's are searched at once in each
+    distinct message (Aho-Corasick): messages repeat, cells often do."""
+    values = cells.unique()
+    value, first, second = _needles(pl.col("c"))
+    table = pl.DataFrame({"c": values}).select(
+        "c", (value != "").alias("v"), first.alias("f"), second.alias("s")
+    )
+    table = table.filter(pl.col("v"))
+    always = table.filter(pl.col("f").is_null()).get_column("c")
+    pairs = pl.concat(
+        [
+            table.select("c", pl.col("f").alias("needle")),
+            table.select("c", pl.col("s").alias("needle")),
+        ]
+    ).drop_nulls("needle")
+    column = f"in{i}"
+    patterns = pairs.get_column("needle").unique()
+    if patterns.is_empty():
+        return messages.select("m", pl.lit([], dtype=pl.List(pl.Utf8)).alias(column)), always
+    found = (
+        messages.select(
+            "m", pl.col("m").str.extract_many(patterns.implode(), overlapping=True).alias("needle")
+        )
+        .explode("needle")
+        .drop_nulls("needle")
+        .unique()
+        .join(pairs, on="needle")
+        .group_by("m")
+        .agg(pl.col("c").unique().alias(column))
+    )
+    return found, always
+
+
 def mask_errors(frame: ChunkFrame, errors: pl.Series, blank: pl.Series) -> pl.Series:
     """`errors` (validation_errors JSON text per row) with every message masked as the row
     engine masks it; blank rows are left as they are (the row engine does not mask them)."""
     keep = ~blank & (errors != "[]")
-    if not keep.any():
-        return errors
     raw = frame.raw_columns()
+    if not raw or not keep.any():
+        return errors
     rows = pl.DataFrame([pl.Series("idx", range(frame.height), dtype=pl.Int64), errors.rename("e")])
     rows = rows.with_columns(
         frame.rows.get_column(column).rename(f"c{i}") for i, (_k, column) in enumerate(raw)
     )
     rows = rows.filter(keep)
     rows = rows.with_columns(_decoded_messages(rows).alias("m"))
-    hits = []
+    # A row is a candidate where a cell's needle is in its messages (or the cell has none).
+    messages = rows.select(pl.col("m").unique())
+    hits: list[pl.Expr] = []
     for i in range(len(raw)):
-        value, first, second = _needles(pl.col(f"c{i}"))
-        needles = rows.select(
-            (value != "").alias("v"), first.alias("f"), second.alias("s"), pl.col("m")
+        found, always = _values_in(messages, rows.get_column(f"c{i}"), i)
+        messages = messages.join(found, on="m", how="left")
+        cell = pl.col(f"c{i}")
+        hits.append(
+            pl.col(f"in{i}").list.contains(cell).fill_null(False) | cell.is_in(always.implode())
         )
-        message = pl.col("m")
-        found = needles.select(
-            pl.col("v")
-            & (
-                pl.col("f").is_null()
-                | message.str.contains(pl.col("f"), literal=True)
-                | message.str.contains(pl.col("s").fill_null(pl.col("f")), literal=True)
-            ).fill_null(True)
-        ).to_series()
-        hits.append(found.rename(f"h{i}"))
-    if not hits:
-        return errors
-    candidates = rows.get_column("idx").filter(
-        pl.DataFrame(hits).select(pl.any_horizontal(pl.all())).to_series()
+    candidates = (
+        rows.select("idx", "m", *(f"c{i}" for i in range(len(raw))))
+        .join(messages, on="m", how="left", maintain_order="left")
+        .filter(pl.any_horizontal(hits))
+        .get_column("idx")
     )
     if candidates.is_empty():
         return errors

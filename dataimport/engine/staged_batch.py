@@ -51,7 +51,10 @@ def _frame(batch: pl.DataFrame, headers: Sequence[str], mapping: HeaderMapping) 
     flagged = batch.filter(pl.col(READ_ISSUES).is_not_null())["raw_data"].to_list()
     extra = {key for text in flagged for key in json.loads(text)} - set(headers)
     keys = jsonb_key_order([*headers, *extra])
-    dtype = pl.Struct([pl.Field(key, pl.Utf8) for key in keys])
+    # Decoded in the order the text holds the keys (the headers': readers write raw_data so),
+    # which the decoder reads several times faster than fields in another order.
+    in_text_order = list(dict.fromkeys([*headers, *sorted(extra)]))
+    dtype = pl.Struct([pl.Field(key, pl.Utf8) for key in in_text_order])
     cells = batch.select(pl.col("raw_data").str.json_decode(dtype).alias("cells")).unnest("cells")
     columns = [
         cells.get_column(key).fill_null("").rename(key_column(i)) for i, key in enumerate(keys)

@@ -16,7 +16,6 @@ import polars as pl
 # Every character Python's str.split()/str.strip() treat as whitespace.
 PY_WHITESPACE = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
 _WS_CLASS = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in PY_WHITESPACE) + "]"
-_ASCII = r"^[\x00-\x7f]*$"
 
 
 def py_strip(values: pl.Expr) -> pl.Expr:
@@ -25,7 +24,9 @@ def py_strip(values: pl.Expr) -> pl.Expr:
 
 
 def is_ascii(values: pl.Expr) -> pl.Expr:
-    return values.str.contains(_ASCII)
+    """ASCII text: every character one UTF-8 byte (two length counts, far cheaper than a
+    regex pass over the bytes)."""
+    return values.str.len_bytes() == values.str.len_chars()
 
 
 def collapse_whitespace(values: pl.Expr) -> pl.Expr:
@@ -53,6 +54,20 @@ def regex(pattern: re.Pattern[str] | str) -> str:
     return pattern.pattern if isinstance(pattern, re.Pattern) else pattern
 
 
+def by_distinct(values: pl.Series, compute: Callable[[pl.Series], pl.Series]) -> pl.Series:
+    """`compute(values)`, computed on the distinct values and joined back when values repeat
+    (exports name the same hosts, apps, sizes in many rows). Only for a `compute` whose
+    answer for a value depends on that value alone."""
+    distinct = values.unique()
+    if 2 * len(distinct) > len(values):
+        return compute(values)
+    computed = pl.DataFrame({"s": distinct, "k": compute(distinct)})
+    joined = pl.DataFrame({"s": values}).join(
+        computed, on="s", how="left", maintain_order="left", nulls_equal=True
+    )
+    return joined.get_column("k")
+
+
 def per_distinct(
     frame: pl.DataFrame,
     keys: Sequence[str],
@@ -69,6 +84,14 @@ def per_distinct(
     candidates = keyed if where is None else keyed.filter(where)
     distinct = candidates.unique()
     results = [fn(*row) for row in distinct.iter_rows()]
+    if all(value is None for result in results for value in result):
+        # Nothing to broadcast (no candidate, or every answer null): skip the join.
+        return pl.DataFrame(
+            [
+                pl.repeat(None, frame.height, dtype=dtype, eager=True).rename(name)
+                for name, dtype in schema.items()
+            ]
+        )
     columns: list[Sequence[Any]] = (
         list(zip(*results, strict=True)) if results else [[] for _ in schema]
     )

@@ -413,7 +413,11 @@ def _custom_attributes(
     for _header, field in cells.frame.mapped_fields():
         if field.startswith(CUSTOM_PREFIX):
             parts.append((field.removeprefix(CUSTOM_PREFIX), cells(field)))
-    return [*parts, *derived]  # derived (…_raw) last: the later key wins, as in a dict merge
+    # derived (…_raw) last: the later key wins, as in a dict merge. An all-null part adds no
+    # member to any row: left out, it costs no encoding pass.
+    return [
+        (key, values) for key, values in [*parts, *derived] if values.null_count() < len(values)
+    ]
 
 
 def validate_frame(frame: ChunkFrame, findings: Findings, as_of: date) -> FrameOutcome:

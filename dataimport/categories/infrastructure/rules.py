@@ -772,6 +772,8 @@ def _machines(cells: _Cells, as_of: date) -> tuple[pl.Series, pl.Series, pl.Data
         *identity_custom,
         ("operating_system_raw", os_raw),
     ]
+    # An all-null attribute adds no member to any row: left out, it costs no encoding pass.
+    custom = [(key, values) for key, values in custom if values.null_count() < len(values)]
     asset: dict[str, pl.Series] = {
         **identity,
         "asset_type": asset_type,
