@@ -76,9 +76,9 @@ def other_tenant() -> Tenant:
 
 @pytest.fixture
 async def api(
-    settings: Settings, engine: AsyncEngine, client: Client, tenant: Tenant
+    settings: Settings, app_engine: AsyncEngine, client: Client, tenant: Tenant
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, engine, client)
+    app = create_app(settings, app_engine, client)  # as the service role
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://api", headers=headers_of(tenant)

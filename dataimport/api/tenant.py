@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
 from dataimport.api.errors import ApiError
 from dataimport.imports import Tenant
+from dataimport.tenant_context import acting_for
 from starter.client import ImportService
 
 CLIENT_HEADER = "X-Client-Account-ID"
@@ -41,7 +43,16 @@ def tenant_of(
     )
 
 
-TenantDep = Annotated[Tenant, Depends(tenant_of)]
+async def tenant_scope(tenant: Annotated[Tenant, Depends(tenant_of)]) -> AsyncIterator[Tenant]:
+    """The request's database work is its tenant's (row-level security) until it is answered.
+
+    Async, so it runs in the request's own task and context (a sync dependency would set the
+    tenant in a worker thread's copy of it)."""
+    with acting_for(tenant):
+        yield tenant
+
+
+TenantDep = Annotated[Tenant, Depends(tenant_scope)]
 
 
 def service_of(request: Request, tenant: TenantDep) -> ImportService:
