@@ -111,6 +111,13 @@ async def set_tenant(conn: asyncpg.Connection[Any], c: object, e: object) -> Non
     )
 
 
+def bind(sql: str, values: list[object]) -> tuple[str, ...] | Any:
+    """$1..$8 name the same values in every SEED statement; asyncpg wants $1..$k, all used."""
+    used = sorted({int(n) for n in re.findall(r"\$(\d+)", sql)})
+    renumbered = re.sub(r"\$(\d+)", lambda m: f"${used.index(int(m.group(1))) + 1}", sql)
+    return (renumbered, *[values[n - 1] for n in used])
+
+
 def affected(status: str) -> int:
     return int(status.split()[-1])
 
@@ -134,12 +141,7 @@ async def seeded(service_database_url: str) -> Seeded:
         async with conn.transaction():
             await set_tenant(conn, *seeded.args()[:2])
             for _table, sql in SEED:
-                # $1..$8 name the same values in every statement; asyncpg wants $1..$k.
-                used = sorted({int(n) for n in re.findall(r"\$(\d+)", sql)})
-                renumbered = re.sub(
-                    r"\$(\d+)", lambda m: f"${used.index(int(m.group(1))) + 1}", sql
-                )
-                await conn.execute(renumbered, *[seeded.args()[n - 1] for n in used])
+                await conn.execute(*bind(sql, seeded.args()))
     finally:
         await conn.close()
     return seeded
