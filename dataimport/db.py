@@ -4,8 +4,8 @@ Every transaction an engine begins is scoped to a tenant (row-level security, mi
 0006): the first thing it runs is one `SELECT set_config(...), set_config(...)` naming the
 tenant, local to that transaction. The tenant is the engine's own when it is tenant-bound
 (`for_tenant`, what ImportService uses) or else the one of the running activity or request
-(dataimport.tenant_context). Without a tenant nothing is set, and the tenant tables read as
-empty: a forgotten tenant fails closed.
+(dataimport.tenant_context). Without a tenant the settings are empty, and the tenant tables
+read as empty: a forgotten tenant fails closed.
 
 Raw asyncpg work outside a SQLAlchemy transaction (COPY on a connection from
 `engine.connect()` before any statement) gets the same settings for its session; they are
@@ -75,13 +75,15 @@ def _tenant_of(conn: Connection) -> TenantKey | None:
 
 def _scope_transaction(conn: Connection) -> None:
     """`begin` event: runs before the DBAPI transaction starts, so the statement goes through
-    the driver's cursor, which starts it (SQLAlchemy's own execute would begin again)."""
+    the driver's cursor, which starts it (SQLAlchemy's own execute would begin again).
+
+    Without a tenant the settings are set empty, not skipped: the transaction has started
+    either way, so raw asyncpg work inside `engine.begin()` is always inside it too."""
     key = _tenant_of(conn)
-    if key is None:
-        return
+    values = ("", "") if key is None else (key.client_account_id, key.engagement_id)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(_SET_LOCAL, (key.client_account_id, key.engagement_id))
+        cursor.execute(_SET_LOCAL, values)
     finally:
         cursor.close()
 
