@@ -385,3 +385,73 @@ async def test_analyze_as_the_service_role_updates_statistics(
             )
         )
     assert analysed is not None and analysed > datetime.now(UTC) - timedelta(minutes=5)
+
+
+def test_a_non_superuser_owner_migrates_and_creates_a_scoped_service_login(
+    postgres: Any,
+) -> None:
+    """The compose layout: an owner with CREATEROLE but no superuser and no BYPASSRLS runs the
+    migrations and `ensure_service_login`; the login it creates is scoped, the owner is held
+    by FORCE too, and the owner's purgeable_imports() still lists every tenant."""
+    import asyncio
+
+    from dataimport.embedded import scram_verifier
+    from dataimport.migrate import ensure_service_login, upgrade
+
+    suffix = uuid.uuid4().hex[:8]
+    owner, app, database = f"owner_{suffix}", f"app_{suffix}", f"rls_owner_{suffix}"
+    port = postgres.port
+    owner_url = f"postgresql://{owner}:owner-pw@127.0.0.1:{port}/{database}"
+    app_url = f"postgresql://{app}:app-pw@127.0.0.1:{port}/{database}"
+    tenant = Tenant(uuid.uuid4(), uuid.uuid4())
+
+    async def as_superuser(*statements: str) -> None:
+        conn = await asyncpg.connect(postgres.owner_database_url)
+        try:
+            for statement in statements:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    async def checks() -> None:
+        conn = await asyncpg.connect(app_url)
+        try:
+            async with conn.transaction():
+                await set_tenant(conn, tenant.client_account_id, tenant.engagement_id)
+                await conn.execute(*bind(SEED[0][1], [*tenant.params().values(), uuid.uuid4()]))
+            async with conn.transaction():
+                await set_tenant(conn, uuid.uuid4(), uuid.uuid4())
+                assert await conn.fetchval("SELECT count(*) FROM data_imports") == 0
+            listed = await conn.fetch(
+                "SELECT client_account_id FROM purgeable_imports(now(), NULL, NULL, 10)"
+            )
+            assert [row[0] for row in listed] == [tenant.client_account_id]
+        finally:
+            await conn.close()
+        conn = await asyncpg.connect(owner_url)
+        try:  # FORCE: the owner reads no tenant's assets without the settings
+            assert await conn.fetchval("SELECT count(*) FROM data_imports") == 1  # listing
+            assert await conn.fetchval("SELECT count(*) FROM raw_import_records") == 0
+        finally:
+            await conn.close()
+
+    asyncio.run(
+        as_superuser(
+            f"CREATE ROLE {owner} LOGIN CREATEROLE PASSWORD '{scram_verifier('owner-pw')}'",
+            f"CREATE DATABASE {database} OWNER {owner}",
+            # In compose the owner creates the group itself; here it already exists.
+            f"GRANT dataimport_service TO {owner} WITH ADMIN OPTION",
+        )
+    )
+    try:
+        upgrade(owner_url)
+        assert asyncio.run(ensure_service_login(owner_url, app_url)) == app
+        asyncio.run(checks())
+    finally:
+        asyncio.run(
+            as_superuser(
+                f"DROP DATABASE IF EXISTS {database} WITH (FORCE)",
+                f"DROP ROLE IF EXISTS {app}",
+                f"DROP ROLE IF EXISTS {owner}",
+            )
+        )
