@@ -393,7 +393,7 @@ def _run_pg(
         stdin.seek(0)
         result = subprocess.run(
             argv,
-            stdin=stdin,
+            stdin=stdin if script is not None else subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=cwd,
