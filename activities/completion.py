@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.errors import classified
+from activities.tenant import tenant_scoped
 from dataimport import flows, metrics
 from dataimport.contracts import TERMINAL_STATUSES, ImportRef, ProcessingConfig, StatusUpdate
 
@@ -27,6 +28,7 @@ class CompletionActivities:
 
     @activity.defn
     @classified
+    @tenant_scoped
     async def record_status(self, update: StatusUpdate) -> None:
         entered = await flows.record_status(self._engine, update)
         # A retried call finds the status already recorded: the import finished only once.
@@ -36,6 +38,7 @@ class CompletionActivities:
 
     @activity.defn
     @classified
+    @tenant_scoped
     async def save_processing_config(self, data: SaveConfigInput) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(

@@ -11,6 +11,7 @@ from temporalio import activity
 
 from activities.errors import classified
 from activities.heartbeat import heartbeating
+from activities.tenant import tenant_scoped
 from dataimport import enrichment, metrics, steps
 from dataimport.contracts import ChunkInput, EnrichmentResult, ImportRef
 
@@ -38,6 +39,7 @@ class EnrichmentActivities:
 
     @activity.defn
     @classified
+    @tenant_scoped
     async def enrich_chunk(self, data: ChunkInput) -> int:
         async with heartbeating():
             counts = await enrichment.enrich_chunk(self._engine, data.ref, data.rows)
@@ -47,6 +49,7 @@ class EnrichmentActivities:
 
     @activity.defn
     @classified
+    @tenant_scoped
     async def link_chunk(self, data: ChunkInput) -> int:
         async with heartbeating():
             counts = await enrichment.link_chunk(self._engine, data.ref, data.rows)
@@ -56,6 +59,7 @@ class EnrichmentActivities:
 
     @activity.defn
     @classified
+    @tenant_scoped
     async def prepare_enrichment(self, ref: ImportRef) -> EnrichmentPlan:
         """Once per import before the parallel ranges: what they share, written once."""
         async with heartbeating():
@@ -65,6 +69,7 @@ class EnrichmentActivities:
 
     @activity.defn
     @classified
+    @tenant_scoped
     async def analyze_inventory(self, ref: ImportRef) -> list[str]:
         """Between enrich and link ranges: statistics only where the tables grew a lot."""
         async with heartbeating():
@@ -75,12 +80,14 @@ class EnrichmentActivities:
 
     @activity.defn
     @classified
+    @tenant_scoped
     async def refresh_statistics(self, ref: ImportRef) -> None:
         async with heartbeating():
             await enrichment.refresh_statistics(self._engine)
 
     @activity.defn
     @classified
+    @tenant_scoped
     async def finalize_enrichment(self, data: FinalizeEnrichmentInput) -> EnrichmentResult:
         async with heartbeating():
             result = await enrichment.enrichment_totals(self._engine, data.ref)

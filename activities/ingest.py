@@ -11,6 +11,7 @@ from temporalio import activity
 
 from activities.errors import classified
 from activities.heartbeat import heartbeating
+from activities.tenant import tenant_scoped
 from dataimport import metrics, staging, steps
 from dataimport.contracts import ImportRef, ImportRequest, IngestResult
 
@@ -52,6 +53,7 @@ class IngestActivities:
 
     @activity.defn
     @classified
+    @tenant_scoped
     async def ingest_file(self, request: ImportRequest) -> IngestResult:
         started = datetime.now(UTC)
         ref = ref_of(request)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.heartbeat import heartbeating
+from activities.tenant import tenant_scoped
 from dataimport import model_agents
 from dataimport.contracts import ModelAgentsInput, ModelAgentsResult
 from dataimport.llm import ChatClient
@@ -38,6 +39,7 @@ class ModelAgentActivities:
         self._client = chat_client(settings)
 
     @activity.defn
+    @tenant_scoped
     async def run_model_agents(self, data: ModelAgentsInput) -> ModelAgentsResult:
         async with heartbeating():
             results = await model_agents.run(

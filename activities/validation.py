@@ -11,6 +11,7 @@ from temporalio import activity
 
 from activities.errors import classified
 from activities.heartbeat import heartbeating
+from activities.tenant import tenant_scoped
 from dataimport import flows, metrics, validation
 from dataimport.contracts import (
     MAX_UNMAPPED_IN_PAYLOAD,
@@ -43,6 +44,7 @@ class ValidationActivities:
 
     @activity.defn
     @classified
+    @tenant_scoped
     async def prepare_validation(self, data: PrepareInput) -> list[str]:
         """The first unmapped headers (a payload): finalize_validation reads them all again."""
         unmapped = await validation.prepare_validation(
@@ -52,6 +54,7 @@ class ValidationActivities:
 
     @activity.defn
     @classified
+    @tenant_scoped
     async def validate_chunk(self, data: ChunkInput) -> ChunkReport:
         async with heartbeating():
             report = await validation.validate_chunk(
@@ -62,6 +65,7 @@ class ValidationActivities:
 
     @activity.defn
     @classified
+    @tenant_scoped
     async def finalize_validation(self, data: FinalizeValidationInput) -> ValidationCounts:
         async with heartbeating():
             # The full list from the database, not the capped one the workflow passes on.

@@ -78,13 +78,18 @@ class Bench:
     database_url: str
     temporal_address: str
     client: Client
-    engine: AsyncEngine
+    engine: AsyncEngine  # the owner's: inspection across tenants
     in_process: bool
+    service_url: str = ""  # what the workers connect as (row-level security applies)
+
+    @property
+    def app_url(self) -> str:
+        return self.service_url or self.database_url
 
     def settings(self, task_queue: str) -> Settings:
         return Settings(
             dataimport_home=self.state_dir,
-            database_url=self.database_url,
+            database_url=self.app_url,
             temporal_address=self.temporal_address,
             task_queue=task_queue,
             storage_dir=self.state_dir / "uploads",
@@ -121,7 +126,7 @@ async def workers(bench: Bench, count: int) -> AsyncIterator[WorkerSet]:
             sampler.stop()
             await engine.dispose()
         return
-    env = worker_env(bench.state_dir, bench.database_url, bench.temporal_address, task_queue)
+    env = worker_env(bench.state_dir, bench.app_url, bench.temporal_address, task_queue)
     procs = WorkerProcesses(bench.state_dir, env, task_queue, count)
     try:
         procs.start()
@@ -842,10 +847,12 @@ def _too_big(rows: int) -> dict[str, Any]:
     }
 
 
-async def _main(args: argparse.Namespace, state_dir: Path, pg_url: str, address: str) -> int:
+async def _main(
+    args: argparse.Namespace, state_dir: Path, pg_url: str, address: str, service_url: str = ""
+) -> int:
     client = await Client.connect(address, data_converter=pydantic_data_converter)
     engine = create_engine(pg_url, pool_size=10)
-    bench = Bench(state_dir, pg_url, address, client, engine, args.in_process)
+    bench = Bench(state_dir, pg_url, address, client, engine, args.in_process, service_url)
     context = _context(args)
     failures = 0
     try:
@@ -914,9 +921,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         log("starting PostgreSQL + Temporal")
         pg = embedded.start_postgres(state_dir, database=DATABASE)
-        upgrade(pg.database_url)
+        upgrade(pg.owner_database_url)  # migrations run as the owner
         temporal = embedded.start_temporal(state_dir, ui=False, standard_ports=False)
-        return asyncio.run(_main(args, state_dir, pg.database_url, temporal.address))
+        return asyncio.run(
+            _main(args, state_dir, pg.owner_database_url, temporal.address, pg.database_url)
+        )
     finally:
         log("stopping the stack")
         embedded.stop_temporal(state_dir)

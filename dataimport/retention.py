@@ -11,8 +11,11 @@ An import is *claimed* (`staging_purge_started_at`) in the transaction that remo
 batch, so from then on reports say the rows were removed after retention instead of showing a
 partial or empty report; `staging_purged_at` is set with the last batch.
 
-Every statement on one import carries its tenant keys; only the listing of purgeable imports
-reads across tenants, because retention is one job for the whole service.
+Every statement on one import carries its tenant keys and runs with that tenant set (row-level
+security); only the listing of purgeable imports reads across tenants, because retention is one
+job for the whole service: through `purgeable_imports()` (migration 0006), a function of the
+schema's owner that returns ids and tenant ids only, since the service role itself sees no
+tenant but the one it acts for.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport.contracts import TERMINAL_STATUSES
 from dataimport.imports import Tenant
+from dataimport.tenant_context import acting_for
 
 DEFAULT_RETENTION_DAYS = 30
 DEFAULT_BATCH_SIZE = 5000
@@ -135,24 +139,22 @@ def cutoff_for(now: datetime, retention_days: int) -> datetime:
     return now - timedelta(days=retention_days)
 
 
-_LIST = f"""
+_LIST = """
 SELECT id, client_account_id, engagement_id, completed_at
-FROM data_imports
-WHERE {_PURGEABLE} AND completed_at < :cutoff {{after}}
-ORDER BY completed_at, id
-LIMIT :limit
+FROM purgeable_imports(:cutoff, :after_at, :after_id, :limit)
 """
 
 
 async def list_purgeable(engine: AsyncEngine, data: ListPurgeableInput) -> PurgeableImports:
     """The next page of due imports, oldest first, across tenants (ids only)."""
-    params: dict[str, Any] = {"cutoff": data.cutoff, "limit": data.limit}
-    after = ""
-    if data.after_completed_at is not None and data.after_id is not None:
-        after = "AND (completed_at, id) > (:after_at, :after_id)"
-        params.update(after_at=data.after_completed_at, after_id=data.after_id)
+    params: dict[str, Any] = {
+        "cutoff": data.cutoff,
+        "limit": data.limit,
+        "after_at": data.after_completed_at,
+        "after_id": data.after_id,
+    }
     async with engine.connect() as conn:
-        rows = await conn.execute(text(_LIST.format(after=after)), params)
+        rows = await conn.execute(text(_LIST), params)
         return PurgeableImports(
             items=[
                 PurgeCandidate(
@@ -221,6 +223,18 @@ async def purge_import(
         "cutoff": data.cutoff,
         "limit": data.batch_size,
     }
+    with acting_for(candidate):
+        return await _purge_batches(engine, data, progress, params, on_batch)
+
+
+async def _purge_batches(
+    engine: AsyncEngine,
+    data: PurgeInput,
+    progress: PurgeProgress,
+    params: dict[str, Any],
+    on_batch: Callable[[PurgeProgress], None] | None,
+) -> PurgeResult:
+    candidate = data.candidate
     while True:
         async with engine.begin() as conn:
             due = (await conn.execute(text(_DUE), params)).first()

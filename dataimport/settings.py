@@ -6,6 +6,7 @@ import json
 import uuid
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,7 +35,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     dataimport_home: Path = Field(Path(".dataimport"), validation_alias=_env("DATAIMPORT_HOME"))
+    # The service role (worker, API, CLI): owns nothing, row-level security applies to it.
     database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    # The owner of the schema, for migrations only (`dataimport migrate`, migrations/env.py);
+    # unset: DATABASE_URL (a deployment with a single role).
+    database_owner_url: str | None = Field(None, validation_alias=_env("DATABASE_OWNER_URL"))
     temporal_address: str | None = Field(None, validation_alias=_env("TEMPORAL_ADDRESS"))
     temporal_namespace: str = Field("default", validation_alias=_env("TEMPORAL_NAMESPACE"))
     web_ui_url: str | None = Field(None, validation_alias=_env("TEMPORAL_WEB_UI_URL"))
@@ -135,6 +140,13 @@ class Settings(BaseSettings):
             )
         return url
 
+    def resolved_owner_database_url(self) -> str:
+        """Where migrations run: the owner's URL, else the service's (one role for both)."""
+        url = self.database_owner_url or (
+            None if self.database_url else self.embedded_stack().get("owner_database_url")
+        )
+        return url or self.resolved_database_url()
+
     def resolved_temporal_address(self) -> str:
         address = self.temporal_address or self.embedded_stack().get("temporal_address")
         if not address:
@@ -151,6 +163,17 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def redacted_url(url: str) -> str:
+    """The URL without its password (for `dataimport info`, logs, messages)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    netloc = f"{parts.username or ''}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def async_database_url(url: str) -> str:

@@ -159,6 +159,21 @@ def _copy_text(frame: pl.DataFrame, ref: ImportRef, columns: tuple[str, ...]) ->
     return buffer.getvalue()
 
 
+# PostgreSQL refuses COPY FROM into a table under row-level security (raw_import_records is,
+# migration 0006): a batch is copied into a temporary table of the session, then inserted
+# with one statement, which checks every row's tenant against the transaction's.
+_BATCH_TABLE = "staged_batch"
+_CREATE_BATCH_TABLE = f"""
+CREATE TEMPORARY TABLE IF NOT EXISTS {_BATCH_TABLE} ON COMMIT DELETE ROWS AS
+SELECT {", ".join((*COPY_COLUMNS, *RESULT_COLUMNS))} FROM raw_import_records WITH NO DATA
+"""
+
+
+def _insert_batch(columns: tuple[str, ...]) -> str:
+    names = ", ".join(columns)
+    return f"INSERT INTO raw_import_records ({names}) SELECT {names} FROM {_BATCH_TABLE}"
+
+
 async def _copy_batch(engine: AsyncEngine, batch: _Batch) -> None:
     async with engine.begin() as conn:
         driver = await driver_connection(conn)
@@ -168,18 +183,21 @@ async def _copy_batch(engine: AsyncEngine, batch: _Batch) -> None:
         # synchronously, which flushes every batch before it: nothing is reported staged
         # that is not durable.
         await driver.execute("SET LOCAL synchronous_commit = off")
+        await driver.execute(_CREATE_BATCH_TABLE)
         if batch.text is not None:
             # memoryview: asyncpg would take plain bytes for a file path.
             await driver.copy_to_table(
-                "raw_import_records",
+                _BATCH_TABLE,
                 source=memoryview(batch.text),
                 columns=batch.columns,
                 format="text",
             )
+            await driver.execute(_insert_batch(batch.columns))
         else:
             await driver.copy_records_to_table(
-                "raw_import_records", records=batch.records, columns=COPY_COLUMNS
+                _BATCH_TABLE, records=batch.records, columns=COPY_COLUMNS
             )
+            await driver.execute(_insert_batch(COPY_COLUMNS))
 
 
 async def _stage(

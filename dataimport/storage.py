@@ -7,12 +7,15 @@ mounted volume; an S3-compatible store can implement the same functions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
+import stat
 import uuid
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlparse
 
 from dataimport.issues import FILE_NOT_FOUND, OUTSIDE_STORAGE, ImportFailure
@@ -27,14 +30,31 @@ class StoredFile:
     sha256: str
 
 
+def private_dir(path: Path) -> None:
+    """The uploads folder is the service's alone (0700): uploads may be sensitive inventories.
+
+    A folder the service does not own (a volume mounted by someone else) is left as it is."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        if stat.S_IMODE(path.stat().st_mode) != 0o700:
+            path.chmod(0o700)
+
+
+def _private_file(path: Path) -> BinaryIO:
+    """A new file only the service can read (0600, whatever the umask)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an older partial file of the same name keeps no wider mode
+    return os.fdopen(fd, "wb")
+
+
 def store_upload(source: Path, uploads_dir: Path, data_import_id: uuid.UUID) -> StoredFile:
     """Copy the user's file under a server-chosen name, hashing it on the way (streamed)."""
-    uploads_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(uploads_dir)
     target = uploads_dir / f"{data_import_id}.upload"
     partial = target.with_suffix(".partial")
     digest = hashlib.sha256()
     size = 0
-    with source.open("rb") as src, partial.open("wb") as dst:
+    with source.open("rb") as src, _private_file(partial) as dst:
         while chunk := src.read(_CHUNK):
             digest.update(chunk)
             size += len(chunk)
@@ -94,8 +114,8 @@ class StreamingStore:
 
     def _write(self, data: bytes) -> None:
         if self._handle is None:  # opened on first use: a request refused early leaves no file
-            self._uploads_dir.mkdir(parents=True, exist_ok=True)
-            self._handle = self.partial.open("wb")
+            private_dir(self._uploads_dir)
+            self._handle = _private_file(self.partial)
         self._handle.write(data)
 
     def _close_and_rename(self) -> None:

@@ -16,8 +16,9 @@ target_metadata = Base.metadata
 
 
 def _database_url() -> str:
+    """Revisions run as the schema's owner (the service role owns nothing, docs/security.md)."""
     url = context.config.get_main_option("sqlalchemy.url")
-    return async_database_url(url or get_settings().resolved_database_url())
+    return async_database_url(url or get_settings().resolved_owner_database_url())
 
 
 def _run(connection: Connection) -> None:

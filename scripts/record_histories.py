@@ -436,7 +436,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         info = embedded.start_postgres(work, database="dataimport_record")
         try:
-            upgrade(info.database_url)
+            upgrade(info.owner_database_url)  # migrations run as the owner
             asyncio.run(record(info.database_url, work, todo))
         finally:
             embedded.stop_postgres(work)

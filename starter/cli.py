@@ -252,6 +252,21 @@ def info(
 
 
 @app.command()
+def env() -> None:
+    """Shell exports for the stack in use: eval "$(dataimport env)" (then psql "$DATABASE_URL"
+    works; the database URL names no password, PGPASSFILE holds the embedded ones)."""
+    import shlex
+    from urllib.parse import urlsplit
+
+    settings = Settings()
+    exports = stack.shell_environment(settings)
+    if settings.database_url and urlsplit(settings.database_url).password:
+        err.print("# DATABASE_URL printed without its password: supply it (PGPASSFILE)")
+    for name, value in exports.items():
+        print(f"export {name}={shlex.quote(value)}")
+
+
+@app.command()
 def worker() -> None:
     """Run one more worker in the foreground against the same stack."""
     from worker import main as worker_main
@@ -287,20 +302,31 @@ def api(
 
 @app.command()
 def migrate() -> None:
-    """Apply the database migrations (Alembic upgrade head)."""
+    """Apply the database migrations (Alembic upgrade head) as the schema's owner
+    (DATABASE_OWNER_URL, else DATABASE_URL). When DATABASE_URL names another role with a
+    password, that login role is created or updated as a member of the service group."""
+    from asyncpg import PostgresError
     from sqlalchemy.exc import SQLAlchemyError
 
-    from dataimport.migrate import upgrade
+    from dataimport.migrate import ensure_service_login, upgrade
 
+    settings = Settings()
     try:
-        url = Settings().resolved_database_url()
+        owner_url = settings.resolved_owner_database_url()
     except RuntimeError as error:
         _die(str(error))
     try:
-        upgrade(url)
+        upgrade(owner_url)
+        role = None
+        if settings.database_url:
+            role = asyncio.run(ensure_service_login(owner_url, settings.database_url))
     except (SQLAlchemyError, ConnectionError, TimeoutError) as error:
         _die(f"cannot migrate: {_database_error(error)}")
+    except (PostgresError, RuntimeError, ValueError) as error:
+        _die(f"cannot set up the service role: {error}")
     console.print("database schema is up to date")
+    if role:
+        console.print(f"service role {role} can log in (row-level security applies to it)")
 
 
 @app.command()

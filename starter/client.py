@@ -24,6 +24,7 @@ from dataimport.contracts import (
     RetryInput,
     workflow_id_for,
 )
+from dataimport.db import for_tenant
 from dataimport.imports import Tenant
 from dataimport.settings import Settings
 from dataimport.storage import StoredFile, remove_stored, store_upload
@@ -42,6 +43,11 @@ class ImportService:
     engine: AsyncEngine
     client: Client
     tenant: Tenant
+
+    def __post_init__(self) -> None:
+        # Every transaction of the service is its tenant's (row-level security), including
+        # those of callers handed `service.engine` (reports, the CLI's queries).
+        self.engine = for_tenant(self.engine, self.tenant)
 
     async def start_import(
         self,

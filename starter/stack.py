@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from rich.console import Console
 from rich.markup import escape
@@ -20,7 +21,7 @@ from temporalio.client import Client
 
 from dataimport import embedded
 from dataimport.migrate import upgrade
-from dataimport.settings import Settings
+from dataimport.settings import Settings, redacted_url
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "dataimport" / "samples"
 SAMPLES: list[tuple[Path, str]] = [
@@ -37,11 +38,21 @@ def up(settings: Settings, *, worker: bool = True, api: bool = True) -> dict[str
     """Start what is not external (DATABASE_URL / TEMPORAL_ADDRESS), migrate, start a worker
     and the HTTP API (on settings.api_host / api_port, or a free port when that is taken)."""
     home = settings.home_dir
-    home.mkdir(parents=True, exist_ok=True)
+    embedded.secure_state_dir(home)
     data = dict(settings.embedded_stack())
     if not settings.database_url:
-        data["database_url"] = embedded.start_postgres(home).database_url
-    upgrade(settings.database_url or data["database_url"])
+        postgres = embedded.start_postgres(home)
+        data["database_url"] = postgres.database_url  # the service role's
+        data["owner_database_url"] = postgres.owner_database_url  # migrations only
+        data["pgpassfile"] = postgres.passfile
+    # Migrations as the owner: configured, else the embedded cluster's (stack.json is not
+    # written yet), else the one configured role.
+    upgrade(
+        settings.database_owner_url
+        or settings.database_url
+        or data.get("owner_database_url")
+        or data["database_url"]
+    )
     if not settings.temporal_address:
         temporal = embedded.start_temporal(home)
         data["temporal_address"] = temporal.address
@@ -82,13 +93,42 @@ def down(settings: Settings) -> list[str]:
 def endpoints(settings: Settings) -> dict[str, str]:
     stack = settings.embedded_stack()
     return {
-        "database_url": settings.database_url or stack.get("database_url", ""),
+        # The service role's, never a password (the embedded one is in the pgpass file).
+        "database_url": redacted_url(settings.database_url or stack.get("database_url", "")),
         "temporal_address": settings.temporal_address or stack.get("temporal_address", ""),
         "web_ui_url": settings.resolved_web_ui_url() or "",
         "api_url": stack.get("api_url", ""),
         "task_queue": settings.task_queue,
         "home": str(settings.home_dir),
     }
+
+
+def shell_environment(settings: Settings) -> dict[str, str]:
+    """What `eval "$(dataimport env)"` exports: the stack's endpoints for other tools (psql
+    reads PGPASSFILE; the URL names no password)."""
+    stack = settings.embedded_stack()
+    env = {
+        "DATAIMPORT_HOME": str(settings.home_dir),
+        "DATABASE_URL": _without_passfile(
+            redacted_url(settings.database_url or stack.get("database_url", ""))
+        ),
+        "TEMPORAL_ADDRESS": settings.temporal_address or stack.get("temporal_address", ""),
+    }
+    if not settings.database_url:  # the embedded cluster: `dataimport migrate` still works
+        env["DATABASE_OWNER_URL"] = _without_passfile(stack.get("owner_database_url", ""))
+    passfile = os.environ.get("PGPASSFILE") or (
+        "" if settings.database_url else stack.get("pgpassfile", "")
+    )
+    if passfile:
+        env["PGPASSFILE"] = passfile
+    return {name: value for name, value in env.items() if value}
+
+
+def _without_passfile(url: str) -> str:
+    """The URL without a passfile parameter (PGPASSFILE says it), other parameters kept."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "passfile"]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def print_info(console: Console, data: dict[str, str]) -> None:

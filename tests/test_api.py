@@ -83,9 +83,13 @@ def other_tenant() -> Tenant:
 
 @pytest.fixture
 async def api(
-    settings: Settings, engine: AsyncEngine, client: Client, tenant: Tenant
+    settings: Settings,
+    engine: AsyncEngine,
+    app_engine: AsyncEngine,
+    client: Client,
+    tenant: Tenant,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, engine, client)
+    app = create_app(settings, app_engine, client)  # as the service role
     transport = httpx.ASGITransport(app=app)
     headers = await headers_of(engine, tenant)
     async with httpx.AsyncClient(

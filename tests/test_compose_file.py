@@ -29,6 +29,8 @@ REQUIRED_SERVICES = {
     "api",
 }
 APP_DATABASE = "dataimport"
+OWNER_ROLE = "dataimport"  # owns the schema, runs migrations
+SERVICE_ROLE = "dataimport_app"  # the worker, the API and the CLI: owns nothing
 TEMPORAL_ADDRESS = "temporal:7233"
 # image:tag with at least major.minor in the tag, e.g. postgres:17.7, temporalio/ui:2.54.1.
 PINNED_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/-]*:(?P<tag>\d+\.\d+[0-9A-Za-z._-]*)$")
@@ -380,13 +382,38 @@ def test_postgres_holds_all_three_databases(
     initdb = [source for source, target in mounts(postgres) if "initdb.d" in target]
     assert len(initdb) == 1
     init_sql = "\n".join(path.read_text() for path in sorted((ROOT / initdb[0]).glob("*.sh")))
-    assert f"CREATE DATABASE {APP_DATABASE} OWNER dataimport" in init_sql
+    assert f"CREATE DATABASE {APP_DATABASE} OWNER {OWNER_ROLE}" in init_sql
+    # The owner creates the service's login role in the migrate job.
+    assert re.search(rf"CREATE ROLE {OWNER_ROLE} LOGIN CREATEROLE", init_sql)
     # The temporal role creates its own two databases in the schema job.
     assert re.search(r"CREATE ROLE temporal LOGIN CREATEDB", init_sql)
-    # The app password in DATABASE_URL is the one the init script gives the role.
-    app_password = urlsplit(env(services["worker"])["DATABASE_URL"]).password
-    assert env(postgres)["DATAIMPORT_DB_PASSWORD"] == app_password
+    # The owner's password in DATABASE_OWNER_URL is the one the init script gives the role.
+    owner_password = urlsplit(env(services["migrate"])["DATABASE_OWNER_URL"]).password
+    assert env(postgres)["DATAIMPORT_DB_PASSWORD"] == owner_password
     assert env(postgres)["TEMPORAL_DB_PASSWORD"] == env(services["temporal"])["POSTGRES_PWD"]
+
+
+def test_the_service_runs_as_a_role_that_owns_nothing_and_migrate_as_the_owner(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """Row-level security (docs/security.md): worker, API and CLI connect as the service
+    role and never see the owner's URL; migrate has both (it creates the service's login)."""
+    for name in ("worker", "api", "cli"):
+        variables = env(services[name])
+        assert "DATABASE_OWNER_URL" not in variables, name
+        url = urlsplit(variables["DATABASE_URL"])
+        assert url.username == SERVICE_ROLE and url.password, name
+    migrate = env(services["migrate"])
+    owner, service = urlsplit(migrate["DATABASE_OWNER_URL"]), urlsplit(migrate["DATABASE_URL"])
+    assert owner.username == OWNER_ROLE and owner.password
+    assert service.username == SERVICE_ROLE
+    assert (owner.hostname, owner.port, owner.path) == (
+        service.hostname,
+        service.port,
+        service.path,
+    )
+    assert owner.password != service.password
+    assert migrate["DATABASE_URL"] == env(services["worker"])["DATABASE_URL"]
 
 
 def test_healthchecks(services: dict[str, dict[str, Any]]) -> None:

@@ -171,13 +171,23 @@ def test_demo_key_is_for_the_demo_tenant_and_stored_hashed(demo: Demo) -> None:
 
 
 async def count_assets(url: str) -> int:
+    """As the service role (info's URL): row-level security shows the tenant that is set."""
     conn = await asyncpg.connect(url)
     try:
-        count: int = await conn.fetchval(
-            "SELECT count(*) FROM assets WHERE client_account_id = $1 AND engagement_id = $2",
-            DEMO_CLIENT_ACCOUNT_ID,
-            DEMO_ENGAGEMENT_ID,
-        )
+        unset: int = await conn.fetchval("SELECT count(*) FROM assets")
+        assert unset == 0
+        async with conn.transaction():
+            await conn.execute(
+                "SELECT set_config('app.client_account_id', $1, true), "
+                "set_config('app.engagement_id', $2, true)",
+                str(DEMO_CLIENT_ACCOUNT_ID),
+                str(DEMO_ENGAGEMENT_ID),
+            )
+            count: int = await conn.fetchval(
+                "SELECT count(*) FROM assets WHERE client_account_id = $1 AND engagement_id = $2",
+                DEMO_CLIENT_ACCOUNT_ID,
+                DEMO_ENGAGEMENT_ID,
+            )
     finally:
         await conn.close()
     return count

@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,7 +91,11 @@ async def _custom_search_attributes(address: str) -> dict[str, int]:
 def test_postgres_starts_on_tcp(state_dir: Path) -> None:
     info = embedded.start_postgres(state_dir)
 
-    assert info.database_url == f"postgresql://postgres@127.0.0.1:{info.port}/dataimport"
+    # The service role, its password in the stack's pgpass file (docs/security.md).
+    passfile = urllib.parse.quote(str(state_dir.resolve() / "postgres" / "pgpass"), safe="")
+    base = f"@127.0.0.1:{info.port}/dataimport?passfile={passfile}"
+    assert info.database_url == f"postgresql://dataimport_app{base}"
+    assert info.owner_database_url == f"postgresql://postgres{base}"
     assert psutil.pid_exists(info.pid)
     rows = asyncio.run(_query(info.database_url, "select 1 as one, current_database() as db"))
     assert rows[0]["one"] == 1
@@ -110,7 +115,9 @@ def test_postgres_start_is_idempotent(state_dir: Path) -> None:
 def test_postgres_data_survives_restart(state_dir: Path) -> None:
     info = embedded.start_postgres(state_dir)
     asyncio.run(
-        _execute(info.database_url, "create table kept (v text); insert into kept values ('x')")
+        _execute(
+            info.owner_database_url, "create table kept (v text); insert into kept values ('x')"
+        )
     )
 
     assert embedded.stop_postgres(state_dir) is True
@@ -121,7 +128,7 @@ def test_postgres_data_survives_restart(state_dir: Path) -> None:
     restarted = embedded.start_postgres(state_dir)
     assert restarted.port == info.port  # remembered port reused
     assert restarted.pid != info.pid
-    rows = asyncio.run(_query(restarted.database_url, "select v from kept"))
+    rows = asyncio.run(_query(restarted.owner_database_url, "select v from kept"))
     assert [r["v"] for r in rows] == ["x"]
 
 
@@ -138,10 +145,11 @@ def test_postgres_stale_pid_file_is_handled(state_dir: Path) -> None:
 
 def test_postgres_creates_another_database(state_dir: Path) -> None:
     info = embedded.start_postgres(state_dir, database="other db")
-    assert info.database_url.endswith("/other%20db")
+    assert info.database_url.split("?")[0].endswith("/other%20db")
     rows = asyncio.run(
         _query(
-            info.database_url.replace("/other%20db", "/postgres"), "select datname from pg_database"
+            info.database_url.replace("/other%20db?", "/postgres?"),
+            "select datname from pg_database",
         )
     )
     assert {"dataimport", "other db"} <= {r["datname"] for r in rows}

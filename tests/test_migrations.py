@@ -33,7 +33,7 @@ def scratch_url(stack_dir: Path, database_url: str) -> Iterator[str]:
     """A database of its own, so downgrading does not disturb the other tests."""
     port = int(database_url.rsplit(":", 1)[1].split("/")[0])
     info = embedded.start_postgres(stack_dir, database="migrations_test", port=port)
-    yield info.database_url
+    yield info.owner_database_url  # migrations run as the owner
 
 
 def _tables(url: str) -> set[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -24,6 +25,7 @@ from dataimport.api.errors import ApiError
 from dataimport.auth import Credential, EngagementNotChosen, NotGranted, Scope, keys
 from dataimport.auth.oidc import IdentityProviderUnavailable, InvalidToken, OidcVerifier
 from dataimport.imports import Tenant
+from dataimport.tenant_context import acting_for
 from starter.client import ImportService
 
 log = logging.getLogger("dataimport.api")
@@ -119,7 +121,10 @@ class Access:
                 description="Which of the credential's engagements (default: its first).",
             ),
         ] = None,
-    ) -> Tenant:
+    ) -> AsyncIterator[Tenant]:
+        """The credential's tenant; the request's database work is that tenant's (row-level
+        security) until it is answered. A generator in the request's own task and context (a
+        sync dependency would set the tenant in a worker thread's copy of it)."""
         if not credential.allows(self.scope):
             raise forbidden(
                 "insufficient-scope", f"this needs the {self.scope} scope", scope=self.scope
@@ -127,11 +132,13 @@ class Access:
         client = _uuid_header(CLIENT_HEADER, client_account_id)
         engagement = _uuid_header(ENGAGEMENT_HEADER, engagement_id)
         try:
-            return credential.tenant(client, engagement)
+            tenant = credential.tenant(client, engagement)
         except NotGranted as error:
             raise forbidden("tenant-not-granted", str(error)) from None
         except EngagementNotChosen as error:
             raise ApiError(400, "missing-tenant", str(error)) from None
+        with acting_for(tenant):
+            yield tenant
 
 
 read_access, write_access, admin_access = (
