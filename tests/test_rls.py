@@ -91,7 +91,7 @@ SEED = [
     (
         "dependency_group_members",
         "INSERT INTO dependency_group_members (asset_id, client_account_id, engagement_id, "
-        "group_id) VALUES ($6, $1, $2, 'G-1'), ($7, $1, $2, 'G-1')",
+        "group_root) VALUES ($6, $1, $2, $6), ($7, $1, $2, $6)",
     ),
 ]
 SEEDED_ROWS = {"assets": 2, "dependency_group_members": 2}
