@@ -221,17 +221,14 @@ WHERE r.data_import_id = $1 AND r.row_number = v.row_number
 """
 
 # The last occurrence of a key wins; earlier ones are kept, flagged and skipped by enrichment.
-# Only keys that occur twice are ranked (a hash aggregate first, not a sort of every row).
+# One window over the import's keyed rows, no join: its plan cannot go wrong on statistics
+# that still describe a nearly empty table (a self-join planned so ran for minutes).
 _MARK_DUPLICATES = """
-WITH keyed AS MATERIALIZED (
-  SELECT id, row_number, normalized_data ->> '_key' AS k FROM raw_import_records
+WITH ranked AS (
+  SELECT id, row_number() OVER w AS rank, first_value(row_number) OVER w AS winner
+  FROM raw_import_records
   WHERE data_import_id = :id AND is_valid AND normalized_data ->> '_key' IS NOT NULL
-),
-shared AS (SELECT k FROM keyed GROUP BY k HAVING count(*) > 1),
-ranked AS (
-  SELECT keyed.id, row_number() OVER w AS rank, first_value(keyed.row_number) OVER w AS winner
-  FROM keyed JOIN shared USING (k)
-  WINDOW w AS (PARTITION BY k ORDER BY keyed.row_number DESC)
+  WINDOW w AS (PARTITION BY normalized_data ->> '_key' ORDER BY row_number DESC)
 )
 UPDATE raw_import_records r SET superseded = true,
   validation_errors = coalesce(r.validation_errors, '[]'::jsonb) || jsonb_build_array(
@@ -240,20 +237,14 @@ UPDATE raw_import_records r SET superseded = true,
 FROM ranked WHERE r.id = ranked.id AND ranked.rank > 1 AND NOT r.superseded
 """
 
-# Of valid rows naming one external id (a CMDB sys_id) under different keys, the last wins;
-# only ids that occur twice are ranked (a hash aggregate first, not a sort of every row).
+# Of valid rows naming one external id (a CMDB sys_id) under different keys, the last wins.
 _MARK_EXTERNAL_DUPLICATES = """
-WITH keyed AS MATERIALIZED (
-  SELECT id, row_number, normalized_data -> 'asset' ->> 'external_id' AS k
+WITH ranked AS (
+  SELECT id, row_number() OVER w AS rank, first_value(row_number) OVER w AS winner
   FROM raw_import_records
   WHERE data_import_id = :id AND is_valid AND NOT superseded
     AND normalized_data -> 'asset' ->> 'external_id' IS NOT NULL
-),
-shared AS (SELECT k FROM keyed GROUP BY k HAVING count(*) > 1),
-ranked AS (
-  SELECT keyed.id, row_number() OVER w AS rank, first_value(keyed.row_number) OVER w AS winner
-  FROM keyed JOIN shared USING (k)
-  WINDOW w AS (PARTITION BY k ORDER BY keyed.row_number DESC)
+  WINDOW w AS (PARTITION BY normalized_data -> 'asset' ->> 'external_id' ORDER BY row_number DESC)
 )
 UPDATE raw_import_records r SET superseded = true,
   validation_errors = coalesce(r.validation_errors, '[]'::jsonb) || jsonb_build_array(
@@ -263,7 +254,6 @@ UPDATE raw_import_records r SET superseded = true,
 FROM ranked WHERE r.id = ranked.id AND ranked.rank > 1
 """
 
-# Counters and the quality score in one pass over the import's rows.
 _COUNT_ROWS = """
 SELECT count(*) FILTER (WHERE is_valid) AS valid_rows,
   count(*) FILTER (WHERE NOT is_valid AND NOT is_blank) AS invalid_rows,

@@ -34,6 +34,9 @@ class WorkerProcess:
             "DATABASE_URL": settings.resolved_database_url(),
             "TEMPORAL_ADDRESS": settings.resolved_temporal_address(),
             "DATAIMPORT_TASK_QUEUE": CRASH_QUEUE,
+            # The worker reads files only inside its storage root: the test's uploads.
+            "DATAIMPORT_STORAGE_DIR": str(settings.uploads_dir),
+            "DATAIMPORT_HOME": str(settings.home_dir),
         }
         self._log = log
         self.process: asyncio.subprocess.Process | None = None
