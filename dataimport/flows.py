@@ -18,7 +18,7 @@ from dataimport.contracts import (
     ImportRequest,
     StatusUpdate,
 )
-from dataimport.issues import IMPORT_ID_TAKEN, UNKNOWN_CATEGORY
+from dataimport.issues import IMPORT_ID_TAKEN, REQUEST_ID_TAKEN, UNKNOWN_CATEGORY
 
 _FLOW_NAMESPACE = uuid.UUID("6f1c8a52-3c1e-4c55-9a49-8f0f3d3a9b10")
 SAMPLE_SIZE = 2
@@ -36,24 +36,28 @@ def _tenant(ref: ImportRef) -> dict[str, Any]:
     return {"id": ref.data_import_id, "c": ref.client_account_id, "e": ref.engagement_id}
 
 
-async def register_import(engine: AsyncEngine, request: ImportRequest, workflow_id: str) -> None:
-    """Insert the data_imports row if the client has not already (idempotent).
+async def register_import(engine: AsyncEngine, request: ImportRequest, workflow_id: str) -> bool:
+    """Insert the data_imports row if the client has not already (idempotent); True when this
+    call inserted it.
 
     The request is workflow input, which anyone who can start a workflow writes: an import id
     that already exists for another tenant is refused (IMPORT_ID_TAKEN), so nothing is ever
-    staged, validated or enriched under someone else's import. So is an unknown category.
+    staged, validated or enriched under someone else's import. So is an unknown category, and
+    a request id another import of the tenant already has (REQUEST_ID_TAKEN: the unique index
+    decides, so two racing inserts cannot both get it).
     """
     if request.category not in REGISTRY:
         raise UNKNOWN_CATEGORY.failure(
             category=request.category[:64], known=", ".join(sorted(REGISTRY))
         )
     async with engine.begin() as conn:
+        # No conflict target: the primary key and the (tenant, request_id) index both count.
         inserted = await conn.execute(
             text(
                 "INSERT INTO data_imports (id, client_account_id, engagement_id, import_category, "
                 "filename, file_uri, file_size, sha256, request_id, processing_config, status, "
                 "workflow_id) VALUES (:id, :c, :e, :category, :filename, :uri, :size, :sha, :rid, "
-                "CAST(:config AS jsonb), 'pending', :wf) ON CONFLICT (id) DO NOTHING "
+                "CAST(:config AS jsonb), 'pending', :wf) ON CONFLICT DO NOTHING "
                 "RETURNING id"
             ),
             {
@@ -70,8 +74,30 @@ async def register_import(engine: AsyncEngine, request: ImportRequest, workflow_
                 "wf": workflow_id,
             },
         )
-        if inserted.first() is None and not await _owned(conn, request):
-            raise IMPORT_ID_TAKEN.failure(data_import_id=request.data_import_id)
+        if inserted.first() is not None:
+            return True
+        if await _owned(conn, request):
+            return False
+        if request.request_id is not None and await _request_id_taken(conn, request):
+            raise REQUEST_ID_TAKEN.failure()
+        raise IMPORT_ID_TAKEN.failure(data_import_id=request.data_import_id)
+
+
+async def _request_id_taken(conn: AsyncConnection, request: ImportRequest) -> bool:
+    """Whether another import of the request's tenant has its request id."""
+    found = await conn.scalar(
+        text(
+            "SELECT 1 FROM data_imports WHERE request_id = :rid AND id <> :id "
+            "AND client_account_id = :c AND engagement_id = :e"
+        ),
+        {
+            "rid": request.request_id,
+            "id": request.data_import_id,
+            "c": request.client_account_id,
+            "e": request.engagement_id,
+        },
+    )
+    return found is not None
 
 
 async def _owned(conn: AsyncConnection, request: ImportRequest) -> bool:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dataimport import pii
 from dataimport.contracts import ImportRequest, ImportStatus, ProcessingStep
 from dataimport.flows import register_import
+from dataimport.issues import REQUEST_ID_TAKEN, ImportFailure
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +62,25 @@ def _status_from_row(row: Any) -> ImportStatus:
 
 async def create_pending_import(
     engine: AsyncEngine, request: ImportRequest, workflow_id: str
-) -> None:
-    """The client records the import before starting its workflow, so status works at once."""
-    await register_import(engine, request, workflow_id)
+) -> ImportStatus | None:
+    """The client records the import before starting its workflow, so status works at once.
+
+    None when this call recorded it; otherwise the import that already has the request's id
+    or request id (a repeated or racing upload: the unique keys decide, not a prior read).
+    """
+    try:
+        if await register_import(engine, request, workflow_id):
+            return None
+    except ImportFailure as failure:
+        if failure.code != REQUEST_ID_TAKEN.code:
+            raise
+    tenant = Tenant(request.client_account_id, request.engagement_id)
+    existing = await get_import(engine, tenant, request.data_import_id)
+    if existing is None and request.request_id is not None:
+        existing = await find_by_request_id(engine, tenant, request.request_id)
+    if existing is None:  # gone again in between (its start failed): a plain conflict
+        raise REQUEST_ID_TAKEN.failure()
+    return existing
 
 
 async def forget_unstarted_import(
