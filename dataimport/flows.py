@@ -11,11 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dataimport import pii
 from dataimport.categories import REGISTRY, get_category
+from dataimport.categories.base import ImportCategory, map_headers
 from dataimport.contracts import (
     TERMINAL_STATUSES,
     FlowIds,
     ImportRef,
     ImportRequest,
+    ProcessingConfig,
     StatusUpdate,
 )
 from dataimport.issues import IMPORT_ID_TAKEN, REQUEST_ID_TAKEN, UNKNOWN_CATEGORY
@@ -124,14 +126,48 @@ async def _raw_sample(conn: AsyncConnection, ref: ImportRef) -> list[dict[str, A
     return [row[0] for row in rows]
 
 
+async def _mapped_headers(
+    conn: AsyncConnection, ref: ImportRef, category: ImportCategory
+) -> set[str]:
+    """Headers that map to a field (an alias or the import's column_mapping names them)."""
+    found = (
+        await conn.execute(
+            text(
+                "SELECT detected_format, processing_config FROM data_imports WHERE id = :id "
+                "AND client_account_id = :c AND engagement_id = :e"
+            ),
+            _tenant(ref),
+        )
+    ).first()
+    if found is None:
+        return set()
+    headers = list((found.detected_format or {}).get("headers", []))
+    config = ProcessingConfig.model_validate(found.processing_config or {})
+    return set(map_headers(headers, category.aliases, config.column_mapping).field_by_header)
+
+
+def _masked_sample_row(row: dict[str, Any], known: set[str]) -> dict[str, Any]:
+    """Every value masked, and every header no alias knows: in a file without a header row
+    the first data row is read as headers (invariant 7)."""
+    masked: dict[str, Any] = {}
+    for header, value in pii.mask_record(row).items():
+        key = header if header in known else pii.mask_value(header)
+        while key in masked:  # two headers masked alike both stay
+            key += "'"
+        masked[key] = value
+    return masked
+
+
 async def create_flows(engine: AsyncEngine, ref: ImportRef, filename: str) -> FlowIds:
     """Master flow + child discovery flow + data_imports link, in one transaction."""
     ids = flow_ids_for(ref.data_import_id)
     params = {**_tenant(ref), "mf": ids.master_flow_id, "df": ids.discovery_flow_id}
     async with engine.begin() as conn:
         sample = await _raw_sample(conn, ref)
-        if get_category(ref.category).masks_values:
-            sample = [pii.mask_record(row) for row in sample]
+        category = get_category(ref.category)
+        if category.masks_values:
+            known = await _mapped_headers(conn, ref, category)
+            sample = [_masked_sample_row(row, known) for row in sample]
         state = {"raw_data_sample": sample, "category": ref.category, "filename": filename}
         await conn.execute(
             text(

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dataimport import pii
-from dataimport.contracts import ImportRequest, ImportStatus, ProcessingStep
+from dataimport import pii, validation
+from dataimport.contracts import ImportRef, ImportRequest, ImportStatus, ProcessingStep
 from dataimport.flows import register_import
 from dataimport.issues import REQUEST_ID_TAKEN, ImportFailure
 
@@ -151,11 +151,28 @@ ORDER BY r.row_number
 async def error_rows(
     engine: AsyncEngine, tenant: Tenant, data_import_id: uuid.UUID
 ) -> AsyncIterator[dict[str, Any]]:
-    """Every finding of an import (row, field, code, severity, message), streamed."""
+    """Every finding of an import (row, field, code, severity, message), streamed; in a masked
+    category a header that may be a data row's value (see validation.headers_to_mask) masked."""
     async with engine.connect() as conn:
+        hidden: list[str] = []
+        category = await conn.scalar(
+            text(
+                "SELECT import_category FROM data_imports WHERE id = :id "
+                "AND client_account_id = :c AND engagement_id = :e"
+            ),
+            {**tenant.params(), "id": data_import_id},
+        )
+        if category is not None:
+            ref = ImportRef(
+                data_import_id=data_import_id,
+                client_account_id=tenant.client_account_id,
+                engagement_id=tenant.engagement_id,
+                category=category,
+            )
+            hidden = await validation.headers_to_mask(conn, ref)
         result = await conn.stream(text(_ERROR_ROWS), {**tenant.params(), "id": data_import_id})
         async for row in result.mappings():
-            yield dict(row)
+            yield validation.mask_finding(dict(row), hidden)
 
 
 _FAILED_ROWS = """
