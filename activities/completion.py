@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.errors import classified
+from activities.generation import bump_generation
 from dataimport import flows, metrics
 from dataimport.contracts import TERMINAL_STATUSES, ImportRef, ProcessingConfig, StatusUpdate
 
@@ -19,6 +20,8 @@ log = logging.getLogger("dataimport.activities.completion")
 class SaveConfigInput(BaseModel):
     ref: ImportRef
     processing_config: ProcessingConfig
+    # Set by workflows since patch chunk-generation: every retry's new generation.
+    generation: int | None = None
 
 
 class CompletionActivities:
@@ -37,6 +40,9 @@ class CompletionActivities:
     @activity.defn
     @classified
     async def save_processing_config(self, data: SaveConfigInput) -> None:
+        if data.generation is not None:
+            await bump_generation(self._engine, data.ref, data.generation, data.processing_config)
+            return
         async with self._engine.begin() as conn:
             await conn.execute(
                 text(
