@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.errors import classified
+from activities.generation import bump_generation
 from activities.tenant import tenant_scoped
 from dataimport import flows, metrics
 from dataimport.contracts import TERMINAL_STATUSES, ImportRef, ProcessingConfig, StatusUpdate
@@ -20,6 +21,8 @@ log = logging.getLogger("dataimport.activities.completion")
 class SaveConfigInput(BaseModel):
     ref: ImportRef
     processing_config: ProcessingConfig
+    # Set by workflows since patch chunk-generation: every retry's new generation.
+    generation: int | None = None
 
 
 class CompletionActivities:
@@ -40,6 +43,9 @@ class CompletionActivities:
     @classified
     @tenant_scoped
     async def save_processing_config(self, data: SaveConfigInput) -> None:
+        if data.generation is not None:
+            await bump_generation(self._engine, data.ref, data.generation, data.processing_config)
+            return
         async with self._engine.begin() as conn:
             await conn.execute(
                 text(

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.errors import classified
+from activities.generation import of_generation
 from activities.heartbeat import heartbeating
 from activities.tenant import tenant_scoped
 from dataimport import enrichment, metrics, steps
@@ -41,8 +42,11 @@ class EnrichmentActivities:
     @classified
     @tenant_scoped
     async def enrich_chunk(self, data: ChunkInput) -> int:
-        async with heartbeating():
-            counts = await enrichment.enrich_chunk(self._engine, data.ref, data.rows)
+        async with (
+            heartbeating(),
+            of_generation(self._engine, data.ref, data.generation) as engine,
+        ):
+            counts = await enrichment.enrich_chunk(engine, data.ref, data.rows)
         metrics.assets_written(data.ref.category, counts.assets_touched)
         log.info("rows %s: %d assets written", _span(data), counts.assets_touched)
         return counts.assets_touched
@@ -51,8 +55,11 @@ class EnrichmentActivities:
     @classified
     @tenant_scoped
     async def link_chunk(self, data: ChunkInput) -> int:
-        async with heartbeating():
-            counts = await enrichment.link_chunk(self._engine, data.ref, data.rows)
+        async with (
+            heartbeating(),
+            of_generation(self._engine, data.ref, data.generation) as engine,
+        ):
+            counts = await enrichment.link_chunk(engine, data.ref, data.rows)
         metrics.dependencies_written(data.ref.category, counts.dependencies_touched)
         log.info("rows %s: %d dependencies written", _span(data), counts.dependencies_touched)
         return counts.dependencies_touched

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.errors import classified
+from activities.generation import of_generation
 from activities.heartbeat import heartbeating
 from activities.tenant import tenant_scoped
 from dataimport import flows, metrics, validation
@@ -56,9 +57,12 @@ class ValidationActivities:
     @classified
     @tenant_scoped
     async def validate_chunk(self, data: ChunkInput) -> ChunkReport:
-        async with heartbeating():
+        async with (
+            heartbeating(),
+            of_generation(self._engine, data.ref, data.generation) as engine,
+        ):
             report = await validation.validate_chunk(
-                self._engine, data.ref, data.rows, data.processing_config
+                engine, data.ref, data.rows, data.processing_config
             )
         log.info("rows %d-%d validated", data.rows.first_row, data.rows.last_row)
         return report

@@ -120,6 +120,9 @@ class ChunkInput(BaseModel):
     ref: ImportRef
     rows: RowRange
     processing_config: ProcessingConfig
+    # The config generation the chunk runs under (None from workflows before generations):
+    # its writes are refused once a retry has moved the import on.
+    generation: int | None = None
 
 
 # A header row may be 1,024 columns wide: payloads name the first unmapped ones and count them
@@ -207,6 +210,8 @@ class ImportStatus(BaseModel):
     error_code: str | None = None
     error_message: str | None = None
     filename: str | None = None
+    # Why the last retry signal was ignored (a bad processing_config), until one is accepted.
+    decision_refused: str | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -11,14 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dataimport import pii
 from dataimport.categories import REGISTRY, get_category
+from dataimport.categories.base import ImportCategory, map_headers
 from dataimport.contracts import (
     TERMINAL_STATUSES,
     FlowIds,
     ImportRef,
     ImportRequest,
+    ProcessingConfig,
     StatusUpdate,
 )
-from dataimport.issues import IMPORT_ID_TAKEN, UNKNOWN_CATEGORY
+from dataimport.issues import IMPORT_ID_TAKEN, REQUEST_ID_TAKEN, UNKNOWN_CATEGORY
 
 _FLOW_NAMESPACE = uuid.UUID("6f1c8a52-3c1e-4c55-9a49-8f0f3d3a9b10")
 SAMPLE_SIZE = 2
@@ -36,24 +38,28 @@ def _tenant(ref: ImportRef) -> dict[str, Any]:
     return {"id": ref.data_import_id, "c": ref.client_account_id, "e": ref.engagement_id}
 
 
-async def register_import(engine: AsyncEngine, request: ImportRequest, workflow_id: str) -> None:
-    """Insert the data_imports row if the client has not already (idempotent).
+async def register_import(engine: AsyncEngine, request: ImportRequest, workflow_id: str) -> bool:
+    """Insert the data_imports row if the client has not already (idempotent); True when this
+    call inserted it.
 
     The request is workflow input, which anyone who can start a workflow writes: an import id
     that already exists for another tenant is refused (IMPORT_ID_TAKEN), so nothing is ever
-    staged, validated or enriched under someone else's import. So is an unknown category.
+    staged, validated or enriched under someone else's import. So is an unknown category, and
+    a request id another import of the tenant already has (REQUEST_ID_TAKEN: the unique index
+    decides, so two racing inserts cannot both get it).
     """
     if request.category not in REGISTRY:
         raise UNKNOWN_CATEGORY.failure(
             category=request.category[:64], known=", ".join(sorted(REGISTRY))
         )
     async with engine.begin() as conn:
+        # No conflict target: the primary key and the (tenant, request_id) index both count.
         inserted = await conn.execute(
             text(
                 "INSERT INTO data_imports (id, client_account_id, engagement_id, import_category, "
                 "filename, file_uri, file_size, sha256, request_id, processing_config, status, "
                 "workflow_id) VALUES (:id, :c, :e, :category, :filename, :uri, :size, :sha, :rid, "
-                "CAST(:config AS jsonb), 'pending', :wf) ON CONFLICT (id) DO NOTHING "
+                "CAST(:config AS jsonb), 'pending', :wf) ON CONFLICT DO NOTHING "
                 "RETURNING id"
             ),
             {
@@ -70,8 +76,30 @@ async def register_import(engine: AsyncEngine, request: ImportRequest, workflow_
                 "wf": workflow_id,
             },
         )
-        if inserted.first() is None and not await _owned(conn, request):
-            raise IMPORT_ID_TAKEN.failure(data_import_id=request.data_import_id)
+        if inserted.first() is not None:
+            return True
+        if await _owned(conn, request):
+            return False
+        if request.request_id is not None and await _request_id_taken(conn, request):
+            raise REQUEST_ID_TAKEN.failure()
+        raise IMPORT_ID_TAKEN.failure(data_import_id=request.data_import_id)
+
+
+async def _request_id_taken(conn: AsyncConnection, request: ImportRequest) -> bool:
+    """Whether another import of the request's tenant has its request id."""
+    found = await conn.scalar(
+        text(
+            "SELECT 1 FROM data_imports WHERE request_id = :rid AND id <> :id "
+            "AND client_account_id = :c AND engagement_id = :e"
+        ),
+        {
+            "rid": request.request_id,
+            "id": request.data_import_id,
+            "c": request.client_account_id,
+            "e": request.engagement_id,
+        },
+    )
+    return found is not None
 
 
 async def _owned(conn: AsyncConnection, request: ImportRequest) -> bool:
@@ -98,14 +126,48 @@ async def _raw_sample(conn: AsyncConnection, ref: ImportRef) -> list[dict[str, A
     return [row[0] for row in rows]
 
 
+async def _mapped_headers(
+    conn: AsyncConnection, ref: ImportRef, category: ImportCategory
+) -> set[str]:
+    """Headers that map to a field (an alias or the import's column_mapping names them)."""
+    found = (
+        await conn.execute(
+            text(
+                "SELECT detected_format, processing_config FROM data_imports WHERE id = :id "
+                "AND client_account_id = :c AND engagement_id = :e"
+            ),
+            _tenant(ref),
+        )
+    ).first()
+    if found is None:
+        return set()
+    headers = list((found.detected_format or {}).get("headers", []))
+    config = ProcessingConfig.model_validate(found.processing_config or {})
+    return set(map_headers(headers, category.aliases, config.column_mapping).field_by_header)
+
+
+def _masked_sample_row(row: dict[str, Any], known: set[str]) -> dict[str, Any]:
+    """Every value masked, and every header no alias knows: in a file without a header row
+    the first data row is read as headers (invariant 7)."""
+    masked: dict[str, Any] = {}
+    for header, value in pii.mask_record(row).items():
+        key = header if header in known else pii.mask_value(header)
+        while key in masked:  # two headers masked alike both stay
+            key += "'"
+        masked[key] = value
+    return masked
+
+
 async def create_flows(engine: AsyncEngine, ref: ImportRef, filename: str) -> FlowIds:
     """Master flow + child discovery flow + data_imports link, in one transaction."""
     ids = flow_ids_for(ref.data_import_id)
     params = {**_tenant(ref), "mf": ids.master_flow_id, "df": ids.discovery_flow_id}
     async with engine.begin() as conn:
         sample = await _raw_sample(conn, ref)
-        if get_category(ref.category).masks_values:
-            sample = [pii.mask_record(row) for row in sample]
+        category = get_category(ref.category)
+        if category.masks_values:
+            known = await _mapped_headers(conn, ref, category)
+            sample = [_masked_sample_row(row, known) for row in sample]
         state = {"raw_data_sample": sample, "category": ref.category, "filename": filename}
         await conn.execute(
             text(

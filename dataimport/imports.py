@@ -14,9 +14,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dataimport import pii
-from dataimport.contracts import ImportRequest, ImportStatus, ProcessingStep
+from dataimport import pii, validation
+from dataimport.contracts import ImportRef, ImportRequest, ImportStatus, ProcessingStep
 from dataimport.flows import register_import
+from dataimport.issues import REQUEST_ID_TAKEN, ImportFailure
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +62,25 @@ def _status_from_row(row: Any) -> ImportStatus:
 
 async def create_pending_import(
     engine: AsyncEngine, request: ImportRequest, workflow_id: str
-) -> None:
-    """The client records the import before starting its workflow, so status works at once."""
-    await register_import(engine, request, workflow_id)
+) -> ImportStatus | None:
+    """The client records the import before starting its workflow, so status works at once.
+
+    None when this call recorded it; otherwise the import that already has the request's id
+    or request id (a repeated or racing upload: the unique keys decide, not a prior read).
+    """
+    try:
+        if await register_import(engine, request, workflow_id):
+            return None
+    except ImportFailure as failure:
+        if failure.code != REQUEST_ID_TAKEN.code:
+            raise
+    tenant = Tenant(request.client_account_id, request.engagement_id)
+    existing = await get_import(engine, tenant, request.data_import_id)
+    if existing is None and request.request_id is not None:
+        existing = await find_by_request_id(engine, tenant, request.request_id)
+    if existing is None:  # gone again in between (its start failed): a plain conflict
+        raise REQUEST_ID_TAKEN.failure()
+    return existing
 
 
 async def forget_unstarted_import(
@@ -134,11 +151,28 @@ ORDER BY r.row_number
 async def error_rows(
     engine: AsyncEngine, tenant: Tenant, data_import_id: uuid.UUID
 ) -> AsyncIterator[dict[str, Any]]:
-    """Every finding of an import (row, field, code, severity, message), streamed."""
+    """Every finding of an import (row, field, code, severity, message), streamed; in a masked
+    category a header that may be a data row's value (see validation.headers_to_mask) masked."""
     async with engine.connect() as conn:
+        hidden: list[str] = []
+        category = await conn.scalar(
+            text(
+                "SELECT import_category FROM data_imports WHERE id = :id "
+                "AND client_account_id = :c AND engagement_id = :e"
+            ),
+            {**tenant.params(), "id": data_import_id},
+        )
+        if category is not None:
+            ref = ImportRef(
+                data_import_id=data_import_id,
+                client_account_id=tenant.client_account_id,
+                engagement_id=tenant.engagement_id,
+                category=category,
+            )
+            hidden = await validation.headers_to_mask(conn, ref)
         result = await conn.stream(text(_ERROR_ROWS), {**tenant.params(), "id": data_import_id})
         async for row in result.mappings():
-            yield dict(row)
+            yield validation.mask_finding(dict(row), hidden)
 
 
 _FAILED_ROWS = """

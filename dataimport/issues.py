@@ -149,6 +149,12 @@ IMPORT_ID_TAKEN = _define(
     "The import id {data_import_id} is already registered and does not belong to this tenant; "
     "start the import with a new id.",
 )
+REQUEST_ID_TAKEN = _define(
+    "request-id-taken",
+    "Request id already in use",
+    "Another import of this tenant already has this request id; a request id names one "
+    "import. Start the import through the CLI or the API to be answered with that import.",
+)
 UNKNOWN_CATEGORY = _define(
     "unknown-category",
     "Unknown import category",

@@ -82,6 +82,15 @@ class DataImport(TenantMixin, TimestampMixin, Base):
         # import_category's CHECK follows the category registry (dataimport.category_check).
         CheckConstraint(_in_list("status", IMPORT_STATUSES), name="status"),
         Index("ix_data_imports_tenant_created", "client_account_id", "engagement_id", "created_at"),
+        # A client's idempotency key names one import of its tenant, even when uploads race.
+        Index(
+            "uq_data_imports_tenant_request_id",
+            "client_account_id",
+            "engagement_id",
+            "request_id",
+            unique=True,
+            postgresql_where=text("request_id IS NOT NULL"),
+        ),
         # Finished imports whose staged rows are still there, oldest first (staging retention).
         Index(
             "ix_data_imports_staging_purgeable",
@@ -105,6 +114,8 @@ class DataImport(TenantMixin, TimestampMixin, Base):
     processing_config: Mapped[dict[str, Any]] = mapped_column(
         JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )
+    # Bumped by every retry: a chunk started under an older generation refuses to write.
+    config_generation: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     status: Mapped[str] = mapped_column(Text, nullable=False, server_default="pending")
     phase: Mapped[str] = mapped_column(Text, nullable=False, server_default="upload")
     master_flow_id: Mapped[uuid.UUID | None] = mapped_column(

@@ -65,42 +65,83 @@ def header_mapping(
     mapping = map_headers(headers, category.aliases, config.column_mapping)
     if category.required_fields and not mapping.mapped_fields & category.required_fields:
         wanted = ", ".join(sorted(category.required_fields))
-        seen = ", ".join(headers[:20])
+        seen = ", ".join(shown_headers(category, headers[:20]))
+        masked = (
+            " (masked: in a file without a header row the first data row is read as headers)"
+            if category.masks_values
+            else ""
+        )
         raise ImportFailure(
             NO_MAPPED_COLUMNS,
-            f"no column maps to any of [{wanted}] for {category.name}; headers were: {seen}. "
+            f"no column maps to any of [{wanted}] for {category.name}; the {len(headers)} "
+            f"headers were: {seen}{masked}. "
             'Retry with processing_config.column_mapping, e.g. {"Server": "name"}.',
         )
     return mapping
 
 
+def shown_headers(category: ImportCategory, headers: list[str]) -> list[str]:
+    """Headers as messages, summaries and payloads may show them: masked where the category
+    masks values (invariant 7), since a headerless file's first data row becomes its headers."""
+    if not category.masks_values:
+        return headers
+    return [pii.mask_value(header) for header in headers]
+
+
 async def prepare_validation(
     engine: AsyncEngine, ref: ImportRef, config: ProcessingConfig
 ) -> list[str]:
-    """Check the header mapping once before the chunks run; returns the unmapped headers."""
+    """Check the header mapping once before the chunks run; returns the unmapped headers
+    (masked where the category masks values)."""
     category = get_category(ref.category)
-    return header_mapping(category, await staged_headers(engine, ref), config).unmapped_headers
+    mapping = header_mapping(category, await staged_headers(engine, ref), config)
+    return shown_headers(category, mapping.unmapped_headers)
 
 
 async def unmapped_headers(engine: AsyncEngine, ref: ImportRef) -> list[str]:
     """Every header that maps to nothing, from the staged headers and the import's stored
     processing config (a retry saves its new config first). Payloads carry only the first
-    ones (contracts.MAX_UNMAPPED_IN_PAYLOAD); this full list is what the database keeps."""
+    ones (contracts.MAX_UNMAPPED_IN_PAYLOAD); this full list is what the database keeps
+    (masked where the category masks values)."""
     async with engine.connect() as conn:
-        found = await conn.execute(
-            text(
-                "SELECT detected_format, processing_config FROM data_imports WHERE id = :id "
-                "AND client_account_id = :c AND engagement_id = :e"
-            ),
-            {"id": ref.data_import_id, "c": ref.client_account_id, "e": ref.engagement_id},
-        )
-        row = found.first()
+        unmapped = await _unmapped_as_read(conn, ref)
+    return shown_headers(get_category(ref.category), unmapped)
+
+
+async def _unmapped_as_read(conn: AsyncConnection, ref: ImportRef) -> list[str]:
+    found = await conn.execute(
+        text(
+            "SELECT detected_format, processing_config FROM data_imports WHERE id = :id "
+            "AND client_account_id = :c AND engagement_id = :e"
+        ),
+        {"id": ref.data_import_id, "c": ref.client_account_id, "e": ref.engagement_id},
+    )
+    row = found.first()
     if row is None:
         return []
     headers = list((row.detected_format or {}).get("headers", []))
     config = ProcessingConfig.model_validate(row.processing_config or {})
     category = get_category(ref.category)
     return map_headers(headers, category.aliases, config.column_mapping).unmapped_headers
+
+
+async def headers_to_mask(conn: AsyncConnection, ref: ImportRef) -> list[str]:
+    """The headers a masked category's messages must not quote: those no alias or mapping
+    names, which in a file without a header row are its first data row."""
+    if not get_category(ref.category).masks_values:
+        return []
+    return await _unmapped_as_read(conn, ref)
+
+
+def mask_finding(finding: dict[str, Any], headers: list[str]) -> dict[str, Any]:
+    """A finding (field, message) with every header of `headers` masked in it."""
+    if not headers:
+        return finding
+    masked = dict(finding)
+    for key in ("field", "message"):
+        if isinstance(masked.get(key), str):
+            masked[key] = pii.mask_text(masked[key], headers)
+    return masked
 
 
 class _RowValidator:
@@ -300,6 +341,12 @@ async def finalize_validation(
         counts = dict((await conn.execute(text(_COUNT_ROWS), params)).mappings().one())
         quality = counts.pop("quality")
         issues, findings = await _issue_report(conn, params)
+        hidden = await headers_to_mask(conn, ref)
+        if hidden:
+            issues = {
+                code: {**entry, "examples": [mask_finding(e, hidden) for e in entry["examples"]]}
+                for code, entry in issues.items()
+            }
         findings.setdefault("data_quality_assessor", {})["quality_score"] = float(quality or 0)
         await _record_agent_steps(conn, ref, report, findings, started_at)
     result = ValidationCounts(**dict(counts), unmapped_headers=unmapped_headers)

@@ -256,6 +256,21 @@ async def cancelled_while_validating(rec: Recorder) -> ImportStatus:
     return started
 
 
+async def cancelled_while_enriching(rec: Recorder) -> ImportStatus:
+    """Twenty enrichment chunks one at a time, cancelled while they run: since patch
+    chunk-generation the workflow waits until the running chunk has stopped."""
+    config = {"chunk_size": 1000, "max_parallel_chunks": 1}
+    started = await rec.start(rec.cmdb("servers.csv", 20_000), config=config)
+    await rec.wait(started, "enriching", interval=0.02)
+    for _ in range(3000):  # the first chunk done: the next one is running
+        status = await rec.service.status(started.data_import_id)
+        if status is not None and status.progress > 0.56:
+            break
+        await asyncio.sleep(0.01)
+    await rec.handle(started).cancel()
+    return started
+
+
 async def cancelled_at_start(rec: Recorder) -> ImportStatus:
     """Cancelled right after the start. Timing decides whether the cancel arrives before the
     first workflow task or while register_import is out; both are valid histories."""
@@ -310,6 +325,7 @@ PATHS: dict[str, tuple[PathRun, str]] = {
     "attention_timeout_failed": (attention_timeout_failed, "failed"),
     "cancelled_while_waiting": (cancelled_while_waiting, "cancelled"),
     "cancelled_while_validating": (cancelled_while_validating, "cancelled"),
+    "cancelled_while_enriching": (cancelled_while_enriching, "cancelled"),
     "cancelled_at_start": (cancelled_at_start, "cancelled"),
     "empty_file_failed": (empty_file_failed, "failed"),
     "cancelled_while_ingesting": (cancelled_while_ingesting, "cancelled"),

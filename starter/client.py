@@ -65,7 +65,9 @@ class ImportService:
         if existing:
             return existing
         data_import_id = self._import_id(request_id)
-        stored = store_upload(path, self.settings.uploads_dir, data_import_id)
+        # A name of its own, never the import id: a racing upload of the same request id
+        # must not overwrite the file the first one stored (its own copy is removed instead).
+        stored = store_upload(path, self.settings.uploads_dir, uuid.uuid4())
         return await self._start(
             data_import_id, stored, path.name, category, processing_config, request_id
         )
@@ -122,7 +124,10 @@ class ImportService:
             processing_config=processing_config,
         )
         workflow_id = workflow_id_for(data_import_id)
-        await imports.create_pending_import(self.engine, request, workflow_id)
+        existing = await imports.create_pending_import(self.engine, request, workflow_id)
+        if existing is not None:  # the same request id won a race: that import answers
+            remove_stored(stored.uri)
+            return existing
         try:
             await self._start_workflow(request, workflow_id)
         except Exception:

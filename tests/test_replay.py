@@ -100,7 +100,7 @@ class SkipsRegistration(DataImportWorkflow):
     """An incompatible change: register_import dropped, so the first command differs."""
 
     @workflow.run
-    async def run(self, request: ImportRequest) -> ImportStatus:
+    async def run(self, request: ImportRequest | dict[str, Any]) -> ImportStatus:
         await self._run_phases_from("upload")
         return self._status
 
@@ -110,7 +110,7 @@ class PatchedExtraStep(DataImportWorkflow):
     """The same kind of change done right: new commands only behind workflow.patched."""
 
     @workflow.run
-    async def run(self, request: ImportRequest) -> ImportStatus:
+    async def run(self, request: ImportRequest | dict[str, Any]) -> ImportStatus:
         if workflow.patched("replay-test-extra-step"):
             await self._activity("refresh_statistics", self._ref)
         return await super().run(request)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -16,8 +17,11 @@ from typing import Any, TypeVar
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
     from activities.completion import SaveConfigInput
     from activities.enrichment import EnrichmentActivities, FinalizeEnrichmentInput
     from activities.flows import CreateFlowsInput, RegisterInput
@@ -69,6 +73,17 @@ CANCEL_IN_ACTIVITY_PATCH = "cancel-in-activity"
 # Enrichment prepared once per import (shared endpoints/assets/edges written before the
 # parallel ranges), no whole-table ANALYZE, link ranges only where the category has them.
 ENRICHMENT_PREPARE_PATCH = "enrichment-prepare"
+# A failing chunk cancels its siblings and waits until they have stopped before the import
+# waits for a decision; every retry starts a new config generation (saved, and carried by
+# each chunk, whose writes PostgreSQL refuses once the import has moved on).
+CHUNK_GENERATION_PATCH = "chunk-generation"
+# Workflow input that fails the model ends the workflow as a classified failure (before, its
+# first workflow task failed again and again).
+INVALID_INPUT_PATCH = "invalid-input"
+INVALID_INPUT_CODE = "invalid-workflow-input"
+# The bump waits for a chunk of the old generation that is still writing (a zombie whose
+# cancellation never arrived): as long as a chunk may run.
+GENERATION_BUMP_TIMEOUT = timedelta(minutes=35)
 MODEL_AGENTS_TIMEOUT = timedelta(minutes=5)  # one model call (capped at 120 s) plus its DB work
 ADVISORY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=2)
 
@@ -92,8 +107,12 @@ class PhaseFailed(Exception):
 
 @workflow.defn
 class DataImportWorkflow:
+    # The input is typed for every caller (an ImportRequest); a payload that fails the model
+    # decodes as a dict instead (pydantic tries the model first) and is refused by run, as a
+    # classified failure, instead of failing the decoder in every workflow task.
     @workflow.init
-    def __init__(self, request: ImportRequest) -> None:
+    def __init__(self, request: ImportRequest | dict[str, Any]) -> None:
+        request, self._input_error = _parsed(request)
         self._request = request
         self._config = request.processing_config
         self._ref = ImportRef(
@@ -114,15 +133,25 @@ class DataImportWorkflow:
         self._retried = False
         self._total_chunks = 0
         self._done_chunks = 0
+        self._generation = 0  # config generation (patch chunk-generation)
 
     # ----- the process -------------------------------------------------------------------
 
     @workflow.run
-    async def run(self, request: ImportRequest) -> ImportStatus:
+    async def run(self, request: ImportRequest | dict[str, Any]) -> ImportStatus:
+        # Only an invalid input meets the patch marker: valid ones replay unchanged.
+        if self._input_error is not None and workflow.patched(INVALID_INPUT_PATCH):
+            raise ApplicationError(
+                f"invalid workflow input: {self._input_error}",
+                type=INVALID_INPUT_CODE,
+                non_retryable=True,
+            )
+        if self._input_error is not None:
+            raise RuntimeError(self._input_error)  # (as before the patch: the task fails)
         try:
             await self._activity(
                 "register_import",
-                RegisterInput(request=request, workflow_id=self._status.workflow_id),
+                RegisterInput(request=self._request, workflow_id=self._status.workflow_id),
                 retry=LONG,
             )
             phase = "upload"
@@ -335,9 +364,22 @@ class DataImportWorkflow:
         assert isinstance(decision, RetryInput)
         self._retried = True
         self._validated_at_ingest = None  # a retry validates from staging, whatever changed
+        self._status.decision_refused = None
         if decision.processing_config is not None:
             merged = {**self._config.model_dump(), **decision.processing_config}
-            self._config = ProcessingConfig.model_validate(merged)
+            self._config = ProcessingConfig.model_validate(merged)  # checked on arrival
+        if workflow.patched(CHUNK_GENERATION_PATCH):
+            # Every retry (new config or not): chunks of the old run must not write any more.
+            self._generation += 1
+            await self._activity(
+                "save_processing_config",
+                SaveConfigInput(
+                    ref=self._ref, processing_config=self._config, generation=self._generation
+                ),
+                timeout=GENERATION_BUMP_TIMEOUT,
+                retry=LONG,
+            )
+        elif decision.processing_config is not None:
             await self._activity(
                 "save_processing_config",
                 SaveConfigInput(ref=self._ref, processing_config=self._config),
@@ -348,8 +390,17 @@ class DataImportWorkflow:
 
     @workflow.signal
     def retry(self, data: RetryInput) -> None:
-        if self._status.status == "needs_attention":
-            self._decision = data
+        if self._status.status != "needs_attention":
+            return
+        refused = self._config_refusal(data)
+        if refused is not None:
+            # A signal cannot answer: the reason goes to the status, the details and the log,
+            # and the import keeps waiting (raising here would fail every workflow task).
+            self._status.decision_refused = f"retry ignored: {refused}"
+            workflow.logger.warning("retry signal ignored: %s", refused)
+            self._show_details()
+            return
+        self._decision = data
 
     @workflow.signal
     def fail(self, data: FailInput) -> None:
@@ -366,9 +417,19 @@ class DataImportWorkflow:
     @retry_import.validator
     def _accept_retry(self, data: RetryInput) -> None:
         self._require_waiting("retried")
-        if data.processing_config is not None:
-            merged = {**self._config.model_dump(), **data.processing_config}
-            ProcessingConfig.model_validate(merged)  # a bad config is refused, not stored
+        refused = self._config_refusal(data)
+        if refused is not None:
+            raise ValueError(refused)  # a bad config is refused, not stored
+
+    def _config_refusal(self, data: RetryInput) -> str | None:
+        """Why the retry's processing_config is refused (merged over the current one)."""
+        if data.processing_config is None:
+            return None
+        try:
+            ProcessingConfig.model_validate({**self._config.model_dump(), **data.processing_config})
+        except ValidationError as error:
+            return f"invalid processing config: {_brief(error)}"
+        return None
 
     @workflow.update
     def fail_import(self, data: FailInput) -> ImportStatus:
@@ -401,6 +462,7 @@ class DataImportWorkflow:
         cap = FEWER_CHUNKS if workflow.patched(FEWER_CHUNKS_PATCH) else MAX_CHUNKS_PER_PHASE
         ranges = row_ranges(self._status.total_rows, self._config.chunk_size, cap)
         limit = asyncio.Semaphore(self._config.max_parallel_chunks)
+        guarded = workflow.patched(CHUNK_GENERATION_PATCH)
         done = 0
 
         async def one(rows: RowRange) -> Any:
@@ -408,16 +470,35 @@ class DataImportWorkflow:
             async with limit:
                 result = await self._activity(
                     activity_name,
-                    ChunkInput(ref=self._ref, rows=rows, processing_config=self._config),
+                    ChunkInput(
+                        ref=self._ref,
+                        rows=rows,
+                        processing_config=self._config,
+                        generation=self._generation if guarded else None,
+                    ),
                     timeout=timedelta(minutes=30),
                     heartbeat=self._heartbeat_timeout(),
                     retry=LONG,
+                    cancellation=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+                    if guarded
+                    else ActivityCancellationType.TRY_CANCEL,
                 )
             done += 1
             self._set_progress(phase, share[0] + share[1] * done / max(len(ranges), 1))
             return result
 
-        return list(await asyncio.gather(*(one(rows) for rows in ranges)))
+        if not guarded:
+            return list(await asyncio.gather(*(one(rows) for rows in ranges)))
+        chunks = [asyncio.ensure_future(one(rows)) for rows in ranges]
+        try:
+            return list(await asyncio.gather(*chunks))
+        except BaseException:
+            # gather leaves the other chunks running: stop them, and wait until each has
+            # stopped (or finished), so nothing of this run is still writing afterwards.
+            for chunk in chunks:
+                chunk.cancel()
+            await asyncio.gather(*chunks, return_exceptions=True)
+            raise
 
     async def _activity(
         self,
@@ -427,6 +508,7 @@ class DataImportWorkflow:
         timeout: timedelta = timedelta(minutes=2),
         heartbeat: timedelta | None = None,
         retry: RetryPolicy = SHORT,
+        cancellation: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
     ) -> Any:
         return await workflow.execute_activity(
             name,
@@ -434,6 +516,7 @@ class DataImportWorkflow:
             start_to_close_timeout=timeout,
             heartbeat_timeout=heartbeat,
             retry_policy=retry,
+            cancellation_type=cancellation,
             result_type=_RESULT_TYPES.get(name),
             summary=f"{name} · {self._request.filename}",
         )
@@ -525,7 +608,37 @@ class DataImportWorkflow:
             lines.append(f"assets +{s.assets_created} / ~{s.assets_updated}")
         if s.error_code:
             lines.append(f"error {s.error_code}: {s.error_message}")
+        if s.decision_refused:
+            lines.append(s.decision_refused)
         workflow.set_current_details("\n\n".join(lines))
+
+
+def _parsed(request: ImportRequest | dict[str, Any]) -> tuple[ImportRequest, str | None]:
+    """The request, or a stand-in and the reason when the input fails the model."""
+    if isinstance(request, ImportRequest):
+        return request, None
+    try:
+        return ImportRequest.model_validate(request), None
+    except ValidationError as error:
+        unknown = uuid.UUID(int=0)
+        stand_in = ImportRequest(
+            data_import_id=unknown,
+            client_account_id=unknown,
+            engagement_id=unknown,
+            category="unknown",
+            file_uri="",
+            filename="",
+        )
+        return stand_in, _brief(error)
+
+
+def _brief(error: ValidationError) -> str:
+    """pydantic's reasons, one line each, without the input values (they may be anything)."""
+    reasons = [
+        f"{'.'.join(str(part) for part in item['loc']) or 'input'}: {item['msg']}"
+        for item in error.errors(include_url=False, include_input=False)[:5]
+    ]
+    return "; ".join(reasons)[:1000]
 
 
 def _cancelled_by_user(error: ActivityError) -> bool:

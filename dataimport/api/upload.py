@@ -29,6 +29,11 @@ from dataimport.storage import StoredFile, StreamingStore, UploadTooLarge, local
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 1024 * 1024  # a processing_config is small; anything bigger is abuse
 MAX_PARTS = 16
+# Part headers are buffered until each ends: without caps one part could send millions of
+# them, or one endless header line. Browsers and curl send two or three short ones.
+MAX_PART_HEADERS = 8
+MAX_PART_HEADER_LINE = 4096  # one header line, name and value
+MAX_PART_HEADER_BYTES = 8 * 1024  # names and values of one part's headers together
 _END = None  # marks the end of the file part in the event queue
 _WORKBOOK_PART = "xl/workbook.xml"
 
@@ -46,6 +51,10 @@ class Upload:
 
 def too_large(limit: int) -> ApiError:
     return ApiError(413, "upload-too-large", f"the upload is larger than {limit} bytes")
+
+
+def part_headers_too_large(what: str) -> ApiError:
+    return ApiError(413, "part-headers-too-large", f"a form part has {what}")
 
 
 def unsupported(message: str) -> ApiError:
@@ -114,6 +123,7 @@ class _Receiver:
 
     def _reset_part(self) -> None:
         self.header_name, self.header_value = bytearray(), bytearray()
+        self.header_count, self.header_bytes = 0, 0
         self.disposition = b""
         self.part_name, self.part_is_file = "", False
         self.part_data = bytearray()
@@ -127,12 +137,24 @@ class _Receiver:
             raise ApiError(422, "invalid-request", f"at most {MAX_PARTS} form parts")
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._count_header_bytes(end - start)
         self.header_name += data[start:end]
 
     def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._count_header_bytes(end - start)
         self.header_value += data[start:end]
 
+    def _count_header_bytes(self, size: int) -> None:
+        self.header_bytes += size
+        if self.header_bytes > MAX_PART_HEADER_BYTES:
+            raise part_headers_too_large(
+                f"more than {MAX_PART_HEADER_BYTES} bytes of headers (the cap)"
+            )
+
     def on_header_end(self) -> None:
+        self.header_count += 1
+        if self.header_count > MAX_PART_HEADERS:
+            raise part_headers_too_large(f"more than {MAX_PART_HEADERS} headers (the cap)")
         if bytes(self.header_name).lower() == b"content-disposition":
             self.disposition = bytes(self.header_value)
         self.header_name, self.header_value = bytearray(), bytearray()
@@ -215,6 +237,18 @@ def _refuse_declared_size(request: Request, max_bytes: int) -> None:
         raise too_large(max_bytes)
 
 
+def _parse_error(error: MultipartParseError) -> ApiError:
+    """The parser's own header caps (ours, passed to it) answered like ours, naming the cap."""
+    reason = str(error)
+    if reason.startswith("Maximum header count"):
+        return part_headers_too_large(f"more than {MAX_PART_HEADERS} headers (the cap)")
+    if reason.startswith("Maximum header size"):
+        return part_headers_too_large(
+            f"a header line longer than {MAX_PART_HEADER_LINE} bytes (the cap)"
+        )
+    return ApiError(422, "invalid-request", f"malformed multipart body: {reason}")
+
+
 async def receive_upload(
     request: Request, uploads_dir: Path, max_bytes: int, check_field: FieldCheck
 ) -> Upload:
@@ -223,7 +257,12 @@ async def receive_upload(
     _refuse_declared_size(request, max_bytes)
     receiver = _Receiver(uploads_dir, max_bytes, check_field)
     callbacks = {name: getattr(receiver, name) for name in dir(receiver) if name.startswith("on_")}
-    parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+    parser = MultipartParser(
+        boundary,
+        callbacks,  # type: ignore[arg-type]
+        max_header_count=MAX_PART_HEADERS,
+        max_header_size=MAX_PART_HEADER_LINE,
+    )
     try:
         async for chunk in request.stream():
             parser.write(chunk)
@@ -233,7 +272,7 @@ async def receive_upload(
         return await receiver.finish()
     except MultipartParseError as error:
         await receiver.discard()
-        raise ApiError(422, "invalid-request", f"malformed multipart body: {error}") from None
+        raise _parse_error(error) from None
     except BaseException:
         await receiver.discard()
         raise

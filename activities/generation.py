@@ -1,0 +1,99 @@
+"""Chunk results of an older config generation are refused, race-free in PostgreSQL.
+
+Every `retry` bumps `data_imports.config_generation` (`bump_generation`, under FOR UPDATE);
+every chunk activity carries the generation it was started under. The chunk's whole database
+work runs in one transaction that first reads the import's row FOR KEY SHARE and checks the
+generation. The two locks conflict, so either the chunk committed before the bump (and the
+re-run phase overwrites it), or the bump committed first and the chunk sees the new number
+and writes nothing. A late chunk of an old config can never commit after the new run began.
+(FOR KEY SHARE does not block the status updates of data_imports, nor other chunks.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import cast
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from temporalio.exceptions import ApplicationError
+
+from dataimport.contracts import ImportRef, ProcessingConfig
+
+STALE_CHUNK = "stale-chunk"
+
+_HOLD = """
+SELECT config_generation FROM data_imports
+WHERE id = :id AND client_account_id = :c AND engagement_id = :e
+FOR KEY SHARE
+"""
+
+_LOCK = """
+SELECT config_generation FROM data_imports
+WHERE id = :id AND client_account_id = :c AND engagement_id = :e
+FOR UPDATE
+"""
+
+_BUMP = """
+UPDATE data_imports SET config_generation = greatest(config_generation, :g),
+  processing_config = CAST(:config AS jsonb), updated_at = now()
+WHERE id = :id AND client_account_id = :c AND engagement_id = :e
+"""
+
+
+def _params(ref: ImportRef) -> dict[str, object]:
+    return {"id": ref.data_import_id, "c": ref.client_account_id, "e": ref.engagement_id}
+
+
+class _OneTransaction:
+    """Stands in for the engine inside a chunk: every connection the domain code asks for is
+    the one holding the generation lock, every transaction a savepoint inside it."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        yield self._conn
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        async with self._conn.begin_nested():
+            yield self._conn
+
+
+@contextlib.asynccontextmanager
+async def of_generation(
+    engine: AsyncEngine, ref: ImportRef, generation: int | None
+) -> AsyncIterator[AsyncEngine]:
+    """The engine a chunk's domain function uses: the real one for chunks of workflows from
+    before generations (None), else one transaction that commits only if `generation` is
+    still the import's (refused with STALE_CHUNK, non-retryable, otherwise)."""
+    if generation is None:
+        yield engine
+        return
+    async with engine.connect() as conn, conn.begin():
+        current = await conn.scalar(text(_HOLD), _params(ref))
+        if current != generation:
+            raise ApplicationError(
+                f"chunk of config generation {generation} refused: the import is at "
+                f"generation {current} (a retry started a new run)",
+                type=STALE_CHUNK,
+                non_retryable=True,
+            )
+        # The domain functions only ask the engine for connect() and begin().
+        yield cast(AsyncEngine, _OneTransaction(conn))
+
+
+async def bump_generation(
+    engine: AsyncEngine, ref: ImportRef, generation: int, config: ProcessingConfig
+) -> None:
+    """Record the config of a retry and its generation; waits for any chunk still holding
+    an older generation's lock (idempotent: a retried call changes nothing more)."""
+    async with engine.begin() as conn:
+        await conn.execute(text(_LOCK), _params(ref))
+        await conn.execute(
+            text(_BUMP),
+            {**_params(ref), "g": generation, "config": config.model_dump_json()},
+        )
