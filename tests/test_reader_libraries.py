@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import resource
 import time
+import tracemalloc
 import zipfile
 from pathlib import Path
+from typing import Any
 
+import ijson
 import pytest
 
-from dataimport.issues import FILE_INVALID_XLSX, ImportFailure
-from dataimport.readers import open_table
+from dataimport.issues import (
+    FILE_FIELD_TOO_LARGE,
+    FILE_INVALID_JSON,
+    FILE_INVALID_XLSX,
+    FILE_JSON_STRUCTURE,
+    FILE_NESTING_TOO_DEEP,
+    ImportFailure,
+)
+from dataimport.readers import json_reader, open_table
 
 _CONTENT_TYPES = (
     '<?xml version="1.0" encoding="UTF-8"?>'
@@ -122,3 +133,118 @@ def test_workbook_xml_with_a_dtd_is_refused_fast(
     assert refused.code == FILE_INVALID_XLSX
     assert part in refused.message and f"declares {declares}" in refused.message
     assert "not a readable XLSX workbook" in refused.message
+
+
+# ----- JSON on ijson -----------------------------------------------------------------------------
+
+
+def _json(tmp_path: Path, text: str, name: str = "upload.json") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _rows(path: Path, **kwargs: Any) -> list[dict[str, str]]:
+    with open_table(path, **kwargs) as table:
+        return [row.cells for row in table.rows()]
+
+
+def _json_refusal(path: Path, **kwargs: Any) -> ImportFailure:
+    with pytest.raises(ImportFailure) as caught:
+        _rows(path, **kwargs)
+    return caught.value
+
+
+def test_the_fast_backend_is_the_c_one_when_installed() -> None:
+    available = [name for name in ("yajl2_c",) if _has_backend(name)]
+    if available:
+        assert json_reader.FAST_BACKEND.backend_name == "yajl2_c"
+
+
+def _has_backend(name: str) -> bool:
+    try:
+        ijson.get_backend(name)
+    except ImportError:
+        return False
+    return True
+
+
+def test_absurd_nesting_is_refused_before_the_parser_builds_it(tmp_path: Path) -> None:
+    # ijson keeps a dotted prefix per level: unguarded, this file cost it 23 GB.
+    path = _json(tmp_path, "[" + '{"a":' * 200_000 + "1" + "}" * 200_000 + "]")
+    tracemalloc.start()
+    try:
+        refused = _json_refusal(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert refused.code == FILE_NESTING_TOO_DEEP
+    assert peak < 20_000_000
+
+
+def test_brackets_and_escaped_quotes_inside_strings_are_not_nesting(tmp_path: Path) -> None:
+    text = json.dumps([{"a": "[" * 100 + "{" * 100, "b": 'say "[[[[" \\ ' * 50}])
+    padded = json.dumps([{"pad": "x" * 70_000, "a": "[" * 100}] * 3)  # strings across chunks
+
+    assert _rows(_json(tmp_path, text))[0]["a"] == "[" * 100 + "{" * 100
+    assert [row["a"] for row in _rows(_json(tmp_path, padded, "padded.json"))] == ["[" * 100] * 3
+
+
+@pytest.mark.parametrize("shift", range(14))
+def test_surrogate_escapes_pairs_kept_lone_ones_flagged_at_a_chunk_edge(
+    tmp_path: Path, shift: int
+) -> None:
+    # The escapes start 13 characters before the 64 Ki-character edge, then one later each time.
+    pad = "x" * (65_536 - 13 - len('[{"pad": "", "s": "') + shift)
+    text = '[{"pad": "' + pad + '", "s": "\\ud83d\\ude00 \\ud800"}]'
+    with open_table(_json(tmp_path, text)) as table:
+        rows = list(table.rows())
+
+    assert rows[0].cells["s"] == "😀 \ufffd"
+    assert [(i.code, i.field) for i in rows[0].issues] == [("encoding-error", "s")]
+
+
+def test_an_escaped_backslash_before_u_is_text_not_a_surrogate(tmp_path: Path) -> None:
+    path = _json(tmp_path, r'[{"path": "C:\\ud800\\x"}]')
+
+    assert _rows(path) == [{"path": "C:\\ud800\\x"}]
+
+
+def test_integers_beyond_64_bits_are_read_whole(tmp_path: Path) -> None:
+    records: list[dict[str, Any]] = [{"id": n, "serial": n} for n in range(3000)]
+    records[2500]["serial"] = 12345678901234567890123456789
+    rows = _rows(_json(tmp_path, json.dumps(records)))
+
+    assert [row["id"] for row in rows] == [str(n) for n in range(3000)]  # none twice, none lost
+    assert rows[2500]["serial"] == "12345678901234567890123456789"
+
+
+def test_a_record_longer_than_its_limit_is_refused_while_read(tmp_path: Path) -> None:
+    record = {f"k{n}": "v" * 1000 for n in range(400)}  # 400 KB, the limit 16 x 1 KiB
+    path = _json(tmp_path, json.dumps([{"a": 1}, record]))
+
+    refused = _json_refusal(path, max_field_size=1024)
+
+    assert refused.code == FILE_FIELD_TOO_LARGE
+    assert "16,384 characters" in refused.message
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        '{"data": [{"a": 1}], "data": [{"a": 2}]}',
+        '{"vm.list": [{"a": 1}], "vm": {"list": [{"a": 2}]}}',
+    ],
+    ids=["duplicate-key", "dotted-key"],
+)
+def test_an_ambiguous_records_path_is_a_structure_error(tmp_path: Path, document: str) -> None:
+    assert _json_refusal(_json(tmp_path, document)).code == FILE_JSON_STRUCTURE
+
+
+def test_malformed_json_position_far_past_the_first_chunk(tmp_path: Path) -> None:
+    text = "[" + ",".join(['{"a": "' + "é" * 50 + '"}'] * 5000) + ", oops]"
+    refused = _json_refusal(_json(tmp_path, text))
+
+    assert refused.code == FILE_INVALID_JSON
+    assert f"line 1, column {len(text) - 4}" in refused.message

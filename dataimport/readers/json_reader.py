@@ -190,7 +190,14 @@ class _Feed:
 
     def _follow_depth(self, text: str) -> None:
         """Refuse nesting beyond the limit (plus the outer levels) from brackets outside
-        strings; strings are skipped by regular expressions, so this runs at C speed."""
+        strings. Strings are skipped by splitting at quotes, or by regular expressions where
+        backslashes are (an escaped quote), so this runs at C speed."""
+        if not self._escaped and "\\" not in text:  # no escaped quote: quotes alternate
+            parts = text.split('"')
+            outside = "".join(parts[1 if self._in_string else 0 :: 2])
+            self._in_string ^= len(parts) % 2 == 0
+            self._check_brackets(outside)
+            return
         if self._in_string:
             rest = _STRING_REST.match(text, 1 if self._escaped else 0)
             if rest is None:  # the whole text is inside the string
@@ -204,6 +211,9 @@ class _Feed:
             tail = outside[opened + 1 :]
             self._in_string, self._escaped = True, _odd_backslashes(tail)
             outside = outside[:opened]
+        self._check_brackets(outside)
+
+    def _check_brackets(self, outside: str) -> None:
         brackets = _BRACKETS.findall(outside)
         if not brackets:
             return
