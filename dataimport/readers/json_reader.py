@@ -6,11 +6,21 @@ Layouts, decided at open from the text (never from the file name):
   records, results, rows, value) or, failing that, its only array of objects;
 - "ndjson": objects one after another, usually one per line (blank lines skipped).
 
-Streaming. A small tokenizer walks the outer structure and hands each record to
-`json.JSONDecoder.raw_decode` on a sliding window of the text, so memory is bounded by the
-largest record (at most RECORD_LIMIT_FIELDS x max_field_size characters), never by the file.
-A top-level object is scanned member by member at open to tell a wrapper from NDJSON and to
-find its records: for a wrapper that costs one extra pass over the file, in constant memory.
+Streaming. ijson parses the text (its C backend, yajl2_c, when installed; ijson's own choice of
+backend otherwise) and hands over one record at a time, so memory is bounded by the largest
+record, never by the file: a record longer than RECORD_LIMIT_FIELDS x max_field_size
+characters is refused while it is being read. A top-level object is walked event by event at
+open to tell a wrapper from NDJSON and to find its records: for a wrapper that costs one extra
+pass over the file, in constant memory.
+
+Where yajl differs from JSON as Python reads it, the text or the parse is adjusted: a lone
+UTF-16 surrogate escape (yajl would turn it into "?") is rewritten to a private noncharacter
+and turned back into a lone surrogate in the record, so it becomes a flagged U+FFFD cell as
+before; an integer too large for yajl makes the pass go on with ijson's Python backend.
+
+Malformed JSON names its line and column. ijson reports no position, so on a parse error the
+file is parsed again up to the failing chunk, and that chunk one character at a time: the
+character the parser refuses is the position (the error path only; it costs one more pass).
 
 Records are flattened: nested objects to dotted keys ("host.name"), arrays of scalars to
 "; "-joined text, other arrays to compact JSON text; null is "", true/false stay as written.
@@ -28,10 +38,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
-from typing import TextIO
+from types import ModuleType
+from typing import Any, TextIO
+
+import ijson
 
 from dataimport.issues import (
     FILE_FIELD_TOO_LARGE,
@@ -58,12 +72,38 @@ HEADER_SAMPLE = 1000
 RECORD_LIMIT_FIELDS = 16  # a record may be as long as this many maximal fields
 WRAPPER_KEYS = ("data", "items", "records", "results", "rows", "value")
 _CHUNK = 64 * 1024
-_NON_BLANK = re.compile(r"[^ \t\n\r]")
-# A decode error this far before the end of the window is in the text itself, not caused by
-# a record cut off at the window's edge (those fail at the edge, or as an unterminated string).
-_EDGE = 64
+_BLANKS = " \t\n\r"
 _JOIN_SEPARATOR = "; "
-_DECODER = json.JSONDecoder()
+
+
+def _backend(name: str) -> ModuleType | None:
+    try:
+        return ijson.get_backend(name)
+    except ImportError:
+        return None
+
+
+# ijson itself picks its fastest backend at import (yajl2_c, else cffi, else pure Python).
+FAST_BACKEND: ModuleType = _backend("yajl2_c") or ijson
+PYTHON_BACKEND: ModuleType = _backend("python") or ijson
+
+# A lone surrogate escape (a high one without its low one, or a low one alone), after a run of
+# backslashes: an odd run makes it an escape, an even run is escaped backslashes and text.
+_SURROGATE_ESCAPE = re.compile(
+    r"(\\+)u(d[89ab][0-9a-f]{2})(\\ud[c-f][0-9a-f]{2})?|(\\+)u(d[c-f][0-9a-f]{2})",
+    re.IGNORECASE,
+)
+_SURROGATE_STANDIN = "\ufdd0"  # a noncharacter, "for internal use" by Unicode's own words
+_STANDIN_ESCAPE = "\\ufdd0"  # as long as the escape it replaces: positions stay true
+_LONE_SURROGATE = "\ud800"
+_CARRY = 12  # enough for an escape pair cut at a chunk's edge
+# Nesting is followed in the text itself, before the parser sees it: ijson builds a dotted
+# prefix per level, so a value nested 200,000 deep would cost it gigabytes (measured: 23 GB).
+_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_STRING_REST = re.compile(r'(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_BRACKETS = re.compile(r"[\[\]{}]")
+_DEPTH_CHANGE = {"[": 1, "{": 1, "]": -1, "}": -1}
+_OUTER_LEVELS = 2  # a wrapper object and its array hold the records
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +112,7 @@ class Layout:
 
     kind: str
     key: str = ""
+    start: int = 0  # for a wrapper: about where its records begin (characters)
 
 
 def open_json(
@@ -91,228 +132,347 @@ class _NestingTooDeep(Exception):
     """A record nests deeper than the limit (translated with the row number by the caller)."""
 
 
-# --- the tokenizer ----------------------------------------------------------------------------
+# --- the text, as ijson reads it --------------------------------------------------------------
 
 
-class _Text:
-    """A sliding window over a text stream: JSON values one at a time, with line/column."""
+class _Feed:
+    """A text stream as the UTF-8 bytes ijson reads, counting what it handed over.
 
-    def __init__(self, stream: TextIO, record_limit: int) -> None:
+    `mark` is where the record being read began (about: records are seen a chunk at a time);
+    when more than `limit` characters follow it, the record is refused before it is held.
+    """
+
+    def __init__(self, stream: TextIO, limit: int | None, max_depth: int) -> None:
         self._stream = stream
-        self._limit = record_limit
-        self.buf = ""
-        self.pos = 0
-        self.eof = False
-        self._lines = 0  # newlines in the text already dropped from the window
-        self._column = 0  # characters after the last dropped newline
+        self._limit = limit
+        self._max_depth = max_depth + _OUTER_LEVELS
+        self._depth = 0
+        self._in_string = False
+        self._escaped = False  # the last text ended inside a string, on a lone backslash
+        self._carry = ""
+        self.chars = 0  # characters handed over
+        self.lines = 0  # newlines handed over
+        self.chunks = 0  # read calls that returned text
+        self.mark = 0
+        self.mark_line = 0
+        self.standins = False  # a lone surrogate escape was rewritten
 
-    def peek(self) -> str | None:
-        """The next non-blank character (blanks are consumed), or None at the end."""
-        while True:
-            match = _NON_BLANK.search(self.buf, self.pos)
-            if match is not None:
-                self.pos = match.start()
-                return self.buf[self.pos]
-            self.pos = len(self.buf)
-            if not self._fill(_CHUNK):
-                return None
+    def read(self, size: int = -1) -> bytes:
+        if size == 0:  # ijson's probe for bytes or text
+            return b""
+        return self.next_text().encode("utf-8", "replace")
 
-    def expect(self, allowed: str, what: str) -> str:
-        """Consume one structural character among `allowed`, or fail naming `what`."""
-        char = self.peek()
-        if char is None or char not in allowed:
-            found = "the end of the file" if char is None else repr(char)
-            raise self.error(f"expected {what} but found {found}", self.pos)
-        self.pos += 1
-        return char
-
-    def value(self) -> object:
-        """Decode the next JSON value, reading more text until it is complete."""
-        if self.peek() is None:  # raw_decode does not skip leading blanks itself
-            raise self.error("the file ends where a value should follow", self.pos)
-        while True:
-            try:
-                value, end = _DECODER.raw_decode(self.buf, self.pos)
-            except json.JSONDecodeError as exc:
-                genuine = exc.pos < len(self.buf) - _EDGE and not exc.msg.startswith(
-                    "Unterminated string"
-                )
-                if self.eof or genuine:
-                    raise self.error(exc.msg, exc.pos) from None
-                self._grow()
-                continue
-            except RecursionError:  # the C decoder's own guard, thousands of levels down
-                raise ImportFailure(
-                    FILE_NESTING_TOO_DEEP,
-                    f"The JSON value at {self.where(self.pos)} nests too deeply to be read.",
-                ) from None
-            except ValueError as exc:  # e.g. an integer longer than Python converts
-                raise self.error(str(exc), self.pos) from None
-            # A number at the window's edge may go on in the text not read yet.
-            if end == len(self.buf) and isinstance(value, int | float) and self._grow():
-                continue
-            self.pos = end
-            return value
-
-    def error(self, message: str, pos: int) -> ImportFailure:
-        return ImportFailure(FILE_INVALID_JSON, f"Malformed JSON at {self.where(pos)}: {message}.")
-
-    def where(self, pos: int) -> str:
-        """ "line L, column C" (1-based) of a window position."""
-        line = self._lines + self.buf.count("\n", 0, pos) + 1
-        newline = self.buf.rfind("\n", 0, pos)
-        column = pos - newline if newline >= 0 else self._column + pos + 1
-        return f"line {line}, column {column}"
-
-    def _grow(self) -> bool:
-        """Read more for a value that does not fit the window yet (doubling: linear cost)."""
-        if len(self.buf) - self.pos > self._limit:
+    def next_text(self) -> str:
+        """The next piece of text ("" at the end), lone surrogate escapes rewritten."""
+        if self._limit is not None and self.chars - self.mark > self._limit + _CHUNK:
             raise ImportFailure(
                 FILE_FIELD_TOO_LARGE,
-                f"The JSON value at {self.where(self.pos)} is longer than {self._limit:,} "
-                "characters.",
+                f"The JSON record starting near line {self.mark_line + 1:,} is longer than "
+                f"{self._limit:,} characters.",
             )
-        return self._fill(max(_CHUNK, len(self.buf) - self.pos))
+        text = self._carry + self._stream.read(_CHUNK)
+        self._carry = ""
+        if "\\" in text:
+            cut = max(len(text) - _CARRY, 0)
+            if len(text) >= _CHUNK:  # more may follow: keep a possibly cut escape for later
+                floor = max(cut - 1024, 0)  # runs of backslashes longer than that: no escape
+                while cut > floor and text[cut - 1] == "\\":
+                    cut -= 1
+                text, self._carry = text[:cut], text[cut:]
+            if "\\u" in text or "\\U" in text:
+                text = _SURROGATE_ESCAPE.sub(self._standin, text)
+        if text:
+            self._follow_depth(text)
+            self.chunks += 1
+            self.chars += len(text)
+            self.lines += text.count("\n")
+        return text
 
-    def _fill(self, size: int) -> bool:
-        if self.eof:
-            return False
-        self._drop_consumed()
-        chunk = self._stream.read(size)
-        if not chunk:
-            self.eof = True
-            return False
-        self.buf += chunk
-        return True
-
-    def _drop_consumed(self) -> None:
-        if not self.pos:
+    def _follow_depth(self, text: str) -> None:
+        """Refuse nesting beyond the limit (plus the outer levels) from brackets outside
+        strings. Strings are skipped by splitting at quotes, or by regular expressions where
+        backslashes are (an escaped quote), so this runs at C speed."""
+        if not self._escaped and "\\" not in text:  # no escaped quote: quotes alternate
+            parts = text.split('"')
+            outside = "".join(parts[1 if self._in_string else 0 :: 2])
+            self._in_string ^= len(parts) % 2 == 0
+            self._check_brackets(outside)
             return
-        dropped = self.buf[: self.pos]
-        newlines = dropped.count("\n")
-        if newlines:
-            self._lines += newlines
-            self._column = len(dropped) - dropped.rfind("\n") - 1
-        else:
-            self._column += len(dropped)
-        self.buf = self.buf[self.pos :]
-        self.pos = 0
+        if self._in_string:
+            rest = _STRING_REST.match(text, 1 if self._escaped else 0)
+            if rest is None:  # the whole text is inside the string
+                self._escaped = _odd_backslashes(text[1:] if self._escaped else text)
+                return
+            text = text[rest.end() :]
+            self._in_string = self._escaped = False
+        outside = _STRING.sub("", text)
+        opened = outside.find('"')  # a string that goes on in the next text
+        if opened >= 0:
+            tail = outside[opened + 1 :]
+            self._in_string, self._escaped = True, _odd_backslashes(tail)
+            outside = outside[:opened]
+        self._check_brackets(outside)
 
-
-# --- layouts ----------------------------------------------------------------------------------
-
-
-def detect_layout(text: _Text) -> Layout:
-    """Read far enough to know where the records are (a wrapper: the whole file, streamed)."""
-    first = text.peek()
-    if first == "[":
-        return Layout("array")
-    if first != "{":
-        raise _structure("The file does not start with a JSON array or object")
-    lists = _scan_object(text)
-    if text.peek() is not None:
-        return Layout("ndjson")  # more values follow: the first object was a record
-    return _resolve_wrapper(lists)
-
-
-def _scan_object(text: _Text) -> list[tuple[str, str]]:
-    """Walk one object member by member; (key, kind) of its array members, kind being
-    "objects", "empty" or "other". Arrays are walked element by element, never held."""
-    text.expect("{", "'{'")
-    lists: list[tuple[str, str]] = []
-    if text.peek() == "}":
-        text.pos += 1
-        return lists
-    members = 0
-    while True:
-        members += 1
-        if members > MAX_JSON_KEYS:
-            raise TOO_MANY_KEYS.failure(where="The top-level JSON object", cap=MAX_JSON_KEYS)
-        key = _member_key(text)
-        if text.peek() == "[":
-            lists.append((key, _walk_array(text)))
-        else:
-            text.value()
-        if text.expect(",}", "',' or '}'") == "}":
-            return lists
-
-
-def _member_key(text: _Text) -> str:
-    if text.peek() != '"':
-        raise text.error("expected a quoted property name", text.pos)
-    key = text.value()
-    text.expect(":", "':'")
-    return str(key)
-
-
-def _walk_array(text: _Text) -> str:
-    kind = "empty"
-    for element in _elements(text):
-        if not isinstance(element, dict):
-            kind = "other"
-        elif kind == "empty":
-            kind = "objects"
-    return kind
-
-
-def _elements(text: _Text) -> Iterator[object]:
-    """The values of the array starting at the window position, one at a time."""
-    text.expect("[", "'['")
-    if text.peek() == "]":
-        text.pos += 1
-        return
-    while True:
-        yield text.value()
-        if text.expect(",]", "',' or ']'") == "]":
+    def _check_brackets(self, outside: str) -> None:
+        brackets = _BRACKETS.findall(outside)
+        if not brackets:
             return
+        levels = list(accumulate(map(_DEPTH_CHANGE.__getitem__, brackets), initial=self._depth))
+        if max(levels) > self._max_depth:
+            raise ImportFailure(
+                FILE_NESTING_TOO_DEEP,
+                f"The JSON nests objects or arrays more than {self._max_depth - _OUTER_LEVELS} "
+                f"levels deep (near line {self.lines + outside.count(chr(10)) + 1:,}); flatten "
+                "the export and upload it again.",
+            )
+        self._depth = levels[-1]
+
+    def record_read(self) -> None:
+        self.mark = self.chars
+        self.mark_line = self.lines
+
+    def _standin(self, match: re.Match[str]) -> str:
+        if match.group(4) is not None:  # a low surrogate alone
+            run = match.group(4)
+            if len(run) % 2 == 0:
+                return match.group()
+            self.standins = True
+            return run[:-1] + _STANDIN_ESCAPE
+        run, high, low = match.group(1), match.group(2), match.group(3)
+        if len(run) % 2 == 0:  # text, not an escape; what follows may still be one
+            if low is None:
+                return match.group()
+            self.standins = True
+            return f"{run}u{high}{_STANDIN_ESCAPE}"
+        if low is not None:
+            return match.group()  # a proper pair
+        self.standins = True
+        return run[:-1] + _STANDIN_ESCAPE
 
 
-def _resolve_wrapper(lists: list[tuple[str, str]]) -> Layout:
+def _odd_backslashes(text: str) -> bool:
+    return (len(text) - len(text.rstrip("\\"))) % 2 == 1
+
+
+def _restore(value: str) -> str:
+    return value.replace(_SURROGATE_STANDIN, _LONE_SURROGATE)
+
+
+class _Document:
+    """One JSON file: its layout, its records, and the position of a syntax error."""
+
+    def __init__(self, path: Path, encoding: str, record_limit: int, max_depth: int) -> None:
+        self.path = path
+        self.encoding = encoding
+        self.record_limit = record_limit
+        self.max_depth = max_depth
+        self.backend = FAST_BACKEND
+        self.standins = False  # some pass met a lone surrogate escape
+        self.streams: set[TextIO] = set()
+
+    def open(self) -> TextIO:
+        return self.path.open(encoding=self.encoding, errors="replace", newline="")
+
+    # layouts
+
+    def detect_layout(self) -> Layout:
+        """Read far enough to know where the records are (a wrapper: the whole file, streamed)."""
+        with self.open() as stream:
+            feed = _Feed(stream, None, self.max_depth)
+            first = _first_char(stream)
+            if first == "[":
+                return Layout("array")
+            if first != "{":
+                raise _structure("The file does not start with a JSON array or object")
+            stream.seek(0)
+            try:
+                return self._walk_top_object(feed)
+            except ijson.JSONError as exc:
+                if self.backend is not PYTHON_BACKEND and _overflow(exc):
+                    self.backend = PYTHON_BACKEND
+                    return self.detect_layout()
+                raise self._malformed(exc, feed, multiple_values=True) from None
+
+    def _walk_top_object(self, feed: _Feed) -> Layout:
+        """Walk one top-level object event by event: its members, and for each array member
+        whether it holds objects; then whether more values follow (NDJSON)."""
+        lists: list[tuple[str, str, int]] = []
+        keys: dict[str, int] = {}
+        containers: set[str] = set()
+        depth = members = 0
+        key = ""
+        complete = False
+        current: list[Any] | None = None  # [key, kind, start] of the array being walked
+        events = self.backend.basic_parse(feed, multiple_values=True, use_float=True)
+        for event, value in events:
+            if complete:
+                return Layout("ndjson")  # more values follow: the first object was a record
+            if event == "map_key" and depth == 1:
+                members += 1
+                if members > MAX_JSON_KEYS:
+                    raise TOO_MANY_KEYS.failure(
+                        where="The top-level JSON object", cap=MAX_JSON_KEYS
+                    )
+                key = value
+                keys[key] = keys.get(key, 0) + 1
+            elif event in ("start_map", "start_array"):
+                if depth == 1:
+                    containers.add(key)
+                    if event == "start_array":
+                        current = [key, "empty", feed.chars]
+                elif depth == 2 and current is not None:
+                    if event == "start_array":
+                        current[1] = "other"
+                    elif current[1] == "empty":
+                        current[1] = "objects"
+                depth += 1
+            elif event in ("end_map", "end_array"):
+                depth -= 1
+                if depth == 1 and current is not None:
+                    lists.append((current[0], current[1], current[2]))
+                    current = None
+                complete = depth == 0
+            elif depth == 2 and current is not None:
+                current[1] = "other"  # a scalar element
+        layout = _resolve_wrapper(lists)
+        if layout.kind == "wrapper":
+            _check_unambiguous(layout.key, keys, containers)
+        return layout
+
+    # records
+
+    def records(self, layout: Layout) -> Generator[object, None, None]:
+        """The records of the file, one at a time, for the given layout."""
+        done = 0
+        try:
+            for record in self._records(layout, self.backend):
+                done += 1
+                yield record
+        except _Overflow:
+            self.backend = PYTHON_BACKEND  # and for every later pass
+            for count, record in enumerate(self._records(layout, self.backend), 1):
+                if count > done:
+                    yield record
+
+    def _records(self, layout: Layout, backend: ModuleType) -> Iterator[object]:
+        multiple = layout.kind == "ndjson"
+        prefix = {"array": "item", "ndjson": ""}.get(layout.kind, f"{layout.key}.item")
+        with self.open() as stream:
+            self.streams.add(stream)
+            feed = _Feed(stream, self.record_limit, self.max_depth)
+            feed.mark = max(layout.start - _CHUNK, 0)
+            try:
+                items = backend.items(feed, prefix, multiple_values=multiple, use_float=True)
+                for record in items:
+                    feed.record_read()
+                    if feed.standins:
+                        self.standins = True
+                    yield record
+            except ijson.JSONError as exc:
+                if backend is not PYTHON_BACKEND and _overflow(exc):
+                    raise _Overflow from None
+                raise self._malformed(exc, feed, multiple_values=multiple) from None
+            finally:
+                self.streams.discard(stream)
+
+    # errors
+
+    def _malformed(self, exc: Exception, failed: _Feed, *, multiple_values: bool) -> ImportFailure:
+        """FILE_INVALID_JSON at the line and column where the parser refuses the text."""
+        reason = _reason(exc)
+        where = self._locate(failed.chunks, multiple_values)
+        if where is None:
+            where = f"character {failed.chars:,} or before"
+        return ImportFailure(FILE_INVALID_JSON, f"Malformed JSON at {where}: {reason}.")
+
+    def _locate(self, failed_chunk: int, multiple_values: bool) -> str | None:
+        """Parse again: whole chunks before the failing one, then one character at a time."""
+        sink: list[object] = []
+        parser = self.backend.basic_parse_coro(
+            ijson.sendable_list(), multiple_values=multiple_values
+        )
+        line, column = 1, 0
+        with self.open() as stream:
+            feed = _Feed(stream, None, self.max_depth)
+            try:
+                while text := feed.next_text():
+                    if feed.chunks < failed_chunk:
+                        parser.send(text.encode("utf-8", "replace"))
+                        newline = text.rfind("\n")
+                        line += text.count("\n")
+                        column = len(text) - newline - 1 if newline >= 0 else column + len(text)
+                        continue
+                    for char in text:
+                        if char == "\n":
+                            line, column = line + 1, 0
+                        else:
+                            column += 1
+                        parser.send(char.encode("utf-8", "replace"))
+                parser.close()
+            except ijson.JSONError:
+                return f"line {line}, column {max(column, 1)}"
+            finally:
+                sink.clear()
+        return None
+
+
+class _Overflow(Exception):
+    """A number too large for the C backend: read again with the Python one."""
+
+
+def _overflow(exc: Exception) -> bool:
+    return "overflow" in str(exc)
+
+
+def _reason(exc: Exception) -> str:
+    """The parser's own words, first line only, without its "parse error:" prefix."""
+    text = exc.args[0] if exc.args else str(exc)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    reason = str(text).strip().splitlines()[0] if str(text).strip() else "invalid JSON"
+    reason = re.sub(r"^(parse|lexical) error: ", "", reason).rstrip(".")
+    return {
+        "premature EOF": "the file ends before the JSON is complete",
+        "trailing garbage": "unexpected data after the top-level value",
+    }.get(reason, reason)
+
+
+def _first_char(stream: TextIO) -> str | None:
+    while chunk := stream.read(_CHUNK):
+        text = chunk.lstrip(_BLANKS)
+        if text:
+            return text[0]
+    return None
+
+
+def _check_unambiguous(key: str, keys: dict[str, int], containers: set[str]) -> None:
+    """ijson finds the records by a dotted path: it must name that one array only."""
+    if keys.get(key, 0) > 1:
+        raise _structure(f'The object holds the key "{key}" more than once')
+    for other in containers:
+        if other != key and key.startswith(other + "."):
+            raise _structure(f'The records key "{key}" reads like a path into the member "{other}"')
+
+
+def _resolve_wrapper(lists: list[tuple[str, str, int]]) -> Layout:
     """A lone top-level object: a wrapper around records, or itself the one record."""
-    for key, kind in lists:
+    for key, kind, start in lists:
         if key.strip().casefold() in WRAPPER_KEYS:
             if kind == "other":
                 raise _structure(f'The array under "{key}" must hold objects (one per row)')
-            return Layout("wrapper", key)
-    with_objects = [key for key, kind in lists if kind == "objects"]
+            return Layout("wrapper", key, start)
+    with_objects = [(key, start) for key, kind, start in lists if kind == "objects"]
     if len(with_objects) > 1:
-        listed = ", ".join(f'"{key}"' for key in with_objects[:5])
+        listed = ", ".join(f'"{key}"' for key, _ in with_objects[:5])
         raise _structure(
             f"The object holds several arrays of objects ({listed}) and none under a known key "
             f"({', '.join(WRAPPER_KEYS)}); it is unclear which one holds the rows"
         )
     if with_objects:
-        return Layout("wrapper", with_objects[0])
+        return Layout("wrapper", *with_objects[0])
     if len(lists) == 1 and lists[0][1] == "empty":
-        return Layout("wrapper", lists[0][0])  # a wrapper around no records: no rows
+        return Layout("wrapper", lists[0][0], lists[0][2])  # a wrapper around no records
     return Layout("ndjson")  # a single record
-
-
-def records(text: _Text, layout: Layout) -> Iterator[object]:
-    """The records of the file, one at a time, for the given layout."""
-    if layout.kind == "array":
-        yield from _elements(text)
-        if text.peek() is not None:
-            raise text.error("unexpected data after the top-level array", text.pos)
-    elif layout.kind == "ndjson":
-        while text.peek() is not None:
-            yield text.value()
-    else:
-        yield from _wrapped(text, layout.key)
-
-
-def _wrapped(text: _Text, records_key: str) -> Iterator[object]:
-    text.expect("{", "'{'")
-    while text.peek() != "}":
-        key = _member_key(text)
-        if key == records_key and text.peek() == "[":
-            yield from _elements(text)
-            return  # detect_layout already checked the rest of the file
-        if text.peek() == "[":
-            _walk_array(text)  # element by element, so a big sibling array is never held
-        else:
-            text.value()
-        text.expect(",}", "',' or '}'")
 
 
 # --- records to rows --------------------------------------------------------------------------
@@ -402,22 +562,24 @@ class JsonRowReader:
         self.headers: list[str] = []  # shared with the TableSource: late keys are appended
         self._sampled = 0  # how many leading headers came from the sample (fixed per row)
         self._known: set[str] = set()
-        self._open_streams: set[TextIO] = set()
+        self._document = _Document(path, encoding, max_field_size * RECORD_LIMIT_FIELDS, max_depth)
         self._closed = False
 
     def read_header(self) -> None:
         """Find the layout and take the headers from the first HEADER_SAMPLE records."""
-        with self._open() as stream:
-            self.layout = detect_layout(self._text(stream))
-        with self._open() as stream:
-            seen: dict[str, None] = {}
-            count = 0
-            for count, record in enumerate(records(self._text(stream), self.layout), 1):
+        self.layout = self._document.detect_layout()
+        seen: dict[str, None] = {}
+        count = 0
+        records = self._document.records(self.layout)
+        try:
+            for count, record in enumerate(records, 1):
                 seen.update(dict.fromkeys(self._flat(count, record)))
                 # Every row carries the sampled columns: their union is a row's width.
                 check_columns(len(seen), f"The first {count:,} JSON records together")
                 if count == HEADER_SAMPLE:
                     break
+        finally:
+            records.close()
         if not count:
             raise ImportFailure(FILE_NO_ROWS, "The JSON holds no records (an empty array).")
         if not seen:
@@ -429,32 +591,21 @@ class JsonRowReader:
         self._known.update(seen)
 
     def iter_rows(self, start_after: int) -> Iterator[SourceRow]:
-        with self._open() as stream:
-            self._open_streams.add(stream)
-            try:
-                for index, record in enumerate(records(self._text(stream), self.layout), 1):
-                    if self._closed:
-                        raise ValueError("I/O operation on a closed table")
-                    # Skipped rows are still flattened: same failures, and their late keys
-                    # still reach the headers, as in a full pass.
-                    flat = self._flat(index, record)
-                    if index > start_after:
-                        yield self._build_row(index, flat)
-                    else:
-                        self._note_late_keys([k for k in flat if k not in self._known])
-            finally:
-                self._open_streams.discard(stream)
+        for index, record in enumerate(self._document.records(self.layout), 1):
+            if self._closed:
+                raise ValueError("I/O operation on a closed table")
+            # Skipped rows are still flattened: same failures, and their late keys still
+            # reach the headers, as in a full pass.
+            flat = self._flat(index, record)
+            if index > start_after:
+                yield self._build_row(index, flat)
+            else:
+                self._note_late_keys([k for k in flat if k not in self._known])
 
     def close(self) -> None:
         self._closed = True
-        for stream in list(self._open_streams):
+        for stream in list(self._document.streams):
             stream.close()
-
-    def _open(self) -> TextIO:
-        return self.path.open(encoding=self.encoding, errors="replace", newline="")
-
-    def _text(self, stream: TextIO) -> _Text:
-        return _Text(stream, self.max_field_size * RECORD_LIMIT_FIELDS)
 
     def _flat(self, index: int, record: object) -> dict[str, str]:
         if not isinstance(record, dict):
@@ -471,6 +622,8 @@ class JsonRowReader:
                 "flatten the export and upload it again.",
             ) from None
         check_columns(len(flat), f"Record {index}")
+        if self._document.standins:  # lone surrogate escapes, rewritten for the parser
+            flat = {_restore(key): _restore(value) for key, value in flat.items()}
         if not is_storable("".join(flat)):  # a "\u0000" escape in a key: never storable
             flat = {storable(key): value for key, value in flat.items()}
         return flat

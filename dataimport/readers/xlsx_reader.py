@@ -9,6 +9,10 @@ bomb ends as FILE_TOO_LARGE_UNCOMPRESSED, not as an out-of-memory worker. The ce
 may list at most MAX_ZIP_ENTRIES entries (read from its end record before zipfile parses it),
 and every sheet's area (A1 to its dimension, and to the largest row and column its cells name)
 is checked before a library reads it (limits.py): calamine allocates that whole rectangle.
+No workbook part needs a DTD, so a part declaring one (the carrier of entity expansion, "billion
+laughs", and of external entities) is refused before any library parses it: the parts this
+reader parses itself go through defusedxml with DTDs forbidden, and every other XML part has
+its prolog (up to the root element) checked the same way.
 
 Engines. python-calamine is about 20x faster than openpyxl but loads a whole sheet into memory
 (measured here: a 105 MB sheet XML holding 2M cells took ~180 MB). Sheets whose XML is larger
@@ -36,6 +40,14 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 from xml.etree import ElementTree
+
+from defusedxml import (
+    DefusedXmlException,
+    EntitiesForbidden,
+    ExternalReferenceForbidden,
+)
+from defusedxml.ElementTree import DefusedXMLParser
+from defusedxml.ElementTree import iterparse as defused_iterparse
 
 from dataimport.issues import (
     FILE_BINARY,
@@ -72,6 +84,8 @@ _WORKSHEET_REL_TYPE = "/worksheet"
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, then name and extra-field lengths
 _LOCAL_HEADER_SIGNATURE = b"PK\x03\x04"
 _INFLATE_CHUNK = _MIB
+_PROLOG_CHUNK = 16 * 1024
+_XML_SUFFIXES = (".xml", ".rels", ".vml")
 _JOIN_SEPARATOR = "; "
 
 
@@ -128,6 +142,10 @@ def inspect_workbook(path: Path, max_uncompressed_bytes: int) -> list[SheetRef]:
         # parts is safe before the full inflate check below.
         sheets = _worksheets(archive, members)
     _verify_members(path, members.values())
+    with zipfile.ZipFile(path) as archive:
+        for info in members.values():
+            if info.filename.endswith(_XML_SUFFIXES):
+                _check_prolog(archive, info.filename)
     return sheets
 
 
@@ -177,12 +195,41 @@ def _elements(
     """Stream the elements of one XML part with the given local name (namespace ignored)."""
     try:
         with archive.open(part) as stream:
-            for _event, element in ElementTree.iterparse(stream):
+            for _event, element in defused_iterparse(stream, forbid_dtd=True):
                 if _local(element.tag) == local_name:
                     yield element
                 element.clear()  # these parts are small, but nothing obliges them to be
+    except DefusedXmlException as exc:
+        raise _invalid(f"{part} declares {_refused(exc)}") from None
     except (ElementTree.ParseError, zipfile.BadZipFile, EOFError) as exc:
         raise _invalid(f"{part} is not valid ({exc})") from None
+
+
+def _check_prolog(archive: zipfile.ZipFile, part: str) -> None:
+    """Refuse a part that declares a DTD, reading only up to its root element (a DTD must come
+    before it), so a multi-gigabyte sheet costs a few bytes here. A damaged part is left to the
+    library that reads it, which reports it as unreadable."""
+    parser = DefusedXMLParser(forbid_dtd=True)
+    events = ElementTree.XMLPullParser(["start"], _parser=parser)
+    try:
+        with archive.open(part) as stream:
+            while chunk := stream.read(_PROLOG_CHUNK):
+                events.feed(chunk)
+                if next(events.read_events(), None) is not None:
+                    return  # the root element: no DTD can follow
+    except DefusedXmlException as exc:
+        raise _invalid(f"{part} declares {_refused(exc)}") from None
+    except (ElementTree.ParseError, zipfile.BadZipFile, EOFError):
+        return
+
+
+def _refused(exc: DefusedXmlException) -> str:
+    what = "a DTD"
+    if isinstance(exc, EntitiesForbidden):
+        what = "entities"
+    elif isinstance(exc, ExternalReferenceForbidden):
+        what = "an external reference"
+    return f"{what} ({exc}), which workbooks never need (refused as unsafe)"
 
 
 def _local(tag: str) -> str:
