@@ -656,13 +656,15 @@ def _pages(
     every: bool,
 ) -> list[dict[str, Any]]:
     """Rows of a keyset-paginated inventory read (the API's queries), one page or all."""
+    from dataimport.db import for_tenant
     from dataimport.imports import Tenant
 
     async def action(engine: AsyncEngine) -> list[dict[str, Any]]:
         tenant, cursor = Tenant(client_account, engagement), None
+        scoped = for_tenant(engine, tenant)  # row-level security: the tenant's rows only
         rows: list[dict[str, Any]] = []
         while True:
-            page, cursor = await read(engine, tenant, limit, cursor)
+            page, cursor = await read(scoped, tenant, limit, cursor)
             rows.extend(item.model_dump(mode="json") for item in page)
             if not every or cursor is None:
                 return rows

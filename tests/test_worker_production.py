@@ -47,6 +47,9 @@ class WorkerProcess:
             "DATABASE_URL": settings.resolved_database_url(),
             "TEMPORAL_ADDRESS": settings.resolved_temporal_address(),
             "DATAIMPORT_TASK_QUEUE": settings.task_queue,
+            # The worker reads files only inside its storage root: the test's uploads.
+            "DATAIMPORT_STORAGE_DIR": str(settings.uploads_dir),
+            "DATAIMPORT_HOME": str(settings.home_dir),
             **env,
         }
         self.log = log
