@@ -183,9 +183,9 @@ async def test_a_taken_request_id_under_another_import_id_is_refused_not_shared(
 def scratch_url(stack_dir: Path, database_url: str) -> str:
     """A database of its own: this test downgrades it."""
     port = int(database_url.rsplit(":", 1)[1].split("/")[0])
-    return embedded.start_postgres(
+    return embedded.start_postgres(  # migrations run as the owner
         stack_dir, database="request_id_migration", port=port
-    ).database_url
+    ).owner_database_url
 
 
 def test_migration_keeps_the_request_id_on_the_oldest_import_only(scratch_url: str) -> None:
