@@ -11,7 +11,8 @@ from temporalio import activity
 
 from activities.heartbeat import heartbeating
 from activities.tenant import tenant_scoped
-from dataimport import model_agents
+from dataimport import model_agents, pii
+from dataimport.categories import get_category
 from dataimport.contracts import ModelAgentsInput, ModelAgentsResult
 from dataimport.llm import ChatClient
 from dataimport.settings import Settings
@@ -45,8 +46,11 @@ class ModelAgentActivities:
             results = await model_agents.run(
                 self._engine, data.ref, data.processing_config, self._client
             )
+        # The advice travels through history into the failure message: in a category that
+        # masks values a header may be a data row's value (a file without a header row).
+        shown = pii.mask_value if get_category(data.ref.category).masks_values else str
         mapping = {
-            item["header"]: item["field"]
+            shown(item["header"]): item["field"]
             for result in results
             if result.agent == model_agents.COLUMN_MAPPER
             for item in result.suggestions

@@ -17,10 +17,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from dataimport import embedded
+from dataimport import embedded, flows
 from dataimport.api import create_app
 from dataimport.api.upload import MAX_PART_HEADER_BYTES, MAX_PART_HEADER_LINE, MAX_PART_HEADERS
+from dataimport.contracts import ImportRequest
 from dataimport.imports import Tenant
+from dataimport.issues import REQUEST_ID_TAKEN, ImportFailure
 from dataimport.migrate import downgrade, upgrade
 from dataimport.settings import Settings
 from starter.client import ImportService
@@ -232,3 +234,26 @@ def test_migration_keeps_the_request_id_on_the_oldest_import_only(scratch_url: s
     }
     downgrade(scratch_url, "0006_api_keys")
     upgrade(scratch_url)
+
+
+async def test_a_workflow_reusing_a_taken_request_id_is_refused_classified(
+    service: ImportService, engine: AsyncEngine, tenant: Tenant, tmp_path: Path
+) -> None:
+    first = await service.start_import(
+        write_cmdb(tmp_path / "a.csv", 2), "cmdb_export", request_id="taken-2"
+    )
+    hand_made = ImportRequest(
+        data_import_id=uuid.uuid4(),  # not the id the service derives from the request id
+        client_account_id=tenant.client_account_id,
+        engagement_id=tenant.engagement_id,
+        category="cmdb_export",
+        file_uri="file:///nowhere/x.upload",
+        filename="x.csv",
+        request_id="taken-2",
+    )
+
+    with pytest.raises(ImportFailure) as refused:
+        await flows.register_import(engine, hand_made, "hand-made")
+    assert refused.value.code == REQUEST_ID_TAKEN.code
+    assert await _imports_of(engine, tenant, "taken-2") == 1
+    await wait_for(service, first.data_import_id, TERMINAL_OR_WAITING)

@@ -298,14 +298,14 @@ def test_openpyxl_streams_big_sheets_with_the_same_rows(
 def test_openpyxl_is_the_fallback_when_calamine_rejects_the_file(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import python_calamine
+    from dataimport.readers.sandbox import SheetRejected
 
     _, expected = read_all(RVTOOLS, sheet_plan=RVTOOLS_PLAN)
 
-    def reject(_path: str) -> None:
-        raise python_calamine.CalamineError("simulated")
+    def reject(_path: Path, _sheet: str) -> None:
+        raise SheetRejected("simulated")  # calamine runs in a child: its refusal, as seen here
 
-    monkeypatch.setattr(python_calamine.CalamineWorkbook, "from_path", reject)
+    monkeypatch.setattr(xlsx_reader, "load_sheet", reject)
     source, rows = read_all(RVTOOLS, sheet_plan=RVTOOLS_PLAN)
 
     assert source.describe()["engine"] == "openpyxl"

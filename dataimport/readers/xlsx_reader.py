@@ -38,7 +38,7 @@ from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 from xml.etree import ElementTree
 
 from defusedxml import (
@@ -56,6 +56,7 @@ from dataimport.issues import (
     FILE_NO_ROWS,
     FILE_TOO_LARGE_UNCOMPRESSED,
     FILE_TOO_MANY_SHEETS,
+    UNREADABLE_FILE,
     ImportFailure,
 )
 from dataimport.readers import SourceRow, TableSource, make_row, normalize_headers, number_text
@@ -66,9 +67,13 @@ from dataimport.readers.limits import (
     check_zip_directory,
 )
 from dataimport.readers.plan import SheetPlan
-
-if TYPE_CHECKING:
-    from python_calamine import CalamineSheet
+from dataimport.readers.sandbox import (
+    RowUnreadable,
+    SandboxFailed,
+    SheetRejected,
+    SpooledSheet,
+    load_sheet,
+)
 
 _MIB = 1024 * 1024
 MAX_SHEETS = 64
@@ -346,34 +351,33 @@ class _SheetSource:
         if self._loaded is None:
             yield from _openpyxl_rows(self.path, self.sheet)
             return
-        rows = iter(self._loaded.iter_rows())
+        rows = self._loaded.iter_rows()
         while True:
             try:
                 values = next(rows)
             except StopIteration:
                 return
-            except Exception as exc:  # a cell calamine cannot convert, e.g. an absurd date
+            except RowUnreadable as exc:  # a cell calamine cannot convert, e.g. an absurd date
                 raise _invalid(f"sheet {self.sheet.name} cannot be read ({exc})") from None
             yield values
 
     def release(self) -> None:
-        """Free a calamine-loaded sheet (its cells live in memory until then)."""
+        """Remove a calamine-loaded sheet's spool file."""
+        if self._loaded is not None:
+            self._loaded.release()
         self._loaded = None
 
 
-def _calamine_sheet(path: Path, sheet: SheetRef) -> CalamineSheet | None:
-    """The sheet loaded by calamine, or None when calamine rejects the file (openpyxl next)."""
-    from python_calamine import CalamineWorkbook
-
+def _calamine_sheet(path: Path, sheet: SheetRef) -> SpooledSheet | None:
+    """The sheet loaded by calamine in a limited child process (readers/sandbox.py), or None
+    when calamine rejects the file (openpyxl next). A crash or a limit there is
+    UNREADABLE_FILE: classified, never retried."""
     try:
-        workbook = CalamineWorkbook.from_path(str(path))
-        try:
-            loaded: CalamineSheet = workbook.get_sheet_by_name(sheet.name)
-        finally:
-            workbook.close()  # the loaded sheet lives on without the workbook
-    except Exception:  # any calamine failure just means: try openpyxl
+        return load_sheet(path, sheet.name)
+    except SheetRejected:
         return None
-    return loaded
+    except SandboxFailed as failed:
+        raise UNREADABLE_FILE.failure(reason=failed.reason) from None
 
 
 def _openpyxl_rows(path: Path, sheet: SheetRef) -> Iterator[Sequence[object]]:
