@@ -104,15 +104,18 @@ async def _temp(conn: AsyncConnection, name: str, select: str, params: Mapping[s
     await conn.execute(text(f"CREATE TEMPORARY TABLE {name} ON COMMIT DROP AS {select}"), params)
 
 
-def match_sql(ends: str, ranks: Sequence[int]) -> str:
-    """Set `asset_id` of every endpoint of table `ends` (columns n, name_key, ...) to its best
-    match among the lookups of `ranks` (those some endpoint has a key for): best rank, then
-    smallest id. Each rank is a hash join with the tenant's assets (run with nested loops
-    off): linear in the tenant and the endpoints whatever the statistics say."""
+def match_sql(
+    ends: str, ranks: Sequence[int], lookups: Sequence[tuple[str, str]] = _LOOKUPS
+) -> str:
+    """Set `asset_id` of every row of table `ends` (columns n, asset_id and the keys of
+    `lookups`: (asset column, key column) by rank) to its best match among the lookups of
+    `ranks` (those some row has a key for): best rank, then smallest id. Each rank is a hash
+    join with the tenant's assets (run with nested loops off): linear in the tenant and the
+    rows whatever the statistics say. Shared by asset_resolution."""
     branches = "\n  UNION ALL ".join(
         f"""SELECT x.n, t.id, {rank} AS rank FROM {ends} x JOIN assets t ON t.{column} = x.{key}
   WHERE {_TENANT} AND x.{key} IS NOT NULL"""
-        for rank, (column, key) in enumerate(_LOOKUPS, start=1)
+        for rank, (column, key) in enumerate(lookups, start=1)
         if rank in ranks
     )
     if not branches:

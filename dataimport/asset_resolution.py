@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dataimport.app_discovery_enrichment import match_sql as ranked_match_sql
 from dataimport.app_discovery_enrichment import planner
 from dataimport.categories.base import ImportScope
 
@@ -83,26 +84,7 @@ def match_sql(ranks: tuple[int, ...] = tuple(range(1, len(LOOKUPS) + 1))) -> str
     """Set `asset_id` of every identity in KEYS to its best match among the lookups of
     `ranks` (those some identity has a key for): best rank, then smallest id. Each rank is a
     hash join with the tenant's assets (run with nested loops off)."""
-    branches = "\n  UNION ALL ".join(
-        f"""SELECT x.n, t.id, {rank} AS rank FROM {KEYS} x JOIN assets t ON t.{column} = x.{key}
-  WHERE {_TENANT} AND x.{key} IS NOT NULL"""
-        for rank, (column, key) in enumerate(LOOKUPS, start=1)
-        if rank in ranks
-    )
-    if not branches:
-        branches = (
-            "SELECT CAST(NULL AS bigint) AS n, CAST(NULL AS uuid) AS id, 0 AS rank WHERE false"
-        )
-    return f"""
-WITH candidates AS (
-  {branches}
-),
-best AS (SELECT DISTINCT ON (n) n, id FROM candidates ORDER BY n, rank, id)
-UPDATE {KEYS} x SET asset_id = b.id FROM (
-  SELECT y.n, best.id FROM {KEYS} y LEFT JOIN best ON best.n = y.n
-) b
-WHERE x.n = b.n AND x.asset_id IS DISTINCT FROM b.id
-"""
+    return ranked_match_sql(KEYS, ranks, LOOKUPS)
 
 
 def match_lateral(alias: str) -> str:
