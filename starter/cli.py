@@ -727,12 +727,13 @@ def assets(
 
     filters = queries.AssetFilter(asset_type, environment, group, source_import, search)
 
-    async def read(
-        engine: AsyncEngine, tenant: Tenant, n: int, cursor: str | None
-    ) -> tuple[list[Any], str | None]:
-        return await queries.list_assets(engine, tenant, filters, n, cursor)
-
-    rows = _pages(client_account, engagement, read, limit, every)
+    rows = _pages(
+        client_account,
+        engagement,
+        lambda engine, tenant, n, cursor: queries.list_assets(engine, tenant, filters, n, cursor),
+        limit,
+        every,
+    )
     columns = ("name", "asset_type", "ip_address", "operating_system", "environment", "owner")
     _emit(rows, fmt, (*columns, "dependency_group"), out)
 
@@ -755,12 +756,15 @@ def dependencies(
 
     filters = queries.DependencyFilter(asset, dependency_type, protocol, port)
 
-    async def read(
-        engine: AsyncEngine, tenant: Tenant, n: int, cursor: str | None
-    ) -> tuple[list[Any], str | None]:
-        return await queries.list_dependencies(engine, tenant, filters, n, cursor)
-
-    rows = _pages(client_account, engagement, read, limit, every)
+    rows = _pages(
+        client_account,
+        engagement,
+        lambda engine, tenant, n, cursor: queries.list_dependencies(
+            engine, tenant, filters, n, cursor
+        ),
+        limit,
+        every,
+    )
     columns = ("source_name", "target_name", "dependency_type", "port", "protocol", "conn_count")
     _emit(rows, fmt, columns, out)
 
