@@ -219,8 +219,13 @@ class ImportStatus(BaseModel):
     data_import_id: uuid.UUID
     workflow_id: str
     category: str
-    status: str = "pending"
-    phase: str = "upload"
+    status: str = Field(
+        "pending",
+        description="pending, ingesting, validating, enriching, needs_attention, "
+        "awaiting_approval (waits for approve/reject of its plan), completed, "
+        "completed_with_errors, failed, cancelled, rejected",
+    )
+    phase: str = Field("upload", description="upload, validation, enrichment, complete")
     total_rows: int = 0
     valid_rows: int = 0
     invalid_rows: int = 0
