@@ -158,6 +158,37 @@ async def test_a_rejected_import_leaves_the_inventory_and_says_so_everywhere(
         await service.approve(started.data_import_id)
 
 
+SAMPLES = Path(__file__).resolve().parents[1] / "dataimport" / "samples"
+
+
+@pytest.mark.parametrize(
+    ("sample", "category"),
+    [
+        ("azure_migrate_dependencies.csv", "app_discovery"),
+        ("rvtools_export.xlsx", "infrastructure"),
+        ("data_store_inventory.csv", "sensitive_data"),
+        ("servicenow_cmdb_ci_server.csv", "cmdb_export"),
+    ],
+)
+async def test_every_category_plans_what_it_then_enriches(
+    service: ImportService, tmp_path: Path, sample: str, category: str
+) -> None:
+    """Each category's own enrichment (prepare, enrich, link, finish) is what the plan runs."""
+    path = tmp_path / sample
+    path.write_bytes((SAMPLES / sample).read_bytes())
+    started = await service.start_import(path, category, APPROVAL)
+    await wait_for(service, started.data_import_id, ("awaiting_approval",))
+    plan = await service.plan(started.data_import_id)
+    assert plan.assets_to_create.count > 0
+    await service.approve(started.data_import_id)
+    done = await wait_for(service, started.data_import_id, ("completed", "completed_with_errors"))
+    assert (done.assets_created, done.assets_updated, done.dependencies_created) == (
+        plan.assets_to_create.count,
+        plan.assets_to_update.count,
+        plan.dependencies_to_add.count,
+    )
+
+
 async def test_an_import_without_approval_has_no_plan(
     service: ImportService, tmp_path: Path
 ) -> None:
