@@ -265,12 +265,11 @@ async def test_updates_refuse_when_not_awaiting_approval(run: Run) -> None:
     run.stubs.valid_rows = 0  # no valid row: needs_attention, not a plan
     handle = await run.start(require_approval=True)
     await reached(handle, "needs_attention")
-    for update, data in (
-        (DataImportWorkflow.approve_import, ApproveInput()),
-        (DataImportWorkflow.reject_import, RejectInput(reason="no")),
-    ):
-        with pytest.raises(WorkflowUpdateFailedError) as refused:
-            await handle.execute_update(update, data)
+    with pytest.raises(WorkflowUpdateFailedError) as approve:
+        await handle.execute_update(DataImportWorkflow.approve_import, ApproveInput())
+    with pytest.raises(WorkflowUpdateFailedError) as reject:
+        await handle.execute_update(DataImportWorkflow.reject_import, RejectInput(reason="no"))
+    for refused in (approve, reject):
         assert "only an import awaiting approval" in str(refused.value.cause)
         assert "needs_attention" in str(refused.value.cause)
     # A signal that does not fit is ignored: the import still waits for retry or fail.
