@@ -163,11 +163,25 @@ class RawImportRecord(TenantMixin, Base):
     superseded: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     validation_errors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
     normalized_data: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    is_processed: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
-    asset_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
+
+
+class StagedRowAsset(TenantMixin, Base):
+    """A staged row processed by enrichment, with the asset it became (NULL: none, e.g. a
+    connection whose source is not an asset). Narrow on purpose: linking 100k rows writes
+    100k small rows instead of rewriting 100k wide staged rows (migration 0010)."""
+
+    __tablename__ = "staged_row_assets"
+
+    data_import_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("data_imports.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    row_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    asset_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
 
 
 class MasterFlow(TenantMixin, TimestampMixin, Base):

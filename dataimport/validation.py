@@ -255,7 +255,7 @@ WHERE data_import_id = $1 AND row_number BETWEEN $2 AND $3 ORDER BY row_number
 
 _WRITE_RESULTS = """
 UPDATE raw_import_records r SET is_valid = v.is_valid, validation_errors = v.errors,
-  normalized_data = v.normalized, superseded = false, is_processed = false, asset_id = NULL
+  normalized_data = v.normalized, superseded = false
 FROM unnest($2::int[], $3::bool[], $4::jsonb[], $5::jsonb[])
   AS v(row_number, is_valid, errors, normalized)
 WHERE r.data_import_id = $1 AND r.row_number = v.row_number

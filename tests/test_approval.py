@@ -145,8 +145,8 @@ async def test_a_rejected_import_leaves_the_inventory_and_says_so_everywhere(
                 text(
                     "SELECT d.status, d.completed_at IS NOT NULL AS done, m.flow_status, "
                     "f.status AS child, f.data_validation_completed, f.enrichment_completed, "
-                    "(SELECT count(*) FROM raw_import_records r WHERE r.data_import_id = d.id "
-                    "AND r.is_processed) AS processed "
+                    "(SELECT count(*) FROM staged_row_assets r WHERE r.data_import_id = d.id) "
+                    "AS processed "
                     "FROM data_imports d JOIN master_flows m ON m.flow_id = d.master_flow_id "
                     "JOIN discovery_flows f ON f.data_import_id = d.id WHERE d.id = :id"
                 ),

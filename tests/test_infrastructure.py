@@ -639,8 +639,10 @@ async def staged_rows(engine: AsyncEngine, data_import_id: uuid.UUID) -> list[Ma
     async with engine.connect() as conn:
         result = await conn.execute(
             text(
-                "SELECT row_number, is_valid, is_processed, asset_id, validation_errors "
-                "FROM raw_import_records WHERE data_import_id = :id ORDER BY row_number"
+                "SELECT r.row_number, r.is_valid, l.row_number IS NOT NULL AS is_processed, "
+                "l.asset_id, r.validation_errors FROM raw_import_records r "
+                "LEFT JOIN staged_row_assets l USING (data_import_id, row_number) "
+                "WHERE r.data_import_id = :id ORDER BY r.row_number"
             ),
             {"id": data_import_id},
         )

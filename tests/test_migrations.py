@@ -24,6 +24,7 @@ TABLES = {
     "assets",
     "asset_dependencies",
     "dependency_group_members",
+    "staged_row_assets",
     "api_keys",
 }
 
@@ -197,4 +198,67 @@ def test_approval_statuses_and_plan_come_and_go_with_0009(scratch_url: str) -> N
             )
         )
     asyncio.run(run("DELETE FROM data_imports WHERE id = ANY($1)", [waiting, rejected]))
+    upgrade(scratch_url)
+
+
+def test_row_asset_links_move_to_their_own_table_with_0010_and_back(scratch_url: str) -> None:
+    """0010 moves each processed staged row's asset link from raw_import_records' columns into
+    staged_row_assets (an unprocessed row gets none); its downgrade moves them back."""
+    upgrade(scratch_url)
+    downgrade(scratch_url, "0009_approval_gate")
+    imported, asset = uuid.uuid4(), uuid.uuid4()
+
+    async def run(sql: str, *args: object) -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(scratch_url)
+        try:
+            return await conn.fetch(sql, *args)
+        finally:
+            await conn.close()
+
+    asyncio.run(
+        run(
+            "INSERT INTO data_imports (id, client_account_id, engagement_id, import_category, "
+            "filename, file_uri, workflow_id, status) VALUES ($1, gen_random_uuid(), "
+            "gen_random_uuid(), 'cmdb_export', 'f', 'file:///f', 'w', 'completed')",
+            imported,
+        )
+    )
+    asyncio.run(
+        run(
+            "INSERT INTO raw_import_records (data_import_id, client_account_id, engagement_id, "
+            "row_number, raw_data, is_processed, asset_id) SELECT d.id, d.client_account_id, "
+            "d.engagement_id, g, '{}', g < 3, CASE WHEN g = 1 THEN $2::uuid END "
+            "FROM data_imports d, generate_series(1, 3) g WHERE d.id = $1",
+            imported,
+            asset,
+        )
+    )
+    upgrade(scratch_url)
+    links = asyncio.run(
+        run(
+            "SELECT row_number, asset_id FROM staged_row_assets WHERE data_import_id = $1 "
+            "ORDER BY row_number",
+            imported,
+        )
+    )
+    assert [tuple(row) for row in links] == [(1, asset), (2, None)]
+    columns = asyncio.run(
+        run(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'raw_import_records' "
+            "AND column_name IN ('asset_id', 'is_processed')"
+        )
+    )
+    assert columns == []
+
+    downgrade(scratch_url, "0009_approval_gate")
+    back = asyncio.run(
+        run(
+            "SELECT row_number, is_processed, asset_id FROM raw_import_records "
+            "WHERE data_import_id = $1 ORDER BY row_number",
+            imported,
+        )
+    )
+    assert [tuple(row) for row in back] == [(1, True, asset), (2, True, None), (3, False, None)]
+    asyncio.run(run("DELETE FROM data_imports WHERE id = $1", imported))
     upgrade(scratch_url)

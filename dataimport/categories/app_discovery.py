@@ -1081,9 +1081,15 @@ WHERE d.id = agg.id AND d.client_account_id = CAST(:c AS uuid)
 """
 
 _MARK_PROCESSED_SQL = f"""
-UPDATE raw_import_records r SET is_processed = true,
-  asset_id = CAST(r.normalized_data -> 'source' ->> 'asset_id' AS uuid)
+INSERT INTO staged_row_assets (data_import_id, row_number, asset_id, client_account_id,
+  engagement_id)
+SELECT r.data_import_id, r.row_number,
+  CAST(r.normalized_data -> 'source' ->> 'asset_id' AS uuid), CAST(:c AS uuid), CAST(:e AS uuid)
+FROM raw_import_records r
 WHERE {_RANGE}
+ORDER BY r.row_number
+ON CONFLICT (data_import_id, row_number) DO UPDATE SET asset_id = EXCLUDED.asset_id
+  WHERE staged_row_assets.asset_id IS DISTINCT FROM EXCLUDED.asset_id
 """
 
 

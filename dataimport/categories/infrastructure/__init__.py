@@ -139,9 +139,7 @@ class InfrastructureCategory:
         """A range of a prepared import: look its machines up, apply their fields. Nothing is
         left to create after `prepare` (the creation inserts no row, takes no lock); an import
         prepared before machines were created there still gets its range's machines here."""
-        await resolve_assets(
-            conn, scope, "asset", default_type="virtual_machine", mark_processed=True
-        )
+        await resolve_assets(conn, scope, "asset", default_type="virtual_machine")
         return await self._apply_machines(conn, scope)
 
     async def enrich_unprepared(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
@@ -150,9 +148,7 @@ class InfrastructureCategory:
         params = scope_params(scope)
         if await conn.scalar(text(_RANGE_HAS_VM_UUIDS), params):
             await flag_shared_vm_uuids(conn, scope.data_import_id, scope.first_row, scope.last_row)
-        await resolve_assets(
-            conn, scope, "asset", default_type="virtual_machine", mark_processed=True
-        )
+        await resolve_assets(conn, scope, "asset", default_type="virtual_machine")
         return await self._apply_machines(conn, scope)
 
     async def _apply_machines(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:

@@ -137,12 +137,12 @@ class SensitiveDataCategory:
         merges its range's stores here, as its ranges always did."""
         if not await conn.scalar(text(_STORES_MERGED), scope_params(scope)):
             return await self.enrich_unprepared(conn, scope)
-        await resolve_assets(conn, scope, "asset", create_missing=False, mark_processed=True)
+        await resolve_assets(conn, scope, "asset", create_missing=False)
         return EnrichCounts(assets_touched=int(await conn.scalar(text(RANGE_HOSTS)) or 0))
 
     async def enrich_unprepared(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
         """A range of an import whose enrichment began before `prepare` existed."""
-        await resolve_assets(conn, scope, "asset", default_type="server", mark_processed=True)
+        await resolve_assets(conn, scope, "asset", default_type="server")
         merged = await merge_stores(conn, scope)
         return EnrichCounts(assets_touched=merged.assets_touched)
 
