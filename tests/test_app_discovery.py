@@ -22,7 +22,7 @@ from dataimport.categories.app_discovery import (
     parse_bytes,
     parse_timestamp,
 )
-from dataimport.categories.base import RowOutcome, map_headers
+from dataimport.categories.base import map_headers
 from dataimport.contracts import ImportStatus
 from dataimport.dependency_groups import (
     list_dependency_groups,
@@ -31,6 +31,7 @@ from dataimport.dependency_groups import (
 from dataimport.issues import Code
 from starter.client import ImportService
 from tests.factories import ASSET_GROUP, REALDATA, TERMINAL_OR_WAITING, wait_for, write_csv
+from tests.one_row import RowOutcome, validate_cells
 
 AZURE_SAMPLE = REALDATA / "azure-migrate-dependency-export-sample.csv"
 AZURE_HEADERS = [
@@ -62,12 +63,8 @@ WINDOW = ["2025-06-01T00:00:00Z", "2025-06-07T23:59:59Z"]
 
 
 def validate(headers: list[str], cells: list[str]) -> RowOutcome:
-    """validate_row on one row given as the source file has it (headers mapped by aliases)."""
-    mapping = map_headers(headers, CATEGORY.aliases, {})
-    raw = dict(zip(headers, cells, strict=True))
-    return CATEGORY.validate_row(
-        {field: raw[header].strip() for header, field in mapping.field_by_header.items()}
-    )
+    """The rules on one row given as the source file has it (headers mapped by aliases)."""
+    return validate_cells(CATEGORY, headers, cells)
 
 
 def azure_row(**overrides: str) -> RowOutcome:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport.agents.base import RowContext
 from dataimport.agents.infrastructure_validator import InfrastructureValidator
-from dataimport.categories.base import RowOutcome, map_headers
+from dataimport.categories.base import map_headers
 from dataimport.categories.infrastructure import (
     InfrastructureCategory,
     normalize_power_state,
@@ -33,6 +33,7 @@ from tests.factories import (
     wait_for,
     write_csv,
 )
+from tests.one_row import RowOutcome, validate_cells
 
 CATEGORY = InfrastructureCategory(as_of=date(2025, 1, 1))
 
@@ -40,9 +41,7 @@ CATEGORY = InfrastructureCategory(as_of=date(2025, 1, 1))
 def validate(headers: Sequence[str], cells: Sequence[str]) -> tuple[RowOutcome, list[str]]:
     """Map headers like the validation phase does, then validate one row."""
     mapping = map_headers(headers, CATEGORY.aliases, {})
-    row = dict(zip(headers, cells, strict=True))
-    fields = {field: row[header].strip() for header, field in mapping.field_by_header.items()}
-    return CATEGORY.validate_row(fields), mapping.unmapped_headers
+    return validate_cells(CATEGORY, headers, cells), mapping.unmapped_headers
 
 
 def codes(outcome: RowOutcome) -> list[tuple[str, str, str | None]]:

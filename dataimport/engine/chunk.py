@@ -1,6 +1,6 @@
 """Validate one chunk column-wise: the category's rules, then every agent, then the results.
 
-The result per row is what the row engine wrote: `is_valid`, `validation_errors` (JSON array
+The result per row: `is_valid`, `validation_errors` (JSON array
 text) and `normalized_data` (JSON object text with `_quality` and `_key`; null on blank rows).
 """
 
@@ -10,7 +10,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeGuard
+from typing import Any, Protocol
 
 import polars as pl
 
@@ -31,7 +31,7 @@ class FrameRules(Protocol):
     def validate_frame(self, frame: ChunkFrame, findings: Findings) -> Any: ...
 
 
-# The common agents' columnar forms, in the order the row engine runs them.
+# The common agents' columnar forms, in the order their findings are reported.
 _COMMON: dict[str, Callable[[ChunkFrame, Findings], None]] = {
     "security_scanner": security_scanner.examine_frame,
     "privacy_analyzer": privacy_analyzer.examine_frame,
@@ -44,10 +44,6 @@ class ValidatedChunk:
 
     rows: pl.DataFrame  # row_number, is_valid, errors, normalized
     agent_ms: dict[str, float] = field(default_factory=dict)
-
-
-def supports_frames(category: object) -> TypeGuard[FrameRules]:
-    return callable(getattr(category, "validate_frame", None))
 
 
 def validate(category: FrameRules, frame: ChunkFrame) -> ValidatedChunk:
