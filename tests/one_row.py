@@ -1,4 +1,5 @@
-"""One row through a category's columnar rules (no agents), for the category unit tests."""
+"""One row through a category's columnar rules under the data-quality policy (no agents), for
+the category unit tests."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dataimport.categories.base import HeaderMapping, map_headers
+from dataimport.engine import policy
 from dataimport.engine.findings import Findings
 from dataimport.engine.frame import BLANK, READ_ISSUES, frame_from_rows
 from dataimport.issues import Issue, Severity
@@ -45,7 +47,7 @@ def validate_cells(
 def _validate(category: Any, raw: dict[str, str], mapping: HeaderMapping) -> RowOutcome:
     frame = frame_from_rows([(1, raw, None, False)], mapping, keys=list(raw))
     findings = Findings(1)
-    outcome = category.validate_frame(frame, findings)
+    outcome = policy.apply_rules(category, frame, findings)
     errors = findings.json_lists(frame.rows.get_column(READ_ISSUES), frame.rows.get_column(BLANK))
     issues = [
         Issue(

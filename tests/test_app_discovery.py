@@ -252,7 +252,8 @@ def test_bytes_beyond_32_bits_and_with_units() -> None:
     )
     assert outcome.normalized["dependency"]["bytes_total"] == 5_000_000_000
     negative = validate(["Source", "Destination", "Bytes"], ["a", "b", "-1"])
-    assert ("constraint-error", "error", "bytes_total") in codes(negative)
+    assert ("constraint-error", "warning", "bytes_total") in codes(negative)
+    assert negative.is_valid and negative.normalized["dependency"]["bytes_total"] is None
 
 
 def test_topology_row_source_is_the_node_and_target_the_called_tier() -> None:
@@ -279,7 +280,17 @@ def test_topology_row_source_is_the_node_and_target_the_called_tier() -> None:
 
 def test_error_rate_must_be_a_percentage() -> None:
     row = ["Shop", "Web", "n1", "Orders", "10", "5", "250", "8080", "HTTP", "", ""]
-    assert ("constraint-error", "error", "error_rate") in codes(validate(TOPOLOGY_HEADERS, row))
+    outcome = validate(TOPOLOGY_HEADERS, row)
+    assert ("constraint-error", "warning", "error_rate") in codes(outcome)
+    assert outcome.is_valid and outcome.normalized["dependency"].get("error_rate_pct") is None
+
+
+def test_a_malformed_port_or_endpoint_address_still_rejects_the_row() -> None:
+    port = validate(["Source", "Destination", "Port"], ["a", "b", "http"])
+    assert ("type-error", "error", "port") in codes(port) and not port.is_valid
+    address = validate(["Source IP", "Destination IP"], ["10.0.0.1", "10.0.0.300"])
+    assert ("constraint-error", "error", "target_ip") in codes(address)
+    assert not address.is_valid
 
 
 # --- dependency_validator agent ----------------------------------------------------------

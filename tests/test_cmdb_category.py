@@ -532,10 +532,17 @@ def test_missing_name_is_an_error() -> None:
     ("field", "value"),
     [("cpu_cores", "eight"), ("cpu_cores", "2.5"), ("memory_gb", "lots"), ("storage_mb", "1 XB")],
 )
-def test_unparseable_numbers_are_type_errors(field: str, value: str) -> None:
+def test_unparseable_numbers_are_type_warnings_and_leave_the_field_empty(
+    field: str, value: str
+) -> None:
     outcome = validate_fields(CMDB, {"name": "a", field: value})
-    assert codes(outcome) == [(Code.TYPE_ERROR.value, "error", field)]
+    assert codes(outcome) == [(Code.TYPE_ERROR.value, "warning", field)]
     assert value in outcome.issues[0].message
+    assert outcome.issues[0].message.endswith("; the field was left empty")
+    assert outcome.is_valid
+    asset = outcome.normalized["asset"]
+    assert asset.get("cpu_cores") is None and asset.get("memory_gb") is None
+    assert asset.get("storage_gb") is None
 
 
 @pytest.mark.parametrize(
@@ -548,16 +555,40 @@ def test_unparseable_numbers_are_type_errors(field: str, value: str) -> None:
         ("storage_gb", "-10"),
     ],
 )
-def test_implausible_numbers_are_constraint_errors(field: str, value: str) -> None:
+def test_implausible_numbers_are_constraint_warnings(field: str, value: str) -> None:
     outcome = validate_fields(CMDB, {"name": "a", field: value})
-    assert codes(outcome) == [(Code.CONSTRAINT_ERROR.value, "error", field)]
+    assert codes(outcome) == [(Code.CONSTRAINT_ERROR.value, "warning", field)]
     assert value in outcome.issues[0].message
+    assert outcome.is_valid
 
 
-def test_bad_ip_is_a_constraint_error() -> None:
+def test_bad_ip_is_a_warning_and_keeps_the_asset_without_it() -> None:
     outcome = validate_fields(CMDB, {"name": "a", "ip_address": "10.0.0.256"})
-    assert codes(outcome) == [(Code.CONSTRAINT_ERROR.value, "error", "ip_address")]
+    assert codes(outcome) == [(Code.CONSTRAINT_ERROR.value, "warning", "ip_address")]
     assert "10.0.0.256" in outcome.issues[0].message
+    assert outcome.issues[0].message.endswith("; the field was left empty")
+    assert outcome.is_valid and outcome.normalized["asset"].get("ip_address") is None
+    assert CMDB.natural_key(outcome.normalized) == "a"
+
+
+@pytest.mark.parametrize("token", ["N/A", "n/a", "NA", "-", "--", "none", "null", "nil", "TBD"])
+def test_a_null_token_reads_as_blank_with_a_warning(token: str) -> None:
+    outcome = validate_fields(CMDB, {"name": "a", "ip_address": token, "environment": "prod"})
+    assert codes(outcome) == [(Code.NULL_TOKEN.value, "warning", "ip_address")]
+    assert repr(token) in outcome.issues[0].message
+    assert outcome.is_valid and outcome.normalized["asset"].get("ip_address") is None
+
+
+def test_a_null_token_name_falls_back_or_rejects_the_row() -> None:
+    fallback = validate_fields(CMDB, {"name": "unknown", "hostname": "web01"})
+    assert codes(fallback) == [(Code.NULL_TOKEN.value, "warning", "name")]
+    assert fallback.normalized["asset"]["name"] == "web01"
+    nameless = validate_fields(CMDB, {"name": "?", "ip_address": "10.0.0.1"})
+    assert codes(nameless) == [
+        (Code.NULL_TOKEN.value, "warning", "name"),
+        (Code.MISSING_REQUIRED.value, "error", "name"),
+    ]
+    assert not nameless.is_valid
 
 
 @pytest.mark.parametrize(

@@ -477,19 +477,27 @@ def test_stratozone_perfinfo_rows_are_samples_keyed_by_machine_and_time() -> Non
 # --- codes ---------------------------------------------------------------------------------
 
 
-def test_utilisation_above_100_percent_is_a_constraint_error() -> None:
+def test_utilisation_above_100_percent_is_a_constraint_warning() -> None:
     outcome, _ = validate(
         ["VM", "CPUs", "CPU Usage %"],
         ["web-09", "2", "130"],
     )
-    assert not outcome.is_valid
-    assert codes(outcome) == [("constraint-error", "error", "cpu_util")]
+    assert outcome.is_valid
+    assert codes(outcome) == [("constraint-error", "warning", "cpu_util")]
     assert "130" in outcome.issues[0].message
+    assert outcome.normalized["asset"]["cpu_utilization_pct"] is None
 
 
-def test_non_numeric_cores_is_a_type_error() -> None:
+def test_non_numeric_cores_is_a_type_warning() -> None:
     outcome, _ = validate(["VM", "CPUs", "Memory"], ["web-09", "lots", "4096"])
-    assert codes(outcome) == [("type-error", "error", "cpu_cores")]
+    assert codes(outcome) == [("type-error", "warning", "cpu_cores")]
+    assert outcome.is_valid and outcome.normalized["asset"]["cpu_cores"] is None
+
+
+def test_a_malformed_sample_time_still_rejects_the_sample() -> None:
+    outcome, _ = validate(PERFINFO_HEADERS, perf_row("m-1", "not a time", "10", "20"))
+    assert not outcome.is_valid
+    assert ("type-error", "error", "observed_at") in codes(outcome)
 
 
 def test_missing_name_bad_ip_and_unknown_power_state() -> None:

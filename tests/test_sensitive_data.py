@@ -270,14 +270,18 @@ def test_unknown_values_warn_bad_counts_reject_and_no_message_quotes_a_cell() ->
         ("unknown-value", "warning", "classification"),
         ("unknown-value", "warning", "compliance_scopes"),
         ("unknown-value", "warning", "encryption_at_rest"),
-        ("type-error", "error", "record_count"),
+        ("type-error", "warning", "record_count"),
     ]
+    assert outcome.is_valid and outcome.normalized["store"].get("record_count") is None
     assert outcome.normalized["store"]["compliance_scopes"] == ["GDPR", "House Rule 12"]
     for issue in outcome.issues:
         for value in ("Purple", "House Rule", "maybe", "lots"):
             assert value not in issue.message
     negative = validate(store="crm", record_count="-5")
-    assert issues(negative) == [("constraint-error", "error", "record_count")]
+    assert issues(negative) == [("constraint-error", "warning", "record_count")]
+    none = validate(store="crm", encryption_at_rest="None", owner="N/A")
+    assert issues(none) == [("null-token", "warning", "owner")]
+    assert none.normalized["store"]["encryption_at_rest"] is False
 
 
 def test_a_row_without_store_applies_to_the_host() -> None:

@@ -41,7 +41,14 @@ from dataimport.engine.findings import Findings
 from dataimport.engine.frame import ChunkFrame
 from dataimport.engine.outcome import FrameOutcome
 from dataimport.issues import Code, Issue, Severity
-from dataimport.normalize import hostname_key, name_key, parse_float, parse_int, quote_value
+from dataimport.normalize import (
+    NULL_TOKENS,
+    hostname_key,
+    name_key,
+    parse_float,
+    parse_int,
+    quote_value,
+)
 from dataimport.readers.plan import SheetPlan
 
 BIGINT_MAX = 2**63 - 1
@@ -414,7 +421,7 @@ _PORT_WITH_PROTOCOL = re.compile(
     r"(?P<port>\d[\d,]*)\s*/\s*(?P<proto>[a-z]+)|(?P<proto2>[a-z]+)\s*/\s*(?P<port2>\d[\d,]*)",
     re.IGNORECASE,
 )
-_PLACEHOLDERS = frozenset({"-", "--", "n/a", "na", "none", "null", "unknown", "?"})
+_PLACEHOLDERS = NULL_TOKENS
 
 # Timestamp layouts besides ISO 8601, tried in order: US month/day before day/month (the
 # order Azure Migrate and most US-built tools write), so "06/07/2025" is June 7th.
@@ -972,6 +979,15 @@ class AppDiscoveryCategory:
     required_fields = frozenset(
         {f"{side}_{part}" for side in _SIDES for part in ("name", "ip", "component")}
     )
+    # An edge is its two ends, its port and protocol and its observation (time window and
+    # source port); its figures (counts, bytes, latency, errors) are not.
+    identifying_fields = frozenset(
+        {
+            *(f"{side}_{part}" for side in _SIDES for part in ("name", "ip", "component")),
+            *("port", "protocol", "source_port", "timeslot", "first_seen", "last_seen"),
+        }
+    )
+    literal_tokens: Mapping[str, frozenset[str]] = {}
     agents: Sequence[ValidationAgent] = (DependencyValidator(),)
     sheet_plan: SheetPlan | None = None
     masks_values = False

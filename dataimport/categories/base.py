@@ -128,6 +128,11 @@ class ImportCategory(Protocol):
     sheet_plan: SheetPlan | None
     # True when cell values are sensitive: they are masked wherever they leave staging.
     masks_values: bool
+    # The fields that identify a row (its asset): a malformed value there rejects the row, a
+    # malformed value anywhere else is a warning and leaves that field empty.
+    identifying_fields: frozenset[str]
+    # Null tokens ("none", ...) that are values of a field rather than blanks, per field.
+    literal_tokens: Mapping[str, frozenset[str]]
     # True when `asset.external_id` identifies an asset (a CMDB sys_id): of two valid rows of
     # one file with the same one, the last wins and the earlier is superseded.
     unique_external_ids: bool

@@ -16,12 +16,12 @@ import polars as pl
 
 from dataimport.agents import FORMAT_VALIDATOR, data_quality, privacy_analyzer, security_scanner
 from dataimport.agents.base import ValidationAgent
-from dataimport.engine import masking
+from dataimport.engine import masking, policy
 from dataimport.engine.findings import Findings
 from dataimport.engine.frame import BLANK, READ_ISSUES, ROW, ChunkFrame
 
 
-class FrameRules(Protocol):
+class FrameRules(policy.PolicyRules, Protocol):
     """What a columnar category offers the engine (see categories/base.ImportCategory)."""
 
     name: str
@@ -50,7 +50,7 @@ def validate(category: FrameRules, frame: ChunkFrame) -> ValidatedChunk:
     findings = Findings(frame.height)
     elapsed: dict[str, float] = defaultdict(float)
     started = time.perf_counter()
-    outcome = category.validate_frame(frame, findings)
+    outcome = policy.apply_rules(category, frame, findings)
     elapsed[FORMAT_VALIDATOR] += time.perf_counter() - started
     for name, examine in _agents(category):
         started = time.perf_counter()

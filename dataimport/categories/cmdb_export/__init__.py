@@ -41,6 +41,9 @@ class CmdbExportCategory:
     aliases: Mapping[str, str] = AliasTable(FIELD_ALIASES, servicenow_custom)
     # Any one identifying column is enough: rows fall back from name to hostname to fqdn.
     required_fields = frozenset({"name", "hostname", "fqdn"})
+    # A CI is its name (else host name, else FQDN) and its sys_id; an IP, a size, a date is not.
+    identifying_fields = frozenset({"name", "hostname", "fqdn", "external_id"})
+    literal_tokens: Mapping[str, frozenset[str]] = {}
     agents: Sequence[ValidationAgent] = ()
     sheet_plan: SheetPlan | None = None
     masks_values = False

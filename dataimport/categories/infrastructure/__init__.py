@@ -95,6 +95,12 @@ class InfrastructureCategory:
     name = "infrastructure"
     aliases: Mapping[str, str] = AliasTable(_FIELD_ALIASES, _pattern_field)
     required_fields = frozenset({"name", "hostname", "dns_name", "vm_uuid", "machine_id"})
+    # A machine is its names and ids; a performance sample is its machine id and its time
+    # (which also decides whether a machine row's figures are newer than the inventory's).
+    identifying_fields = frozenset(
+        {"name", "hostname", "dns_name", "vm_uuid", "machine_id", "observed_at"}
+    )
+    literal_tokens: Mapping[str, frozenset[str]] = {}
     agents: Sequence[ValidationAgent] = (InfrastructureValidator(),)
     sheet_plan: SheetPlan | None = SheetPlan(
         primary=("vInfo", "tabvInfo"), companions=RVTOOLS_COMPANIONS, join_keys=("VM UUID", "VM")

@@ -21,7 +21,6 @@ import polars as pl
 from dataimport.agents import infrastructure_validator
 from dataimport.categories.cmdb_export import MAX_CPU_CORES, MAX_MEMORY_GB, MAX_STORAGE_GB
 from dataimport.categories.infrastructure.aliases import (
-    _BLANK,
     _DISK_FIELD,
     _FALSE,
     _TRUE,
@@ -43,6 +42,7 @@ from dataimport.engine.outcome import FrameOutcome
 from dataimport.engine.text import is_ascii, per_distinct
 from dataimport.issues import Code, Severity
 from dataimport.normalize import (
+    NULL_TOKENS,
     normalize_ip,
     normalize_os,
     parse_float,
@@ -172,7 +172,7 @@ class _Cells:
     def text(self, field: str) -> pl.Series:
         if field not in self._text:
             value = self.fields(field)
-            blank = value.str.to_lowercase().is_in(list(_BLANK)).fill_null(True)
+            blank = value.str.to_lowercase().is_in(list(NULL_TOKENS)).fill_null(True)
             self._text[field] = _s(pl.when(~pl.lit(blank)).then(pl.lit(value))).rename(field)
         return self._text[field]
 

@@ -81,6 +81,15 @@ class SensitiveDataCategory:
     }
     # The host is what the row is about: without a host column nothing can be attached.
     required_fields = frozenset({"hostname", "ip_address"})
+    # A row is its host (name, else address) and its store; counts and flags are not.
+    identifying_fields = frozenset(
+        {"hostname", "ip_address", "store", "database", "schema", "table"}
+    )
+    # "None" encryption means not encrypted, not unknown.
+    literal_tokens: Mapping[str, frozenset[str]] = {
+        "encryption_at_rest": frozenset({"none"}),
+        "encryption_in_transit": frozenset({"none"}),
+    }
     agents: Sequence[ValidationAgent] = (PiiDetector(), ComplianceChecker())
     sheet_plan: SheetPlan | None = None
     masks_values = True
