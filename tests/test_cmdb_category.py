@@ -579,6 +579,12 @@ def test_a_null_token_reads_as_blank_with_a_warning(token: str) -> None:
     assert outcome.is_valid and outcome.normalized["asset"].get("ip_address") is None
 
 
+def test_a_domain_alone_names_no_asset() -> None:
+    outcome = validate_fields(CMDB, {"name": "", "fqdn": ".corp", "external_id": "sys1"})
+    assert codes(outcome) == [(Code.MISSING_REQUIRED.value, "error", "name")]
+    assert not outcome.is_valid
+
+
 def test_a_null_token_name_falls_back_or_rejects_the_row() -> None:
     fallback = validate_fields(CMDB, {"name": "unknown", "hostname": "web01"})
     assert codes(fallback) == [(Code.NULL_TOKEN.value, "warning", "name")]
