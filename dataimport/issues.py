@@ -19,6 +19,7 @@ class Code(StrEnum):
     TYPE_ERROR = "type-error"
     CONSTRAINT_ERROR = "constraint-error"
     UNKNOWN_VALUE = "unknown-value"
+    NULL_TOKEN = "null-token"  # "N/A", "-", "unknown", ... in a field: read as blank
     DUPLICATE_KEY = "duplicate-key"
     DUPLICATE_EXTERNAL_ID = "duplicate-external-id"  # one CMDB sys_id on two rows of a file
     ASSET_NAME_TAKEN = "asset-name-taken"  # a rename onto a name another asset has

@@ -2,7 +2,7 @@
 
 One row describes one data store (or one database, schema, table, or even one column) on one
 host: its data categories, classification, compliance scopes, encryption at rest and in
-transit, record count, owner and location. `validate_row` gives
+transit, record count, owner and location. The columnar rules (`rules.py`) give per row
 `{"asset": {identity of the host}, "store": {one data_stores entry}}`; enrichment finds or
 creates the host (as a server) and merges the stores onto it:
 
@@ -35,8 +35,8 @@ from dataimport.agents.base import ValidationAgent
 from dataimport.agents.compliance_checker import ComplianceChecker
 from dataimport.agents.pii_detector import PiiDetector
 from dataimport.asset_resolution import resolve_assets, scope_params
-from dataimport.categories.base import EnrichCounts, ImportScope, RowOutcome
-from dataimport.categories.sensitive_data import row_rules, rules
+from dataimport.categories.base import EnrichCounts, ImportScope
+from dataimport.categories.sensitive_data import rules
 from dataimport.categories.sensitive_data.aliases import FIELD_ALIASES
 from dataimport.categories.sensitive_data.enrichment import (
     _STORES_MERGED,
@@ -81,6 +81,15 @@ class SensitiveDataCategory:
     }
     # The host is what the row is about: without a host column nothing can be attached.
     required_fields = frozenset({"hostname", "ip_address"})
+    # A row is its host (name, else address) and its store; counts and flags are not.
+    identifying_fields = frozenset(
+        {"hostname", "ip_address", "store", "database", "schema", "table"}
+    )
+    # "None" encryption means not encrypted, not unknown.
+    literal_tokens: Mapping[str, frozenset[str]] = {
+        "encryption_at_rest": frozenset({"none"}),
+        "encryption_in_transit": frozenset({"none"}),
+    }
     agents: Sequence[ValidationAgent] = (PiiDetector(), ComplianceChecker())
     sheet_plan: SheetPlan | None = None
     masks_values = True
@@ -89,10 +98,6 @@ class SensitiveDataCategory:
     def validate_frame(self, frame: ChunkFrame, findings: Findings) -> FrameOutcome:
         """Validate and normalise a whole chunk at once (the columnar engine)."""
         return rules.validate_frame(frame, findings)
-
-    def validate_row(self, fields: Mapping[str, str]) -> RowOutcome:
-        """The row engine's rules, for the golden comparison until they are deleted."""
-        return row_rules.validate_row(fields)
 
     def natural_key(self, normalized: Mapping[str, Any]) -> str | None:
         # Host + store + database + schema + table, plus the columns: column-level inventories
