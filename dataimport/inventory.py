@@ -148,7 +148,8 @@ def _upsert_by_name_key_sql() -> str:
 
     Rows are linked through the upsert's RETURNING, not a join back to `assets`, so the plan
     never depends on statistics of a table that was empty a moment ago; the links are narrow
-    rows of their own (`staged_row_assets`), never a rewrite of the wide staged rows.
+    rows of their own (`staged_row_assets`), never a rewrite of the wide staged rows. A
+    retried range rewrites its links too, so its count of rows linked is the first run's.
     """
     columns = ", ".join(ASSET_FIELDS)
     values = ", ".join(f"s.{col}" for col in ASSET_FIELDS)
@@ -181,7 +182,6 @@ SELECT CAST(:id AS uuid), linked.row_number, linked.id, CAST(:c AS uuid), CAST(:
 FROM linked
 ORDER BY linked.row_number
 ON CONFLICT (data_import_id, row_number) DO UPDATE SET asset_id = EXCLUDED.asset_id
-  WHERE staged_row_assets.asset_id IS DISTINCT FROM EXCLUDED.asset_id
 """
 
 
