@@ -419,7 +419,8 @@ function agents(steps) {
       steps.map((step) => [step.agent, step.step, badge(step.status), number(step.records_processed),
         Object.entries(step.findings || {}).map(([code, count]) =>
           h("span", { class: "finding" }, code, ": ",
-            typeof count === "object" ? JSON.stringify(count) : number(count))),
+            typeof count === "number" ? number(count)
+              : typeof count === "object" ? JSON.stringify(count) : String(count))),
         step.duration_ms !== null ? step.duration_ms + " ms" : ""]))
       : h("p", { class: "empty", text: "No agent has run yet." }));
 }
@@ -454,7 +455,10 @@ function downloads(status, report) {
 
 function sample(report) {
   const rows = report.sample || [];
-  const headers = [...new Set(rows.flatMap((row) => Object.keys(row)))];
+  // In the file's own column order (JSON objects come back in the database's key order).
+  const keys = new Set(rows.flatMap((row) => Object.keys(row)));
+  const headers = [...report.headers.filter((name) => keys.has(name)),
+    ...[...keys].filter((name) => !report.headers.includes(name))];
   return h("div", { class: "card", id: "sample" },
     h("h2", { text: "Sample" }),
     rows.length ? table("The first two staged rows (masked for sensitive data)", headers,
