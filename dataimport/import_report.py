@@ -95,6 +95,9 @@ async def import_report(
     config = row.processing_config or {}
     mapping = ProcessingConfig.model_validate(config).column_mapping
     headers = list((row.detected_format or {}).get("headers", []))
+    category = get_category(row.import_category)
+    # From the headers as read and the stored config, so it is right before validation ran.
+    unmapped = map_headers(headers, category.aliases, mapping).unmapped_headers
     return ImportReport(
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -107,8 +110,8 @@ async def import_report(
         issues=dict(validation.get("issues") or {}),
         quality_score=validation.get("quality_score"),
         headers=shown_headers(row.import_category, headers, mapping),
-        unmapped_headers=list(validation.get("unmapped_headers") or []),
-        category_fields=fields_of(get_category(row.import_category)),
+        unmapped_headers=shown_headers(row.import_category, unmapped, mapping),
+        category_fields=fields_of(category),
         suggested_mapping=suggested_mapping(row.error_message),
         sample=list(row.sample or []),
         staging_purged_at=row.staging_purged_at,

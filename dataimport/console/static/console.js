@@ -18,7 +18,9 @@ const REFUSED = {
   422: "The upload was refused",
 };
 
-const state = { whoami: null, categories: null, timer: null };
+// `leaving`: the waiting status a decision was just sent for; the page polls on until the
+// import has moved on (the workflow records the new status a moment after it accepts).
+const state = { whoami: null, categories: null, timer: null, leaving: null };
 
 class ApiError extends Error {
   constructor(status, code, message) {
@@ -76,6 +78,14 @@ function badge(status) {
 
 function settled(status) {
   return TERMINAL.has(status) || WAITING.has(status);
+}
+
+function decided(status, message, show) {
+  show(message, "info");
+  state.leaving = status.status;
+  const box = document.getElementById(status.status === "awaiting_approval" ? "approval" : "decisions");
+  if (box) box.querySelectorAll("button, select, textarea").forEach((el) => { el.disabled = true; });
+  importView(document.getElementById("view"), status.data_import_id, true);
 }
 
 // ----- the API ---------------------------------------------------------------------------
@@ -337,12 +347,18 @@ function stopPolling() {
 
 // ----- one import ------------------------------------------------------------------------
 
-async function importView(view, id) {
-  const root = h("section", { class: "import", id: "import", "data-id": id });
-  view.append(root);
+async function importView(view, id, keep) {
+  let root = document.getElementById("import");
+  if (!keep || !root) {
+    root = h("section", { class: "import", id: "import", "data-id": id });
+    view.replaceChildren(root);
+  }
   let drawnFinal = null;
   poll(async () => {
     const status = await getJson("/imports/" + id);
+    // Still the status a decision was sent for: keep the page (and its answer) as it is.
+    if (state.leaving && status.status === state.leaving) return false;
+    state.leaving = null;
     const report = await getJson("/imports/" + id + "/report");
     const final = settled(status.status);
     // Settled pages are drawn once (decisions and forms keep what the user typed).
@@ -501,8 +517,7 @@ function decisions(status, report) {
     const config = Object.assign({}, report.processing_config, { column_mapping: mapping() });
     try {
       await postJson(base + "/retry", { processing_config: config });
-      show("Retry accepted: the import runs again from its failed phase.", "info");
-      route();
+      decided(status, "Retry accepted: the import runs again from its failed phase.", show);
     } catch (error) {
       show("Retry refused: " + error.message, "error");
     }
@@ -512,8 +527,7 @@ function decisions(status, report) {
     if (!reason.value.trim()) { show("Give a reason to fail the import.", "error"); reason.focus(); return; }
     try {
       await postJson(base + "/fail", { reason: reason.value.trim() });
-      show("The import is failed.", "info");
-      route();
+      decided(status, "Fail accepted: the import ends as failed.", show);
     } catch (error) {
       show("Fail refused: " + error.message, "error");
     }
@@ -557,8 +571,8 @@ async function approval(status) {
   const decide = async (what, body) => {
     try {
       await postJson(base + "/" + what, body);
-      show(what === "approve" ? "Approved: enrichment runs now." : "Rejected: the inventory is unchanged.", "info");
-      route();
+      decided(status, what === "approve" ? "Approved: enrichment runs now."
+        : "Rejected: the inventory is unchanged.", show);
     } catch (error) {
       show((what === "approve" ? "Approve" : "Reject") + " refused: " + error.message, "error");
     }
@@ -748,6 +762,7 @@ const ROUTES = [
 
 async function route() {
   stopPolling();
+  state.leaving = null;
   const view = $("view");
   view.replaceChildren();
   flash("");
