@@ -11,6 +11,7 @@ Screenshots of every page go to test-artifacts/console/ (gitignored).
 from __future__ import annotations
 
 import asyncio
+import base64
 import shutil
 import socket
 import threading
@@ -230,14 +231,17 @@ def sign_in(driver: WebDriver, stack: ConsoleStack, key: str) -> None:
 
 
 def screenshot(driver: WebDriver, name: str, target: Path | None = None) -> Path:
-    """The whole page (the window grows to the document's height for the shot)."""
+    """The whole page, beyond the window's height (Chromium's DevTools protocol)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = target or ARTIFACTS / f"{name}.png"
-    size = driver.get_window_size()
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(size["width"], min(max(int(height), 600), 5000))
-    driver.save_screenshot(str(path))
-    driver.set_window_size(size["width"], size["height"])
+    metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
+    size = metrics["cssContentSize"]
+    clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 6000)}
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot",
+        {"format": "png", "captureBeyondViewport": True, "clip": {**clip, "scale": 1}},
+    )
+    path.write_bytes(base64.b64decode(shot["data"]))
     return path
 
 

@@ -76,6 +76,10 @@ function badge(status) {
   return h("span", { class: "badge s-" + status, "data-status": status, text: status });
 }
 
+function describe(error) {
+  return error.status === 404 ? "Not found: " + error.message : error.message;
+}
+
 function settled(status) {
   return TERMINAL.has(status) || WAITING.has(status);
 }
@@ -333,7 +337,9 @@ function poll(refresh) {
     try {
       done = await refresh();
     } catch (error) {
-      if (error.status !== 401) flash(error.message);
+      if (error.status !== 401) flash(describe(error));
+      // Unknown (or another tenant's), or not allowed: stop asking; anything else may pass.
+      done = [401, 403, 404].includes(error.status);
     }
     if (!done) state.timer = setTimeout(tick, POLL_MS);
   };
@@ -736,14 +742,17 @@ async function graphView(view, group) {
         "target-arrow-color": "#c2410c", "font-size": 11, "text-background-color": "#fff",
         "text-background-opacity": 1 } },
     ],
-    layout: { name: assets.length > 1 ? "cose" : "grid", animate: false, randomize: false, padding: 20 },
+    layout: { name: assets.length > 1 ? "cose" : "grid", animate: false, randomize: false, padding: 30 },
+    maxZoom: 1.6, // a small group stays a picture, not a few giant circles
   });
   window.consoleGraph = cy; // for tests and the curious: the drawn graph's elements
   cy.on("mouseover", "edge", (event) => {
     const d = event.target.data();
     event.target.addClass("hover");
     tip.textContent = cy.getElementById(d.source).data("label") + " → " + cy.getElementById(d.target).data("label") +
-      ": " + (d.ports || "no port") + (d.conns ? " · " + d.conns + " connections" : "") + " (" + d.kind + ")";
+      ": " + (d.ports || "no port") +
+      (d.conns ? " · " + number(d.conns) + (d.conns === 1 ? " connection" : " connections") : "") +
+      " (" + d.kind + ")";
   });
   cy.on("mouseout", "edge", (event) => { event.target.removeClass("hover"); });
 }
@@ -786,7 +795,7 @@ async function route() {
       try {
         await draw(view, ...match.slice(1));
       } catch (error) {
-        if (error.status !== 401) flash(error.status === 404 ? "Not found: " + error.message : error.message);
+        if (error.status !== 401) flash(describe(error));
       }
       $("main").focus({ preventScroll: true });
       return;
