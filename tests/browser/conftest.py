@@ -245,9 +245,7 @@ def screenshot(driver: WebDriver, name: str, target: Path | None = None) -> Path
     return path
 
 
-def upload(
-    driver: WebDriver, stack: ConsoleStack, file: Path, category: str, **fields: str
-) -> str:
+def upload(driver: WebDriver, stack: ConsoleStack, file: Path, category: str, **fields: str) -> str:
     """Upload through the form; returns the new import's id (from the page it lands on)."""
     driver.get(f"{stack.url}/console/#/upload")
     element(driver, f"label[for=cat-{category}]").click()

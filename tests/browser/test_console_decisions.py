@@ -35,11 +35,17 @@ def choose(driver: WebDriver, header: str, field: str) -> None:
     Select(select).select_by_value(field)
 
 
-def api(stack: ConsoleStack, key: str, method: str, path: str, **kwargs: object) -> httpx.Response:
+def api(
+    stack: ConsoleStack,
+    key: str,
+    method: str,
+    path: str,
+    json: dict[str, str] | None = None,
+    params: dict[str, str] | None = None,
+) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}"}
-    return httpx.request(
-        method, f"{stack.url}/api/v1{path}", headers=headers, timeout=60, **kwargs
-    )  # type: ignore[arg-type]
+    url = f"{stack.url}/api/v1{path}"
+    return httpx.request(method, url, headers=headers, timeout=60, json=json, params=params)
 
 
 def test_retry_with_a_mapping_chosen_in_the_editor(
@@ -56,7 +62,9 @@ def test_retry_with_a_mapping_chosen_in_the_editor(
     options = Select(
         browser.find_element(By.CSS_SELECTOR, '#mapping-editor select[data-header="Server Label"]')
     ).options
-    assert {"name", "ip_address", "hostname"} <= {option.get_attribute("value") for option in options}
+    assert {"name", "ip_address", "hostname"} <= {
+        option.get_attribute("value") for option in options
+    }
 
     choose(browser, "Server Label", "name")
     choose(browser, "Primary Address", "ip_address")
@@ -68,7 +76,11 @@ def test_retry_with_a_mapping_chosen_in_the_editor(
         [td.text for td in row.find_elements(By.TAG_NAME, "td")]
         for row in preview.find_elements(By.CSS_SELECTOR, "tbody tr")
     ]
-    assert cells == [["1", "ALPHA", "10.0.0.1"], ["2", "BETA", "10.0.0.2"], ["3", "GAMMA", "10.0.0.3"]]
+    assert cells == [
+        ["1", "ALPHA", "10.0.0.1"],
+        ["2", "BETA", "10.0.0.2"],
+        ["3", "GAMMA", "10.0.0.3"],
+    ]
     screenshot(browser, "decision-mapping-editor")
 
     browser.find_element(By.ID, "retry").click()

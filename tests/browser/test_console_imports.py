@@ -196,7 +196,9 @@ def test_a_refused_file_shows_its_reason_in_words(
     browser.find_element(By.ID, "file").send_keys(str(binary))
     browser.find_element(By.ID, "upload-submit").click()
     message = element(browser, "#upload-error").text
-    assert message.startswith("The file is not a CSV, XLSX or JSON file this service can read (415)")
+    assert message.startswith(
+        "The file is not a CSV, XLSX or JSON file this service can read (415)"
+    )
 
     browser.find_element(By.ID, "file").send_keys(str(SAMPLES / SAMPLE_OF["cmdb_export"]))
     browser.find_element(By.ID, "processing-config").send_keys('{"max_invalid_ratio": 7}')

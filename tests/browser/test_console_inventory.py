@@ -25,15 +25,15 @@ SAMPLES = ROOT / "dataimport" / "samples"
 FINISHED = ("completed", "completed_with_errors")
 
 
-def api_json(stack: ConsoleStack, key: str, path: str, **params: object) -> dict:  # type: ignore[type-arg]
+def api_json(stack: ConsoleStack, key: str, path: str, **params: str | int) -> dict:
     response = httpx.get(
         f"{stack.url}/api/v1{path}",
-        params=params,  # type: ignore[arg-type]
+        params=params,
         headers={"Authorization": f"Bearer {key}"},
         timeout=30,
     )
     assert response.status_code == 200, response.text
-    body: dict = response.json()  # type: ignore[type-arg]
+    body: dict = response.json()
     return body
 
 
@@ -82,7 +82,11 @@ def test_assets_search_filters_and_fields(
     search = browser.find_element(By.ID, "asset-search")
     search.send_keys(target["name"])
     browser.find_element(By.ID, "asset-filter").click()
-    wait_for(browser, lambda d: target["name"] in names_shown(d) and len(names_shown(d)) < len(every), "search")
+    wait_for(
+        browser,
+        lambda d: target["name"] in names_shown(d) and len(names_shown(d)) < len(every),
+        "search",
+    )
     browser.find_element(By.CSS_SELECTOR, "#assets .asset-name").click()
     detail = element(browser, "#asset-detail dl")
     fields = {

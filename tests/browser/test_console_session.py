@@ -37,9 +37,7 @@ def test_an_unknown_key_is_refused_in_words(
     browser.get(f"{console_stack.url}/console/")
     element(browser, "#api-key").send_keys("dik_not_a_real_key_at_all")
     browser.find_element(By.CSS_SELECTOR, "#sign-in button[type=submit]").click()
-    message = wait_for(
-        browser, lambda d: d.find_element(By.ID, "flash").text or False, "a refusal"
-    )
+    message = wait_for(browser, lambda d: d.find_element(By.ID, "flash").text or False, "a refusal")
     assert message.startswith("Sign-in refused:")
     assert "unknown, revoked or expired" in message
     assert browser.execute_script("return sessionStorage.getItem('dataimport.apiKey')") is None
