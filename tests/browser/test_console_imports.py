@@ -228,12 +228,17 @@ def test_pages_are_readable_at_390_pixels(
     browser: WebDriver, console_stack: ConsoleStack, tenant: Tenant
 ) -> None:
     sign_in(browser, console_stack, console_stack.key_for(tenant))
-    upload(browser, console_stack, SAMPLES / SAMPLE_OF["cmdb_export"], "cmdb_export")
+    data_import_id = upload(
+        browser, console_stack, SAMPLES / SAMPLE_OF["app_discovery"], "app_discovery"
+    )
     wait_status(browser, *FINISHED)
     browser.set_window_size(390, 844)
-    for page in ("#/upload", "#/imports", "#/assets"):
+    pages = ("#/upload", "#/imports", f"#/imports/{data_import_id}", "#/assets", "#/groups")
+    for page in pages:
         browser.get(f"{console_stack.url}/console/{page}")
         element(browser, "#view h1")
+        if page.startswith("#/imports/"):
+            element(browser, "#sample")
         wide = browser.execute_script(
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
