@@ -243,4 +243,4 @@ def test_pages_are_readable_at_390_pixels(
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert wide == 0, f"{page} scrolls sideways by {wide}px at 390 px"
-    screenshot(browser, "assets-390px")
+    screenshot(browser, "groups-390px")
