@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from dataimport.api.errors import error_responses, import_not_found
-from dataimport.api.tenant import ReadTenant, credential_of
+from dataimport.api.tenant import WriteTenant, credential_of
 from dataimport.contracts import MAX_MAPPED_COLUMNS, MAX_NAME_LENGTH
 from dataimport.mapping_preview import preview_mapping
 
@@ -38,9 +38,10 @@ class PreviewOut(BaseModel):
 
 @router.post("/{data_import_id}/mapping-preview", response_model=PreviewOut)
 async def mapping_preview(
-    data_import_id: uuid.UUID, body: PreviewBody, request: Request, tenant: ReadTenant
+    data_import_id: uuid.UUID, body: PreviewBody, request: Request, tenant: WriteTenant
 ) -> PreviewOut:
-    """Read-only: nothing is saved; send the mapping with a retry to use it."""
+    """Nothing is saved: send the mapping with a retry to use it. The write scope, as the
+    retry it prepares (and every POST of this API)."""
     mapping = {
         k[:MAX_NAME_LENGTH]: v.strip()[:MAX_NAME_LENGTH]
         for k, v in body.column_mapping.items()
