@@ -41,6 +41,8 @@ from dataimport.auth import Scope, keys
 from dataimport.db import create_engine
 from dataimport.imports import Tenant
 from dataimport.settings import Settings
+from tests.test_model_agents import API_KEY as STAND_IN_KEY
+from tests.test_model_agents import MODEL, StandIn
 from worker import connect_client
 from workflows.data_import import DataImportWorkflow
 
@@ -94,8 +96,26 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def console_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"task_queue": CONSOLE_QUEUE, "web_ui_url": WEB_UI})
+def model_stand_in() -> Iterator[StandIn]:
+    """The OpenAI-compatible stand-in of the model-agent tests: imports that opt in get its
+    column_mapping advice, which the console pre-fills in the mapping editor."""
+    server = StandIn()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def console_settings(settings: Settings, model_stand_in: StandIn) -> Settings:
+    update: dict[str, Any] = {
+        "task_queue": CONSOLE_QUEUE,
+        "web_ui_url": WEB_UI,
+        "llm_base_url": model_stand_in.base_url,
+        "llm_model": MODEL,
+        "llm_api_key": STAND_IN_KEY,
+        "llm_timeout_seconds": 10.0,
+    }
+    return settings.model_copy(update=update)
 
 
 @pytest.fixture(scope="session")

@@ -134,3 +134,29 @@ def test_a_refused_decision_shows_its_reason_at_once(
     )
     assert refusal.startswith("Retry refused:")
     assert "only an import that needs attention can be retried" in refusal
+
+
+def test_the_models_suggestion_is_pre_filled_in_the_editor(
+    browser: WebDriver, console_stack: ConsoleStack, tenant: Tenant, tmp_path: Path
+) -> None:
+    key = console_stack.key_for(tenant)
+    sign_in(browser, console_stack, key)
+    # Headers only the model stand-in knows (tests/test_model_agents.KNOWN_FIELDS).
+    odd = write_csv(tmp_path / "model.csv", ["Srv Moniker", "Box IP"], [["DELTA", "10.0.0.4"]])
+    config = '{"model_agents": true}'
+    data_import_id = upload(browser, console_stack, odd, "cmdb_export", processing_config=config)
+    wait_status(browser, "needs_attention")
+    assert "A model suggests" in element(browser, "#why").text
+    assert "A model's suggestion is pre-filled" in browser.find_element(By.ID, "decisions").text
+    chosen = {
+        header: Select(
+            browser.find_element(By.CSS_SELECTOR, f'#mapping-editor select[data-header="{header}"]')
+        ).first_selected_option.get_attribute("value")
+        for header in ("Srv Moniker", "Box IP")
+    }
+    assert chosen == {"Srv Moniker": "name", "Box IP": "ip_address"}
+    browser.find_element(By.ID, "retry").click()
+    assert wait_status(browser, "completed", "completed_with_errors") == "completed"
+    report = api(console_stack, key, "GET", f"/imports/{data_import_id}/report").json()
+    assert report["processing_config"]["column_mapping"] == chosen
+    assert report["processing_config"]["model_agents"] is True  # the rest of the config kept
