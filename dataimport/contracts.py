@@ -13,7 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-TERMINAL_STATUSES = frozenset({"completed", "completed_with_errors", "failed", "cancelled"})
+TERMINAL_STATUSES = frozenset(
+    {"completed", "completed_with_errors", "failed", "cancelled", "rejected"}
+)
+# Waiting for a person: a failed phase (retry / fail) or a plan to approve (approve / reject).
+WAITING_STATUSES = frozenset({"needs_attention", "awaiting_approval"})
 
 PHASES = ("upload", "validation", "enrichment", "complete")
 
@@ -43,6 +47,9 @@ class ProcessingConfig(BaseModel):
     heartbeat_timeout_seconds: float = Field(30, ge=1, le=3600)
     # Ask the worker's model-backed agents for advice (docs/model-agents.md); advisory only.
     model_agents: bool = False
+    # Stop after validation with a plan of what enrichment would change, and enrich only
+    # once someone approves it (reject ends the import as rejected, the inventory untouched).
+    require_approval: bool = False
 
     @field_validator("column_mapping")
     @classmethod
@@ -188,14 +195,37 @@ class FailInput(BaseModel):
     reason: str = "failed by user"
 
 
+class ApproveInput(BaseModel):
+    """Approve the plan of an import awaiting approval: enrichment runs."""
+
+    comment: str | None = Field(None, max_length=2000)
+
+
+class RejectInput(BaseModel):
+    reason: str = Field("rejected by user", max_length=2000)
+
+
+class PlanCounts(BaseModel):
+    """What the approval plan counts (the plan itself, with its samples, is in the database)."""
+
+    assets_to_create: int = 0
+    assets_to_update: int = 0
+    dependencies_to_add: int = 0
+
+
 class ImportStatus(BaseModel):
     """What `status` returns (query, CLI --json): one shape everywhere."""
 
     data_import_id: uuid.UUID
     workflow_id: str
     category: str
-    status: str = "pending"
-    phase: str = "upload"
+    status: str = Field(
+        "pending",
+        description="pending, ingesting, validating, enriching, needs_attention, "
+        "awaiting_approval (waits for approve/reject of its plan), completed, "
+        "completed_with_errors, failed, cancelled, rejected",
+    )
+    phase: str = Field("upload", description="upload, validation, enrichment, complete")
     total_rows: int = 0
     valid_rows: int = 0
     invalid_rows: int = 0

@@ -32,8 +32,10 @@ IMPORT_STATUSES = (
     "completed",
     "completed_with_errors",
     "needs_attention",
+    "awaiting_approval",
     "failed",
     "cancelled",
+    "rejected",
 )
 
 # What an API key may do; each scope includes the ones before it.
@@ -98,7 +100,7 @@ class DataImport(TenantMixin, TimestampMixin, Base):
             "id",
             postgresql_where=text(
                 "staging_purged_at IS NULL AND status IN "
-                "('cancelled', 'completed', 'completed_with_errors', 'failed')"
+                "('cancelled', 'completed', 'completed_with_errors', 'failed', 'rejected')"
             ),
         ),
     )
@@ -114,6 +116,8 @@ class DataImport(TenantMixin, TimestampMixin, Base):
     processing_config: Mapped[dict[str, Any]] = mapped_column(
         JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )
+    # What enrichment would change, for an import that asks for approval (approval_plan.py).
+    approval_plan: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # Bumped by every retry: a chunk started under an older generation refuses to write.
     config_generation: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     status: Mapped[str] = mapped_column(Text, nullable=False, server_default="pending")

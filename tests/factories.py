@@ -120,7 +120,9 @@ TERMINAL_OR_WAITING = (
     "completed_with_errors",
     "failed",
     "cancelled",
+    "rejected",
     "needs_attention",
+    "awaiting_approval",
 )
 
 

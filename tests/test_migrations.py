@@ -148,3 +148,53 @@ def test_dependency_groups_move_to_their_table_and_back(scratch_url: str) -> Non
     assert [row[0] for row in back] == [f"G-{asset}"]
     asyncio.run(run("DELETE FROM assets WHERE id = $1", asset))
     upgrade(scratch_url)
+
+
+def test_approval_statuses_and_plan_come_and_go_with_0009(scratch_url: str) -> None:
+    """0009 admits awaiting_approval and rejected (rejected imports are purgeable), with the
+    plan column; its downgrade maps them to needs_attention and failed and drops the plan."""
+    upgrade(scratch_url)
+    waiting, rejected = uuid.uuid4(), uuid.uuid4()
+
+    async def run(sql: str, *args: object) -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(scratch_url)
+        try:
+            return await conn.fetch(sql, *args)
+        finally:
+            await conn.close()
+
+    insert = (
+        "INSERT INTO data_imports (id, client_account_id, engagement_id, import_category, "
+        "filename, file_uri, workflow_id, status, approval_plan, completed_at) VALUES ($1, "
+        "gen_random_uuid(), gen_random_uuid(), 'cmdb_export', 'f', 'file:///f', 'w', $2, "
+        "'{\"assets_to_create\": {\"count\": 1}}', now() - interval '40 days')"
+    )
+    asyncio.run(run(insert, waiting, "awaiting_approval"))
+    asyncio.run(run(insert, rejected, "rejected"))
+    due = asyncio.run(run("SELECT id FROM purgeable_imports(now(), NULL, NULL, 500)"))
+    assert rejected in {row[0] for row in due} and waiting not in {row[0] for row in due}
+
+    downgrade(scratch_url, "0008_unique_request_id")
+    statuses = asyncio.run(
+        run("SELECT id, status FROM data_imports WHERE id = ANY($1)", [waiting, rejected])
+    )
+    assert dict((row[0], row[1]) for row in statuses) == {
+        waiting: "needs_attention",
+        rejected: "failed",
+    }
+    columns = asyncio.run(
+        run(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'data_imports' AND column_name = 'approval_plan'"
+        )
+    )
+    assert columns == []
+    with pytest.raises(asyncpg.CheckViolationError):
+        asyncio.run(
+            run(
+                "UPDATE data_imports SET status = 'rejected' WHERE id = $1",
+                waiting,
+            )
+        )
+    asyncio.run(run("DELETE FROM data_imports WHERE id = ANY($1)", [waiting, rejected]))
+    upgrade(scratch_url)

@@ -18,6 +18,7 @@ from temporalio.client import Client
 
 from dataimport import console
 from dataimport.api import (
+    approval_routes,
     asset_facets_routes,
     categories_routes,
     imports_routes,
@@ -36,7 +37,7 @@ from dataimport.telemetry import WorkerTelemetry, worker_telemetry
 
 API_DESCRIPTION = """
 Upload files for import, follow them, fetch their error reports, decide on imports that need
-attention, and read the resulting inventory. Every /api route needs
+attention or await approval of their plan, and read the resulting inventory. Every /api route needs
 `Authorization: Bearer <API key or OIDC access token>`; the credential decides the tenant (an
 `X-Engagement-ID` header may choose among the engagements it grants) and the scope: `read`
 for reads, `write` for uploads and decisions, `admin` for keys. Errors come back as
@@ -78,6 +79,7 @@ def create_app(
     app.state.oidc = OidcVerifier.from_settings(settings)
     install_error_handlers(app)
     app.include_router(imports_routes.router)
+    app.include_router(approval_routes.router)
     app.include_router(inventory_routes.router)
     app.include_router(keys_routes.router)
     for module in (whoami_routes, categories_routes, report_routes, preview_routes):
