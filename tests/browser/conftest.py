@@ -26,6 +26,7 @@ import httpx
 import pytest
 import uvicorn
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -231,7 +232,14 @@ def second_browser(tmp_path: Path) -> Iterator[WebDriver]:
 
 
 def wait_for(driver: WebDriver, condition: Callable[[WebDriver], Any], what: str) -> Any:
-    return WebDriverWait(driver, WAIT_SECONDS, poll_frequency=0.2).until(condition, what)
+    # A polling page redraws itself: an element read mid-redraw is stale, so look again.
+    waiting = WebDriverWait(
+        driver,
+        WAIT_SECONDS,
+        poll_frequency=0.2,
+        ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+    )
+    return waiting.until(condition, what)
 
 
 def element(driver: WebDriver, css: str) -> WebElement:
@@ -283,8 +291,10 @@ def wait_status(driver: WebDriver, *statuses: str) -> str:
     """Wait until the open import page shows one of `statuses` (the page polls by itself)."""
 
     def shown(d: WebDriver) -> str | bool:
-        badges = d.find_elements(By.CSS_SELECTOR, "#import h1 .badge")
-        status = badges[0].get_attribute("data-status") if badges else None
+        status = d.execute_script(
+            "const b = document.querySelector('#import h1 .badge');"
+            "return b ? b.dataset.status : null;"
+        )
         return status if status in statuses else False
 
     found: str = wait_for(driver, shown, f"status in {statuses}")
