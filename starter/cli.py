@@ -204,13 +204,23 @@ def up(
     """Start the embedded stack: PostgreSQL, Temporal dev server with Web UI, a worker and
     the HTTP API (DATAIMPORT_API_HOST / DATAIMPORT_API_PORT, a free port when that is taken)."""
     settings = Settings()
-    stack.print_info(console, _stack_up(settings, worker=not no_worker, api=not no_api))
+    data = _stack_up(settings, worker=not no_worker, api=not no_api)
+    stack.print_info(console, data)
+    _print_console_address(data)
     _print_demo_key(settings, settings.client_account_id, settings.engagement_id)
     if detach:
         console.print(f"Stop it with: [bold]{escape(stack.down_command(settings))}[/bold]")
         return
     console.print("Running; press Ctrl-C to stop everything.")
     stack.wait_then_down(settings)
+
+
+def _print_console_address(data: dict[str, str]) -> None:
+    """The import console is a page of the API process: sign in there with the key below."""
+    if data.get("api_url"):
+        console.print(
+            f"Import console (sign in with the API key): {escape(data['api_url'])}/console/"
+        )
 
 
 def _print_demo_key(settings: Settings, client_account: uuid.UUID, engagement: uuid.UUID) -> None:
@@ -982,6 +992,7 @@ def demo(
         console.print(f"Open the Temporal Web UI: {escape(data['web_ui_url'])}")
     if data.get("api_url"):
         console.print(f"HTTP API (OpenAPI docs): {escape(data['api_url'])}/docs")
+    _print_console_address(data)
     _print_demo_key(settings, client_account, engagement)
     hint = escape(stack.down_command(settings))
     console.print(f"The stack keeps running. Stop it with: [bold]{hint}[/bold]")

@@ -41,6 +41,8 @@ from dataimport.settings import Settings
 AUDIENCE = "dataimport-api"
 CLI = Path(sys.executable).parent / "dataimport"
 OPEN_PATHS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+# The console's page and static files: no data, the page signs in against /api like anyone.
+OPEN_PATHS |= {"/", "/console", "/console/", "/console/static/{name:path}"}
 
 
 # ----- a loopback identity provider ----------------------------------------------------------

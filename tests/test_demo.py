@@ -126,6 +126,15 @@ def test_demo_prints_a_web_ui_that_answers_http(demo: Demo) -> None:
     assert status == 200
 
 
+def test_demo_prints_the_console_address_and_the_page_answers(demo: Demo) -> None:
+    url = f"{demo.info()['api_url']}/console/"
+    assert f"Import console (sign in with the API key): {url}" in demo.result.stdout
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.status == 200
+        page = response.read().decode("utf-8")
+    assert "/console/static/console.js" in page and "<title>Import console" in page
+
+
 def test_demo_prints_an_api_that_lists_the_imports(demo: Demo) -> None:
     url = demo.info()["api_url"]
     assert url.startswith("http://") and url in demo.result.stdout

@@ -16,7 +16,18 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from dataimport.api import approval_routes, imports_routes, inventory_routes, keys_routes
+from dataimport import console
+from dataimport.api import (
+    approval_routes,
+    asset_facets_routes,
+    categories_routes,
+    imports_routes,
+    inventory_routes,
+    keys_routes,
+    preview_routes,
+    report_routes,
+    whoami_routes,
+)
 from dataimport.api.errors import install_error_handlers
 from dataimport.api.tenant import Access
 from dataimport.auth.oidc import OidcVerifier
@@ -71,6 +82,10 @@ def create_app(
     app.include_router(approval_routes.router)
     app.include_router(inventory_routes.router)
     app.include_router(keys_routes.router)
+    for module in (whoami_routes, categories_routes, report_routes, preview_routes):
+        app.include_router(module.router)
+    app.include_router(asset_facets_routes.router)
+    app.include_router(console.router)  # the web page at /console/ (and / redirects there)
     _refuse_unguarded_routes(app)
     return app
 

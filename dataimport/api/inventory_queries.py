@@ -92,6 +92,7 @@ class AssetFilter:
     dependency_group: str | None = None
     source_import_id: uuid.UUID | None = None
     search: str | None = None
+    source_category: str | None = None  # the category of the import that last wrote it
 
 
 def _asset_query(tenant: Tenant, filters: AssetFilter) -> Query:
@@ -106,6 +107,12 @@ def _asset_query(tenant: Tenant, filters: AssetFilter) -> Query:
             query.add("false")  # not a group id this API hands out: no asset is in it
         else:
             query.add("g.group_root = :group_root", group_root=root)
+    if filters.source_category is not None:
+        query.add(
+            "a.source_import_id IN (SELECT s.id FROM data_imports s WHERE s.import_category = "
+            ":source_category AND s.client_account_id = :c AND s.engagement_id = :e)",
+            source_category=filters.source_category,
+        )
     if filters.search:
         query.add(
             "(a.name ILIKE :q OR a.hostname ILIKE :q OR a.fqdn ILIKE :q OR a.ip_address ILIKE :q)",
@@ -162,6 +169,7 @@ class DependencyFilter:
     dependency_type: str | None = None
     protocol: str | None = None
     port: int | None = None
+    dependency_group: str | None = None  # both ends in this group (a move group's edges)
 
 
 def _dependency_query(tenant: Tenant, filters: DependencyFilter) -> Query:
@@ -175,6 +183,18 @@ def _dependency_query(tenant: Tenant, filters: DependencyFilter) -> Query:
         query.add("lower(x.protocol) = lower(:protocol)", protocol=filters.protocol)
     if filters.port is not None:
         query.add("x.port = :port", port=filters.port)
+    if filters.dependency_group is not None:
+        root = _group_root(filters.dependency_group)
+        if root is None:
+            query.add("false")  # not a group id this API hands out
+        else:
+            # Groups are connected components: an edge with its source in one is inside it.
+            query.add(
+                "x.source_asset_id IN (SELECT m.asset_id FROM dependency_group_members m "
+                "WHERE m.group_root = :group_root AND m.client_account_id = :c "
+                "AND m.engagement_id = :e)",
+                group_root=root,
+            )
     return query
 
 

@@ -36,9 +36,14 @@ async def list_assets(
     q: Annotated[
         str | None, Query(max_length=200, description="Substring of name, host, FQDN or IP.")
     ] = None,
+    source_category: Annotated[
+        str | None, Query(description="Category of the import that last wrote the asset.")
+    ] = None,
 ) -> Page[AssetOut]:
     """The tenant's assets, by name."""
-    filters = queries.AssetFilter(asset_type, environment, dependency_group, source_import_id, q)
+    filters = queries.AssetFilter(
+        asset_type, environment, dependency_group, source_import_id, q, source_category
+    )
     engine = request.app.state.engine
     items, after = await queries.list_assets(engine, tenant, filters, limit, cursor)
     return Page[AssetOut](items=items, next_cursor=after)
@@ -54,9 +59,12 @@ async def list_dependencies(
     dependency_type: Annotated[str | None, Query(description="e.g. declared, observed")] = None,
     protocol: Annotated[str | None, Query(description="e.g. tcp")] = None,
     port: Annotated[int | None, Query(ge=0, le=65535)] = None,
+    dependency_group: Annotated[
+        str | None, Query(description="Only edges inside this group, e.g. G-<uuid>.")
+    ] = None,
 ) -> Page[DependencyOut]:
     """The tenant's asset dependencies, with both endpoint names."""
-    filters = queries.DependencyFilter(asset_id, dependency_type, protocol, port)
+    filters = queries.DependencyFilter(asset_id, dependency_type, protocol, port, dependency_group)
     engine = request.app.state.engine
     items, after = await queries.list_dependencies(engine, tenant, filters, limit, cursor)
     return Page[DependencyOut](items=items, next_cursor=after)
