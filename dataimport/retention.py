@@ -30,6 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport.contracts import TERMINAL_STATUSES
+from dataimport.error_codes import Level, register
 from dataimport.imports import Tenant
 from dataimport.tenant_context import acting_for
 
@@ -96,6 +97,15 @@ class PurgeResult(BaseModel):
 
 
 MAX_FAILED_IDS = 20
+PURGE_FAILED = register(
+    "staging-purge-failed",
+    Level.SERVICE,
+    "Staged rows not purged",
+    "The staging-retention run could not remove the staged rows of some finished imports; "
+    "the next scheduled run retries them.",
+    "{failed} imports could not be purged (the next scheduled run retries them); {purged} "
+    "purged, {rows} rows",
+).code
 
 
 class RetentionTotals(BaseModel):

@@ -199,8 +199,7 @@ async def test_the_service_role_owns_nothing_and_bypasses_nothing(database_url: 
         assert role is not None and not any(role.values())
         owned = await conn.fetchval(
             # Its sessions' temporary tables (ingest batches, range staging) are its own.
-            "SELECT count(*) FROM pg_class WHERE relowner = $1::regrole "
-            "AND relpersistence <> 't'",
+            "SELECT count(*) FROM pg_class WHERE relowner = $1::regrole AND relpersistence <> 't'",
             SERVICE_ROLE,
         )
         assert owned == 0

@@ -21,8 +21,9 @@ from dataimport import embedded, flows
 from dataimport.api import create_app
 from dataimport.api.upload import MAX_PART_HEADER_BYTES, MAX_PART_HEADER_LINE, MAX_PART_HEADERS
 from dataimport.contracts import ImportRequest
+from dataimport.flows import REQUEST_ID_TAKEN
 from dataimport.imports import Tenant
-from dataimport.issues import REQUEST_ID_TAKEN, ImportFailure
+from dataimport.issues import ImportFailure
 from dataimport.migrate import downgrade, upgrade
 from dataimport.settings import Settings
 from starter.client import ImportService

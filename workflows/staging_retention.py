@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.retention import RetentionActivities
     from dataimport.retention import (
         MAX_FAILED_IDS,
+        PURGE_FAILED,
         ListPurgeableInput,
         PurgeCandidate,
         PurgeInput,
@@ -38,7 +39,6 @@ PURGE_RETRY = RetryPolicy(
 # A purge heartbeats every batch; a long import resumes from its last batch after a timeout.
 PURGE_TIMEOUT = timedelta(hours=1)
 PURGE_HEARTBEAT = timedelta(minutes=1)
-PURGE_FAILED = "staging-purge-failed"
 
 
 @workflow.defn
