@@ -39,11 +39,11 @@ from temporalio.worker import Worker
 from activities import build_activities
 from activities.retention import RetentionActivities
 from dataimport.db import create_engine
-from dataimport.log_context import ImportLogContext
-from dataimport.logging_setup import configure_logging
 from dataimport.retention import RetentionPolicy, StagingRetentionInput
 from dataimport.settings import Settings, get_settings
-from dataimport.telemetry import WorkerTelemetry, worker_telemetry
+from observability.log_context import ImportLogContext
+from observability.logging_setup import configure_logging
+from observability.telemetry import WorkerTelemetry, worker_telemetry
 from workflows.data_import import DataImportWorkflow
 from workflows.staging_retention import StagingRetentionWorkflow
 

@@ -12,8 +12,9 @@ from temporalio import activity
 from activities.errors import classified
 from activities.generation import bump_generation
 from activities.tenant import tenant_scoped
-from dataimport import flows, metrics
+from dataimport import flows
 from dataimport.contracts import TERMINAL_STATUSES, ImportRef, ProcessingConfig, StatusUpdate
+from observability import metrics
 
 log = logging.getLogger("dataimport.activities.completion")
 

@@ -13,8 +13,9 @@ from activities.errors import classified
 from activities.generation import of_generation
 from activities.heartbeat import heartbeating
 from activities.tenant import tenant_scoped
-from dataimport import enrichment, metrics, steps
+from dataimport import enrichment, steps
 from dataimport.contracts import ChunkInput, EnrichmentResult, ImportRef
+from observability import metrics
 
 log = logging.getLogger("dataimport.activities.enrichment")
 

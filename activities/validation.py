@@ -13,7 +13,7 @@ from activities.errors import classified
 from activities.generation import of_generation
 from activities.heartbeat import heartbeating
 from activities.tenant import tenant_scoped
-from dataimport import flows, metrics, validation
+from dataimport import flows, validation
 from dataimport.contracts import (
     MAX_UNMAPPED_IN_PAYLOAD,
     ChunkInput,
@@ -23,6 +23,7 @@ from dataimport.contracts import (
     StatusUpdate,
     ValidationCounts,
 )
+from observability import metrics
 
 log = logging.getLogger("dataimport.activities.validation")
 

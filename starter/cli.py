@@ -215,7 +215,7 @@ def _print_demo_key(settings: Settings, client_account: uuid.UUID, engagement: u
     keys are made with `dataimport keys create`)."""
     if settings.database_url:
         return
-    from dataimport import embedded
+    from devstack import embedded
 
     key = embedded.ensure_demo_api_key(
         settings.home_dir, settings.resolved_database_url(), client_account, engagement
@@ -283,7 +283,7 @@ def api(
     import uvicorn
 
     from dataimport.api import create_app
-    from dataimport.logging_setup import configure_logging
+    from observability.logging_setup import configure_logging
 
     settings = Settings()
     try:  # fail here with one clear line, not inside the server's start-up

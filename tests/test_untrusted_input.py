@@ -26,7 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from dataimport import embedded
 from dataimport.api.app import create_app
 from dataimport.contracts import (
     MAX_ATTENTION_TIMEOUT_SECONDS,
@@ -55,6 +54,7 @@ from dataimport.readers.limits import (
 )
 from dataimport.settings import Settings
 from dataimport.storage import OUTSIDE_STORAGE, local_path
+from devstack import embedded
 from starter.client import ImportService
 from tests.conftest import TASK_QUEUE
 from tests.factories import wait_for, write_cmdb

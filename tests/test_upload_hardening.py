@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from dataimport import embedded, flows
+from dataimport import flows
 from dataimport.api import create_app
 from dataimport.api.upload import MAX_PART_HEADER_BYTES, MAX_PART_HEADER_LINE, MAX_PART_HEADERS
 from dataimport.contracts import ImportRequest
@@ -26,6 +26,7 @@ from dataimport.imports import Tenant
 from dataimport.issues import ImportFailure
 from dataimport.migrate import downgrade, upgrade
 from dataimport.settings import Settings
+from devstack import embedded
 from starter.client import ImportService
 from tests.factories import TERMINAL_OR_WAITING, wait_for, write_cmdb
 from tests.test_api import IMPORTS, error_of, headers_of, small_limit_api, storage_files

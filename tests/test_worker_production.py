@@ -28,7 +28,7 @@ from temporalio.client import Client, WorkflowHandle
 from dataimport.contracts import workflow_id_for
 from dataimport.imports import Tenant
 from dataimport.settings import Settings
-from dataimport.telemetry import worker_telemetry
+from observability.telemetry import worker_telemetry
 from starter.client import ImportService
 from tests.factories import wait_for, write_cmdb
 from worker import build_worker, connect_client

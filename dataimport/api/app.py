@@ -22,7 +22,7 @@ from dataimport.api.tenant import Access
 from dataimport.auth.oidc import OidcVerifier
 from dataimport.db import create_engine
 from dataimport.settings import Settings
-from dataimport.telemetry import WorkerTelemetry, worker_telemetry
+from observability.telemetry import WorkerTelemetry, worker_telemetry
 
 API_DESCRIPTION = """
 Upload files for import, follow them, fetch their error reports, decide on imports that need
