@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
@@ -18,26 +16,14 @@ from dataimport.contracts import (
     MAX_UNMAPPED_IN_PAYLOAD,
     ChunkInput,
     ChunkReport,
-    ImportRef,
-    ProcessingConfig,
+    FinalizeValidationInput,
+    PrepareInput,
     StatusUpdate,
     ValidationCounts,
 )
 from observability import metrics
 
 log = logging.getLogger("dataimport.activities.validation")
-
-
-class PrepareInput(BaseModel):
-    ref: ImportRef
-    processing_config: ProcessingConfig
-
-
-class FinalizeValidationInput(BaseModel):
-    ref: ImportRef
-    unmapped_headers: list[str]
-    started_at: datetime
-    report: ChunkReport
 
 
 class ValidationActivities:

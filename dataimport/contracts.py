@@ -148,6 +148,49 @@ class EnrichmentResult(BaseModel):
     processed_rows: int = 0
 
 
+# Inputs of the flow, validation, enrichment and completion activities.
+
+
+class CreateFlowsInput(BaseModel):
+    ref: ImportRef
+    filename: str
+
+
+class RegisterInput(BaseModel):
+    request: ImportRequest
+    workflow_id: str
+
+
+class PrepareInput(BaseModel):
+    ref: ImportRef
+    processing_config: ProcessingConfig
+
+
+class FinalizeValidationInput(BaseModel):
+    ref: ImportRef
+    unmapped_headers: list[str]
+    started_at: datetime
+    report: ChunkReport
+
+
+class FinalizeEnrichmentInput(BaseModel):
+    ref: ImportRef
+    started_at: datetime
+
+
+class EnrichmentPlan(BaseModel):
+    """What prepare_enrichment leaves for the ranges: whether a link pass is needed."""
+
+    link_chunks: bool = True
+
+
+class SaveConfigInput(BaseModel):
+    ref: ImportRef
+    processing_config: ProcessingConfig
+    # Set by workflows since patch chunk-generation: every retry's new generation.
+    generation: int | None = None
+
+
 class ModelAgentsInput(BaseModel):
     ref: ImportRef
     processing_config: ProcessingConfig
