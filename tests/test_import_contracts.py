@@ -1,0 +1,46 @@
+"""The layers hold: import-linter's contracts (pyproject.toml) pass, activity models live in contracts."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from dataimport import contracts
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_import_contracts_are_kept() -> None:
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    names = [contract["name"] for contract in declared["contracts"]]
+    lint = Path(sys.executable).with_name("lint-imports")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [str(lint), "--no-cache"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Contracts: {len(names)} kept, 0 broken." in result.stdout
+    assert all(f"{name} KEPT" in result.stdout for name in names), result.stdout
+    assert len(names) >= 3
+
+
+def test_activity_modules_define_no_models_of_their_own() -> None:
+    # Every activity input and output is one of dataimport.contracts' models.
+    for path in sorted((ROOT / "activities").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        bases = {
+            base.id
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ClassDef)
+            for base in node.bases
+            if isinstance(base, ast.Name)
+        }
+        assert "BaseModel" not in bases, path.name
+    assert issubclass(contracts.SaveConfigInput, BaseModel)
+    assert issubclass(contracts.FinalizeValidationInput, BaseModel)
