@@ -9,13 +9,48 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-TERMINAL_STATUSES = frozenset({"completed", "completed_with_errors", "failed", "cancelled"})
 
-PHASES = ("upload", "validation", "enrichment", "complete")
+class ImportState(StrEnum):
+    """An import's status: data_imports.status CHECK, the status query, CLI help, OpenAPI.
+
+    Members are compared with plain strings everywhere (the workflow sets strings); their
+    order is the CHECK constraint's, so the schema does not change."""
+
+    PENDING = "pending"
+    INGESTING = "ingesting"
+    VALIDATING = "validating"
+    ENRICHING = "enriching"
+    COMPLETED = "completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors"
+    NEEDS_ATTENTION = "needs_attention"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Phase(StrEnum):
+    """The workflow's phases, in order."""
+
+    UPLOAD = "upload"
+    VALIDATION = "validation"
+    ENRICHMENT = "enrichment"
+    COMPLETE = "complete"
+
+
+TERMINAL_STATUSES = frozenset(
+    {
+        ImportState.COMPLETED,
+        ImportState.COMPLETED_WITH_ERRORS,
+        ImportState.FAILED,
+        ImportState.CANCELLED,
+    }
+)
+
+PHASES = tuple(Phase)
 
 
 # Bounds of the knobs below. A config is workflow input (anyone who can start a workflow
@@ -237,8 +272,11 @@ class ImportStatus(BaseModel):
     data_import_id: uuid.UUID
     workflow_id: str
     category: str
-    status: str = "pending"
-    phase: str = "upload"
+    # Plain str at run time (the workflow assigns strings); the schema lists the values.
+    status: str = Field(
+        ImportState.PENDING.value, json_schema_extra={"enum": [s.value for s in ImportState]}
+    )
+    phase: str = Field(Phase.UPLOAD.value, json_schema_extra={"enum": [p.value for p in Phase]})
     total_rows: int = 0
     valid_rows: int = 0
     invalid_rows: int = 0

@@ -1,4 +1,4 @@
-"""The layers hold: import-linter's contracts (pyproject.toml) pass, activity models live in contracts."""
+"""The layers hold: the import-linter contracts pass, activity models live in contracts."""
 
 from __future__ import annotations
 
