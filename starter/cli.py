@@ -104,8 +104,8 @@ def _database_error(error: BaseException) -> str:
 @asynccontextmanager
 async def _service(tenant: Tenant) -> AsyncIterator[ImportService]:
     from dataimport.db import create_engine
+    from service.temporal import connect_client
     from starter.client import ImportService
-    from worker import connect_client
 
     settings = Settings()
     try:
@@ -340,12 +340,8 @@ def retention(
     DATAIMPORT_STAGING_RETENTION_DAYS ago are removed; inventory and import records stay."""
     from temporalio.service import RPCError
 
-    from worker import (
-        RETENTION_SCHEDULE_ID,
-        connect_client,
-        ensure_retention_schedule,
-        trigger_retention,
-    )
+    from service.temporal import connect_client
+    from worker import RETENTION_SCHEDULE_ID, ensure_retention_schedule, trigger_retention
 
     settings = Settings()
     try:

@@ -178,6 +178,6 @@ async def test_sigkill_mid_ingest_and_mid_enrichment_loses_and_duplicates_nothin
 
 
 async def _client(settings: Settings):
-    from worker import connect_client
+    from service.temporal import connect_client
 
     return await connect_client(settings)

@@ -29,9 +29,10 @@ from dataimport.contracts import workflow_id_for
 from dataimport.imports import Tenant
 from dataimport.settings import Settings
 from observability.telemetry import worker_telemetry
+from service.temporal import connect_client
 from starter.client import ImportService
 from tests.factories import wait_for, write_cmdb
-from worker import build_worker, connect_client
+from worker import build_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 CHUNK_ACTIVITIES = {"validate_chunk", "enrich_chunk", "link_chunk"}
