@@ -37,8 +37,8 @@ from temporalio.worker import Worker
 
 from activities import build_activities
 from activities.retention import RetentionActivities
+from dataimport.contracts import RetentionPolicy, StagingRetentionInput
 from dataimport.db import create_engine
-from dataimport.retention import RetentionPolicy, StagingRetentionInput
 from dataimport.settings import Settings, get_settings
 from observability.log_context import ImportLogContext
 from observability.logging_setup import configure_logging

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 import os
+import pkgutil
 import subprocess
 import sys
 import tomllib
+import typing
 from pathlib import Path
 
 from pydantic import BaseModel
 
+import activities
 from dataimport import contracts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,3 +49,32 @@ def test_activity_modules_define_no_models_of_their_own() -> None:
         assert "BaseModel" not in bases, path.name
     assert issubclass(contracts.SaveConfigInput, BaseModel)
     assert issubclass(contracts.FinalizeValidationInput, BaseModel)
+
+
+def _models_in(annotation: object) -> set[type[BaseModel]]:
+    found = (
+        {annotation}
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        else set()
+    )
+    for arg in typing.get_args(annotation):
+        found |= _models_in(arg)
+    return found
+
+
+def test_every_activity_takes_and_returns_models_of_the_contracts_module() -> None:
+    seen: set[type[BaseModel]] = set()
+    definitions = 0
+    for info in pkgutil.iter_modules(activities.__path__, "activities."):
+        module = importlib.import_module(info.name)
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            for _, method in inspect.getmembers(cls, inspect.isfunction):
+                if not hasattr(method, "__temporal_activity_definition"):
+                    continue
+                definitions += 1
+                hints = typing.get_type_hints(inspect.unwrap(method))
+                for annotation in hints.values():
+                    seen |= _models_in(annotation)
+    assert definitions >= 10
+    assert contracts.ChunkInput in seen and contracts.PurgeInput in seen
+    assert {model.__module__ for model in seen} == {"dataimport.contracts"}, seen
