@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from activities.approval import ApprovalActivities
 from activities.completion import CompletionActivities
 from activities.enrichment import EnrichmentActivities
 from activities.flows import FlowActivities
@@ -31,6 +32,7 @@ def build_activities(
     enrichment = EnrichmentActivities(engine)
     completion = CompletionActivities(engine)
     model = ModelAgentActivities(engine, settings)
+    approval = ApprovalActivities(engine)
     return [
         ingest.ingest_file,
         flows.register_import,
@@ -47,4 +49,5 @@ def build_activities(
         completion.record_status,
         completion.save_processing_config,
         model.run_model_agents,
+        approval.plan_enrichment,
     ]

@@ -422,13 +422,13 @@ ON CONFLICT (dependency_id, observation_key) DO NOTHING
 
 # Every row of the range processed, with its source asset; rows already so are not rewritten.
 _MARK_SQL = f"""
-UPDATE raw_import_records r SET is_processed = true, asset_id = m.asset_id
-FROM (
-  SELECT w.rid, s.asset_id FROM {RANGE_ROWS} w LEFT JOIN {RANGE_ENDS} s ON s.a = w.src
-) m
-WHERE r.id = m.rid AND r.data_import_id = CAST(:id AS uuid)
-  AND r.row_number BETWEEN :first AND :last
-  AND (NOT r.is_processed OR r.asset_id IS DISTINCT FROM m.asset_id)
+INSERT INTO staged_row_assets (data_import_id, row_number, asset_id, client_account_id,
+  engagement_id)
+SELECT CAST(:id AS uuid), w.row_number, s.asset_id, CAST(:c AS uuid), CAST(:e AS uuid)
+FROM {RANGE_ROWS} w LEFT JOIN {RANGE_ENDS} s ON s.a = w.src
+ORDER BY w.row_number
+ON CONFLICT (data_import_id, row_number) DO UPDATE SET asset_id = EXCLUDED.asset_id
+  WHERE staged_row_assets.asset_id IS DISTINCT FROM EXCLUDED.asset_id
 """
 
 

@@ -5,9 +5,9 @@ A staged row names an asset (or two: the ends of a dependency) with a JSON objec
 any of: name, name_key, hostname_key, external_id, vm_uuid, ip_address, asset_type.
 Matching ranks: external id, VM UUID, name key, host name key, IP address; the best rank
 wins, the smallest asset id within a rank (as app_discovery's prepare). Unmatched endpoints
-are created (minimal identity only). Resolved ids are written back: to
-`raw_import_records.asset_id` for the path 'asset', else into `normalized_data -> path ->
-'asset_id'`, so the category's own updates can join on them.
+are created (minimal identity only). Resolved ids are written back: as the row's link in
+`staged_row_assets` for the path 'asset', else into `normalized_data -> path -> 'asset_id'`,
+so the category's own updates can join on them.
 
 Set-based and linear whatever the statistics say: the scope's rows are read once, their
 identity extracted from the JSONB once into a typed temporary table (`ROWS`), numbered by
@@ -121,21 +121,25 @@ ON CONFLICT (client_account_id, engagement_id, name_key) DO NOTHING
 """
 
 
-def _write_resolved_sql(path: str, mark_processed: bool) -> str:
-    """The resolved ids written to the scope's rows; rows already holding theirs are not
-    rewritten (a retried range rewrites none)."""
+def _write_resolved_sql(path: str) -> str:
+    """The resolved ids written back; rows already holding theirs are not rewritten (a
+    retried range rewrites none). For the path 'asset' that is the row's link to its asset
+    (`staged_row_assets`: the row is processed), else the id inside its normalised data."""
     if path == "asset":
-        assign = "asset_id = m.asset_id"
-        changed = "r.asset_id IS DISTINCT FROM m.asset_id"
-        if mark_processed:
-            assign += ", is_processed = true"
-            changed = f"({changed} OR NOT r.is_processed)"
-    else:
-        assign = (
-            f"normalized_data = jsonb_set(r.normalized_data, '{{{path},asset_id}}', "
-            "to_jsonb(m.asset_id::text))"
-        )
-        changed = f"r.normalized_data -> '{path}' ->> 'asset_id' IS DISTINCT FROM m.asset_id::text"
+        return f"""
+INSERT INTO staged_row_assets (data_import_id, row_number, asset_id, client_account_id,
+  engagement_id)
+SELECT CAST(:id AS uuid), m.row_number, m.asset_id, CAST(:c AS uuid), CAST(:e AS uuid)
+FROM ({RESOLVED}) m
+ORDER BY m.row_number
+ON CONFLICT (data_import_id, row_number) DO UPDATE SET asset_id = EXCLUDED.asset_id
+  WHERE staged_row_assets.asset_id IS DISTINCT FROM EXCLUDED.asset_id
+"""
+    assign = (
+        f"normalized_data = jsonb_set(r.normalized_data, '{{{path},asset_id}}', "
+        "to_jsonb(m.asset_id::text))"
+    )
+    changed = f"r.normalized_data -> '{path}' ->> 'asset_id' IS DISTINCT FROM m.asset_id::text"
     return f"""
 UPDATE raw_import_records r SET {assign}
 FROM ({RESOLVED}) m
@@ -175,21 +179,18 @@ async def resolve_assets(
     *,
     create_missing: bool = True,
     write_back: bool = True,
-    mark_processed: bool = False,
     default_type: str = "server",
 ) -> int:
     """Match (and optionally create) the assets at `path` of the scope's valid rows.
 
     `write_back=False` only creates (a once-per-import pass before parallel ranges, which then
     match with `create_missing=False`: lookups only, no shared inserts between them).
-    `mark_processed` (path 'asset' only) marks the resolved rows processed in the same write.
+    Written back for the path 'asset', a resolved row is processed (linked to its asset).
     Returns the number of assets created. Idempotent: a second run matches what the first made.
     The resolution stays in the transaction's temporary tables (see `RESOLVED`).
     """
     if path not in PATHS:
         raise ValueError(f"unknown endpoint path {path!r}")
-    if mark_processed and path != "asset":
-        raise ValueError("only the path 'asset' marks rows processed")
     params: Mapping[str, Any] = {**scope_params(scope), "default_type": default_type}
     created = 0
     async with planner(conn, **_HASH_ONLY):
@@ -204,5 +205,5 @@ async def resolve_assets(
                 # key), exactly as a separate write-back statement would see it
                 await _match(conn, params)
         if write_back:
-            await conn.execute(text(_write_resolved_sql(path, mark_processed)), params)
+            await conn.execute(text(_write_resolved_sql(path)), params)
     return created

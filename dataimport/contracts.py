@@ -28,8 +28,10 @@ class ImportState(StrEnum):
     COMPLETED = "completed"
     COMPLETED_WITH_ERRORS = "completed_with_errors"
     NEEDS_ATTENTION = "needs_attention"
+    AWAITING_APPROVAL = "awaiting_approval"  # waits for approve/reject of its plan
     FAILED = "failed"
     CANCELLED = "cancelled"
+    REJECTED = "rejected"
 
 
 class Phase(StrEnum):
@@ -47,8 +49,11 @@ TERMINAL_STATUSES = frozenset(
         ImportState.COMPLETED_WITH_ERRORS,
         ImportState.FAILED,
         ImportState.CANCELLED,
+        ImportState.REJECTED,
     }
 )
+# Waiting for a person: a failed phase (retry / fail) or a plan to approve (approve / reject).
+WAITING_STATUSES = frozenset({ImportState.NEEDS_ATTENTION, ImportState.AWAITING_APPROVAL})
 
 PHASES = tuple(Phase)
 
@@ -78,6 +83,9 @@ class ProcessingConfig(BaseModel):
     heartbeat_timeout_seconds: float = Field(30, ge=1, le=3600)
     # Ask the worker's model-backed agents for advice (docs/model-agents.md); advisory only.
     model_agents: bool = False
+    # Stop after validation with a plan of what enrichment would change, and enrich only
+    # once someone approves it (reject ends the import as rejected, the inventory untouched).
+    require_approval: bool = False
 
     @field_validator("column_mapping")
     @classmethod
@@ -346,6 +354,24 @@ class FailInput(BaseModel):
     reason: str = "failed by user"
 
 
+class ApproveInput(BaseModel):
+    """Approve the plan of an import awaiting approval: enrichment runs."""
+
+    comment: str | None = Field(None, max_length=2000)
+
+
+class RejectInput(BaseModel):
+    reason: str = Field("rejected by user", max_length=2000)
+
+
+class PlanCounts(BaseModel):
+    """What the approval plan counts (the plan itself, with its samples, is in the database)."""
+
+    assets_to_create: int = 0
+    assets_to_update: int = 0
+    dependencies_to_add: int = 0
+
+
 class ImportStatus(BaseModel):
     """What `status` returns (query, CLI --json): one shape everywhere."""
 
@@ -354,9 +380,17 @@ class ImportStatus(BaseModel):
     category: str
     # Plain str at run time (the workflow assigns strings); the schema lists the values.
     status: str = Field(
-        ImportState.PENDING.value, json_schema_extra={"enum": [s.value for s in ImportState]}
+        ImportState.PENDING.value,
+        description="pending, ingesting, validating, enriching, needs_attention, "
+        "awaiting_approval (waits for approve/reject of its plan), completed, "
+        "completed_with_errors, failed, cancelled, rejected",
+        json_schema_extra={"enum": [s.value for s in ImportState]},
     )
-    phase: str = Field(Phase.UPLOAD.value, json_schema_extra={"enum": [p.value for p in Phase]})
+    phase: str = Field(
+        Phase.UPLOAD.value,
+        description="upload, validation, enrichment, complete",
+        json_schema_extra={"enum": [p.value for p in Phase]},
+    )
     total_rows: int = 0
     valid_rows: int = 0
     invalid_rows: int = 0

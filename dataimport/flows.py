@@ -316,7 +316,8 @@ def _phase_flag_sql(update: StatusUpdate) -> str:
     flags = []
     if update.phase in ("validation", "enrichment", "complete"):
         flags.append("data_import_completed")
-    if update.phase in ("enrichment", "complete"):
+    # Awaiting approval is after validation (the plan is of validated rows), before enrichment.
+    if update.phase in ("enrichment", "complete") or update.status == "awaiting_approval":
         flags.append("data_validation_completed")
     if update.phase == "complete" and update.status in ("completed", "completed_with_errors"):
         flags.append("enrichment_completed")

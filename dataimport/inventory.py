@@ -121,18 +121,25 @@ WHERE t.client_account_id = CAST(:c AS uuid) AND t.engagement_id = CAST(:e AS uu
 
 # Rows whose rename was refused are linked to the asset they updated, and say why.
 _LINK_TAKEN = f"""
-UPDATE raw_import_records r SET asset_id = x.asset_id, is_processed = true,
-  validation_errors = CASE WHEN s.superseded
-      OR r.validation_errors @> '[{{"code": "{Code.ASSET_NAME_TAKEN.value}"}}]'
-    THEN r.validation_errors
-    ELSE coalesce(r.validation_errors, '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
-      'code', '{Code.ASSET_NAME_TAKEN.value}', 'severity', 'warning', 'field', 'name',
-      'message', 'name ' || x.name || ' belongs to another asset: the asset with external id '
-        || x.external_id || ' keeps its name ' || x.current_name))
-  END
+INSERT INTO staged_row_assets (data_import_id, row_number, asset_id, client_account_id,
+  engagement_id)
+SELECT CAST(:id AS uuid), s.row_number, x.asset_id, CAST(:c AS uuid), CAST(:e AS uuid)
 FROM {_RANGE_ROWS_TABLE} s JOIN {_RANGE_BY_EXTERNAL_TABLE} x ON x.name_key = s.name_key
-WHERE x.taken AND r.id = s.rid AND r.data_import_id = CAST(:id AS uuid)
+WHERE x.taken
+ON CONFLICT (data_import_id, row_number) DO UPDATE SET asset_id = EXCLUDED.asset_id
+  WHERE staged_row_assets.asset_id IS DISTINCT FROM EXCLUDED.asset_id
+"""
+
+_WARN_TAKEN = f"""
+UPDATE raw_import_records r SET validation_errors =
+  coalesce(r.validation_errors, '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
+    'code', '{Code.ASSET_NAME_TAKEN.value}', 'severity', 'warning', 'field', 'name',
+    'message', 'name ' || x.name || ' belongs to another asset: the asset with external id '
+      || x.external_id || ' keeps its name ' || x.current_name))
+FROM {_RANGE_ROWS_TABLE} s JOIN {_RANGE_BY_EXTERNAL_TABLE} x ON x.name_key = s.name_key
+WHERE x.taken AND NOT s.superseded AND r.id = s.rid AND r.data_import_id = CAST(:id AS uuid)
   AND r.row_number BETWEEN :first AND :last
+  AND NOT coalesce(r.validation_errors @> '[{{"code": "{Code.ASSET_NAME_TAKEN.value}"}}]', false)
 """
 
 
@@ -140,7 +147,8 @@ def _upsert_by_name_key_sql() -> str:
     """Upsert the range's assets and link its rows to them, in one statement.
 
     Rows are linked through the upsert's RETURNING, not a join back to `assets`, so the plan
-    never depends on statistics of a table that was empty a moment ago.
+    never depends on statistics of a table that was empty a moment ago; the links are narrow
+    rows of their own (`staged_row_assets`), never a rewrite of the wide staged rows.
     """
     columns = ", ".join(ASSET_FIELDS)
     values = ", ".join(f"s.{col}" for col in ASSET_FIELDS)
@@ -165,12 +173,15 @@ upserted AS (
   RETURNING id, name_key
 ),
 linked AS (
-  SELECT s.rid, u.id FROM {_RANGE_ROWS_TABLE} s JOIN upserted u ON u.name_key = s.name_key
+  SELECT s.row_number, u.id FROM {_RANGE_ROWS_TABLE} s JOIN upserted u ON u.name_key = s.name_key
 )
-UPDATE raw_import_records r SET asset_id = linked.id, is_processed = true
+INSERT INTO staged_row_assets (data_import_id, row_number, asset_id, client_account_id,
+  engagement_id)
+SELECT CAST(:id AS uuid), linked.row_number, linked.id, CAST(:c AS uuid), CAST(:e AS uuid)
 FROM linked
-WHERE r.id = linked.rid AND r.data_import_id = CAST(:id AS uuid)
-  AND r.row_number BETWEEN :first AND :last
+ORDER BY linked.row_number
+ON CONFLICT (data_import_id, row_number) DO UPDATE SET asset_id = EXCLUDED.asset_id
+  WHERE staged_row_assets.asset_id IS DISTINCT FROM EXCLUDED.asset_id
 """
 
 
@@ -209,6 +220,7 @@ async def upsert_assets(conn: AsyncConnection, scope: ImportScope) -> EnrichCoun
     kept = await conn.execute(text(UPDATE_BY_EXTERNAL_ID_KEEPING_NAME), params)
     if kept.rowcount:
         await conn.execute(text(_LINK_TAKEN), params)
+        await conn.execute(text(_WARN_TAKEN), params)
     linked = await conn.execute(text(UPSERT_BY_NAME_KEY), params)
     await conn.execute(text("RESET enable_nestloop"))
     return EnrichCounts(assets_touched=(linked.rowcount or 0) + (kept.rowcount or 0))
@@ -232,8 +244,13 @@ _REF_KEYS = """lower(trim(d.ref)) AS name_key, trim(d.ref) AS external_id,
 # (a row without an asset still counts its unresolved refs, it only makes no edge).
 _STAGE_RANGE_REFS = f"""
 CREATE TEMPORARY TABLE {_RANGE_REFS_TABLE} ON COMMIT DROP AS
-SELECT r.asset_id AS source_id, {_REF_KEYS}, count(*) AS n
-{_DECLARED_REFS}
+SELECT l.asset_id AS source_id, {_REF_KEYS}, count(*) AS n
+FROM raw_import_records r
+CROSS JOIN LATERAL jsonb_array_elements_text(r.normalized_data -> 'dependencies') AS d(ref)
+LEFT JOIN staged_row_assets l ON l.data_import_id = r.data_import_id
+  AND l.row_number = r.row_number
+WHERE r.data_import_id = CAST(:id AS uuid) AND r.row_number BETWEEN :first AND :last
+  AND r.is_valid AND NOT r.superseded
 GROUP BY 1, 2, 3, 4
 """
 
@@ -353,8 +370,7 @@ SELECT
      AND source_import_id = :id AND created_by_import_id IS DISTINCT FROM :id) AS assets_updated,
   (SELECT count(*) FROM asset_dependencies WHERE client_account_id = :c AND engagement_id = :e
      AND created_by_import_id = :id) AS dependencies_created,
-  (SELECT count(*) FROM raw_import_records WHERE data_import_id = :id AND is_processed)
-     AS processed_rows
+  (SELECT count(*) FROM staged_row_assets WHERE data_import_id = :id) AS processed_rows
 """
 
 

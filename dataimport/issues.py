@@ -21,6 +21,7 @@ class Code(StrEnum):
     TYPE_ERROR = "type-error"
     CONSTRAINT_ERROR = "constraint-error"
     UNKNOWN_VALUE = "unknown-value"
+    NULL_TOKEN = "null-token"  # "N/A", "-", "unknown", ... in a field: read as blank
     DUPLICATE_KEY = "duplicate-key"
     DUPLICATE_EXTERNAL_ID = "duplicate-external-id"  # one CMDB sys_id on two rows of a file
     ASSET_NAME_TAKEN = "asset-name-taken"  # a rename onto a name another asset has
@@ -117,6 +118,14 @@ for _code, _level, _title, _description, _template in (
         "A value matches none of the field's known values or aliases (an environment, an asset "
         "type, a classification); the field is left empty.",
         "{field}: {value!r} is not one of the known values",
+    ),
+    (
+        Code.NULL_TOKEN,
+        _CELL,
+        "Null token",
+        "A cell holds a null token (N/A, -, none, null, TBD, unknown, ...); it reads as blank "
+        "and the row is kept (warning).",
+        "{field}: {value!r} is a null token; read as blank",
     ),
     (
         Code.DUPLICATE_KEY,
@@ -363,6 +372,19 @@ for _literal, _title, _description, _template in (
         "{reason}",
     ),
     ("cancelled", "Cancelled", "The import's workflow was cancelled.", "import cancelled"),
+    (
+        "approval-timed-out",
+        "No approval in time",
+        "An import waiting for approval of its plan got no approve or reject decision within its "
+        "attention timeout and ended as failed; the inventory is untouched.",
+        "no approval within {seconds}s",
+    ),
+    (
+        "rejected-by-user",
+        "Plan rejected",
+        "A user rejected the import's plan: it ends as rejected, the inventory untouched.",
+        "{reason}",
+    ),
     (
         "internal-error",
         "Internal error",

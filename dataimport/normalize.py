@@ -2,7 +2,7 @@
 
 Every function is pure (no I/O). A value that cannot be normalised raises `ValueError` with a
 short human message; the category turns that into an `Issue` with the right code and field.
-Functions returning `str | None` give None for a blank cell or a placeholder such as "n/a".
+Functions returning `str | None` give None for a blank cell or a null token such as "n/a".
 """
 
 from __future__ import annotations
@@ -14,8 +14,25 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
-# Cells that mean "nobody knows" rather than a value to reject.
-_PLACEHOLDERS = frozenset({"", "-", "--", "n/a", "na", "none", "null", "unknown", "tbd", "?"})
+# Null tokens: cells that mean "nobody knows" rather than a value. The one list every category
+# reads as blank (compared in lower case, after strip; see dataimport/engine/policy.py).
+NULL_TOKENS = frozenset(
+    {
+        "-",
+        "--",
+        "?",
+        "n/a",
+        "#n/a",
+        "n.a.",
+        "na",
+        "none",
+        "null",
+        "nil",
+        "tbd",
+        "tbc",
+        "unknown",
+    }
+)
 
 
 # Exports repeat the same few values (OS names, environments, sizes): cache the parses.
@@ -37,7 +54,8 @@ def _word_key(text: str) -> str:
 
 
 def _is_placeholder(text: str) -> bool:
-    return text.strip().lower() in _PLACEHOLDERS
+    stripped = text.strip()
+    return not stripped or stripped.lower() in NULL_TOKENS
 
 
 # --- numbers -----------------------------------------------------------------------------

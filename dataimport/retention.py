@@ -4,8 +4,9 @@ Staged rows (`raw_import_records`) exist so an import can be validated, enriched
 and reported on. Once an import is finished (a terminal status) and the retention period has
 passed, they go: in batches of a bounded number of rows, each batch its own short
 transaction, resumable from the last row removed. The inventory is never touched: assets and
-dependencies do not reference staged rows (`raw_import_records.asset_id` points *at* assets,
-no foreign key points back), and the import record, its flows, steps and counters stay.
+dependencies do not reference staged rows (a row's link in `staged_row_assets`, removed with
+the row, points *at* an asset; nothing points back), and the import record, its flows, steps
+and counters stay.
 
 An import is *claimed* (`staging_purge_started_at`) in the transaction that removes its first
 batch, so from then on reports say the rows were removed after retention instead of showing a
@@ -119,7 +120,8 @@ FOR UPDATE
 """
 
 # One batch: the next `limit` staged rows by row number after the resume point (the unique
-# (data_import_id, row_number) index finds them without revisiting removed rows).
+# (data_import_id, row_number) index finds them without revisiting removed rows), with their
+# links to assets.
 _DELETE_BATCH = """
 WITH doomed AS (
   SELECT id FROM raw_import_records
@@ -130,6 +132,9 @@ WITH doomed AS (
 ), gone AS (
   DELETE FROM raw_import_records r USING doomed WHERE r.id = doomed.id
   RETURNING r.row_number
+), unlinked AS (
+  DELETE FROM staged_row_assets l USING gone
+  WHERE l.data_import_id = :id AND l.row_number = gone.row_number
 )
 SELECT count(*) AS deleted, max(row_number) AS last_row FROM gone
 """

@@ -24,7 +24,6 @@ from dataimport.categories import get_category
 from dataimport.categories.base import ImportCategory
 from dataimport.contracts import ChunkReport, ImportRef, IngestResult, ProcessingConfig
 from dataimport.db import driver_connection
-from dataimport.engine import chunk
 from dataimport.engine.staged_batch import BatchValidation
 from dataimport.issues import ImportFailure
 from dataimport.readers import SourceRow, open_table
@@ -305,12 +304,10 @@ def _batch_validation(
     category: ImportCategory, headers: list[str], config: ProcessingConfig
 ) -> BatchValidation | None:
     """How to validate this file's batches, or None when it cannot be done while staging
-    (a category still validated row by row; no column mapped: that needs a decision)."""
+    (no column mapped: that needs a decision)."""
     try:
         mapping = header_mapping(category, headers, config)
     except ImportFailure:
-        return None
-    if not chunk.supports_frames(category):
         return None
     return BatchValidation(category, mapping, headers)
 

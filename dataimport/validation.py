@@ -7,23 +7,20 @@ cross-row work in SQL: duplicate keys, counters, and the per-code report.
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 from collections import defaultdict
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dataimport import pii, steps
-from dataimport.agents import AGENT_BY_CODE, FORMAT_VALIDATOR, agent_names, agents_for
-from dataimport.agents.base import CrossRowAgent, RowContext
+from dataimport.agents import AGENT_BY_CODE, FORMAT_VALIDATOR, agent_names
+from dataimport.agents.base import CrossRowAgent
 from dataimport.categories import get_category
 from dataimport.categories.base import (
     HeaderMapping,
     ImportCategory,
-    RowValidatedCategory,
     map_headers,
 )
 from dataimport.contracts import (
@@ -35,15 +32,9 @@ from dataimport.contracts import (
 )
 from dataimport.db import driver_connection
 from dataimport.engine import chunk, staged_io
-from dataimport.issues import NO_MAPPED_COLUMNS, Code, ImportFailure, Issue
+from dataimport.issues import NO_MAPPED_COLUMNS, Code, ImportFailure
 
 EXAMPLES_PER_CODE = 5
-
-StagedRow = tuple[int, dict[str, Any], list[dict[str, Any]] | None, bool]
-Outcome = tuple[int, bool, str, str | None]
-
-# json.dumps(..., default=str) builds a new encoder per call; one shared encoder is the same.
-_NORMALIZED_ENCODER = json.JSONEncoder(default=str)
 
 
 async def staged_headers(engine: AsyncEngine, ref: ImportRef) -> list[str]:
@@ -144,102 +135,14 @@ def mask_finding(finding: dict[str, Any], headers: list[str]) -> dict[str, Any]:
     return masked
 
 
-class _RowValidator:
-    """Runs the category's typing and then every agent on a row, timing each rule set."""
-
-    def __init__(self, category: RowValidatedCategory, mapping: HeaderMapping) -> None:
-        self.category = category
-        self.mapping = mapping
-        self.agents = agents_for(category.masks_values, category.agents)
-        self.pairs = tuple(mapping.field_by_header.items())  # (header, field), resolved once
-        self.header_by_field = {field: header for header, field in self.pairs}
-        self.elapsed: dict[str, float] = defaultdict(float)
-
-    def outcome(self, row: StagedRow) -> Outcome:
-        row_number, raw, read_issues, is_blank = row
-        issues: list[dict[str, Any]] = list(read_issues or [])
-        if is_blank:
-            return row_number, False, json.dumps(issues), None
-        fields = {field: str(raw.get(header) or "").strip() for header, field in self.pairs}
-        started = time.perf_counter()
-        typed = self.category.validate_row(fields)
-        self.elapsed[FORMAT_VALIDATOR] += time.perf_counter() - started
-        context = RowContext(
-            row_number, raw, fields, dict(typed.normalized), self.category.name, list(typed.issues)
-        )
-        for agent in self.agents:
-            started = time.perf_counter()
-            context.issues.extend(agent.examine(context))
-            self.elapsed[agent.name] += time.perf_counter() - started
-        issues.extend(self._issue_json(issue) for issue in context.issues)
-        if self.category.masks_values:
-            issues = [self._masked(issue, raw) for issue in issues]
-        is_valid = not any(issue.is_error for issue in context.issues)
-        normalized = context.normalized
-        normalized["_key"] = self.category.natural_key(normalized) if is_valid else None
-        return row_number, is_valid, json.dumps(issues), _NORMALIZED_ENCODER.encode(normalized)
-
-    def _issue_json(self, issue: Issue) -> dict[str, Any]:
-        """`issue.to_json()`, naming the file's column rather than our field: that is what
-        the user can find and fix."""
-        data = issue.to_json()
-        data["field"] = self.header_by_field.get(issue.field or "") or issue.field
-        return data
-
-    @staticmethod
-    def _masked(issue: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
-        """Messages of sensitive imports never quote a cell (invariant 7)."""
-        values = [str(value) for value in raw.values() if value]
-        return {**issue, "message": pii.mask_text(str(issue.get("message", "")), values)}
-
-    def run(self, rows: list[StagedRow]) -> list[Outcome]:
-        return [self.outcome(row) for row in rows]
-
-    def report(self, rows: int) -> ChunkReport:
-        timings = {name: round(seconds * 1000, 3) for name, seconds in self.elapsed.items()}
-        return ChunkReport(rows=rows, agent_ms=timings)
-
-
 async def validate_chunk(
     engine: AsyncEngine, ref: ImportRef, rows: RowRange, config: ProcessingConfig
 ) -> ChunkReport:
-    """Validate one row range; idempotent (results are overwritten, never appended)."""
+    """Validate one row range; idempotent (results are overwritten, never appended). The chunk
+    is read with one COPY, validated as a frame, written back with one COPY and one UPDATE."""
     category = get_category(ref.category)
     headers = await staged_headers(engine, ref)
     mapping = header_mapping(category, headers, config)
-    if chunk.supports_frames(category):
-        return await _validate_columns(engine, ref, rows, category, mapping, headers)
-    validator = _RowValidator(cast(RowValidatedCategory, category), mapping)
-    async with engine.begin() as conn:
-        driver = await driver_connection(conn)
-        staged = await driver.fetch(
-            _SELECT_CHUNK, ref.data_import_id, rows.first_row, rows.last_row
-        )
-        batch: list[StagedRow] = [
-            (r[0], json.loads(r[1]), json.loads(r[2]) if r[2] else None, r[3]) for r in staged
-        ]
-        outcomes = await asyncio.to_thread(validator.run, batch)
-        await driver.execute(
-            _WRITE_RESULTS,
-            ref.data_import_id,
-            [o[0] for o in outcomes],
-            [o[1] for o in outcomes],
-            [o[2] for o in outcomes],
-            [o[3] for o in outcomes],
-        )
-    return validator.report(len(outcomes))
-
-
-async def _validate_columns(
-    engine: AsyncEngine,
-    ref: ImportRef,
-    rows: RowRange,
-    category: chunk.FrameRules,
-    mapping: HeaderMapping,
-    headers: list[str],
-) -> ChunkReport:
-    """The columnar engine: the chunk read with one COPY, validated as a frame, written back
-    with one COPY and one UPDATE."""
     async with engine.connect() as conn:
         driver = await driver_connection(conn)
         frame = await staged_io.load_chunk(driver, ref, rows, headers, mapping)
@@ -247,19 +150,6 @@ async def _validate_columns(
         await staged_io.write_results(driver, ref, rows, validated.rows)
     return ChunkReport(rows=frame.height, agent_ms=validated.agent_ms)
 
-
-_SELECT_CHUNK = """
-SELECT row_number, raw_data::text, read_issues::text, is_blank FROM raw_import_records
-WHERE data_import_id = $1 AND row_number BETWEEN $2 AND $3 ORDER BY row_number
-"""
-
-_WRITE_RESULTS = """
-UPDATE raw_import_records r SET is_valid = v.is_valid, validation_errors = v.errors,
-  normalized_data = v.normalized, superseded = false, is_processed = false, asset_id = NULL
-FROM unnest($2::int[], $3::bool[], $4::jsonb[], $5::jsonb[])
-  AS v(row_number, is_valid, errors, normalized)
-WHERE r.data_import_id = $1 AND r.row_number = v.row_number
-"""
 
 # The last occurrence of a key wins; earlier ones are kept, flagged and skipped by enrichment.
 # One window over the import's keyed rows, no join: its plan cannot go wrong on statistics

@@ -94,6 +94,9 @@ PG_SETTINGS: dict[str, str] = {
     # and every index page touched after each one was logged whole again.
     "max_wal_size": "8GB",
     "checkpoint_completion_target": "0.9",
+    # Per-session memory for temporary tables (ingest batches, enrichment's typed range
+    # tables: ~20 MB per 25k-row range); above it they spill to files. Allocated as used.
+    "temp_buffers": "64MB",
 }
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

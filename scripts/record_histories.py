@@ -304,6 +304,29 @@ async def empty_file_failed(rec: Recorder) -> ImportStatus:
     return started
 
 
+APPROVAL = {"require_approval": True}
+
+
+async def approval_approved_completed(rec: Recorder) -> ImportStatus:
+    """Planned after validation, approved through the Update (patch approval-gate)."""
+    started = await rec.start(rec.cmdb("servers.csv", 20), config=APPROVAL)
+    await rec.wait(started, "awaiting_approval")
+    await rec.service.approve(started.data_import_id)
+    return started
+
+
+async def approval_rejected(rec: Recorder) -> ImportStatus:
+    started = await rec.start(rec.cmdb("servers.csv", 20), config=APPROVAL)
+    await rec.wait(started, "awaiting_approval")
+    await rec.service.reject(started.data_import_id, "wrong estate")
+    return started
+
+
+async def approval_timeout_failed(rec: Recorder) -> ImportStatus:
+    config = {**APPROVAL, "attention_timeout_seconds": 1}
+    return await rec.start(rec.cmdb("servers.csv", 20), config=config)
+
+
 def _sample(name: str, category: str) -> PathRun:
     async def run(rec: Recorder) -> ImportStatus:
         copy = rec.files / name  # a copy: the filename is all the history may show of it
@@ -330,6 +353,9 @@ PATHS: dict[str, tuple[PathRun, str]] = {
     "empty_file_failed": (empty_file_failed, "failed"),
     "cancelled_while_ingesting": (cancelled_while_ingesting, "cancelled"),
     "model_agents_unconfigured_completed": (model_agents_unconfigured_completed, "completed"),
+    "approval_approved_completed": (approval_approved_completed, "completed"),
+    "approval_rejected": (approval_rejected, "rejected"),
+    "approval_timeout_failed": (approval_timeout_failed, "failed"),
     "app_discovery_completed": (
         _sample("azure_migrate_dependencies.csv", "app_discovery"),
         "completed",

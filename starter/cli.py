@@ -1,8 +1,9 @@
 """`dataimport`: the command line of the import service (typer + rich).
 
-Exit status: 0 completed / completed_with_errors, 1 failed / cancelled (or Temporal refused a
-signal), 3 needs_attention, 2 bad usage or bad input that could not start (unknown category,
-missing file, bad --config, unknown import id, no reachable database / Temporal server).
+Exit status: 0 completed / completed_with_errors, 1 failed / cancelled / rejected (or Temporal
+refused a signal), 3 needs_attention, 4 awaiting_approval, 2 bad usage or bad input that could
+not start (unknown category, missing file, bad --config, unknown import id, no reachable
+database / Temporal server).
 
 Every import command is tenant-scoped (--client-account / --engagement): another tenant's
 import id answers exactly like an id that does not exist.
@@ -49,13 +50,15 @@ WIDE = 200
 console = Console(width=None if sys.stdout.isatty() else WIDE)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else WIDE)
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ATTENTION = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ATTENTION, EXIT_APPROVAL = 0, 1, 2, 3, 4
 EXIT_BY_STATUS = {
     "completed": EXIT_OK,
     "completed_with_errors": EXIT_OK,
     "failed": EXIT_FAILED,
     "cancelled": EXIT_FAILED,
+    "rejected": EXIT_FAILED,
     "needs_attention": EXIT_ATTENTION,
+    "awaiting_approval": EXIT_APPROVAL,
 }
 FOLLOW_INTERVAL = 0.5
 
@@ -387,7 +390,12 @@ def import_(
         str | None, typer.Option("--request-id", help="Idempotency key: same key, same import.")
     ] = None,
     wait: Annotated[
-        bool, typer.Option("--wait", help="Follow it until it ends or needs you.")
+        bool,
+        typer.Option(
+            "--wait",
+            help="Follow it until it ends or needs you: exit 0 completed, 1 failed, cancelled "
+            "or rejected, 3 needs_attention, 4 awaiting_approval.",
+        ),
     ] = False,
     as_json: JsonFlag = False,
     client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
@@ -423,7 +431,7 @@ def _progress_line(status: ImportStatus, label: str) -> str:
 async def _follow(
     service: ImportService, status: ImportStatus, quiet: bool, label: str = ""
 ) -> ImportStatus:
-    """Poll until terminal or needs_attention, showing progress on stderr."""
+    """Poll until terminal, needs_attention or awaiting_approval, showing progress on stderr."""
     shown = ""
     try:
         while status.status not in EXIT_BY_STATUS:
@@ -511,6 +519,66 @@ def fail(
         _die("--reason must not be empty")
     _with_service(client_account, engagement, lambda s: s.fail(data_import_id, reason))
     console.print(f"fail sent to {data_import_id}")
+
+
+@app.command()
+def approve(
+    data_import_id: ImportId,
+    client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
+    engagement: Engagement = DEMO_ENGAGEMENT_ID,
+) -> None:
+    """Approve the plan of an import awaiting approval: its enrichment runs."""
+    _with_service(client_account, engagement, lambda s: s.approve(data_import_id))
+    console.print(f"approve sent to {data_import_id}")
+
+
+@app.command()
+def reject(
+    data_import_id: ImportId,
+    reason: Annotated[str, typer.Option("--reason", help="Why the plan is rejected.")],
+    client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
+    engagement: Engagement = DEMO_ENGAGEMENT_ID,
+) -> None:
+    """Reject the plan of an import awaiting approval: it ends as rejected, inventory untouched."""
+    if not reason.strip():
+        _die("--reason must not be empty")
+    _with_service(client_account, engagement, lambda s: s.reject(data_import_id, reason))
+    console.print(f"reject sent to {data_import_id}")
+
+
+@app.command()
+def plan(
+    data_import_id: ImportId,
+    as_json: JsonFlag = False,
+    client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
+    engagement: Engagement = DEMO_ENGAGEMENT_ID,
+) -> None:
+    """What an import with require_approval would do to the inventory (its plan)."""
+    found = _with_service(client_account, engagement, lambda s: s.plan(data_import_id))
+    if as_json:
+        print(found.model_dump_json(indent=2))
+        return
+    creates, updates = found.assets_to_create, found.assets_to_update
+    deps = found.dependencies_to_add
+    console.print(
+        f"import {found.data_import_id} ({found.status}): {creates.count} assets to create, "
+        f"{updates.count} to update, {deps.count} dependencies to add"
+    )
+    if creates.sample:
+        table = Table("new asset", "type", title="assets to create (sample)")
+        for new in creates.sample:
+            table.add_row(*_cells(new.name, new.asset_type))
+        console.print(table)
+    if updates.sample:
+        table = Table("asset", "field", "old", "new", title="fields to change (sample)")
+        for change in updates.sample:
+            table.add_row(*_cells(change.name, change.field, change.old, change.new))
+        console.print(table)
+    if deps.sample:
+        table = Table("source", "target", "type", title="dependencies to add (sample)")
+        for dep in deps.sample:
+            table.add_row(*_cells(dep.source, dep.target, dep.dependency_type))
+        console.print(table)
 
 
 @app.command()

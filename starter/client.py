@@ -14,13 +14,16 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from dataimport import imports
+from dataimport import approval_plan, imports
+from dataimport.approval_plan import ApprovalPlan, PlanMissing
 from dataimport.categories import REGISTRY
 from dataimport.contracts import (
+    ApproveInput,
     FailInput,
     ImportRequest,
     ImportStatus,
     ProcessingConfig,
+    RejectInput,
     RetryInput,
     workflow_id_for,
 )
@@ -35,6 +38,10 @@ _REQUEST_NAMESPACE = uuid.UUID("0b7f3c4e-9d1a-4f5e-8c2b-6a1d2e3f4a5b")
 
 class UsageError(Exception):
     """Bad usage or bad input that could not start: exit status 2."""
+
+
+class NoPlan(UsageError):
+    """The import has no approval plan (never asked for approval, or not planned yet)."""
 
 
 @dataclass
@@ -198,6 +205,41 @@ class ImportService:
     async def fail(self, data_import_id: uuid.UUID, reason: str) -> ImportStatus:
         status = await self._waiting(data_import_id)
         return await self._decide(status, DataImportWorkflow.fail_import, FailInput(reason=reason))
+
+    async def approve(self, data_import_id: uuid.UUID) -> ImportStatus:
+        """Approve the plan of an import awaiting approval: its enrichment runs."""
+        status = await self._awaiting_approval(data_import_id, "approved")
+        return await self._decide(status, DataImportWorkflow.approve_import, ApproveInput())
+
+    async def reject(self, data_import_id: uuid.UUID, reason: str) -> ImportStatus:
+        """Reject the plan: the import ends as rejected, the inventory untouched."""
+        if not reason.strip():
+            raise UsageError("a reason is required")
+        status = await self._awaiting_approval(data_import_id, "rejected")
+        return await self._decide(
+            status, DataImportWorkflow.reject_import, RejectInput(reason=reason)
+        )
+
+    async def plan(self, data_import_id: uuid.UUID) -> ApprovalPlan:
+        """What enrichment would do (or, once approved, was planned to do) to the inventory."""
+        try:
+            found = await approval_plan.stored_plan(self.engine, self.tenant, data_import_id)
+        except PlanMissing as missing:
+            raise NoPlan(str(missing)) from None
+        if found is None:
+            raise LookupError(f"no import {data_import_id}")
+        return found
+
+    async def _awaiting_approval(self, data_import_id: uuid.UUID, action: str) -> ImportStatus:
+        status = await self.status(data_import_id)
+        if status is None:
+            raise LookupError(f"no import {data_import_id}")
+        if status.status != "awaiting_approval":
+            raise UsageError(
+                f"import {data_import_id} is {status.status}; only an import awaiting "
+                f"approval can be {action}"
+            )
+        return status
 
     async def _decide(self, status: ImportStatus, update: Any, data: Any) -> ImportStatus:
         """Send the decision as an Update: a refusal comes back at once with its reason."""

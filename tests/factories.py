@@ -53,6 +53,13 @@ def cmdb_row(n: int, *, deps: str = "", name: str | None = None) -> list[str]:
     ]
 
 
+def unidentified(row: list[str]) -> list[str]:
+    """A CMDB row that names no asset (no name, no host name): rejected as missing-required.
+    A malformed IP or size only warns (the data-quality policy); this is what rejects a row."""
+    row[CMDB_HEADERS.index("asset_name")] = row[CMDB_HEADERS.index("hostname")] = ""
+    return row
+
+
 def write_csv(
     path: Path, headers: Sequence[str], rows: Iterable[Sequence[str]], delimiter: str = ","
 ) -> Path:
@@ -120,7 +127,9 @@ TERMINAL_OR_WAITING = (
     "completed_with_errors",
     "failed",
     "cancelled",
+    "rejected",
     "needs_attention",
+    "awaiting_approval",
 )
 
 

@@ -42,7 +42,14 @@ from dataimport.imports import Tenant
 from dataimport.reports import write_error_report, write_failed_rows
 from dataimport.settings import Settings
 from starter.client import ImportService
-from tests.factories import CMDB_HEADERS, TERMINAL_OR_WAITING, cmdb_row, write_cmdb, write_csv
+from tests.factories import (
+    CMDB_HEADERS,
+    TERMINAL_OR_WAITING,
+    cmdb_row,
+    unidentified,
+    write_cmdb,
+    write_csv,
+)
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -58,6 +65,9 @@ ROUTES = {
     ("get", "/api/v1/imports/{data_import_id}/steps"),
     ("post", "/api/v1/imports/{data_import_id}/retry"),
     ("post", "/api/v1/imports/{data_import_id}/fail"),
+    ("get", "/api/v1/imports/{data_import_id}/plan"),
+    ("post", "/api/v1/imports/{data_import_id}/approve"),
+    ("post", "/api/v1/imports/{data_import_id}/reject"),
     ("get", "/api/v1/assets"),
     ("get", "/api/v1/dependencies"),
     ("get", "/api/v1/dependency-groups"),
@@ -156,13 +166,14 @@ def unmapped_csv(tmp_path: Path) -> Path:
 def mostly_invalid_csv(tmp_path: Path) -> Path:
     rows = [cmdb_row(n) for n in range(1, 5)]
     for row in rows[:3]:
-        row[3] = "999.1.1.1"
+        unidentified(row)
     return write_csv(tmp_path / "bad.csv", CMDB_HEADERS, rows)
 
 
 def some_invalid_csv(tmp_path: Path) -> Path:
     rows = [cmdb_row(n, deps=f"SRV-{n - 1:06d}" if n > 1 else "") for n in range(1, 5)]
-    rows[1][3] = "999.1.1.1"
+    rows[1][3] = "999.1.1.1"  # a malformed address only warns
+    unidentified(rows[1])
     return write_csv(tmp_path / "some.csv", CMDB_HEADERS, rows)
 
 
@@ -464,7 +475,9 @@ async def test_error_report_and_failed_rows_are_the_cli_reports(
     assert failed.text == expected_failed.getvalue()
     report = list(csv.DictReader(io.StringIO(errors.text)))
     invalid_ip = [row for row in report if "999.1.1.1" in row["message"]]
-    assert [(row["row"], row["severity"]) for row in invalid_ip] == [("2", "error")]
+    assert [(row["row"], row["severity"]) for row in invalid_ip] == [("2", "warning")]
+    nameless = [row for row in report if row["code"] == "missing-required"]
+    assert [(row["row"], row["severity"]) for row in nameless] == [("2", "error")]
     rejected = list(csv.reader(io.StringIO(failed.text)))
     assert rejected[0] == CMDB_HEADERS and len(rejected) == 2
     assert rejected[1][3] == "999.1.1.1"

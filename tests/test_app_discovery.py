@@ -22,7 +22,7 @@ from dataimport.categories.app_discovery import (
     parse_bytes,
     parse_timestamp,
 )
-from dataimport.categories.base import RowOutcome, map_headers
+from dataimport.categories.base import map_headers
 from dataimport.contracts import ImportStatus
 from dataimport.dependency_groups import (
     list_dependency_groups,
@@ -31,6 +31,7 @@ from dataimport.dependency_groups import (
 from dataimport.issues import Code
 from starter.client import ImportService
 from tests.factories import ASSET_GROUP, REALDATA, TERMINAL_OR_WAITING, wait_for, write_csv
+from tests.one_row import RowOutcome, validate_cells
 
 AZURE_SAMPLE = REALDATA / "azure-migrate-dependency-export-sample.csv"
 AZURE_HEADERS = [
@@ -62,12 +63,8 @@ WINDOW = ["2025-06-01T00:00:00Z", "2025-06-07T23:59:59Z"]
 
 
 def validate(headers: list[str], cells: list[str]) -> RowOutcome:
-    """validate_row on one row given as the source file has it (headers mapped by aliases)."""
-    mapping = map_headers(headers, CATEGORY.aliases, {})
-    raw = dict(zip(headers, cells, strict=True))
-    return CATEGORY.validate_row(
-        {field: raw[header].strip() for header, field in mapping.field_by_header.items()}
-    )
+    """The rules on one row given as the source file has it (headers mapped by aliases)."""
+    return validate_cells(CATEGORY, headers, cells)
 
 
 def azure_row(**overrides: str) -> RowOutcome:
@@ -255,7 +252,8 @@ def test_bytes_beyond_32_bits_and_with_units() -> None:
     )
     assert outcome.normalized["dependency"]["bytes_total"] == 5_000_000_000
     negative = validate(["Source", "Destination", "Bytes"], ["a", "b", "-1"])
-    assert ("constraint-error", "error", "bytes_total") in codes(negative)
+    assert ("constraint-error", "warning", "bytes_total") in codes(negative)
+    assert negative.is_valid and negative.normalized["dependency"]["bytes_total"] is None
 
 
 def test_topology_row_source_is_the_node_and_target_the_called_tier() -> None:
@@ -282,7 +280,17 @@ def test_topology_row_source_is_the_node_and_target_the_called_tier() -> None:
 
 def test_error_rate_must_be_a_percentage() -> None:
     row = ["Shop", "Web", "n1", "Orders", "10", "5", "250", "8080", "HTTP", "", ""]
-    assert ("constraint-error", "error", "error_rate") in codes(validate(TOPOLOGY_HEADERS, row))
+    outcome = validate(TOPOLOGY_HEADERS, row)
+    assert ("constraint-error", "warning", "error_rate") in codes(outcome)
+    assert outcome.is_valid and outcome.normalized["dependency"].get("error_rate_pct") is None
+
+
+def test_a_malformed_port_or_endpoint_address_still_rejects_the_row() -> None:
+    port = validate(["Source", "Destination", "Port"], ["a", "b", "http"])
+    assert ("type-error", "error", "port") in codes(port) and not port.is_valid
+    address = validate(["Source IP", "Destination IP"], ["10.0.0.1", "10.0.0.300"])
+    assert ("constraint-error", "error", "target_ip") in codes(address)
+    assert not address.is_valid
 
 
 # --- dependency_validator agent ----------------------------------------------------------

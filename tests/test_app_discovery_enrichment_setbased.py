@@ -78,9 +78,9 @@ async def test_retried_prepare_range_finish_change_nothing(
     async with engine.connect() as conn:
         staged = await conn.scalar(
             text(
-                "SELECT count(*) FROM raw_import_records WHERE data_import_id = :id "
-                "AND is_processed AND asset_id IS NOT NULL "
-                "AND NOT (normalized_data -> 'source') ? 'asset_id'"
+                "SELECT count(*) FROM raw_import_records r JOIN staged_row_assets l "
+                "USING (data_import_id, row_number) WHERE r.data_import_id = :id "
+                "AND l.asset_id IS NOT NULL AND NOT (r.normalized_data -> 'source') ? 'asset_id'"
             ),
             params,
         )

@@ -22,7 +22,14 @@ import pytest
 from dataimport.imports import Tenant
 from dataimport.readers import looks_like_formula
 from dataimport.settings import Settings
-from tests.factories import CMDB_HEADERS, TERMINAL_OR_WAITING, cmdb_row, write_cmdb, write_csv
+from tests.factories import (
+    CMDB_HEADERS,
+    TERMINAL_OR_WAITING,
+    cmdb_row,
+    unidentified,
+    write_cmdb,
+    write_csv,
+)
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -200,7 +207,8 @@ async def test_import_wait_reports_progress_on_stderr(cli: Cli, tmp_path: Path) 
 
 def write_partly_invalid(path: Path) -> Path:
     rows = [cmdb_row(n) for n in range(1, 5)]
-    rows[2][CMDB_HEADERS.index("cpu_count")] = "lots"  # row 3: type-error (rejected)
+    rows[2][CMDB_HEADERS.index("cpu_count")] = "lots"  # row 3: type-error (a warning)
+    unidentified(rows[2])  # row 3: no name (rejected)
     rows[1][CMDB_HEADERS.index("owner")] = '=HYPERLINK("http://evil.example","x")'  # row 2
     rows[3][CMDB_HEADERS.index("department")] = "-2+3+cmd|' /C calc'!A0"  # row 4
     headers = [*CMDB_HEADERS, "=cmd()"]  # a formula in a header lands in the column cell
@@ -232,7 +240,8 @@ async def test_some_invalid_rows_complete_with_errors_and_a_formula_safe_report(
     assert f"{len(rows) - 1} findings" in written.stdout
     assert rows[0] == ["row", "column", "code", "severity", "message"]
     found = {(row[0], row[1], row[2], row[3]) for row in rows[1:]}
-    assert ("3", "cpu_count", "type-error", "error") in found  # the file's own column name
+    assert ("3", "cpu_count", "type-error", "warning") in found  # the file's own column name
+    assert ("3", "asset_name", "missing-required", "error") in found
     assert any(row[0] == "3" and "'lots'" in row[4] for row in rows)
     assert ("2", "owner", "formula-injection", "warning") in found
     assert ("4", "department", "formula-injection", "warning") in found

@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from dataimport.categories.base import RowOutcome, map_headers
+from dataimport.categories.base import map_headers
 from dataimport.categories.cmdb_export import CATEGORY, CmdbExportCategory
 from dataimport.issues import Code, Severity
 from dataimport.normalize import (
@@ -24,6 +24,7 @@ from dataimport.normalize import (
     parse_storage_gb,
     split_list,
 )
+from tests.one_row import RowOutcome, validate_fields
 
 AS_OF = date(2026, 1, 1)
 CMDB = CmdbExportCategory(as_of=AS_OF)
@@ -445,7 +446,7 @@ def test_servicenow_row_normalises() -> None:
         "custom.u_cost_center": "CC-42",
         "dependencies": "db01, lb01",
     }
-    outcome = CMDB.validate_row(row)
+    outcome = validate_fields(CMDB, row)
     assert outcome.issues == []
     asset = outcome.normalized["asset"]
     assert asset["name"] == "web01"
@@ -474,7 +475,7 @@ def test_servicenow_row_normalises() -> None:
 
 
 def test_every_asset_column_is_present() -> None:
-    asset = CMDB.validate_row({"name": "x"}).normalized["asset"]
+    asset = validate_fields(CMDB, {"name": "x"}).normalized["asset"]
     assert asset["asset_type"] == "server"
     assert asset["custom_attributes"] == {}
     for column in ("external_id", "ip_address", "memory_gb", "os_end_of_support", "owner"):
@@ -482,25 +483,27 @@ def test_every_asset_column_is_present() -> None:
 
 
 def test_cells_are_stripped_and_blank_means_missing() -> None:
-    outcome = CMDB.validate_row({"name": "  app01  ", "environment": "   ", "cpu_cores": ""})
+    outcome = validate_fields(CMDB, {"name": "  app01  ", "environment": "   ", "cpu_cores": ""})
     assert outcome.issues == []
     assert outcome.normalized["asset"]["name"] == "app01"
     assert outcome.normalized["asset"]["environment"] is None
 
 
 def test_memory_gb_header_and_zero_means_unknown() -> None:
-    asset = CMDB.validate_row({"name": "a", "memory_gb": "16 GB", "storage_gb": "0"})
+    asset = validate_fields(CMDB, {"name": "a", "memory_gb": "16 GB", "storage_gb": "0"})
     assert asset.normalized["asset"]["memory_gb"] == 16.0
     assert asset.normalized["asset"]["storage_gb"] is None
 
 
 def test_virtual_flag_makes_a_server_a_vm() -> None:
-    outcome = CMDB.validate_row({"name": "vm1", "asset_type": "cmdb_ci_server", "virtual": "true"})
+    outcome = validate_fields(
+        CMDB, {"name": "vm1", "asset_type": "cmdb_ci_server", "virtual": "true"}
+    )
     assert outcome.normalized["asset"]["asset_type"] == "virtual_machine"
 
 
 def test_owner_falls_back_to_managed_by() -> None:
-    outcome = CMDB.validate_row({"name": "a", "managed_by": "Ops Team"})
+    outcome = validate_fields(CMDB, {"name": "a", "managed_by": "Ops Team"})
     assert outcome.normalized["asset"]["owner"] == "Ops Team"
     assert outcome.normalized["asset"]["custom_attributes"] == {"managed_by": "Ops Team"}
 
@@ -513,13 +516,13 @@ def test_owner_falls_back_to_managed_by() -> None:
     ],
 )
 def test_name_falls_back_to_hostname_then_fqdn(fields: dict[str, str], name: str) -> None:
-    outcome = CMDB.validate_row({"name": "", **fields})
+    outcome = validate_fields(CMDB, {"name": "", **fields})
     assert outcome.is_valid
     assert outcome.normalized["asset"]["name"] == name
 
 
 def test_missing_name_is_an_error() -> None:
-    outcome = CMDB.validate_row({"name": " ", "ip_address": "10.0.0.1"})
+    outcome = validate_fields(CMDB, {"name": " ", "ip_address": "10.0.0.1"})
     assert not outcome.is_valid
     assert codes(outcome) == [(Code.MISSING_REQUIRED.value, "error", "name")]
     assert CMDB.natural_key(outcome.normalized) is None
@@ -529,10 +532,17 @@ def test_missing_name_is_an_error() -> None:
     ("field", "value"),
     [("cpu_cores", "eight"), ("cpu_cores", "2.5"), ("memory_gb", "lots"), ("storage_mb", "1 XB")],
 )
-def test_unparseable_numbers_are_type_errors(field: str, value: str) -> None:
-    outcome = CMDB.validate_row({"name": "a", field: value})
-    assert codes(outcome) == [(Code.TYPE_ERROR.value, "error", field)]
+def test_unparseable_numbers_are_type_warnings_and_leave_the_field_empty(
+    field: str, value: str
+) -> None:
+    outcome = validate_fields(CMDB, {"name": "a", field: value})
+    assert codes(outcome) == [(Code.TYPE_ERROR.value, "warning", field)]
     assert value in outcome.issues[0].message
+    assert outcome.issues[0].message.endswith("; the field was left empty")
+    assert outcome.is_valid
+    asset = outcome.normalized["asset"]
+    assert asset.get("cpu_cores") is None and asset.get("memory_gb") is None
+    assert asset.get("storage_gb") is None
 
 
 @pytest.mark.parametrize(
@@ -545,16 +555,46 @@ def test_unparseable_numbers_are_type_errors(field: str, value: str) -> None:
         ("storage_gb", "-10"),
     ],
 )
-def test_implausible_numbers_are_constraint_errors(field: str, value: str) -> None:
-    outcome = CMDB.validate_row({"name": "a", field: value})
-    assert codes(outcome) == [(Code.CONSTRAINT_ERROR.value, "error", field)]
+def test_implausible_numbers_are_constraint_warnings(field: str, value: str) -> None:
+    outcome = validate_fields(CMDB, {"name": "a", field: value})
+    assert codes(outcome) == [(Code.CONSTRAINT_ERROR.value, "warning", field)]
     assert value in outcome.issues[0].message
+    assert outcome.is_valid
 
 
-def test_bad_ip_is_a_constraint_error() -> None:
-    outcome = CMDB.validate_row({"name": "a", "ip_address": "10.0.0.256"})
-    assert codes(outcome) == [(Code.CONSTRAINT_ERROR.value, "error", "ip_address")]
+def test_bad_ip_is_a_warning_and_keeps_the_asset_without_it() -> None:
+    outcome = validate_fields(CMDB, {"name": "a", "ip_address": "10.0.0.256"})
+    assert codes(outcome) == [(Code.CONSTRAINT_ERROR.value, "warning", "ip_address")]
     assert "10.0.0.256" in outcome.issues[0].message
+    assert outcome.issues[0].message.endswith("; the field was left empty")
+    assert outcome.is_valid and outcome.normalized["asset"].get("ip_address") is None
+    assert CMDB.natural_key(outcome.normalized) == "a"
+
+
+@pytest.mark.parametrize("token", ["N/A", "n/a", "NA", "-", "--", "none", "null", "nil", "TBD"])
+def test_a_null_token_reads_as_blank_with_a_warning(token: str) -> None:
+    outcome = validate_fields(CMDB, {"name": "a", "ip_address": token, "environment": "prod"})
+    assert codes(outcome) == [(Code.NULL_TOKEN.value, "warning", "ip_address")]
+    assert repr(token) in outcome.issues[0].message
+    assert outcome.is_valid and outcome.normalized["asset"].get("ip_address") is None
+
+
+def test_a_domain_alone_names_no_asset() -> None:
+    outcome = validate_fields(CMDB, {"name": "", "fqdn": ".corp", "external_id": "sys1"})
+    assert codes(outcome) == [(Code.MISSING_REQUIRED.value, "error", "name")]
+    assert not outcome.is_valid
+
+
+def test_a_null_token_name_falls_back_or_rejects_the_row() -> None:
+    fallback = validate_fields(CMDB, {"name": "unknown", "hostname": "web01"})
+    assert codes(fallback) == [(Code.NULL_TOKEN.value, "warning", "name")]
+    assert fallback.normalized["asset"]["name"] == "web01"
+    nameless = validate_fields(CMDB, {"name": "?", "ip_address": "10.0.0.1"})
+    assert codes(nameless) == [
+        (Code.NULL_TOKEN.value, "warning", "name"),
+        (Code.MISSING_REQUIRED.value, "error", "name"),
+    ]
+    assert not nameless.is_valid
 
 
 @pytest.mark.parametrize(
@@ -562,7 +602,7 @@ def test_bad_ip_is_a_constraint_error() -> None:
     [("environment", "Perf-Lab-7"), ("criticality", "Meh"), ("asset_type", "Toaster")],
 )
 def test_unknown_vocabulary_is_a_warning_and_kept_raw(field: str, value: str) -> None:
-    outcome = CMDB.validate_row({"name": "a", field: value})
+    outcome = validate_fields(CMDB, {"name": "a", field: value})
     assert outcome.is_valid
     assert codes(outcome) == [(Code.UNKNOWN_VALUE.value, "warning", field)]
     asset = outcome.normalized["asset"]
@@ -571,8 +611,8 @@ def test_unknown_vocabulary_is_a_warning_and_kept_raw(field: str, value: str) ->
 
 
 def test_os_past_end_of_support_is_a_warning() -> None:
-    outcome = CMDB.validate_row(
-        {"name": "old01", "operating_system": "Windows Server 2008 R2 Enterprise"}
+    outcome = validate_fields(
+        CMDB, {"name": "old01", "operating_system": "Windows Server 2008 R2 Enterprise"}
     )
     assert outcome.is_valid
     assert codes(outcome) == [(Code.END_OF_SUPPORT.value, "warning", "operating_system")]
@@ -585,14 +625,14 @@ def test_os_past_end_of_support_is_a_warning() -> None:
 
 
 def test_self_dependency_is_dropped_with_a_warning() -> None:
-    outcome = CMDB.validate_row({"name": "App01", "dependencies": "db01; app01 | lb01"})
+    outcome = validate_fields(CMDB, {"name": "App01", "dependencies": "db01; app01 | lb01"})
     assert outcome.is_valid
     assert codes(outcome) == [(Code.SELF_DEPENDENCY.value, "warning", "dependencies")]
     assert outcome.normalized["dependencies"] == ["db01", "lb01"]
 
 
 def test_messages_truncate_long_values() -> None:
-    outcome = CMDB.validate_row({"name": "a", "environment": "x" * 500})
+    outcome = validate_fields(CMDB, {"name": "a", "environment": "x" * 500})
     issue = outcome.issues[0]
     assert issue.severity is Severity.WARNING
     assert len(issue.message) < 200
@@ -600,8 +640,8 @@ def test_messages_truncate_long_values() -> None:
 
 
 def test_natural_key_is_the_name_key_the_inventory_is_unique_on() -> None:
-    with_id = CMDB.validate_row({"name": "Web 01", "external_id": "SN-1"}).normalized
-    without_id = CMDB.validate_row({"name": "  Web   01 "}).normalized
+    with_id = validate_fields(CMDB, {"name": "Web 01", "external_id": "SN-1"}).normalized
+    without_id = validate_fields(CMDB, {"name": "  Web   01 "}).normalized
     assert CMDB.natural_key(with_id) == "web 01"
     assert CMDB.natural_key(without_id) == "web 01"
 
@@ -609,5 +649,5 @@ def test_natural_key_is_the_name_key_the_inventory_is_unique_on() -> None:
 def test_normalized_output_is_json_ready() -> None:
     import json
 
-    outcome = CMDB.validate_row({"name": "a", "operating_system": "CentOS 6", "cpu_cores": "4"})
+    outcome = validate_fields(CMDB, {"name": "a", "operating_system": "CentOS 6", "cpu_cores": "4"})
     assert json.loads(json.dumps(outcome.normalized)) == outcome.normalized

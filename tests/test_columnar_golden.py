@@ -1,72 +1,33 @@
-"""Golden comparison: the columnar engine finds exactly what the row engine found.
+"""Golden files for cmdb_export: the columnar engine finds what tests/golden records.
 
-Both engines validate the same staged rows (read by the real readers, keys in JSONB order as
-a worker sees them): every row's validity, its findings (code, severity, field, message, agent,
-in order) and its normalised data must be equal. The corpus is the bundled samples plus a
-generated 100,000-row file full of the values that make rules branch.
+Every row's validity, findings (code, severity, field, message, agent, in order) and normalised
+data are compared with the golden files (recorded from the row engine and the columnar engine
+while both existed and agreed; re-record with `python -m tests.golden.record`). The corpus is
+the bundled samples, a generated 100,000-row file full of the values that make rules branch,
+and a file read through an explicit column mapping.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from dataimport.categories.cmdb_export import CmdbExportCategory
 from dataimport.contracts import ProcessingConfig
-from dataimport.engine import chunk
-from dataimport.engine.frame import frame_from_rows, jsonb_key_order
-from dataimport.readers import open_table
-from dataimport.validation import _RowValidator, header_mapping
+from tests.golden.listing import GoldenCase, check
 
 SAMPLES = Path(__file__).resolve().parents[1] / "dataimport" / "samples"
 CMDB = CmdbExportCategory(as_of=date(2026, 1, 1))
 
-StagedRow = tuple[int, dict[str, Any], list[dict[str, Any]] | None, bool]
 
-
-def staged_rows(path: Path) -> tuple[list[str], list[StagedRow]]:
-    """The rows as ingest stages them, keys in the order JSONB gives them back."""
-    with open_table(path) as table:
-        rows = []
-        for row in table.rows(start_after=0):
-            raw = {key: row.cells[key] for key in jsonb_key_order(row.cells)}
-            issues = [issue.to_json() for issue in row.issues] or None
-            rows.append((row.row_number, raw, issues, row.is_blank))
-        return list(table.headers), rows
-
-
-def compare(category: Any, path: Path, config: ProcessingConfig | None = None) -> int:
-    headers, rows = staged_rows(path)
-    mapping = header_mapping(category, headers, config or ProcessingConfig())
-    old = _RowValidator(category, mapping).run(rows)
-    frame = frame_from_rows(
-        [(n, raw, json.dumps(issues) if issues else None, blank) for n, raw, issues, blank in rows],
-        mapping,
-        keys=headers,
-    )
-    new = chunk.validate(category, frame).rows.to_dicts()
-    assert len(new) == len(old)
-    for (row_number, is_valid, errors, normalized), got in zip(old, new, strict=True):
-        context = f"{path.name} row {row_number}"
-        assert got["row_number"] == row_number, context
-        assert json.loads(got["errors"]) == json.loads(errors), context
-        assert got["is_valid"] == is_valid, context
-        expected = json.loads(normalized) if normalized is not None else None
-        actual = json.loads(got["normalized"]) if got["normalized"] is not None else None
-        assert actual == expected, context
-    return len(old)
-
-
-@pytest.mark.parametrize("sample", ["homegrown_cmdb.csv", "servicenow_cmdb_ci_server.csv"])
-def test_cmdb_samples_match(sample: str) -> None:
-    assert compare(CMDB, SAMPLES / sample) > 0
+def sample(name: str) -> Callable[[Path], Path]:
+    """A case builder for a bundled sample file."""
+    return lambda _folder: SAMPLES / name
 
 
 # --- a generated file of everything the rules branch on ---------------------------------
@@ -268,23 +229,42 @@ def _rows(count: int, rng: random.Random) -> Iterator[list[str]]:
             yield row
 
 
-def test_cmdb_generated_file_matches(tmp_path: Path) -> None:
-    path = tmp_path / "generated_cmdb.csv"
+def _generated(folder: Path) -> Path:
+    path = folder / "generated_cmdb.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(HEADERS)
         writer.writerows(_rows(100_000, random.Random(8)))
-    assert compare(CMDB, path) == 100_000
+    return path
 
 
-def test_cmdb_column_mapping_matches(tmp_path: Path) -> None:
+def _mapped(folder: Path) -> Path:
     """An explicit mapping (and an unmapped identifying column) takes the same paths."""
-    path = tmp_path / "mapped.csv"
+    path = folder / "mapped.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["Server", "Addr", "Mem", "name"])
         rng = random.Random(3)
         for n in range(2_000):
             writer.writerow([f"S{n}", rng.choice(IPS).format(m=1, k=2), rng.choice(SIZES), "x"])
-    config = ProcessingConfig(column_mapping={"Server": "name", "Addr": "ip_address", "Mem": "ram"})
-    assert compare(CMDB, path, config) == 2_000
+    return path
+
+
+CASES = [
+    GoldenCase("cmdb_export/homegrown_cmdb", CMDB, sample("homegrown_cmdb.csv")),
+    GoldenCase(
+        "cmdb_export/servicenow_cmdb_ci_server", CMDB, sample("servicenow_cmdb_ci_server.csv")
+    ),
+    GoldenCase("cmdb_export/generated_100k", CMDB, _generated),
+    GoldenCase(
+        "cmdb_export/column_mapping",
+        CMDB,
+        _mapped,
+        ProcessingConfig(column_mapping={"Server": "name", "Addr": "ip_address", "Mem": "ram"}),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_matches_golden(case: GoldenCase, tmp_path: Path) -> None:
+    assert check(case, tmp_path)

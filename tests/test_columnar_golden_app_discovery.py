@@ -1,15 +1,14 @@
-"""Golden comparison for app_discovery: the columnar rules and dependency_validator's columnar
-form find exactly what `validate_row` and the row agent find.
+"""Golden files for app_discovery: the columnar rules and dependency_validator's columnar form
+find what tests/golden records.
 
-The category module is not wired to the columnar engine yet: `Columnar` wraps its CATEGORY
-and adds `validate_frame` (what AppDiscoveryCategory gets when it is wired in). Both engines
-see the same staged rows (real readers, keys in JSONB order); every row's validity, findings
-(code, severity, field, message, agent, in order) and normalised data must be equal. Corpus:
-the bundled sample, the real Azure Migrate sample, the layouts of tests/test_app_discovery.py,
-a generated 100,000-row file full of branchy values and a realistic 100,000-row connection
-export over 5,000 servers.
+Every row's validity, findings (code, severity, field, message, agent, in order) and
+normalised data are compared with the golden files (recorded while the row engine still
+existed and agreed; re-record with `python -m tests.golden.record`). `Columnar` is the
+category with its agent on a fixed clock. Corpus: the bundled sample, the layouts of
+tests/test_app_discovery.py, a generated 100,000-row file full of branchy values and a
+realistic 100,000-row connection export over 5,000 servers.
 
-Run as a module for the throughput of both engines on that realistic file:
+Run as a module for the columnar engine's throughput on that realistic file:
 `.venv/bin/python -m tests.test_columnar_golden_app_discovery`.
 """
 
@@ -20,8 +19,7 @@ import functools
 import json
 import random
 import time
-from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,54 +27,25 @@ from typing import Any
 import pytest
 
 from dataimport.agents.dependency_validator import DependencyValidator
-from dataimport.categories import app_discovery_rules
-from dataimport.categories.app_discovery import CATEGORY
-from dataimport.categories.base import RowOutcome
+from dataimport.categories.app_discovery import AppDiscoveryCategory
 from dataimport.contracts import ProcessingConfig
 from dataimport.engine import chunk
-from dataimport.engine.findings import Findings
-from dataimport.engine.frame import ChunkFrame, frame_from_rows
-from dataimport.engine.outcome import FrameOutcome
-from dataimport.validation import _RowValidator, header_mapping
-from tests.test_columnar_golden import SAMPLES, compare, staged_rows
+from dataimport.engine.frame import frame_from_rows
+from dataimport.validation import header_mapping
+from tests.golden.listing import GoldenCase, check, golden_codes, staged_rows
+from tests.test_columnar_golden import sample
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-class Columnar:
-    """app_discovery's CATEGORY with `validate_frame`, and its agent on a fixed clock."""
-
-    name = CATEGORY.name
-    aliases = CATEGORY.aliases
-    required_fields = CATEGORY.required_fields
-    sheet_plan = CATEGORY.sheet_plan
-    masks_values = CATEGORY.masks_values
+class Columnar(AppDiscoveryCategory):
+    """app_discovery with its agent on a fixed clock."""
 
     def __init__(self, now: datetime = NOW) -> None:
         self.agents = (DependencyValidator(now=lambda: now),)
 
-    def validate_row(self, fields: Mapping[str, str]) -> RowOutcome:
-        return CATEGORY.validate_row(fields)
-
-    def natural_key(self, normalized: Mapping[str, Any]) -> str | None:
-        return CATEGORY.natural_key(normalized)
-
-    def validate_frame(self, frame: ChunkFrame, findings: Findings) -> FrameOutcome:
-        return app_discovery_rules.validate_frame(frame, findings)
-
 
 APP = Columnar()
-AS_CATEGORY: Any = APP  # a category for the row engine's signatures (no enrichment)
-
-
-def codes_of(path: Path) -> Counter[str]:
-    """Codes the row engine finds in a file (to show what the corpus covers)."""
-    headers, rows = staged_rows(path)
-    mapping = header_mapping(AS_CATEGORY, headers, ProcessingConfig())
-    found: Counter[str] = Counter()
-    for _n, _valid, errors, _normalized in _RowValidator(AS_CATEGORY, mapping).run(rows):
-        found.update(issue["code"] for issue in json.loads(errors))
-    return found
 
 
 def write(path: Path, headers: Sequence[str], rows: Iterator[Sequence[str]] | list[Any]) -> Path:
@@ -85,15 +54,6 @@ def write(path: Path, headers: Sequence[str], rows: Iterator[Sequence[str]] | li
         writer.writerow(headers)
         writer.writerows(rows)
     return path
-
-
-def test_supports_frames() -> None:
-    assert chunk.supports_frames(APP)
-    assert chunk.supports_frames(CATEGORY)
-
-
-def test_samples_match() -> None:
-    assert compare(APP, SAMPLES / "azure_migrate_dependencies.csv") > 0
 
 
 # --- the layouts and values of tests/test_app_discovery.py -------------------------------
@@ -278,11 +238,9 @@ SMALL_FILES: list[tuple[list[str], list[list[str]]]] = [
 ]
 
 
-@pytest.mark.parametrize("index", range(len(SMALL_FILES)))
-def test_app_discovery_layouts_match(index: int, tmp_path: Path) -> None:
+def _layout(index: int) -> Any:
     headers, rows = SMALL_FILES[index]
-    path = write(tmp_path / f"layout{index}.csv", headers, rows)
-    assert compare(APP, path) == len(rows)
+    return lambda folder: write(folder / f"layout{index}.csv", headers, rows)
 
 
 # --- a generated file of everything the rules and the agent branch on -------------------
@@ -615,21 +573,6 @@ def _rows(count: int, rng: random.Random) -> Iterator[list[str]]:
             yield row
 
 
-def test_generated_file_matches(tmp_path: Path) -> None:
-    path = write(
-        tmp_path / "generated_app_discovery.csv", HEADERS, _rows(100_000, random.Random(8))
-    )
-    assert compare(APP, path) == 100_000
-
-
-def test_column_mapping_and_clock(tmp_path: Path) -> None:
-    """An explicit mapping, and the agent's clock elsewhere (other timestamps implausible)."""
-    rows = _rows(3_000, random.Random(5))
-    path = write(tmp_path / "mapped.csv", ["From", "To", *HEADERS[2:]], rows)
-    config = ProcessingConfig(column_mapping={"From": "timeslot", "To": "source_name"})
-    assert compare(Columnar(datetime(2000, 1, 1, tzinfo=UTC)), path, config) == 3_000
-
-
 # --- a realistic connection export: Azure Migrate layout over 5,000 servers --------------
 
 AZURE_FULL = [
@@ -685,20 +628,55 @@ def azure_connections(count: int, servers: int = 5_000, seed: int = 11) -> Itera
         ]
 
 
-def test_realistic_connection_file_matches(tmp_path: Path) -> None:
-    path = write(tmp_path / "azure_100k.csv", AZURE_FULL, azure_connections(100_000))
-    assert compare(APP, path) == 100_000
+CASES = [
+    GoldenCase(
+        "app_discovery/azure_migrate_dependencies", APP, sample("azure_migrate_dependencies.csv")
+    ),
+    *(
+        GoldenCase(f"app_discovery/layout{index}", APP, _layout(index))
+        for index in range(len(SMALL_FILES))
+    ),
+    GoldenCase(
+        "app_discovery/generated_100k",
+        APP,
+        lambda folder: write(
+            folder / "generated_app_discovery.csv", HEADERS, _rows(100_000, random.Random(8))
+        ),
+    ),
+    # An explicit mapping, and the agent's clock elsewhere (other timestamps implausible).
+    GoldenCase(
+        "app_discovery/column_mapping_and_clock",
+        Columnar(datetime(2000, 1, 1, tzinfo=UTC)),
+        lambda folder: write(
+            folder / "mapped.csv", ["From", "To", *HEADERS[2:]], _rows(3_000, random.Random(5))
+        ),
+        ProcessingConfig(column_mapping={"From": "timeslot", "To": "source_name"}),
+    ),
+    GoldenCase(
+        "app_discovery/azure_connections_100k",
+        APP,
+        lambda folder: write(folder / "azure_100k.csv", AZURE_FULL, azure_connections(100_000)),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_matches_golden(case: GoldenCase, tmp_path: Path) -> None:
+    assert check(case, tmp_path)
+
+
+def test_generated_file_covers_the_rules() -> None:
+    codes = golden_codes(CASES[-3])
+    for code in ("type-error", "self-dependency", "implausible-timestamp", "blank-row"):
+        assert codes[code] > 0, code
 
 
 def benchmark(path: Path, chunk_rows: int = 5_000) -> dict[str, float]:
-    """rows/s of both engines on one file, in-process (rows already staged in memory)."""
-    headers, rows = staged_rows(path)
-    mapping = header_mapping(AS_CATEGORY, headers, ProcessingConfig())
-    started = time.perf_counter()
-    _RowValidator(AS_CATEGORY, mapping).run(rows)
-    row_seconds = time.perf_counter() - started
+    """rows/s of the columnar engine on one file, in-process (rows already staged in memory)."""
+    headers, rows = staged_rows(path, APP)
+    mapping = header_mapping(APP, headers, ProcessingConfig())
     staged = [(n, raw, json.dumps(i) if i else None, b) for n, raw, i, b in rows]
-    results: dict[str, float] = {"rows": len(rows), "row_engine": len(rows) / row_seconds}
+    results: dict[str, float] = {"rows": len(rows)}
     for size in (len(rows), chunk_rows):
         frames = [
             frame_from_rows(staged[at : at + size], mapping, keys=headers)

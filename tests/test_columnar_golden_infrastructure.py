@@ -1,35 +1,29 @@
-"""Golden comparison for infrastructure: the columnar rules find exactly what the row rules find.
+"""Golden files for infrastructure: the columnar rules find what tests/golden records.
 
-Same method as `test_columnar_golden.py` (real readers, JSONB key order, the row engine's
-`_RowValidator` against `chunk.validate`), with the category's `sheet_plan` so that RVTools
-workbooks join their companion sheets. Corpus: the bundled RVTools workbook, the real-data
-workbook, every source layout of `test_infrastructure.py`, a generated 100,000-row CSV of
-everything the rules and the agent branch on, a realistic 100,000-row RVTools vInfo CSV and a
-generated RVTools workbook with companion sheets.
+Same method as `test_columnar_golden.py` (real readers, JSONB key order, every row's
+validity, findings and normalised data against the golden files, recorded while the row
+engine still existed and agreed), with the category's `sheet_plan` so that RVTools workbooks
+join their companion sheets. Corpus: the bundled RVTools workbook, every source layout of
+`test_infrastructure.py`, a generated 100,000-row CSV of everything the rules and the agent
+branch on, a realistic 100,000-row RVTools vInfo CSV and a generated RVTools workbook with
+companion sheets.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import re
-from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import openpyxl
 import pytest
 
 from dataimport.categories.infrastructure import InfrastructureCategory
-from dataimport.contracts import ProcessingConfig
-from dataimport.engine import chunk
-from dataimport.engine.frame import frame_from_rows, jsonb_key_order
-from dataimport.readers import open_table
-from dataimport.readers.plan import SheetPlan
-from dataimport.validation import _RowValidator, header_mapping
 from tests.factories import write_csv
+from tests.golden.listing import GoldenCase, check, golden_codes
+from tests.test_columnar_golden import sample
 from tests.test_infrastructure import (
     AWS_HEADERS,
     AZURE_HEADERS,
@@ -41,67 +35,10 @@ from tests.test_infrastructure import (
     vminfo_row,
 )
 
-SAMPLES = Path(__file__).resolve().parents[1] / "dataimport" / "samples"
 INFRA = InfrastructureCategory(as_of=date(2026, 1, 1))
-
-StagedRow = tuple[int, dict[str, Any], list[dict[str, Any]] | None, bool]
-
-
-def staged_rows(
-    path: Path, sheet_plan: SheetPlan | None = None
-) -> tuple[list[str], list[StagedRow]]:
-    """The rows as ingest stages them, keys in the order JSONB gives them back."""
-    with open_table(path, sheet_plan=sheet_plan) as table:
-        rows = []
-        for row in table.rows(start_after=0):
-            raw = {key: row.cells[key] for key in jsonb_key_order(row.cells)}
-            issues = [issue.to_json() for issue in row.issues] or None
-            rows.append((row.row_number, raw, issues, row.is_blank))
-        return list(table.headers), rows
-
-
-def compare(category: Any, path: Path, config: ProcessingConfig | None = None) -> Counter[str]:
-    """Both engines over the file; returns the issue codes seen (and `rows`)."""
-    headers, rows = staged_rows(path, category.sheet_plan)
-    mapping = header_mapping(category, headers, config or ProcessingConfig())
-    old = _RowValidator(category, mapping).run(rows)
-    frame = frame_from_rows(
-        [(n, raw, json.dumps(issues) if issues else None, blank) for n, raw, issues, blank in rows],
-        mapping,
-        keys=headers,
-    )
-    new = chunk.validate(category, frame).rows.to_dicts()
-    assert len(new) == len(old)
-    codes: Counter[str] = Counter(rows=len(old))
-    for (row_number, is_valid, errors, normalized), got in zip(old, new, strict=True):
-        context = f"{path.name} row {row_number}"
-        assert got["row_number"] == row_number, context
-        expected_errors = json.loads(errors)
-        assert json.loads(got["errors"]) == expected_errors, context
-        assert got["is_valid"] == is_valid, context
-        expected = json.loads(normalized) if normalized is not None else None
-        actual = json.loads(got["normalized"]) if got["normalized"] is not None else None
-        assert actual == expected, f"{context}: {_difference(actual, expected)}"
-        codes.update(issue["code"] for issue in expected_errors)
-    return codes
-
-
-def _difference(actual: Any, expected: Any, path: str = "") -> str:
-    """Where two normalised values first differ (for the failure message)."""
-    if isinstance(actual, dict) and isinstance(expected, dict):
-        for key in sorted(set(actual) | set(expected)):
-            if actual.get(key, "<absent>") != expected.get(key, "<absent>"):
-                return _difference(
-                    actual.get(key, "<absent>"), expected.get(key, "<absent>"), f"{path}.{key}"
-                )
-    return f"{path}: columnar {actual!r} != row {expected!r}"
 
 
 # --- the bundled workbook, and every layout of the category's tests -----------------------
-
-
-def test_rvtools_workbook_matches() -> None:
-    assert compare(INFRA, SAMPLES / "rvtools_export.xlsx")["rows"] > 0
 
 
 AZURE_ROW = [
@@ -162,12 +99,10 @@ LAYOUTS: dict[str, tuple[list[str], list[list[str]]]] = {
 }
 
 
-@pytest.mark.parametrize("layout", list(LAYOUTS))
-def test_source_layouts_match(layout: str, tmp_path: Path) -> None:
+def _layout(layout: str) -> Callable[[Path], Path]:
     headers, rows = LAYOUTS[layout]
     varied = [*rows, *_vary(rows, random.Random(layout), 3_000)]
-    path = write_csv(tmp_path / f"{layout}.csv", headers, varied)
-    assert compare(INFRA, path)["rows"] == len(varied)
+    return lambda folder: write_csv(folder / f"{layout}.csv", headers, varied)
 
 
 # --- a generated file of everything the rules and the agent branch on ---------------------
@@ -321,15 +256,6 @@ def _generated(count: int, rng: random.Random) -> Iterator[list[str]]:
             yield row
 
 
-def test_generated_file_matches(tmp_path: Path) -> None:
-    path = write_csv(
-        tmp_path / "generated_infra.csv", HEADERS, _generated(100_000, random.Random(8))
-    )
-    codes = compare(INFRA, path)
-    assert codes["rows"] == 100_000
-    print(dict(codes))
-
-
 # --- realistic RVTools exports ------------------------------------------------------------
 
 REALISTIC_HEADERS = [*RVTOOLS_HEADERS, "CPU Usage %", "vMemory.Active", "vPartition.Consumed MiB"]
@@ -367,16 +293,7 @@ def realistic_rows(count: int, rng: random.Random) -> Iterator[list[str]]:
         yield [*row, usage, active, consumed]
 
 
-def test_realistic_rvtools_export_matches(tmp_path: Path) -> None:
-    path = write_csv(
-        tmp_path / "RVTools_tabvInfo.csv",
-        REALISTIC_HEADERS,
-        realistic_rows(100_000, random.Random(5)),
-    )
-    assert compare(INFRA, path)["rows"] == 100_000
-
-
-def test_generated_workbook_with_companion_sheets_matches(tmp_path: Path) -> None:
+def _workbook(tmp_path: Path) -> Path:
     """An RVTools XLSX: vInfo plus vMemory/vPartition/vNetwork rows joined by the reader."""
     rng = random.Random(11)
     workbook = openpyxl.Workbook()
@@ -403,4 +320,38 @@ def test_generated_workbook_with_companion_sheets_matches(tmp_path: Path) -> Non
             network.append([vm, vm_uuid, rng.choice(["10.0.0.1", "10.0.0.2, 10.0.0.3", ""]), ""])
     path = tmp_path / "generated_rvtools.xlsx"
     workbook.save(path)
-    assert compare(INFRA, path)["rows"] == 5_000
+    return path
+
+
+CASES = [
+    GoldenCase("infrastructure/rvtools_export", INFRA, sample("rvtools_export.xlsx")),
+    *(GoldenCase(f"infrastructure/{layout}", INFRA, _layout(layout)) for layout in LAYOUTS),
+    GoldenCase(
+        "infrastructure/generated_100k",
+        INFRA,
+        lambda folder: write_csv(
+            folder / "generated_infra.csv", HEADERS, _generated(100_000, random.Random(8))
+        ),
+    ),
+    GoldenCase(
+        "infrastructure/realistic_rvtools_100k",
+        INFRA,
+        lambda folder: write_csv(
+            folder / "RVTools_tabvInfo.csv",
+            REALISTIC_HEADERS,
+            realistic_rows(100_000, random.Random(5)),
+        ),
+    ),
+    GoldenCase("infrastructure/generated_rvtools_workbook", INFRA, _workbook),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_matches_golden(case: GoldenCase, tmp_path: Path) -> None:
+    assert check(case, tmp_path)
+
+
+def test_generated_file_covers_the_rules() -> None:
+    codes = golden_codes(CASES[-3])
+    for code in ("type-error", "constraint-error", "template-skipped", "zero-capacity"):
+        assert codes[code] > 0, code

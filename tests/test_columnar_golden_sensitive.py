@@ -1,5 +1,6 @@
-"""Golden comparison for sensitive_data: the columnar engine finds exactly what the row engine
-found (validity, findings in order, normalised data, and the masking of every message).
+"""Golden files for sensitive_data: the columnar engine finds what tests/golden records
+(validity, findings in order, normalised data, and the masking of every message; recorded
+while the row engine still existed and agreed, re-record with `python -m tests.golden.record`).
 
 The corpus: the bundled data-store inventory, the rows and values of the category's, the
 masking and the pii tests, and a generated 100,000-row inventory full of the values that make
@@ -11,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import random
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,9 +24,10 @@ from dataimport.categories.sensitive_data import CATEGORY
 from dataimport.contracts import ProcessingConfig
 from dataimport.engine import masking
 from dataimport.engine.frame import BLANK, frame_from_rows
-from dataimport.validation import _RowValidator, header_mapping
+from dataimport.validation import header_mapping
 from tests import test_pii, test_sensitive_data
-from tests.test_columnar_golden import SAMPLES, compare, staged_rows
+from tests.golden.listing import GoldenCase, check, golden_codes
+from tests.test_columnar_golden import sample
 from tests.test_sensitive_masking import SECRETS
 
 
@@ -65,11 +66,7 @@ def _write(path: Path, headers: list[str], rows: list[list[str]] | Iterator[list
     return path
 
 
-def test_sample_inventory_matches() -> None:
-    assert compare(CATEGORY, SAMPLES / "data_store_inventory.csv") > 0
-
-
-def test_the_category_tests_rows_match(tmp_path: Path) -> None:
+def _category_tests_rows(folder: Path) -> Path:
     headers = test_sensitive_data.HEADERS
     rows = [test_sensitive_data.PAYMENTS, test_sensitive_data.CRM]
     for n, value in enumerate(PII_VALUES):
@@ -85,14 +82,12 @@ def test_the_category_tests_rows_match(tmp_path: Path) -> None:
         row = list(rows[n % 2])
         row[4], row[5] = name, name
         rows.append(row)
-    assert compare(CATEGORY, _write(tmp_path / "tests.csv", headers, rows)) == len(rows)
+    return _write(folder / "tests.csv", headers, rows)
 
 
-def test_a_mapping_to_an_ip_column_only_matches(tmp_path: Path) -> None:
+def _by_ip(folder: Path) -> Path:
     rows = [[f"10.0.0.{n % 300}", "x", "Restricted"] for n in range(500)]
-    path = _write(tmp_path / "by_ip.csv", ["Addr", "Store", "Label"], rows)
-    config = ProcessingConfig(column_mapping={"Addr": "ip_address", "Label": "classification"})
-    assert compare(CATEGORY, path, config) == 500
+    return _write(folder / "by_ip.csv", ["Addr", "Store", "Label"], rows)
 
 
 # --- masking, on its own: every needle branch ----------------------------------------------
@@ -306,25 +301,32 @@ def _rows(count: int, rng: random.Random) -> Iterator[list[str]]:
             yield row
 
 
-def _codes(path: Path) -> Counter[str]:
-    headers, rows = staged_rows(path)
-    mapping = header_mapping(CATEGORY, headers, ProcessingConfig())
-    outcomes = _RowValidator(CATEGORY, mapping).run(rows[:20_000])
-    return Counter(issue["code"] for _n, _v, errors, _d in outcomes for issue in json.loads(errors))
+CASES = [
+    GoldenCase("sensitive_data/data_store_inventory", CATEGORY, sample("data_store_inventory.csv")),
+    GoldenCase("sensitive_data/category_tests_rows", CATEGORY, _category_tests_rows),
+    GoldenCase(
+        "sensitive_data/mapping_to_an_ip_column",
+        CATEGORY,
+        _by_ip,
+        ProcessingConfig(column_mapping={"Addr": "ip_address", "Label": "classification"}),
+    ),
+    GoldenCase(
+        "sensitive_data/generated_100k",
+        CATEGORY,
+        lambda folder: _write(
+            folder / "generated_inventory.csv", HEADERS, _rows(100_000, random.Random(8))
+        ),
+    ),
+]
 
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("sensitive") / "generated_inventory.csv"
-    return _write(path, HEADERS, _rows(100_000, random.Random(8)))
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_matches_golden(case: GoldenCase, tmp_path: Path) -> None:
+    assert check(case, tmp_path)
 
 
-def test_generated_inventory_matches(generated: Path) -> None:
-    assert compare(CATEGORY, generated) == 100_000
-
-
-def test_generated_inventory_covers_every_branch(generated: Path) -> None:
-    codes = _codes(generated)
+def test_generated_inventory_covers_every_branch() -> None:
+    codes = golden_codes(CASES[-1])
     for code in (
         "constraint-error",
         "missing-required",

@@ -121,7 +121,7 @@ async def test_sigkill_mid_ingest_and_mid_enrichment_loses_and_duplicates_nothin
     await worker_process.kill()
     processed_at_kill = await scalar(
         engine,
-        "SELECT count(*) FROM raw_import_records WHERE data_import_id = :id AND is_processed",
+        "SELECT count(*) FROM staged_row_assets WHERE data_import_id = :id",
         id=import_id,
     )
     assert processed_at_kill < ROWS
@@ -167,8 +167,9 @@ async def test_sigkill_mid_ingest_and_mid_enrichment_loses_and_duplicates_nothin
     assert (
         await scalar(
             engine,
-            "SELECT count(*) FROM raw_import_records WHERE data_import_id = :id AND is_processed "
-            "AND asset_id IS NOT NULL",
+            "SELECT count(*) FROM raw_import_records r JOIN staged_row_assets l "
+            "USING (data_import_id, row_number) WHERE r.data_import_id = :id "
+            "AND l.asset_id IS NOT NULL",
             id=import_id,
         )
         == ROWS

@@ -170,8 +170,9 @@ async def test_resolution_follows_the_ranks_creates_the_unmatched_once_and_is_id
             (
                 await conn.execute(
                     text(
-                        "SELECT row_number, asset_id FROM raw_import_records "
-                        "WHERE data_import_id = :id"
+                        "SELECT r.row_number, l.asset_id FROM raw_import_records r "
+                        "LEFT JOIN staged_row_assets l USING (data_import_id, row_number) "
+                        "WHERE r.data_import_id = :id"
                     ),
                     {"id": str(ref.data_import_id)},
                 )
@@ -217,16 +218,14 @@ async def test_resolution_of_an_endpoint_path_writes_its_asset_id_into_the_row(
     async with engine.begin() as conn:
         await stage(conn, ref, rows)
         assert await resolve_assets(conn, scope_of(ref), "source") == 3
-        # marking processed is for the path 'asset' only
-        with pytest.raises(ValueError):
-            await resolve_assets(conn, scope_of(ref), "source", mark_processed=True)
     async with engine.connect() as conn:
         found = (
             await conn.execute(
                 text(
-                    "SELECT r.row_number, a.name_key, r.asset_id, r.is_processed "
+                    "SELECT r.row_number, a.name_key, l.asset_id, l.row_number IS NOT NULL "
                     "FROM raw_import_records r JOIN assets a "
                     "ON a.id = CAST(r.normalized_data -> 'source' ->> 'asset_id' AS uuid) "
+                    "LEFT JOIN staged_row_assets l USING (data_import_id, row_number) "
                     "WHERE r.data_import_id = :id ORDER BY r.row_number"
                 ),
                 {"id": str(ref.data_import_id)},
@@ -236,7 +235,7 @@ async def test_resolution_of_an_endpoint_path_writes_its_asset_id_into_the_row(
     assert found == [(1, "a", None, False), (2, "b", None, False), (3, "10.9.0.1", None, False)]
 
 
-async def test_mark_processed_marks_the_resolved_rows_in_the_same_write(
+async def test_resolving_the_asset_path_links_the_resolved_rows_in_the_same_write(
     engine: AsyncEngine,
 ) -> None:
     ref = await new_import_record(engine, "sensitive_data")
@@ -247,12 +246,14 @@ async def test_mark_processed_marks_the_resolved_rows_in_the_same_write(
     ]
     async with engine.begin() as conn:
         await stage(conn, ref, rows)
-        await resolve_assets(conn, scope_of(ref), "asset", mark_processed=True)
+        await resolve_assets(conn, scope_of(ref), "asset")
         marked = (
             await conn.execute(
                 text(
-                    "SELECT row_number, asset_id IS NOT NULL, is_processed "
-                    "FROM raw_import_records WHERE data_import_id = :id ORDER BY row_number"
+                    "SELECT r.row_number, l.asset_id IS NOT NULL, l.row_number IS NOT NULL "
+                    "FROM raw_import_records r "
+                    "LEFT JOIN staged_row_assets l USING (data_import_id, row_number) "
+                    "WHERE r.data_import_id = :id ORDER BY r.row_number"
                 ),
                 {"id": str(ref.data_import_id)},
             )
@@ -314,10 +315,7 @@ async def inventory(engine: AsyncEngine, c: Any, e: Any) -> list[dict[str, Any]]
 async def processed(engine: AsyncEngine, data_import_id: Any) -> int:
     async with engine.connect() as conn:
         count: int = await conn.scalar(
-            text(
-                "SELECT count(*) FROM raw_import_records WHERE data_import_id = :id "
-                "AND is_processed"
-            ),
+            text("SELECT count(*) FROM staged_row_assets WHERE data_import_id = :id"),
             {"id": str(data_import_id)},
         )
     return count

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests import test_cli
-from tests.factories import CMDB_HEADERS, cmdb_row, write_cmdb, write_csv
+from tests.factories import CMDB_HEADERS, cmdb_row, unidentified, write_cmdb, write_csv
 from tests.test_cli import Cli, assert_formula_safe, import_json
 
 # The CLI fixtures of test_cli, shared.
@@ -23,8 +23,10 @@ async def test_failed_rows_come_back_in_their_own_columns_ready_to_reimport(
     cli: Cli, tmp_path: Path
 ) -> None:
     rows = [cmdb_row(n) for n in range(1, 6)]
-    rows[1][CMDB_HEADERS.index("cpu_count")] = "lots"
+    rows[1][CMDB_HEADERS.index("cpu_count")] = "lots"  # a warning: kept without it
+    unidentified(rows[1])
     rows[3][CMDB_HEADERS.index("IP Address")] = "999.0.0.1"
+    unidentified(rows[3])
     rows[3][CMDB_HEADERS.index("owner")] = "=cmd|' /C calc'!A0"
     code, status = await import_json(
         cli, write_csv(tmp_path / "c.csv", CMDB_HEADERS, rows), "--wait"
@@ -36,12 +38,14 @@ async def test_failed_rows_come_back_in_their_own_columns_ready_to_reimport(
     assert "2 rejected rows" in done.stdout
     written = list(csv.reader(io.StringIO(failed.read_text(encoding="utf-8"))))
     assert written[0] == CMDB_HEADERS
-    assert [row[1] for row in written[1:]] == ["SRV-000002", "SRV-000004"]
+    assert [row[0] for row in written[1:]] == ["A-000002", "A-000004"]
     assert written[2][CMDB_HEADERS.index("owner")] == "'=cmd|' /C calc'!A0"
     assert_formula_safe(written)
 
     # Fix them and import just those: every asset is there, none twice.
     fixed = [row[:] for row in written[1:]]
+    for row, n in zip(fixed, (2, 4), strict=True):
+        row[CMDB_HEADERS.index("asset_name")] = f"SRV-{n:06d}"
     fixed[0][CMDB_HEADERS.index("cpu_count")] = "4"
     fixed[1][CMDB_HEADERS.index("IP Address")] = "10.0.0.4"
     code, again = await import_json(

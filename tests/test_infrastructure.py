@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport.agents.base import RowContext
 from dataimport.agents.infrastructure_validator import InfrastructureValidator
-from dataimport.categories.base import RowOutcome, map_headers
+from dataimport.categories.base import map_headers
 from dataimport.categories.infrastructure import (
     InfrastructureCategory,
     normalize_power_state,
@@ -33,6 +33,7 @@ from tests.factories import (
     wait_for,
     write_csv,
 )
+from tests.one_row import RowOutcome, validate_cells
 
 CATEGORY = InfrastructureCategory(as_of=date(2025, 1, 1))
 
@@ -40,9 +41,7 @@ CATEGORY = InfrastructureCategory(as_of=date(2025, 1, 1))
 def validate(headers: Sequence[str], cells: Sequence[str]) -> tuple[RowOutcome, list[str]]:
     """Map headers like the validation phase does, then validate one row."""
     mapping = map_headers(headers, CATEGORY.aliases, {})
-    row = dict(zip(headers, cells, strict=True))
-    fields = {field: row[header].strip() for header, field in mapping.field_by_header.items()}
-    return CATEGORY.validate_row(fields), mapping.unmapped_headers
+    return validate_cells(CATEGORY, headers, cells), mapping.unmapped_headers
 
 
 def codes(outcome: RowOutcome) -> list[tuple[str, str, str | None]]:
@@ -478,19 +477,27 @@ def test_stratozone_perfinfo_rows_are_samples_keyed_by_machine_and_time() -> Non
 # --- codes ---------------------------------------------------------------------------------
 
 
-def test_utilisation_above_100_percent_is_a_constraint_error() -> None:
+def test_utilisation_above_100_percent_is_a_constraint_warning() -> None:
     outcome, _ = validate(
         ["VM", "CPUs", "CPU Usage %"],
         ["web-09", "2", "130"],
     )
-    assert not outcome.is_valid
-    assert codes(outcome) == [("constraint-error", "error", "cpu_util")]
+    assert outcome.is_valid
+    assert codes(outcome) == [("constraint-error", "warning", "cpu_util")]
     assert "130" in outcome.issues[0].message
+    assert outcome.normalized["asset"]["cpu_utilization_pct"] is None
 
 
-def test_non_numeric_cores_is_a_type_error() -> None:
+def test_non_numeric_cores_is_a_type_warning() -> None:
     outcome, _ = validate(["VM", "CPUs", "Memory"], ["web-09", "lots", "4096"])
-    assert codes(outcome) == [("type-error", "error", "cpu_cores")]
+    assert codes(outcome) == [("type-error", "warning", "cpu_cores")]
+    assert outcome.is_valid and outcome.normalized["asset"]["cpu_cores"] is None
+
+
+def test_a_malformed_sample_time_still_rejects_the_sample() -> None:
+    outcome, _ = validate(PERFINFO_HEADERS, perf_row("m-1", "not a time", "10", "20"))
+    assert not outcome.is_valid
+    assert ("type-error", "error", "observed_at") in codes(outcome)
 
 
 def test_missing_name_bad_ip_and_unknown_power_state() -> None:
@@ -639,8 +646,10 @@ async def staged_rows(engine: AsyncEngine, data_import_id: uuid.UUID) -> list[Ma
     async with engine.connect() as conn:
         result = await conn.execute(
             text(
-                "SELECT row_number, is_valid, is_processed, asset_id, validation_errors "
-                "FROM raw_import_records WHERE data_import_id = :id ORDER BY row_number"
+                "SELECT r.row_number, r.is_valid, l.row_number IS NOT NULL AS is_processed, "
+                "l.asset_id, r.validation_errors FROM raw_import_records r "
+                "LEFT JOIN staged_row_assets l USING (data_import_id, row_number) "
+                "WHERE r.data_import_id = :id ORDER BY r.row_number"
             ),
             {"id": data_import_id},
         )

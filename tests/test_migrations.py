@@ -24,6 +24,7 @@ TABLES = {
     "assets",
     "asset_dependencies",
     "dependency_group_members",
+    "staged_row_assets",
     "api_keys",
 }
 
@@ -34,6 +35,19 @@ def scratch_url(stack_dir: Path, database_url: str) -> Iterator[str]:
     port = int(database_url.rsplit(":", 1)[1].split("/")[0])
     info = embedded.start_postgres(stack_dir, database="migrations_test", port=port)
     yield info.owner_database_url  # migrations run as the owner
+
+
+def fetch(url: str, sql: str, *args: object) -> list[asyncpg.Record]:
+    """One statement on a connection of its own."""
+
+    async def run() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(url)
+        try:
+            return await conn.fetch(sql, *args)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
 
 
 def _tables(url: str) -> set[str]:
@@ -121,30 +135,114 @@ def test_dependency_groups_move_to_their_table_and_back(scratch_url: str) -> Non
     downgrade(scratch_url, "0004_inventory_import_indexes")
     asset, c, e = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
-    async def run(sql: str, *args: object) -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(scratch_url)
-        try:
-            return await conn.fetch(sql, *args)
-        finally:
-            await conn.close()
-
-    asyncio.run(
-        run(
-            "INSERT INTO assets (id, client_account_id, engagement_id, name, name_key, "
-            "dependency_group) VALUES ($1, $2, $3, 'a', 'a', $4)",
-            asset,
-            c,
-            e,
-            f"G-{asset}",
-        )
+    fetch(
+        scratch_url,
+        "INSERT INTO assets (id, client_account_id, engagement_id, name, name_key, "
+        "dependency_group) VALUES ($1, $2, $3, 'a', 'a', $4)",
+        asset,
+        c,
+        e,
+        f"G-{asset}",
     )
     upgrade(scratch_url)
-    moved = asyncio.run(
-        run("SELECT asset_id, group_root, client_account_id FROM dependency_group_members")
+    moved = fetch(
+        scratch_url, "SELECT asset_id, group_root, client_account_id FROM dependency_group_members"
     )
     assert [tuple(row) for row in moved] == [(asset, asset, c)]
     downgrade(scratch_url, "0004_inventory_import_indexes")
-    back = asyncio.run(run("SELECT dependency_group FROM assets WHERE id = $1", asset))
+    back = fetch(scratch_url, "SELECT dependency_group FROM assets WHERE id = $1", asset)
     assert [row[0] for row in back] == [f"G-{asset}"]
-    asyncio.run(run("DELETE FROM assets WHERE id = $1", asset))
+    fetch(scratch_url, "DELETE FROM assets WHERE id = $1", asset)
+    upgrade(scratch_url)
+
+
+def test_approval_statuses_and_plan_come_and_go_with_0009(scratch_url: str) -> None:
+    """0009 admits awaiting_approval and rejected (rejected imports are purgeable), with the
+    plan column; its downgrade maps them to needs_attention and failed and drops the plan."""
+    upgrade(scratch_url)
+    waiting, rejected = uuid.uuid4(), uuid.uuid4()
+
+    insert = (
+        "INSERT INTO data_imports (id, client_account_id, engagement_id, import_category, "
+        "filename, file_uri, workflow_id, status, approval_plan, completed_at) VALUES ($1, "
+        "gen_random_uuid(), gen_random_uuid(), 'cmdb_export', 'f', 'file:///f', 'w', $2, "
+        "'{\"assets_to_create\": {\"count\": 1}}', now() - interval '40 days')"
+    )
+    fetch(scratch_url, insert, waiting, "awaiting_approval")
+    fetch(scratch_url, insert, rejected, "rejected")
+    due = fetch(scratch_url, "SELECT id FROM purgeable_imports(now(), NULL, NULL, 500)")
+    assert rejected in {row[0] for row in due} and waiting not in {row[0] for row in due}
+
+    downgrade(scratch_url, "0008_unique_request_id")
+    statuses = fetch(
+        scratch_url, "SELECT id, status FROM data_imports WHERE id = ANY($1)", [waiting, rejected]
+    )
+    assert dict((row[0], row[1]) for row in statuses) == {
+        waiting: "needs_attention",
+        rejected: "failed",
+    }
+    columns = fetch(
+        scratch_url,
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_name = 'data_imports' AND column_name = 'approval_plan'",
+    )
+    assert columns == []
+    with pytest.raises(asyncpg.CheckViolationError):
+        fetch(
+            scratch_url,
+            "UPDATE data_imports SET status = 'rejected' WHERE id = $1",
+            waiting,
+        )
+    fetch(scratch_url, "DELETE FROM data_imports WHERE id = ANY($1)", [waiting, rejected])
+    upgrade(scratch_url)
+
+
+def test_row_asset_links_move_to_their_own_table_with_0010_and_back(scratch_url: str) -> None:
+    """0010 moves each processed staged row's asset link from raw_import_records' columns into
+    staged_row_assets (an unprocessed row gets none); its downgrade moves them back."""
+    upgrade(scratch_url)
+    downgrade(scratch_url, "0009_approval_gate")
+    imported, asset = uuid.uuid4(), uuid.uuid4()
+
+    fetch(
+        scratch_url,
+        "INSERT INTO data_imports (id, client_account_id, engagement_id, import_category, "
+        "filename, file_uri, workflow_id, status) VALUES ($1, gen_random_uuid(), "
+        "gen_random_uuid(), 'cmdb_export', 'f', 'file:///f', 'w', 'completed')",
+        imported,
+    )
+    fetch(
+        scratch_url,
+        "INSERT INTO raw_import_records (data_import_id, client_account_id, engagement_id, "
+        "row_number, raw_data, is_processed, asset_id) SELECT d.id, d.client_account_id, "
+        "d.engagement_id, g, '{}', g < 3, CASE WHEN g = 1 THEN $2::uuid END "
+        "FROM data_imports d, generate_series(1, 3) g WHERE d.id = $1",
+        imported,
+        asset,
+    )
+    upgrade(scratch_url)
+    links = fetch(
+        scratch_url,
+        "SELECT row_number, asset_id FROM staged_row_assets WHERE data_import_id = $1 "
+        "ORDER BY row_number",
+        imported,
+    )
+    assert [tuple(row) for row in links] == [(1, asset), (2, None)]
+    columns = fetch(
+        scratch_url,
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_name = 'raw_import_records' "
+        "AND column_name IN ('asset_id', 'is_processed')",
+    )
+    assert columns == []
+
+    downgrade(scratch_url, "0009_approval_gate")
+    back = fetch(
+        scratch_url,
+        "SELECT row_number, is_processed, asset_id FROM raw_import_records "
+        "WHERE data_import_id = $1 ORDER BY row_number",
+        imported,
+    )
+    assert [tuple(row) for row in back] == [(1, True, asset), (2, True, None), (3, False, None)]
+    fetch(scratch_url, "DELETE FROM data_imports WHERE id = $1", imported)
     upgrade(scratch_url)

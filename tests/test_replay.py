@@ -83,6 +83,7 @@ def test_histories_cover_every_terminal_status_category_and_decision() -> None:
     assert {request_of(h).category for h in histories} == set(REGISTRY)
     seen = {name for h in histories for event in h.events for name in decisions(event)}
     expected = {"signal:retry", "signal:fail", "update:retry_import", "update:fail_import"}
+    expected |= {"update:approve_import", "update:reject_import"}
     assert seen >= expected | {"timer"}
 
 
@@ -151,3 +152,17 @@ def test_prepared_enrichment_histories_run_no_whole_table_analyze(category: str)
     assert ("analyze_inventory" in names) is has_link
     old = activity_names(load(HISTORIES / f"{category}_completed.json"))
     assert old.count("refresh_statistics") == 2 and "prepare_enrichment" not in old
+
+
+def test_approval_histories_plan_before_any_enrichment_and_reject_enriches_nothing() -> None:
+    """Since patch approval-gate: plan_enrichment after validation; approved imports enrich
+    after it, rejected and unanswered ones never do."""
+    approved = activity_names(load(HISTORIES / "approval_approved_completed.json"))
+    assert approved.index("finalize_validation") < approved.index("plan_enrichment")
+    assert approved.index("plan_enrichment") < approved.index("prepare_enrichment")
+    for name in ("approval_rejected", "approval_timeout_failed"):
+        names = activity_names(load(HISTORIES / f"{name}.json"))
+        assert "plan_enrichment" in names
+        assert not {"prepare_enrichment", "enrich_chunk", "link_chunk"} & set(names)
+    old = activity_names(load(HISTORIES / "cmdb_completed.enrichment-prepare.json"))
+    assert "plan_enrichment" not in old

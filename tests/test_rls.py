@@ -37,6 +37,7 @@ TENANT_TABLES = (
     "asset_dependencies",
     "dependency_observations",
     "dependency_group_members",
+    "staged_row_assets",
 )
 SERVICE_ROLE = "dataimport_app"
 RLS_ERROR = asyncpg.InsufficientPrivilegeError  # "new row violates row-level security policy"
@@ -92,6 +93,11 @@ SEED = [
         "dependency_group_members",
         "INSERT INTO dependency_group_members (asset_id, client_account_id, engagement_id, "
         "group_root) VALUES ($6, $1, $2, $6), ($7, $1, $2, $6)",
+    ),
+    (
+        "staged_row_assets",
+        "INSERT INTO staged_row_assets (data_import_id, row_number, asset_id, client_account_id, "
+        "engagement_id) VALUES ($3, 1, $6, $1, $2)",
     ),
 ]
 SEEDED_ROWS = {"assets": 2, "dependency_group_members": 2}

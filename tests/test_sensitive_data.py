@@ -15,7 +15,7 @@ from dataimport.agents.base import RowContext
 from dataimport.agents.compliance_checker import ComplianceChecker, privacy_region
 from dataimport.agents.pii_detector import PiiDetector
 from dataimport.categories import get_category
-from dataimport.categories.base import ImportScope, RowOutcome, map_headers
+from dataimport.categories.base import ImportScope, map_headers
 from dataimport.categories.sensitive_data import (
     CATEGORY,
     normalize_classification,
@@ -26,6 +26,7 @@ from dataimport.categories.sensitive_data import (
 from dataimport.contracts import ImportStatus
 from starter.client import ImportService
 from tests.factories import CMDB_HEADERS, TERMINAL_OR_WAITING, cmdb_row, wait_for, write_csv
+from tests.one_row import RowOutcome, validate_fields
 
 
 def issues(outcome: RowOutcome) -> list[tuple[str, str, str | None]]:
@@ -33,7 +34,7 @@ def issues(outcome: RowOutcome) -> list[tuple[str, str, str | None]]:
 
 
 def validate(**fields: str) -> RowOutcome:
-    return CATEGORY.validate_row({"hostname": "db-01", **fields})
+    return validate_fields(CATEGORY, {"hostname": "db-01", **fields})
 
 
 # --- headers and vocabularies --------------------------------------------------------------
@@ -178,7 +179,8 @@ def test_record_counts(raw: str, count: int) -> None:
 
 
 def test_a_full_row_normalises_host_and_store() -> None:
-    outcome = CATEGORY.validate_row(
+    outcome = validate_fields(
+        CATEGORY,
         {
             "hostname": "DB-01.corp.local",
             "ip_address": "10.0.0.5",
@@ -197,7 +199,7 @@ def test_a_full_row_normalises_host_and_store() -> None:
             "owner": "jane@corp.example.com",
             "location": "eu-central-1",
             "sample_values": "+49 89 1234 5678",
-        }
+        },
     )
     assert outcome.is_valid and outcome.issues == []
     assert outcome.normalized["asset"] == {
@@ -231,7 +233,7 @@ def test_a_full_row_normalises_host_and_store() -> None:
 
 
 def test_host_forms() -> None:
-    by_ip = CATEGORY.validate_row({"ip_address": "10.0.0.7", "store": "s"})
+    by_ip = validate_fields(CATEGORY, {"ip_address": "10.0.0.7", "store": "s"})
     assert by_ip.is_valid
     assert by_ip.normalized["asset"]["name"] == by_ip.normalized["asset"]["ip_address"]
     ip_in_host = validate(hostname="10.0.0.8")
@@ -245,10 +247,10 @@ def test_host_forms() -> None:
 
 
 def test_missing_host_is_an_error_and_a_bad_ip_beside_a_host_only_a_warning() -> None:
-    missing = CATEGORY.validate_row({"hostname": "", "store": "crm"})
+    missing = validate_fields(CATEGORY, {"hostname": "", "store": "crm"})
     assert issues(missing) == [("missing-required", "error", "hostname")]
     assert CATEGORY.natural_key(missing.normalized) is None
-    bad_only_ip = CATEGORY.validate_row({"ip_address": "999.1.1.1", "store": "crm"})
+    bad_only_ip = validate_fields(CATEGORY, {"ip_address": "999.1.1.1", "store": "crm"})
     assert issues(bad_only_ip) == [("constraint-error", "error", "ip_address")]
     bad_ip = validate(ip_address="999.1.1.1", store="crm")
     assert issues(bad_ip) == [("constraint-error", "warning", "ip_address")]
@@ -268,14 +270,18 @@ def test_unknown_values_warn_bad_counts_reject_and_no_message_quotes_a_cell() ->
         ("unknown-value", "warning", "classification"),
         ("unknown-value", "warning", "compliance_scopes"),
         ("unknown-value", "warning", "encryption_at_rest"),
-        ("type-error", "error", "record_count"),
+        ("type-error", "warning", "record_count"),
     ]
+    assert outcome.is_valid and outcome.normalized["store"].get("record_count") is None
     assert outcome.normalized["store"]["compliance_scopes"] == ["GDPR", "House Rule 12"]
     for issue in outcome.issues:
         for value in ("Purple", "House Rule", "maybe", "lots"):
             assert value not in issue.message
     negative = validate(store="crm", record_count="-5")
-    assert issues(negative) == [("constraint-error", "error", "record_count")]
+    assert issues(negative) == [("constraint-error", "warning", "record_count")]
+    none = validate(store="crm", encryption_at_rest="None", owner="N/A")
+    assert issues(none) == [("null-token", "warning", "owner")]
+    assert none.normalized["store"]["encryption_at_rest"] is False
 
 
 def test_a_row_without_store_applies_to_the_host() -> None:
@@ -290,7 +296,7 @@ def test_a_row_without_store_applies_to_the_host() -> None:
 def context(raw: Mapping[str, str], mapping: Mapping[str, str]) -> RowContext:
     """The RowContext the pipeline builds: raw cells, mapped fields, the category's output."""
     fields = {field: raw.get(header, "").strip() for header, field in mapping.items()}
-    outcome = CATEGORY.validate_row(fields)
+    outcome = validate_fields(CATEGORY, fields)
     return RowContext(2, raw, fields, dict(outcome.normalized), CATEGORY.name, list(outcome.issues))
 
 

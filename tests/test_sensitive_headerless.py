@@ -14,12 +14,15 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import classified
-from dataimport.contracts import ImportRef
+from dataimport.contracts import ImportRef, ProcessingConfig
+from dataimport.model_agents import recording
 from scripts.record_histories import decoded_text
 from starter.client import ImportService
 from tests.factories import TERMINAL_OR_WAITING, wait_for, write_csv
 
-TERMINAL = TERMINAL_OR_WAITING[:-1]
+TERMINAL = tuple(
+    s for s in TERMINAL_OR_WAITING if s not in ("needs_attention", "awaiting_approval")
+)
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -88,6 +91,36 @@ async def test_headerless_sensitive_file_quotes_none_of_its_first_row(
     for value in FIRST_ROW[1:]:
         assert value not in summary, (value, summary[summary.find(value) - 300 :][:400])
         assert value not in done.model_dump_json(), value
+
+
+async def test_headerless_sensitive_file_sends_no_headers_to_a_model(
+    service: ImportService, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """The model agents would send unmapped headers to a model: of a headerless sensitive file
+    those are values (here an e-mail address), so no job is planned; a file with a real
+    header row still gets its jobs for the headers nothing maps."""
+    headerless = write_csv(tmp_path / "stores.csv", FIRST_ROW, [SECOND_ROW])
+    with_header = write_csv(
+        tmp_path / "named.csv",
+        ["hostname", "database_name", "Custodian Notes"],
+        [["crm-db-02.corp.example", "CRM", "kept by sales"]],
+    )
+    refs = []
+    for path in (headerless, with_header):
+        started = await service.start_import(path, "sensitive_data")
+        await wait_for(service, started.data_import_id, TERMINAL_OR_WAITING)
+        refs.append(
+            ImportRef(
+                data_import_id=started.data_import_id,
+                client_account_id=service.tenant.client_account_id,
+                engagement_id=service.tenant.engagement_id,
+                category="sensitive_data",
+            )
+        )
+
+    assert await recording.plan(engine, refs[0], ProcessingConfig()) == []
+    jobs = await recording.plan(engine, refs[1], ProcessingConfig())
+    assert jobs and all(job.headers == ["Custodian Notes"] for job in jobs), jobs
 
 
 async def test_unclassified_errors_of_sensitive_imports_leave_without_their_text() -> None:

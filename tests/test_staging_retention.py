@@ -127,14 +127,23 @@ async def seed_import(
         await conn.execute(
             text(
                 "INSERT INTO raw_import_records (data_import_id, client_account_id, engagement_id, "
-                "row_number, raw_data, is_valid, validation_errors, is_processed, asset_id) "
+                "row_number, raw_data, is_valid, validation_errors) "
                 "SELECT :id, :c, :e, g, jsonb_build_object('name', 'srv-' || g), g > :invalid, "
-                "CASE WHEN g <= :invalid THEN CAST(:finding AS jsonb) END, g > :invalid, "
-                "(SELECT a.id FROM assets a WHERE a.client_account_id = :c "
-                " AND a.engagement_id = :e AND a.name_key = :key || g) "
+                "CASE WHEN g <= :invalid THEN CAST(:finding AS jsonb) END "
                 "FROM generate_series(1, :rows) g"
             ),
             {**params, **key, "rows": rows, "invalid": invalid, "finding": FINDING},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO staged_row_assets (data_import_id, row_number, asset_id, "
+                "client_account_id, engagement_id) "
+                "SELECT :id, g, a.id, :c, :e "
+                "FROM generate_series(CAST(:invalid AS int) + 1, :rows) g "
+                "JOIN assets a ON a.client_account_id = :c AND a.engagement_id = :e "
+                "AND a.name_key = :key || g"
+            ),
+            {**params, **key, "rows": rows, "invalid": invalid},
         )
         await conn.execute(
             text(
@@ -155,6 +164,16 @@ async def staged_rows(engine: AsyncEngine, seeded: Seeded) -> int:
     async with engine.connect() as conn:
         count: int = await conn.scalar(
             text("SELECT count(*) FROM raw_import_records WHERE data_import_id = :id"),
+            {"id": seeded.data_import_id},
+        )
+    return count
+
+
+async def linked_rows(engine: AsyncEngine, seeded: Seeded) -> int:
+    """The staged rows' links to their assets (removed with the rows)."""
+    async with engine.connect() as conn:
+        count: int = await conn.scalar(
+            text("SELECT count(*) FROM staged_row_assets WHERE data_import_id = :id"),
             {"id": seeded.data_import_id},
         )
     return count
@@ -245,6 +264,8 @@ async def test_only_due_staging_goes_and_the_inventory_stays(
     assert len(before[0]) == 8 + 5 + 6 + 3 + 8 * 3  # one asset per valid row
     assert len(before[1]) == 7 + 4 + 5 + 2 + 7 * 3  # a chain over each import's assets
     status_before = await get_import(engine, tenant, old_completed.data_import_id)
+    links_before = [await linked_rows(engine, seeded) for seeded in kept]
+    assert all(links_before) and await linked_rows(engine, old_completed) > 0
 
     results = own(await retention.purge_expired(engine, RetentionPolicy(batch_size=3)), *due, *kept)
 
@@ -260,10 +281,12 @@ async def test_only_due_staging_goes_and_the_inventory_stays(
     assert all(results[s.data_import_id].purged for s in due)
     for seeded in due:
         assert await staged_rows(engine, seeded) == 0
+        assert await linked_rows(engine, seeded) == 0  # the rows' asset links went with them
         assert await markers(engine, seeded) == (True, True)
     for seeded in kept:
         assert await staged_rows(engine, seeded) == seeded.rows
         assert await markers(engine, seeded) == (False, False)
+    assert [await linked_rows(engine, seeded) for seeded in kept] == links_before
     assert await inventory(engine, tenant) == before  # not a row or a timestamp changed
     # The import record keeps its counters: status still answers what the import did.
     assert await get_import(engine, tenant, old_completed.data_import_id) == status_before

@@ -162,7 +162,9 @@ async def assert_imported_exactly_once(
     assert await scalar(engine, staged, id=import_id) == rows
     distinct = staged.replace("count(*)", "count(DISTINCT row_number)")
     assert await scalar(engine, distinct, id=import_id) == rows
-    processed = staged + " AND is_processed AND asset_id IS NOT NULL"
+    processed = (
+        "SELECT count(*) FROM staged_row_assets WHERE data_import_id = :id AND asset_id IS NOT NULL"
+    )
     assert await scalar(engine, processed, id=import_id) == rows
     tenant_sql = "WHERE client_account_id = :c AND engagement_id = :e"
     params = {"c": tenant.client_account_id, "e": tenant.engagement_id}

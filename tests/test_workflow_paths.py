@@ -19,6 +19,7 @@ from tests.factories import (
     CMDB_HEADERS,
     TERMINAL_OR_WAITING,
     cmdb_row,
+    unidentified,
     wait_for,
     write_cmdb,
     write_csv,
@@ -73,15 +74,23 @@ async def test_some_invalid_rows_complete_with_errors_and_report_them(
     service: ImportService, engine: AsyncEngine, tmp_path: Path
 ) -> None:
     rows = [cmdb_row(n) for n in range(1, 5)]
-    rows[2][6] = "lots"  # cpu_count
+    rows[1][6] = "lots"  # cpu_count: malformed, a warning (the row is kept)
+    unidentified(rows[2])
     status = await run_import(service, write_csv(tmp_path / "c.csv", CMDB_HEADERS, rows))
 
     assert status.status == "completed_with_errors"
     assert (status.valid_rows, status.invalid_rows, status.assets_created) == (3, 1, 3)
     records = await three_records(engine, status.data_import_id)
     issues = records["phase_state"]["validation"]["issues"]
-    assert issues["type-error"]["count"] == 1
-    assert issues["type-error"]["examples"][0]["row"] == 3
+    assert (issues["missing-required"]["count"], issues["missing-required"]["severity"]) == (
+        1,
+        "error",
+    )
+    assert issues["missing-required"]["examples"][0]["row"] == 3
+    assert (issues["type-error"]["severity"], issues["type-error"]["examples"][0]["row"]) == (
+        "warning",
+        2,
+    )
 
 
 async def test_unexpected_headers_need_attention_then_retry_with_mapping_completes(
@@ -116,7 +125,7 @@ async def test_mostly_invalid_file_needs_attention_then_fail_records_reason(
 ) -> None:
     rows = [cmdb_row(n) for n in range(1, 5)]
     for row in rows[:3]:
-        row[3] = "999.1.1.1"
+        unidentified(row)
     waiting = await run_import(service, write_csv(tmp_path / "bad.csv", CMDB_HEADERS, rows))
     assert (waiting.status, waiting.error_code) == ("needs_attention", "too-many-invalid-rows")
 

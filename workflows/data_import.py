@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.flows import CreateFlowsInput, RegisterInput
     from activities.validation import FinalizeValidationInput, PrepareInput
     from dataimport.contracts import (
+        ApproveInput,
         ChunkInput,
         ChunkReport,
         EnrichmentResult,
@@ -39,7 +40,9 @@ with workflow.unsafe.imports_passed_through():
         ModelAgentsInput,
         ModelAgentsResult,
         PhaseFailure,
+        PlanCounts,
         ProcessingConfig,
+        RejectInput,
         RetryInput,
         RowRange,
         StatusUpdate,
@@ -81,6 +84,13 @@ CHUNK_GENERATION_PATCH = "chunk-generation"
 # first workflow task failed again and again).
 INVALID_INPUT_PATCH = "invalid-input"
 INVALID_INPUT_CODE = "invalid-workflow-input"
+# An import with require_approval computes a plan after validation and waits in
+# awaiting_approval for approve (enrichment runs) or reject (rejected). The flag is checked
+# first: imports without it, and every history recorded before it, never meet the marker.
+APPROVAL_GATE_PATCH = "approval-gate"
+APPROVAL_TIMEOUT_CODE = "approval-timed-out"
+REJECTED_CODE = "rejected-by-user"
+PLAN_TIMEOUT = timedelta(hours=2)  # a dry run of the whole enrichment, in one transaction
 # The bump waits for a chunk of the old generation that is still writing (a zombie whose
 # cancellation never arrived): as long as a chunk may run.
 GENERATION_BUMP_TIMEOUT = timedelta(minutes=35)
@@ -97,6 +107,10 @@ def row_ranges(
         RowRange(first_row=start, last_row=min(start + size - 1, total_rows))
         for start in range(1, total_rows + 1, size)
     ]
+
+
+class NotApproved(Exception):
+    """The plan was rejected or never answered: the import has finished without enrichment."""
 
 
 class PhaseFailed(Exception):
@@ -134,6 +148,10 @@ class DataImportWorkflow:
         self._total_chunks = 0
         self._done_chunks = 0
         self._generation = 0  # config generation (patch chunk-generation)
+        # The approval gate (patch approval-gate): the plan's counts, the decision on it.
+        self._plan: PlanCounts | None = None
+        self._approval: ApproveInput | RejectInput | None = None
+        self._approved = False
 
     # ----- the process -------------------------------------------------------------------
 
@@ -156,7 +174,10 @@ class DataImportWorkflow:
             )
             phase = "upload"
             while True:
-                failure = await self._run_phases_from(phase)
+                try:
+                    failure = await self._run_phases_from(phase)
+                except NotApproved:
+                    break
                 if failure is None:
                     await self._complete()
                     break
@@ -275,6 +296,7 @@ class DataImportWorkflow:
         return result
 
     async def _enrich(self) -> None:
+        await self._approval_gate()
         await self._set_status("enriching", "enrichment")
         started = workflow.now()
         if workflow.patched(ENRICHMENT_PREPARE_PATCH):
@@ -339,6 +361,81 @@ class DataImportWorkflow:
         status = "completed_with_errors" if self._status.invalid_rows else "completed"
         self._status.progress = 1.0
         await self._finish(status, None, None)
+
+    # ----- decisions: awaiting_approval, approve, reject ----------------------------------
+
+    async def _approval_gate(self) -> None:
+        """With require_approval, before enrichment's first write: plan, then wait for a
+        decision. Returns once approved; raises NotApproved after finishing rejected or failed.
+        A retry of a failed enrichment does not ask again: the plan was approved."""
+        if self._approved or not (
+            self._config.require_approval and workflow.patched(APPROVAL_GATE_PATCH)
+        ):
+            return
+        self._plan = await self._activity(
+            "plan_enrichment",
+            self._ref,
+            timeout=PLAN_TIMEOUT,
+            heartbeat=self._heartbeat_timeout(),
+            retry=LONG,
+        )
+        self._approval = None
+        await self._set_status("awaiting_approval", "validation")
+        try:
+            await workflow.wait_condition(
+                lambda: self._approval is not None,
+                timeout=timedelta(seconds=self._config.attention_timeout_seconds),
+            )
+        except TimeoutError:
+            message = f"no approval within {self._config.attention_timeout_seconds:.0f}s"
+            await self._finish("failed", APPROVAL_TIMEOUT_CODE, message)
+            raise NotApproved() from None
+        decision = self._approval
+        if isinstance(decision, RejectInput):
+            await self._finish("rejected", REJECTED_CODE, decision.reason)
+            raise NotApproved()
+        self._approved = True
+
+    @workflow.signal
+    def approve(self, data: ApproveInput) -> None:
+        if self._approval_refusal("approved") is None:
+            self._approval = data
+
+    @workflow.signal
+    def reject(self, data: RejectInput) -> None:
+        if self._approval_refusal("rejected") is None:
+            self._approval = data
+
+    @workflow.update
+    def approve_import(self, data: ApproveInput) -> ImportStatus:
+        self._approval = data
+        return self._status
+
+    @approve_import.validator
+    def _accept_approve(self, data: ApproveInput) -> None:
+        refused = self._approval_refusal("approved")
+        if refused is not None:
+            raise ValueError(refused)
+
+    @workflow.update
+    def reject_import(self, data: RejectInput) -> ImportStatus:
+        self._approval = data
+        return self._status
+
+    @reject_import.validator
+    def _accept_reject(self, data: RejectInput) -> None:
+        refused = self._approval_refusal("rejected")
+        if refused is not None:
+            raise ValueError(refused)
+        if not data.reason.strip():
+            raise ValueError("a reason is required")
+
+    def _approval_refusal(self, action: str) -> str | None:
+        if self._status.status != "awaiting_approval" or self._approval is not None:
+            return (
+                f"import is {self._status.status}; only an import awaiting approval can be {action}"
+            )
+        return None
 
     # ----- decisions: needs_attention, retry, fail ---------------------------------------
 
@@ -606,6 +703,12 @@ class DataImportWorkflow:
         ]
         if s.assets_created or s.assets_updated:
             lines.append(f"assets +{s.assets_created} / ~{s.assets_updated}")
+        if self._plan is not None and s.status == "awaiting_approval":
+            p = self._plan
+            lines.append(
+                f"plan: assets +{p.assets_to_create} / ~{p.assets_to_update} · "
+                f"dependencies +{p.dependencies_to_add} · approve or reject"
+            )
         if s.error_code:
             lines.append(f"error {s.error_code}: {s.error_message}")
         if s.decision_refused:
@@ -683,6 +786,7 @@ _RESULT_TYPES: dict[str, type] = {
     "finalize_enrichment": EnrichmentResult,
     "validate_chunk": ChunkReport,
     "run_model_agents": ModelAgentsResult,
+    "plan_enrichment": PlanCounts,
 }
 
 __all__: Sequence[str] = ["DataImportWorkflow", "row_ranges"]

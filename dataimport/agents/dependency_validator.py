@@ -1,6 +1,6 @@
 """`dependency_validator`: a named rule set over one app_discovery row's normalised dependency.
 
-The category's `validate_row` already rejects what cannot be stored (bad ports, unparseable
+The category's rules already reject what cannot be stored (bad ports, unparseable
 timestamps, last seen before first seen, missing endpoints, self-dependencies by name). This
 agent looks for what is storable but suspicious, and only ever warns (the row is kept):
 

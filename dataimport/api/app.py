@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from dataimport.api import imports_routes, inventory_routes, keys_routes
+from dataimport.api import approval_routes, imports_routes, inventory_routes, keys_routes
 from dataimport.api.errors import install_error_handlers
 from dataimport.api.tenant import Access
 from dataimport.auth.oidc import OidcVerifier
@@ -26,7 +26,7 @@ from observability.telemetry import WorkerTelemetry, worker_telemetry
 
 API_DESCRIPTION = """
 Upload files for import, follow them, fetch their error reports, decide on imports that need
-attention, and read the resulting inventory. Every /api route needs
+attention or await approval of their plan, and read the resulting inventory. Every /api route needs
 `Authorization: Bearer <API key or OIDC access token>`; the credential decides the tenant (an
 `X-Engagement-ID` header may choose among the engagements it grants) and the scope: `read`
 for reads, `write` for uploads and decisions, `admin` for keys. Errors come back as
@@ -68,6 +68,7 @@ def create_app(
     app.state.oidc = OidcVerifier.from_settings(settings)
     install_error_handlers(app)
     app.include_router(imports_routes.router)
+    app.include_router(approval_routes.router)
     app.include_router(inventory_routes.router)
     app.include_router(keys_routes.router)
     _refuse_unguarded_routes(app)

@@ -9,7 +9,8 @@ Two families of layouts share one alias table:
 - network-connection exports (Azure Migrate dependency export and the like): timeslot,
   source server/IP/application/process, destination server/IP/application/process/port.
 
-`validate_row` gives `{"source": endpoint, "target": endpoint | None, "dependency": {...}}`
+The rules (`app_discovery_rules`) give per row
+`{"source": endpoint, "target": endpoint | None, "dependency": {...}, "runs_on": [...]}`
 where an endpoint holds the identity `asset_resolution` matches on (name, name_key, hostname,
 hostname_key, ip_address, asset_type) and the dependency holds the edge key (port, protocol),
 its figures (conn_count, bytes_total, first_seen, last_seen as ISO UTC), its details
@@ -34,13 +35,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataimport import app_discovery_enrichment, asset_resolution
 from dataimport.agents.base import ValidationAgent
-from dataimport.agents.dependency_validator import DependencyValidator, service_name
-from dataimport.categories.base import EnrichCounts, ImportScope, RowOutcome
+from dataimport.agents.dependency_validator import DependencyValidator
+from dataimport.categories.base import EnrichCounts, ImportScope
 from dataimport.engine.findings import Findings
 from dataimport.engine.frame import ChunkFrame
 from dataimport.engine.outcome import FrameOutcome
 from dataimport.issues import Code, Issue, Severity
-from dataimport.normalize import hostname_key, name_key, parse_float, parse_int, quote_value
+from dataimport.normalize import (
+    NULL_TOKENS,
+    hostname_key,
+    name_key,
+    parse_float,
+    parse_int,
+    quote_value,
+)
 from dataimport.readers.plan import SheetPlan
 
 BIGINT_MAX = 2**63 - 1
@@ -413,7 +421,7 @@ _PORT_WITH_PROTOCOL = re.compile(
     r"(?P<port>\d[\d,]*)\s*/\s*(?P<proto>[a-z]+)|(?P<proto2>[a-z]+)\s*/\s*(?P<port2>\d[\d,]*)",
     re.IGNORECASE,
 )
-_PLACEHOLDERS = frozenset({"-", "--", "n/a", "na", "none", "null", "unknown", "?"})
+_PLACEHOLDERS = NULL_TOKENS
 
 # Timestamp layouts besides ISO 8601, tried in order: US month/day before day/month (the
 # order Azure Migrate and most US-built tools write), so "06/07/2025" is June 7th.
@@ -530,11 +538,11 @@ def normalize_protocol(raw: str) -> tuple[str, bool]:
     raise ValueError(f"{quote_value(raw)} is not a protocol name")
 
 
-# --- one row -----------------------------------------------------------------------------
+# --- exact parsers of one cell set (run once per distinct value by app_discovery_rules) -----
 
 
 class _Row:
-    """One row being validated: its non-empty cells and the issues found so far."""
+    """The cells one exact parse reads (non-empty, placeholders dropped) and its issues."""
 
     def __init__(self, fields: Mapping[str, str]) -> None:
         self.cells = {
@@ -709,29 +717,6 @@ def _percent(raw: str) -> float:
     return parse_float(raw.strip().rstrip("%"))
 
 
-def _figures(row: _Row) -> dict[str, Any]:
-    """Counts, bytes, latency and error rate; bytes sent + received stand in for a total."""
-    conn_count = _number(row, "conn_count", parse_int, BIGINT_MAX, "")
-    sent = _number(row, "bytes_sent", parse_bytes, BIGINT_MAX, "bytes")
-    received = _number(row, "bytes_received", parse_bytes, BIGINT_MAX, "bytes")
-    total = _number(row, "bytes_total", parse_bytes, BIGINT_MAX, "bytes")
-    if total is None and (sent is not None or received is not None):
-        total = min((sent or 0) + (received or 0), BIGINT_MAX)
-    error_rate = _number(row, "error_rate", _percent, 100, "%")
-    error_count = _number(row, "error_count", parse_int, BIGINT_MAX, "")
-    if error_rate is None and error_count is not None and conn_count:
-        error_rate = min(100.0, round(100.0 * error_count / conn_count, 4))
-    return {
-        "conn_count": conn_count,
-        "bytes_total": total,
-        "bytes_sent": sent,
-        "bytes_received": received,
-        "latency_ms": _number(row, "latency_ms", parse_duration_ms, 86_400_000, "ms"),
-        "error_rate_pct": error_rate,
-        "error_count": error_count,
-    }
-
-
 def _timestamp(row: _Row, field: str) -> datetime | None:
     raw = row.text(field)
     if raw is None:
@@ -741,27 +726,6 @@ def _timestamp(row: _Row, field: str) -> datetime | None:
     except ValueError as exc:
         row.error(Code.TYPE_ERROR, field, f"{field}: {exc}")
         return None
-
-
-def _window(row: _Row) -> tuple[datetime | None, datetime | None]:
-    """(first seen, last seen): a timeslot is both; one of first/last alone stands for both."""
-    slot = _timestamp(row, "timeslot")
-    first = _timestamp(row, "first_seen") or slot
-    last = _timestamp(row, "last_seen") or slot
-    first, last = first or last, last or first
-    if first is not None and last is not None and last < first:
-        row.error(
-            Code.CONSTRAINT_ERROR,
-            "last_seen",
-            f"last_seen {last.isoformat()} is before first_seen {first.isoformat()}",
-        )
-        return None, None
-    return first, last
-
-
-def _kind(row: _Row) -> str:
-    """topology when a tier/component names an end, else a network-connection row."""
-    return "topology" if row.text("source_component") or row.text("target_component") else "network"
 
 
 def _dependency_type(row: _Row, kind: str) -> str:
@@ -786,102 +750,6 @@ _DISCRIMINATORS = (
     "target_component",
     "source_port",
 )
-
-
-def _observation_key(dependency: Mapping[str, Any]) -> str:
-    """Which observation of its edge a row is, stable across re-imports of the same data.
-
-    With a time window: the window plus the processes/applications behind it (two processes
-    on one server pair in one timeslot are two observations). Without one: a digest of every
-    figure and detail, so the same file adds nothing twice.
-    """
-    first, last = dependency.get("first_seen"), dependency.get("last_seen")
-    if first is not None:
-        who = {key: dependency.get(key) for key in _DISCRIMINATORS}
-        return f"t:{first}/{last}:{_digest(who, 12)}"
-    content = {k: v for k, v in dependency.items() if k not in ("confidence", "observation_key")}
-    return f"h:{_digest(content, 20)}"
-
-
-def _details(row: _Row, figures: Mapping[str, Any], source_port: int | None) -> dict[str, Any]:
-    texts = {key: row.text(key) for key in _DISCRIMINATORS if key != "source_port"}
-    return {
-        **texts,
-        "source_port": source_port,
-        **{k: figures[k] for k in ("bytes_sent", "bytes_received", "latency_ms")},
-        **{k: figures[k] for k in ("error_rate_pct", "error_count")},
-    }
-
-
-def _dependency(row: _Row) -> dict[str, Any]:
-    port, protocol_hint = _port(row, "port")
-    source_port, _ = _port(row, "source_port")
-    protocol = _protocol(row, protocol_hint)
-    kind = _kind(row)
-    inferred = protocol is None and port is not None and kind == "network"
-    if inferred:
-        protocol = "TCP"  # connection exports (Azure Migrate agentless) record TCP only
-    figures = _figures(row)
-    first, last = _window(row)
-    if kind == "network" and figures["conn_count"] is None and first is not None:
-        figures["conn_count"] = 1  # one row of a connection export: seen in one timeslot
-    measured = first is not None or any(
-        figures[key] is not None for key in ("conn_count", "bytes_total")
-    )
-    dependency: dict[str, Any] = {
-        "port": port,
-        "protocol": protocol,
-        "dependency_type": _dependency_type(row, kind),
-        "conn_count": figures["conn_count"],
-        "bytes_total": figures["bytes_total"],
-        "first_seen": first.isoformat() if first else None,
-        "last_seen": last.isoformat() if last else None,
-        "kind": kind,
-        "service": service_name(port),
-        "protocol_inferred": True if inferred else None,
-        **_details(row, figures, source_port),
-    }
-    dependency = {k: v for k, v in dependency.items() if v is not None or k in _EDGE_COLUMNS}
-    dependency["confidence"] = CONFIDENCE[kind if measured else "stated"]
-    dependency["observation_key"] = _observation_key(dependency)
-    return dependency
-
-
-def _runs_on(row: _Row, side: str, end: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The tier/component a host end runs, when the row names both (topology rows).
-
-    Without it a tier ("Orders") and the node it runs on ("orders-node-1") would be two
-    unconnected assets, and a call chain web -> Orders, orders-node-1 -> OrdersDB would fall
-    apart into two move groups. Enrichment links them with a `runs_on` edge.
-    """
-    component = row.text(f"{side}_component")
-    if end is None or component is None or end["asset_type"] == "application":
-        return None
-    identity = _identity(component, hostname=None, ip=None, asset_type="application")
-    if identity["name_key"] == end["name_key"]:
-        return None
-    return {"side": side, **identity}
-
-
-def _self_dependency(
-    row: _Row, source: Mapping[str, Any], target: Mapping[str, Any] | None, loopback: bool
-) -> bool:
-    """A row whose ends are one machine: kept (its source is real) but it makes no edge."""
-    if loopback:
-        row.warn(
-            Code.SELF_DEPENDENCY,
-            "target_ip",
-            f"target is a loopback address: {source['name']!r} talks to itself; no dependency",
-        )
-        return True
-    if target is not None and target["name_key"] == source["name_key"]:
-        row.warn(
-            Code.SELF_DEPENDENCY,
-            "target_name",
-            f"source and target are both {source['name']!r}; no dependency",
-        )
-        return True
-    return False
 
 
 # --- enrichment SQL ----------------------------------------------------------------------
@@ -1081,9 +949,15 @@ WHERE d.id = agg.id AND d.client_account_id = CAST(:c AS uuid)
 """
 
 _MARK_PROCESSED_SQL = f"""
-UPDATE raw_import_records r SET is_processed = true,
-  asset_id = CAST(r.normalized_data -> 'source' ->> 'asset_id' AS uuid)
+INSERT INTO staged_row_assets (data_import_id, row_number, asset_id, client_account_id,
+  engagement_id)
+SELECT r.data_import_id, r.row_number,
+  CAST(r.normalized_data -> 'source' ->> 'asset_id' AS uuid), CAST(:c AS uuid), CAST(:e AS uuid)
+FROM raw_import_records r
 WHERE {_RANGE}
+ORDER BY r.row_number
+ON CONFLICT (data_import_id, row_number) DO UPDATE SET asset_id = EXCLUDED.asset_id
+  WHERE staged_row_assets.asset_id IS DISTINCT FROM EXCLUDED.asset_id
 """
 
 
@@ -1111,36 +985,25 @@ class AppDiscoveryCategory:
     required_fields = frozenset(
         {f"{side}_{part}" for side in _SIDES for part in ("name", "ip", "component")}
     )
+    # An edge is its two ends, its port and protocol and its observation (time window and
+    # source port); its figures (counts, bytes, latency, errors) are not.
+    identifying_fields = frozenset(
+        {
+            *(f"{side}_{part}" for side in _SIDES for part in ("name", "ip", "component")),
+            *("port", "protocol", "source_port", "timeslot", "first_seen", "last_seen"),
+        }
+    )
+    literal_tokens: Mapping[str, frozenset[str]] = {}
     agents: Sequence[ValidationAgent] = (DependencyValidator(),)
     sheet_plan: SheetPlan | None = None
     masks_values = False
     unique_external_ids = False
 
     def validate_frame(self, frame: ChunkFrame, findings: Findings) -> FrameOutcome:
-        """The columnar engine's rules (`app_discovery_rules`); `validate_row` stays for the
-        golden comparison until the row engine is deleted."""
+        """The columnar rules (`app_discovery_rules`)."""
         from dataimport.categories import app_discovery_rules  # it imports this module
 
         return app_discovery_rules.validate_frame(frame, findings)
-
-    def validate_row(self, fields: Mapping[str, str]) -> RowOutcome:
-        row = _Row(fields)
-        source, source_loopback = _endpoint(row, "source")
-        target, target_loopback = _endpoint(row, "target")
-        if source is None:
-            why = "is a loopback address" if source_loopback else "has no name, IP or component"
-            row.error(Code.MISSING_REQUIRED, "source_name", f"source endpoint {why}")
-        if target is None and not target_loopback:
-            row.error(
-                Code.MISSING_REQUIRED, "target_name", "target endpoint has no name, IP or component"
-            )
-        dependency = _dependency(row)
-        if source is not None and _self_dependency(row, source, target, target_loopback):
-            target = None
-        ends = {"source": source, "target": target}
-        runs_on = [c for side, end in ends.items() if (c := _runs_on(row, side, end))]
-        normalized = {**ends, "dependency": dependency, "runs_on": runs_on}
-        return RowOutcome(normalized=normalized, issues=row.issues)
 
     def natural_key(self, normalized: Mapping[str, Any]) -> str | None:
         # One edge seen in one observation: a second such line in the file is a duplicate.

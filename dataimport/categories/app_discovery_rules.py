@@ -1,11 +1,11 @@
 """app_discovery rules, columnar: one chunk of dependency rows validated and normalised at once.
 
-The row rules (`app_discovery.validate_row`) as vectorised expressions over the chunk's
-columns. The common forms (a host name of ASCII host-name characters, a plain unicast IPv4
-address, a port, a count or byte figure of plain digits) are settled by expressions; anything
-else (an address in the name column, a loopback or multicast IP, "443/tcp", "1.5 GB", a
-timestamp, a protocol name, non-ASCII text) goes through the very row helpers of
-`app_discovery` once per distinct value through `per_distinct`. Exports repeat endpoints,
+Each rule is a set of vectorised expressions over the chunk's columns. The common forms (a
+host name of ASCII host-name characters, a plain unicast IPv4 address, a port, a count or byte
+figure of plain digits) are settled by expressions; anything else (an address in the name
+column, a loopback or multicast IP, "443/tcp", "1.5 GB", a timestamp, a protocol name,
+non-ASCII text) goes through the exact parsers of `app_discovery` once per distinct value
+through `per_distinct`. Exports repeat endpoints,
 timeslots, protocols and processes, so the Python work follows the distinct values.
 
 The dependency_validator agent reads what these rules normalised from columns published on
@@ -405,7 +405,7 @@ def _figure(
 
 
 def _figures(chunk: _Chunk, findings: Findings) -> None:
-    """`_figures`, in its order of findings."""
+    """Counts, bytes, latency and error rate; bytes sent + received stand in for a total."""
     conn = _figure(chunk, findings, "conn_count", parse_int, BIGINT_MAX, "", pl.Int64)
     sent = _figure(chunk, findings, "bytes_sent", parse_bytes, BIGINT_MAX, "bytes", pl.Int64)
     received = _figure(
@@ -475,7 +475,8 @@ def _timestamps(chunk: _Chunk, findings: Findings, field: str) -> None:
 
 
 def _window(chunk: _Chunk, findings: Findings) -> None:
-    """`_window`: first/last seen (`first.iso`, `first.us`, `last.iso`, `last.us`)."""
+    """First/last seen (`first.iso`, `first.us`, `last.iso`, `last.us`): a timeslot is both,
+    one of first/last alone stands for both, last before first is an error."""
     for field in ("timeslot", "first_seen", "last_seen"):
         _timestamps(chunk, findings, field)
     for part in ("iso", "us"):
@@ -540,7 +541,9 @@ _DEPENDENCY_KEYS = (
 
 
 def _dependency(chunk: _Chunk, findings: Findings) -> None:
-    """`_dependency`: every key as a column `d.<key>`."""
+    """The dependency (edge key, figures, details, confidence, observation key): every key as
+    a column `d.<key>`. Without a protocol, a port of a network row is TCP (connection exports
+    record TCP only); a network row with a window and no count was seen once."""
     port = _port_column(chunk, findings, "port")
     source_port = _port_column(chunk, findings, "source_port")
     chunk.add(**{"d.port": port, "d.source_port": source_port})
@@ -601,7 +604,10 @@ def _dependency(chunk: _Chunk, findings: Findings) -> None:
 
 
 def _observation_key(chunk: _Chunk) -> None:
-    """`_observation_key`: window + digest of the discriminators, else a digest of it all."""
+    """Which observation of its edge a row is, stable across re-imports of the same data: the
+    window plus a digest of the processes/applications behind it (two processes on one server
+    pair in one timeslot are two observations), else a digest of every figure and detail, so
+    the same file adds nothing twice."""
     who_keys = [f"d.{key}" for key in _DISCRIMINATORS]
     windowed = chunk.col("d.first_seen").is_not_null()
 
@@ -641,7 +647,8 @@ def _observation_key(chunk: _Chunk) -> None:
 
 
 def _self_dependency(chunk: _Chunk, findings: Findings) -> None:
-    """`_self_dependency`: a warning, and no target."""
+    """A row whose ends are one machine is kept (its source is real) but makes no edge: a
+    warning, and no target."""
     source = pl.col("source.present")
     loopback = source & pl.col("target.loopback")
     same = (
@@ -703,7 +710,9 @@ def _name_keys(chunk: _Chunk, field: str) -> pl.Series:
 
 
 def _runs_on(chunk: _Chunk) -> pl.Expr:
-    """`_runs_on` of both sides, as a JSON array."""
+    """The tier/component each host end runs, when the row names both (topology rows), as a
+    JSON array: without it a tier ("Orders") and its node ("orders-node-1") would be two
+    unconnected assets; enrichment links them with a `runs_on` edge."""
     members = []
     for side in _SIDES:
         component = f"{side}_component"
@@ -751,7 +760,8 @@ def _endpoint_json(side: str) -> pl.Expr:
 
 
 def validate_frame(frame: ChunkFrame, findings: Findings) -> FrameOutcome:
-    """`AppDiscoveryCategory.validate_row` over a whole chunk, findings in the row order."""
+    """The category's rules over a whole chunk: per row the source and target endpoints, the
+    dependency and its runs_on links; a row without both ends is rejected."""
     chunk = _Chunk(frame)
     for side in _SIDES:
         _endpoints(chunk, findings, side)

@@ -1,4 +1,4 @@
-"""What an import category is: its header aliases, its row validation and its enrichment.
+"""What an import category is: its header aliases, its columnar rules and its enrichment.
 
 A category maps staged rows (header -> cell, exactly as read) onto its fields, validates and
 normalises them (column-wise, see dataimport.engine), and turns the valid rows into inventory
@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataimport.agents.base import ValidationAgent
-from dataimport.issues import Issue
 from dataimport.readers.plan import SheetPlan
+
+if TYPE_CHECKING:  # the engine's frame names HeaderMapping of this module
+    from dataimport.engine.findings import Findings
+    from dataimport.engine.frame import ChunkFrame
+    from dataimport.engine.outcome import FrameOutcome
 
 
 def header_key(header: str) -> str:
@@ -93,18 +97,6 @@ def map_headers(
     return HeaderMapping(field_by_header, unmapped)
 
 
-@dataclass(slots=True)
-class RowOutcome:
-    """Validation result for one row: normalised data (JSON-ready) and its issues."""
-
-    normalized: dict[str, Any] = field(default_factory=dict)
-    issues: list[Issue] = field(default_factory=list)
-
-    @property
-    def is_valid(self) -> bool:
-        return not any(issue.is_error for issue in self.issues)
-
-
 @dataclass(frozen=True, slots=True)
 class ImportScope:
     """The tenant and import a set-based statement works on, plus the staged row range."""
@@ -124,9 +116,7 @@ class EnrichCounts:
 
 class ImportCategory(Protocol):
     """One import category. Adding a category = one package implementing this + one registry
-    line. Its rules come as `validate_frame(frame, findings)` (the columnar engine,
-    `dataimport.engine.chunk.FrameRules`) or, until every category is ported, as
-    `validate_row` (`RowValidatedCategory`)."""
+    line. Its rules are columnar: `validate_frame` over a whole chunk (`dataimport.engine`)."""
 
     name: str
     aliases: Mapping[str, str]  # header_key(source header) -> field name
@@ -138,9 +128,19 @@ class ImportCategory(Protocol):
     sheet_plan: SheetPlan | None
     # True when cell values are sensitive: they are masked wherever they leave staging.
     masks_values: bool
+    # The fields that identify a row (its asset): a malformed value there rejects the row, a
+    # malformed value anywhere else is a warning and leaves that field empty.
+    identifying_fields: frozenset[str]
+    # Null tokens ("none", ...) that are values of a field rather than blanks, per field.
+    literal_tokens: Mapping[str, frozenset[str]]
     # True when `asset.external_id` identifies an asset (a CMDB sys_id): of two valid rows of
     # one file with the same one, the last wins and the earlier is superseded.
     unique_external_ids: bool
+
+    def validate_frame(self, frame: ChunkFrame, findings: Findings) -> FrameOutcome:
+        """Validate and normalise a whole chunk: the normalised JSON text and natural key per
+        row, issues added to `findings` as issue columns."""
+        ...
 
     def natural_key(self, normalized: Mapping[str, Any]) -> str | None:
         """Key that identifies the same real-world thing twice in one file (duplicate-key)."""
@@ -152,12 +152,4 @@ class ImportCategory(Protocol):
 
     async def link(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
         """Second pass after all rows are enriched (dependencies between assets)."""
-        ...
-
-
-class RowValidatedCategory(ImportCategory, Protocol):
-    """A category still validated row by row (the engine before the columnar one)."""
-
-    def validate_row(self, fields: Mapping[str, str]) -> RowOutcome:
-        """Validate and normalise one row given as field -> raw cell text (mapped, stripped)."""
         ...

@@ -1,6 +1,6 @@
 """Validate one chunk column-wise: the category's rules, then every agent, then the results.
 
-The result per row is what the row engine wrote: `is_valid`, `validation_errors` (JSON array
+The result per row: `is_valid`, `validation_errors` (JSON array
 text) and `normalized_data` (JSON object text with `_quality` and `_key`; null on blank rows).
 """
 
@@ -10,18 +10,18 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeGuard
+from typing import Any, Protocol
 
 import polars as pl
 
 from dataimport.agents import FORMAT_VALIDATOR, data_quality, privacy_analyzer, security_scanner
 from dataimport.agents.base import ValidationAgent
-from dataimport.engine import masking
+from dataimport.engine import masking, policy
 from dataimport.engine.findings import Findings
 from dataimport.engine.frame import BLANK, READ_ISSUES, ROW, ChunkFrame
 
 
-class FrameRules(Protocol):
+class FrameRules(policy.PolicyRules, Protocol):
     """What a columnar category offers the engine (see categories/base.ImportCategory)."""
 
     name: str
@@ -31,7 +31,7 @@ class FrameRules(Protocol):
     def validate_frame(self, frame: ChunkFrame, findings: Findings) -> Any: ...
 
 
-# The common agents' columnar forms, in the order the row engine runs them.
+# The common agents' columnar forms, in the order their findings are reported.
 _COMMON: dict[str, Callable[[ChunkFrame, Findings], None]] = {
     "security_scanner": security_scanner.examine_frame,
     "privacy_analyzer": privacy_analyzer.examine_frame,
@@ -46,15 +46,11 @@ class ValidatedChunk:
     agent_ms: dict[str, float] = field(default_factory=dict)
 
 
-def supports_frames(category: object) -> TypeGuard[FrameRules]:
-    return callable(getattr(category, "validate_frame", None))
-
-
 def validate(category: FrameRules, frame: ChunkFrame) -> ValidatedChunk:
     findings = Findings(frame.height)
     elapsed: dict[str, float] = defaultdict(float)
     started = time.perf_counter()
-    outcome = category.validate_frame(frame, findings)
+    outcome = policy.apply_rules(category, frame, findings)
     elapsed[FORMAT_VALIDATOR] += time.perf_counter() - started
     for name, examine in _agents(category):
         started = time.perf_counter()

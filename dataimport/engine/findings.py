@@ -7,6 +7,7 @@ order columns are added in is the order a row's issues are reported in, as in th
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import polars as pl
 
@@ -47,6 +48,7 @@ class Findings:
 
     def __init__(self, height: int) -> None:
         self._columns: list[pl.Series] = []
+        self._severities: list[Severity] = []
         self.has_error = pl.repeat(False, height, eager=True)
         self.warnings = pl.repeat(0, height, dtype=pl.Int32, eager=True)
 
@@ -61,6 +63,28 @@ class Findings:
         else:
             self.warnings = self.warnings + count
         self._columns.append(issues.rename(f"i{len(self._columns)}"))
+        self._severities.append(severity)
+
+    def rewrite_errors(self, rewrite: Callable[[str], str]) -> None:
+        """Pass every error found so far through `rewrite` (issue JSON in, issue JSON out; once
+        per distinct text), then recount: an error rewritten as a warning no longer rejects
+        its row and counts as a warning."""
+        has_error = pl.repeat(False, len(self.has_error), eager=True)
+        for index, (column, severity) in enumerate(
+            zip(self._columns, self._severities, strict=True)
+        ):
+            if severity is not Severity.ERROR:
+                continue
+            texts = column.explode() if column.dtype == _LIST else column
+            changed = {
+                text: new for text in texts.drop_nulls().unique() if (new := rewrite(text)) != text
+            }
+            if changed:
+                column = _replaced(column, changed).rename(column.name)
+                self._columns[index] = column
+                self.warnings = self.warnings + _count(column, _WARNING)
+            has_error = has_error | (_count(column, _ERROR) > 0)
+        self.has_error = has_error
 
     def when(self, condition: pl.Series, issue: str, severity: Severity) -> None:
         """One fixed issue on every row where condition holds."""
@@ -81,6 +105,29 @@ class Findings:
         parts = [_non_empty(read), pl.when(~pl.col("blank")).then(_non_empty(ours))]
         joined = pl.concat_str(parts, separator=",", ignore_nulls=True).fill_null("")
         return frame.select((pl.lit("[") + joined + pl.lit("]")).alias("errors")).to_series()
+
+
+_ERROR = r'"severity":\s*"error"'
+_WARNING = r'"severity":\s*"warning"'
+
+
+def _replaced(column: pl.Series, changed: dict[str, str]) -> pl.Series:
+    frame = pl.DataFrame({"c": column})
+    if column.dtype == _LIST:
+        expr = pl.col("c").list.eval(pl.element().replace(changed))
+    else:
+        expr = pl.col("c").replace(changed)
+    return frame.select(expr).to_series()
+
+
+def _count(column: pl.Series, severity: str) -> pl.Series:
+    """Per row, how many of the column's issues have that severity."""
+    frame = pl.DataFrame({"c": column})
+    if column.dtype == _LIST:
+        expr = pl.col("c").list.eval(pl.element().str.contains(severity)).list.sum()
+    else:
+        expr = pl.col("c").str.contains(severity)
+    return frame.select(expr.cast(pl.Int32).fill_null(0)).to_series()
 
 
 def _non_empty(text: pl.Expr) -> pl.Expr:

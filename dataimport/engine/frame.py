@@ -78,6 +78,10 @@ class ChunkFrame:
             )
         return self._texts
 
+    def read_as_blank(self, column: str, where: pl.Series) -> None:
+        """From now on, `stripped(column)` is null where `where` holds (a null token)."""
+        self._stripped[column] = self.stripped(column).set(where, None)
+
     @property
     def height(self) -> int:
         return self.rows.height

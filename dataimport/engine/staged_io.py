@@ -91,10 +91,15 @@ CREATE TEMPORARY TABLE validated_rows (
 
 _APPLY_RESULTS = """
 UPDATE raw_import_records r SET is_valid = v.is_valid, validation_errors = v.errors,
-  normalized_data = v.normalized, superseded = false, is_processed = false, asset_id = NULL
+  normalized_data = v.normalized, superseded = false
 FROM validated_rows v
 WHERE r.data_import_id = $1 AND r.client_account_id = $2 AND r.engagement_id = $3
   AND r.row_number BETWEEN $4 AND $5 AND r.row_number = v.row_number
+"""
+
+# Re-validated rows are not processed any more: enrichment links them anew.
+_FORGET_LINKS = """
+DELETE FROM staged_row_assets WHERE data_import_id = $1 AND row_number BETWEEN $2 AND $3
 """
 
 
@@ -121,3 +126,4 @@ async def write_results(
             rows.first_row,
             rows.last_row,
         )
+        await driver.execute(_FORGET_LINKS, ref.data_import_id, rows.first_row, rows.last_row)

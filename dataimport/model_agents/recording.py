@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dataimport import steps
+from dataimport import pii, steps
 from dataimport.categories import get_category
-from dataimport.categories.base import map_headers
+from dataimport.categories.base import ImportCategory, map_headers
 from dataimport.contracts import ImportRef, ProcessingConfig
 from dataimport.llm import ChatClient
 from dataimport.model_agents.jobs import (
@@ -36,9 +36,10 @@ MAX_COLUMNS = 100  # bounds the prompt (and the bill) for very wide files
 async def plan(engine: AsyncEngine, ref: ImportRef, config: ProcessingConfig) -> list[Job]:
     """The jobs for this import's unmapped headers (none when every header maps)."""
     category = get_category(ref.category)
-    mapping = map_headers(
-        await staged_headers(engine, ref), category.aliases, config.column_mapping
-    )
+    staged = await staged_headers(engine, ref)
+    if not shareable_headers(category, staged):
+        return []
+    mapping = map_headers(staged, category.aliases, config.column_mapping)
     headers = mapping.unmapped_headers[:MAX_COLUMNS]
     if not headers:
         return []
@@ -53,6 +54,13 @@ async def plan(engine: AsyncEngine, ref: ImportRef, config: ProcessingConfig) ->
         if open_columns:
             jobs.append(classifier_job(open_columns, shapes))
     return jobs
+
+
+def shareable_headers(category: ImportCategory, headers: Sequence[str]) -> bool:
+    """Whether the headers may go to a model. Not when the category masks values and a header
+    reads as personal data: then the file has no header row (its first data row was read as
+    one), and every "header" is a value that must not leave staging (invariant 7)."""
+    return not (category.masks_values and any(pii.detect_value(h) for h in headers))
 
 
 async def run(

@@ -37,6 +37,8 @@ class CloudInstancesCategory:
     name = "cloud_instances"
     aliases: Mapping[str, str] = AliasTable(ALIASES)
     required_fields = frozenset({"name", "instance_id"})
+    identifying_fields = frozenset({"name", "instance_id"})
+    literal_tokens: Mapping[str, frozenset[str]] = {}
     agents: Sequence[ValidationAgent] = ()
     sheet_plan: SheetPlan | None = None
     masks_values = False

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataimport import inventory
 from dataimport.agents.base import ValidationAgent
-from dataimport.categories.base import AliasTable, EnrichCounts, ImportScope, RowOutcome
-from dataimport.categories.cmdb_export import row_rules, rules
+from dataimport.categories.base import AliasTable, EnrichCounts, ImportScope
+from dataimport.categories.cmdb_export import rules
 from dataimport.categories.cmdb_export.aliases import (
     FIELD_ALIASES,
     MAX_CPU_CORES,
@@ -41,6 +41,9 @@ class CmdbExportCategory:
     aliases: Mapping[str, str] = AliasTable(FIELD_ALIASES, servicenow_custom)
     # Any one identifying column is enough: rows fall back from name to hostname to fqdn.
     required_fields = frozenset({"name", "hostname", "fqdn"})
+    # A CI is its name (else host name, else FQDN) and its sys_id; an IP, a size, a date is not.
+    identifying_fields = frozenset({"name", "hostname", "fqdn", "external_id"})
+    literal_tokens: Mapping[str, frozenset[str]] = {}
     agents: Sequence[ValidationAgent] = ()
     sheet_plan: SheetPlan | None = None
     masks_values = False
@@ -52,10 +55,6 @@ class CmdbExportCategory:
     def validate_frame(self, frame: ChunkFrame, findings: Findings) -> rules.FrameOutcome:
         """Validate and normalise a whole chunk at once (the columnar engine)."""
         return rules.validate_frame(frame, findings, self._as_of or date.today())
-
-    def validate_row(self, fields: Mapping[str, str]) -> RowOutcome:
-        """The row engine's rules, for the golden comparison until they are deleted."""
-        return row_rules.validate_row(fields, self._as_of or date.today())
 
     def natural_key(self, normalized: Mapping[str, Any]) -> str | None:
         # The name key is what the inventory is unique on, so two rows sharing it are one asset.

@@ -78,7 +78,9 @@ def _identity(cells: FieldCells, findings: Findings) -> dict[str, pl.Series]:
         .to_series()
         .rename("fqdn")
     )
-    fqdn_short = pl.select(pl.lit(fqdn).str.split(".").list.first()).to_series()
+    # ".corp" names a domain, not a host: its empty first label is no name.
+    short = pl.lit(fqdn).str.split(".").list.first()
+    fqdn_short = pl.select(pl.when(short != "").then(short)).to_series()
     name = pl.select(pl.coalesce([cells("name"), hostname, fqdn_short])).to_series()
     findings.when(
         name.is_null(),

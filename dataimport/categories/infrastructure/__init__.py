@@ -27,7 +27,7 @@ the asset's `performance_observed_at` (a row without a timestamp counts as obser
 time); older data only fills blanks. Templates are skipped with a warning.
 
 The package: `aliases.py` (headers, as data), `rules.py` (the columnar rules the engine runs),
-`row_rules.py` (the row engine's rules, kept for the golden comparison), `enrichment.py` (SQL).
+`values.py` (exact parsers of cell values), `enrichment.py` (SQL).
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ from dataimport.agents.infrastructure_validator import (
 )
 from dataimport.app_discovery_enrichment import planner
 from dataimport.asset_resolution import resolve_assets, scope_params
-from dataimport.categories.base import AliasTable, EnrichCounts, ImportScope, RowOutcome
-from dataimport.categories.infrastructure import row_rules, rules
+from dataimport.categories.base import AliasTable, EnrichCounts, ImportScope
+from dataimport.categories.infrastructure import rules
 from dataimport.categories.infrastructure.aliases import (
     _FIELD_ALIASES,
     CUSTOM_PREFIX,
@@ -66,7 +66,7 @@ from dataimport.categories.infrastructure.enrichment import (
     UPDATE_MACHINES,
     _sample_update,
 )
-from dataimport.categories.infrastructure.row_rules import (
+from dataimport.categories.infrastructure.values import (
     normalize_power_state,
     normalize_vm_uuid,
     parse_timestamp,
@@ -95,6 +95,12 @@ class InfrastructureCategory:
     name = "infrastructure"
     aliases: Mapping[str, str] = AliasTable(_FIELD_ALIASES, _pattern_field)
     required_fields = frozenset({"name", "hostname", "dns_name", "vm_uuid", "machine_id"})
+    # A machine is its names and ids; a performance sample is its machine id and its time
+    # (which also decides whether a machine row's figures are newer than the inventory's).
+    identifying_fields = frozenset(
+        {"name", "hostname", "dns_name", "vm_uuid", "machine_id", "observed_at"}
+    )
+    literal_tokens: Mapping[str, frozenset[str]] = {}
     agents: Sequence[ValidationAgent] = (InfrastructureValidator(),)
     sheet_plan: SheetPlan | None = SheetPlan(
         primary=("vInfo", "tabvInfo"), companions=RVTOOLS_COMPANIONS, join_keys=("VM UUID", "VM")
@@ -108,10 +114,6 @@ class InfrastructureCategory:
     def validate_frame(self, frame: ChunkFrame, findings: Findings) -> FrameOutcome:
         """Validate and normalise a whole chunk at once (the columnar engine)."""
         return rules.validate_frame(frame, findings, self._as_of or date.today())
-
-    def validate_row(self, fields: Mapping[str, str]) -> RowOutcome:
-        """The row engine's rules, for the golden comparison until they are deleted."""
-        return row_rules.validate_row(fields, self._as_of or date.today())
 
     def natural_key(self, normalized: Mapping[str, Any]) -> str | None:
         kind = normalized.get("kind")
@@ -139,9 +141,7 @@ class InfrastructureCategory:
         """A range of a prepared import: look its machines up, apply their fields. Nothing is
         left to create after `prepare` (the creation inserts no row, takes no lock); an import
         prepared before machines were created there still gets its range's machines here."""
-        await resolve_assets(
-            conn, scope, "asset", default_type="virtual_machine", mark_processed=True
-        )
+        await resolve_assets(conn, scope, "asset", default_type="virtual_machine")
         return await self._apply_machines(conn, scope)
 
     async def enrich_unprepared(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
@@ -150,9 +150,7 @@ class InfrastructureCategory:
         params = scope_params(scope)
         if await conn.scalar(text(_RANGE_HAS_VM_UUIDS), params):
             await flag_shared_vm_uuids(conn, scope.data_import_id, scope.first_row, scope.last_row)
-        await resolve_assets(
-            conn, scope, "asset", default_type="virtual_machine", mark_processed=True
-        )
+        await resolve_assets(conn, scope, "asset", default_type="virtual_machine")
         return await self._apply_machines(conn, scope)
 
     async def _apply_machines(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:

@@ -213,7 +213,6 @@ def _pattern_field(key: str) -> str | None:
     return CUSTOM_PREFIX + key
 
 
-# Cell texts that read as blank, and the words of a true/false column.
-_BLANK = frozenset({"", "-", "--", "n/a", "na", "null", "none"})
+# The words of a true/false column.
 _TRUE = frozenset({"true", "yes", "y", "1", "t"})
 _FALSE = frozenset({"false", "no", "n", "0", "f"})

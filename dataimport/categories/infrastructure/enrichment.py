@@ -76,14 +76,17 @@ SELECT m.asset_id, m.seen_at AS observed_at,
   nullif(m.a -> 'rightsizing', 'null') AS rightsizing,
   m.a -> 'custom_attributes' AS custom_attributes
 FROM (
-  SELECT DISTINCT ON (r.asset_id) r.asset_id, d.asset AS a,
+  SELECT DISTINCT ON (l.asset_id) l.asset_id, d.asset AS a,
     coalesce(CAST(d.observed_at AS timestamptz), now()) AS seen_at
   FROM raw_import_records r
+  JOIN staged_row_assets l ON l.data_import_id = r.data_import_id
+    AND l.row_number = r.row_number
   CROSS JOIN LATERAL jsonb_to_record(r.normalized_data)
     AS d(kind text, observed_at text, asset jsonb)
   WHERE r.data_import_id = CAST(:id AS uuid) AND r.row_number BETWEEN :first AND :last
-    AND r.is_valid AND NOT r.superseded AND r.asset_id IS NOT NULL AND d.kind = 'machine'
-  ORDER BY r.asset_id, seen_at DESC, r.row_number DESC
+    AND l.row_number BETWEEN :first AND :last
+    AND r.is_valid AND NOT r.superseded AND l.asset_id IS NOT NULL AND d.kind = 'machine'
+  ORDER BY l.asset_id, seen_at DESC, r.row_number DESC
 ) m
 """
 
@@ -180,12 +183,16 @@ WHERE t.id = s.asset_id AND {_TENANT}
 """
 
 _MARK_SAMPLES = """
-UPDATE raw_import_records r SET is_processed = true, asset_id = v.asset_id
+INSERT INTO staged_row_assets (data_import_id, row_number, asset_id, client_account_id,
+  engagement_id)
+SELECT r.data_import_id, r.row_number, v.asset_id, CAST(:c AS uuid), CAST(:e AS uuid)
 FROM unnest(CAST(:machine_ids AS text[]), CAST(:asset_ids AS uuid[])) AS v(machine_id, asset_id)
+JOIN raw_import_records r ON r.normalized_data ->> 'machine_id' = v.machine_id
 WHERE r.data_import_id = CAST(:id AS uuid) AND r.is_valid AND NOT r.superseded
   AND r.normalized_data ->> 'kind' = 'performance'
-  AND r.normalized_data ->> 'machine_id' = v.machine_id
-  AND r.asset_id IS DISTINCT FROM v.asset_id
+ORDER BY r.row_number
+ON CONFLICT (data_import_id, row_number) DO UPDATE SET asset_id = EXCLUDED.asset_id
+  WHERE staged_row_assets.asset_id IS DISTINCT FROM EXCLUDED.asset_id
 """
 
 # Unmatched machines: one warning on each machine's last sample, added once.

@@ -1,6 +1,6 @@
 """infrastructure rules, columnar: one chunk of VM/server rows validated and normalised at once.
 
-The same rules as `row_rules.py`, as vectorised expressions: numbers take a native fast path
+Every rule is a set of vectorised expressions: numbers take a native fast path
 where the text is a plain decimal the parser provably reads the same way (sizes in MiB are
 converted with integer arithmetic, so the rounding is exact), and the exact parser runs once
 per distinct remaining value (units, commas, negatives, values above a maximum). Python's
@@ -20,12 +20,15 @@ import polars as pl
 
 from dataimport.agents import infrastructure_validator
 from dataimport.categories.cmdb_export import MAX_CPU_CORES, MAX_MEMORY_GB, MAX_STORAGE_GB
-from dataimport.categories.infrastructure.aliases import _BLANK, _DISK_FIELD, CUSTOM_PREFIX
-from dataimport.categories.infrastructure.row_rules import (
+from dataimport.categories.infrastructure.aliases import (
+    _DISK_FIELD,
     _FALSE,
     _TRUE,
-    _ip_addresses,
-    _is_performance_layout,
+    CUSTOM_PREFIX,
+)
+from dataimport.categories.infrastructure.values import (
+    ip_addresses,
+    is_performance_layout,
     normalize_power_state,
     normalize_vm_uuid,
     parse_timestamp,
@@ -39,6 +42,7 @@ from dataimport.engine.outcome import FrameOutcome
 from dataimport.engine.text import is_ascii, per_distinct
 from dataimport.issues import Code, Severity
 from dataimport.normalize import (
+    NULL_TOKENS,
     normalize_ip,
     normalize_os,
     parse_float,
@@ -168,7 +172,7 @@ class _Cells:
     def text(self, field: str) -> pl.Series:
         if field not in self._text:
             value = self.fields(field)
-            blank = value.str.to_lowercase().is_in(list(_BLANK)).fill_null(True)
+            blank = value.str.to_lowercase().is_in(list(NULL_TOKENS)).fill_null(True)
             self._text[field] = _s(pl.when(~pl.lit(blank)).then(pl.lit(value))).rename(field)
         return self._text[field]
 
@@ -523,7 +527,7 @@ def _vm_uuid(cells: _Cells) -> tuple[pl.Series, pl.Series]:
 
 
 def _address_list(raw: pl.Series, vectorised: bool) -> pl.Series:
-    """`_ip_addresses` of each cell: lists of plain IPv4 addresses natively, the rest exactly."""
+    """`ip_addresses` of each cell: lists of plain IPv4 addresses natively, the rest exactly."""
     frame = pl.DataFrame({"s": raw})
     split = (
         pl.col("s")
@@ -544,7 +548,7 @@ def _address_list(raw: pl.Series, vectorised: bool) -> pl.Series:
     slow = per_distinct(
         frame,
         ["s"],
-        lambda text: (_ip_addresses(text),),
+        lambda text: (ip_addresses(text),),
         {"v": _LIST},
         raw.is_not_null() & ~fast["f"],
     )
@@ -941,7 +945,7 @@ def _performance(cells: _Cells) -> tuple[pl.Series, pl.Series, pl.DataFrame]:
 def validate_frame(frame: ChunkFrame, findings: Findings, as_of: date) -> FrameOutcome:
     cells = _Cells(frame, findings)
     height = frame.height
-    if _is_performance_layout(frozenset(cells.mapped)):
+    if is_performance_layout(frozenset(cells.mapped)):
         normalized, key, published = _performance(cells)
         kind = pl.repeat("performance", height, eager=True)
         infrastructure_validator.publish(frame, kind, published)

@@ -2,7 +2,7 @@
 
 One row describes one data store (or one database, schema, table, or even one column) on one
 host: its data categories, classification, compliance scopes, encryption at rest and in
-transit, record count, owner and location. `validate_row` gives
+transit, record count, owner and location. The columnar rules (`rules.py`) give per row
 `{"asset": {identity of the host}, "store": {one data_stores entry}}`; enrichment finds or
 creates the host (as a server) and merges the stores onto it:
 
@@ -35,8 +35,8 @@ from dataimport.agents.base import ValidationAgent
 from dataimport.agents.compliance_checker import ComplianceChecker
 from dataimport.agents.pii_detector import PiiDetector
 from dataimport.asset_resolution import resolve_assets, scope_params
-from dataimport.categories.base import EnrichCounts, ImportScope, RowOutcome
-from dataimport.categories.sensitive_data import row_rules, rules
+from dataimport.categories.base import EnrichCounts, ImportScope
+from dataimport.categories.sensitive_data import rules
 from dataimport.categories.sensitive_data.aliases import FIELD_ALIASES
 from dataimport.categories.sensitive_data.enrichment import (
     _STORES_MERGED,
@@ -81,6 +81,15 @@ class SensitiveDataCategory:
     }
     # The host is what the row is about: without a host column nothing can be attached.
     required_fields = frozenset({"hostname", "ip_address"})
+    # A row is its host (name, else address) and its store; counts and flags are not.
+    identifying_fields = frozenset(
+        {"hostname", "ip_address", "store", "database", "schema", "table"}
+    )
+    # "None" encryption means not encrypted, not unknown.
+    literal_tokens: Mapping[str, frozenset[str]] = {
+        "encryption_at_rest": frozenset({"none"}),
+        "encryption_in_transit": frozenset({"none"}),
+    }
     agents: Sequence[ValidationAgent] = (PiiDetector(), ComplianceChecker())
     sheet_plan: SheetPlan | None = None
     masks_values = True
@@ -89,10 +98,6 @@ class SensitiveDataCategory:
     def validate_frame(self, frame: ChunkFrame, findings: Findings) -> FrameOutcome:
         """Validate and normalise a whole chunk at once (the columnar engine)."""
         return rules.validate_frame(frame, findings)
-
-    def validate_row(self, fields: Mapping[str, str]) -> RowOutcome:
-        """The row engine's rules, for the golden comparison until they are deleted."""
-        return row_rules.validate_row(fields)
 
     def natural_key(self, normalized: Mapping[str, Any]) -> str | None:
         # Host + store + database + schema + table, plus the columns: column-level inventories
@@ -137,12 +142,12 @@ class SensitiveDataCategory:
         merges its range's stores here, as its ranges always did."""
         if not await conn.scalar(text(_STORES_MERGED), scope_params(scope)):
             return await self.enrich_unprepared(conn, scope)
-        await resolve_assets(conn, scope, "asset", create_missing=False, mark_processed=True)
+        await resolve_assets(conn, scope, "asset", create_missing=False)
         return EnrichCounts(assets_touched=int(await conn.scalar(text(RANGE_HOSTS)) or 0))
 
     async def enrich_unprepared(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
         """A range of an import whose enrichment began before `prepare` existed."""
-        await resolve_assets(conn, scope, "asset", default_type="server", mark_processed=True)
+        await resolve_assets(conn, scope, "asset", default_type="server")
         merged = await merge_stores(conn, scope)
         return EnrichCounts(assets_touched=merged.assets_touched)
 

@@ -3,8 +3,8 @@
 Each rule is a set of vectorised expressions over the chunk's columns; the vocabularies'
 exact parsers (`vocabulary.py`) run once per distinct value through `per_distinct`, and the
 host's exact parsing only for the forms the vectorised path cannot settle (non-ASCII text,
-text that could hold an IP address). The result per row is exactly `row_rules.validate_row`
-plus what the pii detector adds to `pii_categories` (it shares `pii_detector.frame_pii`).
+text that could hold an IP address). The pii detector adds to `pii_categories` (it shares
+`pii_detector.frame_pii`).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def _ip_address(cells: FieldCells, findings: Findings, raw_host: pl.Series) -> p
 
 
 def _exact_host(raw_host: str, ip_address: str | None) -> tuple[str | None, str | None, str | None]:
-    """`row_rules._host`'s parsing of a host cell: (host, instance, ip address)."""
+    """The exact parsing of one host cell: (host, instance, ip address)."""
     instance = None
     host: str | None = _HOST_PORT.sub("", raw_host)
     assert host is not None

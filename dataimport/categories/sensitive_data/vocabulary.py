@@ -1,7 +1,7 @@
-"""sensitive_data vocabularies and the exact value parsers both engines share.
+"""sensitive_data vocabularies and their exact value parsers.
 
 Classification labels, compliance scopes, encryption words and record counts: each parser is
-the one definition (the row rules call it per row, the columnar rules once per distinct value).
+the one definition, which the columnar rules run once per distinct value.
 """
 
 from __future__ import annotations
@@ -9,11 +9,14 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from dataimport.normalize import name_key, parse_float
+from dataimport.normalize import NULL_TOKENS, name_key, parse_float
 
 # --- vocabularies ------------------------------------------------------------------------
 
-_PLACEHOLDERS = frozenset({"", "-", "--", "n a", "na", "null", "unknown", "tbd", "tbc", "?"})
+# The null tokens as word keys ("n/a" -> "n a"), for items of list cells ("GDPR; n/a").
+_PLACEHOLDERS = frozenset(
+    " ".join(re.sub(r"[^0-9a-z]+", " ", token).split()) for token in {"", *NULL_TOKENS}
+)
 
 # Word keys (lower case, punctuation to spaces) -> classification. Sub-labels such as
 # Microsoft Purview's "Highly Confidential\All Employees" match on their leading words.

@@ -1,0 +1,1 @@
+"""Golden files: what the validation engine finds in the test corpus, checked in."""
