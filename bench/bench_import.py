@@ -55,7 +55,7 @@ from dataimport.migrate import upgrade
 from dataimport.readers import DEFAULT_MAX_UNCOMPRESSED_BYTES
 from dataimport.settings import Settings
 from devstack import embedded
-from starter.client import ImportService
+from service.imports import ImportService
 from workflows.data_import import row_ranges
 
 DATABASE = "dataimport_bench"

@@ -44,7 +44,7 @@ from dataimport.imports import Tenant
 from dataimport.migrate import upgrade
 from dataimport.settings import SEARCH_ATTRIBUTES, Settings
 from devstack import embedded
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import CMDB_HEADERS
 from workflows.data_import import DataImportWorkflow
 

@@ -31,7 +31,7 @@ from dataimport.imports import Tenant
 from dataimport.migrate import upgrade
 from dataimport.settings import SEARCH_ATTRIBUTES, Settings
 from devstack import embedded
-from starter.client import ImportService
+from service.imports import ImportService
 from workflows.data_import import DataImportWorkflow
 
 TASK_QUEUE = "test-data-import"

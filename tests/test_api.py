@@ -41,7 +41,7 @@ from dataimport.contracts import PurgeCandidate, PurgeInput
 from dataimport.imports import Tenant
 from dataimport.reports import write_error_report, write_failed_rows
 from dataimport.settings import Settings
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import (
     CMDB_HEADERS,
     TERMINAL_OR_WAITING,

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport.imports import Tenant
 from dataimport.settings import Settings
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import wait_for, write_cmdb
 
 ROWS = 60_000

@@ -15,7 +15,7 @@ from dataimport.issues import Code
 from scripts import errors_doc
 
 ROOT = Path(__file__).resolve().parent.parent
-SCANNED = ("dataimport", "activities", "workflows", "starter")
+SCANNED = ("dataimport", "activities", "workflows", "starter", "service")
 
 
 @pytest.fixture(scope="module", autouse=True)

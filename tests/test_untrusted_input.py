@@ -55,7 +55,7 @@ from dataimport.readers.limits import (
 from dataimport.settings import Settings
 from dataimport.storage import OUTSIDE_STORAGE, local_path
 from devstack import embedded
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.conftest import TASK_QUEUE
 from tests.factories import wait_for, write_cmdb
 from tests.test_api import headers_of

@@ -27,7 +27,7 @@ from dataimport.issues import ImportFailure
 from dataimport.migrate import downgrade, upgrade
 from dataimport.settings import Settings
 from devstack import embedded
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import TERMINAL_OR_WAITING, wait_for, write_cmdb
 from tests.test_api import IMPORTS, error_of, headers_of, small_limit_api, storage_files
 

@@ -29,8 +29,8 @@ from dataimport.contracts import workflow_id_for
 from dataimport.imports import Tenant
 from dataimport.settings import Settings
 from observability.telemetry import worker_telemetry
+from service.imports import ImportService
 from service.temporal import connect_client
-from starter.client import ImportService
 from tests.factories import wait_for, write_cmdb
 from worker import build_worker
 

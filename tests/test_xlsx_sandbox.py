@@ -14,7 +14,7 @@ from dataimport.issues import ImportFailure
 from dataimport.readers import open_table, sandbox, xlsx_reader
 from dataimport.readers.sandbox import SandboxFailed, load_sheet
 from dataimport.readers.xlsx_reader import UNREADABLE_FILE
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import wait_for
 from tests.test_untrusted_input import A1_AND_XFD1048576, a_good_import_completes, workbook
 

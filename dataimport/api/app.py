@@ -46,7 +46,7 @@ def create_app(
             )
             app.state.engine = own_engine
         if app.state.client is None:
-            from worker import connect_client  # the one place that knows the data converter
+            from service.temporal import connect_client  # it knows the data converter
 
             telemetry = _tracing(settings)
             app.state.client = await connect_client(settings, telemetry)
