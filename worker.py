@@ -32,18 +32,18 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities import build_activities
 from activities.retention import RetentionActivities
+from dataimport.contracts import RetentionPolicy, StagingRetentionInput
 from dataimport.db import create_engine
-from dataimport.log_context import ImportLogContext
-from dataimport.logging_setup import configure_logging
-from dataimport.retention import RetentionPolicy, StagingRetentionInput
 from dataimport.settings import Settings, get_settings
-from dataimport.telemetry import WorkerTelemetry, worker_telemetry
+from observability.log_context import ImportLogContext
+from observability.logging_setup import configure_logging
+from observability.telemetry import worker_telemetry
+from service.temporal import connect_client
 from workflows.data_import import DataImportWorkflow
 from workflows.staging_retention import StagingRetentionWorkflow
 
@@ -51,17 +51,6 @@ log = logging.getLogger("dataimport.worker")
 
 RETENTION_SCHEDULE_ID = "dataimport-staging-retention"
 RETENTION_WORKFLOW_ID = "dataimport-staging-retention"  # the schedule appends the start time
-
-
-async def connect_client(settings: Settings, telemetry: WorkerTelemetry | None = None) -> Client:
-    """A client; with `telemetry`, on its runtime (metrics) and with its tracing interceptor."""
-    return await Client.connect(
-        settings.resolved_temporal_address(),
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
-        runtime=telemetry.runtime if telemetry else None,
-        interceptors=telemetry.interceptors if telemetry else [],
-    )
 
 
 def build_worker(

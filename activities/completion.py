@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
@@ -12,17 +11,11 @@ from temporalio import activity
 from activities.errors import classified
 from activities.generation import bump_generation
 from activities.tenant import tenant_scoped
-from dataimport import flows, metrics
-from dataimport.contracts import TERMINAL_STATUSES, ImportRef, ProcessingConfig, StatusUpdate
+from dataimport import flows
+from dataimport.contracts import TERMINAL_STATUSES, SaveConfigInput, StatusUpdate
+from observability import metrics
 
 log = logging.getLogger("dataimport.activities.completion")
-
-
-class SaveConfigInput(BaseModel):
-    ref: ImportRef
-    processing_config: ProcessingConfig
-    # Set by workflows since patch chunk-generation: every retry's new generation.
-    generation: int | None = None
 
 
 class CompletionActivities:

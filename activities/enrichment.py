@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
@@ -13,21 +11,17 @@ from activities.errors import classified
 from activities.generation import of_generation
 from activities.heartbeat import heartbeating
 from activities.tenant import tenant_scoped
-from dataimport import enrichment, metrics, steps
-from dataimport.contracts import ChunkInput, EnrichmentResult, ImportRef
+from dataimport import enrichment, steps
+from dataimport.contracts import (
+    ChunkInput,
+    EnrichmentPlan,
+    EnrichmentResult,
+    FinalizeEnrichmentInput,
+    ImportRef,
+)
+from observability import metrics
 
 log = logging.getLogger("dataimport.activities.enrichment")
-
-
-class FinalizeEnrichmentInput(BaseModel):
-    ref: ImportRef
-    started_at: datetime
-
-
-class EnrichmentPlan(BaseModel):
-    """What prepare_enrichment leaves for the ranges: whether a link pass is needed."""
-
-    link_chunks: bool = True
 
 
 def _span(data: ChunkInput) -> str:

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.errors import classified
 from activities.tenant import tenant_scoped
 from dataimport import flows
-from dataimport.contracts import FlowIds, ImportRef, ImportRequest
-
-
-class CreateFlowsInput(BaseModel):
-    ref: ImportRef
-    filename: str
-
-
-class RegisterInput(BaseModel):
-    request: ImportRequest
-    workflow_id: str
+from dataimport.contracts import CreateFlowsInput, FlowIds, RegisterInput
 
 
 class FlowActivities:

@@ -20,8 +20,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio.exceptions import ApplicationError
 
 from dataimport.contracts import ImportRef, ProcessingConfig
+from dataimport.error_codes import Level, register
 
-STALE_CHUNK = "stale-chunk"
+STALE_CHUNK = register(
+    "stale-chunk",
+    Level.IMPORT,
+    "Chunk of an outdated run",
+    "A validation or enrichment chunk started under an older processing config (before a "
+    "retry) is refused before it writes; the run of the new config does the work.",
+    "chunk of config generation {generation} refused: the import is at generation {current} "
+    "(a retry started a new run)",
+).code
 
 _HOLD = """
 SELECT config_generation FROM data_imports

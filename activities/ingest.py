@@ -12,8 +12,9 @@ from temporalio import activity
 from activities.errors import classified
 from activities.heartbeat import heartbeating
 from activities.tenant import tenant_scoped
-from dataimport import metrics, staging, steps
+from dataimport import staging, steps
 from dataimport.contracts import ImportRef, ImportRequest, IngestResult
+from observability import metrics
 
 log = logging.getLogger("dataimport.activities.ingest")
 

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from dataimport import retention
-from dataimport.retention import (
+from dataimport.contracts import (
     ListPurgeableInput,
     PurgeableImports,
     PurgeInput,

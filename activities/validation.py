@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
@@ -13,30 +11,19 @@ from activities.errors import classified
 from activities.generation import of_generation
 from activities.heartbeat import heartbeating
 from activities.tenant import tenant_scoped
-from dataimport import flows, metrics, validation
+from dataimport import flows, validation
 from dataimport.contracts import (
     MAX_UNMAPPED_IN_PAYLOAD,
     ChunkInput,
     ChunkReport,
-    ImportRef,
-    ProcessingConfig,
+    FinalizeValidationInput,
+    PrepareInput,
     StatusUpdate,
     ValidationCounts,
 )
+from observability import metrics
 
 log = logging.getLogger("dataimport.activities.validation")
-
-
-class PrepareInput(BaseModel):
-    ref: ImportRef
-    processing_config: ProcessingConfig
-
-
-class FinalizeValidationInput(BaseModel):
-    ref: ImportRef
-    unmapped_headers: list[str]
-    started_at: datetime
-    report: ChunkReport
 
 
 class ValidationActivities:

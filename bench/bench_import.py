@@ -47,14 +47,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from bench.floor import CopyFloor, measure_copy_floor
 from bench.generators import CATEGORIES, generate, generate_cmdb, xlsx_estimate, xlsx_facts
 from bench.workers import RssSampler, WorkerProcesses, worker_env
-from dataimport import embedded, imports
+from dataimport import imports
 from dataimport.contracts import ImportStatus, ProcessingConfig
 from dataimport.db import create_engine
 from dataimport.imports import Tenant
 from dataimport.migrate import upgrade
 from dataimport.readers import DEFAULT_MAX_UNCOMPRESSED_BYTES
 from dataimport.settings import Settings
-from starter.client import ImportService
+from devstack import embedded
+from service.imports import ImportService
 from workflows.data_import import row_ranges
 
 DATABASE = "dataimport_bench"

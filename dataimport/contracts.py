@@ -9,17 +9,53 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+
+class ImportState(StrEnum):
+    """An import's status: data_imports.status CHECK, the status query, CLI help, OpenAPI.
+
+    Members are compared with plain strings everywhere (the workflow sets strings); their
+    order is the CHECK constraint's, so the schema does not change."""
+
+    PENDING = "pending"
+    INGESTING = "ingesting"
+    VALIDATING = "validating"
+    ENRICHING = "enriching"
+    COMPLETED = "completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors"
+    NEEDS_ATTENTION = "needs_attention"
+    AWAITING_APPROVAL = "awaiting_approval"  # waits for approve/reject of its plan
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+
+
+class Phase(StrEnum):
+    """The workflow's phases, in order."""
+
+    UPLOAD = "upload"
+    VALIDATION = "validation"
+    ENRICHMENT = "enrichment"
+    COMPLETE = "complete"
+
+
 TERMINAL_STATUSES = frozenset(
-    {"completed", "completed_with_errors", "failed", "cancelled", "rejected"}
+    {
+        ImportState.COMPLETED,
+        ImportState.COMPLETED_WITH_ERRORS,
+        ImportState.FAILED,
+        ImportState.CANCELLED,
+        ImportState.REJECTED,
+    }
 )
 # Waiting for a person: a failed phase (retry / fail) or a plan to approve (approve / reject).
-WAITING_STATUSES = frozenset({"needs_attention", "awaiting_approval"})
+WAITING_STATUSES = frozenset({ImportState.NEEDS_ATTENTION, ImportState.AWAITING_APPROVAL})
 
-PHASES = ("upload", "validation", "enrichment", "complete")
+PHASES = tuple(Phase)
 
 
 # Bounds of the knobs below. A config is workflow input (anyone who can start a workflow
@@ -155,6 +191,129 @@ class EnrichmentResult(BaseModel):
     processed_rows: int = 0
 
 
+# Inputs of the flow, validation, enrichment and completion activities.
+
+
+class CreateFlowsInput(BaseModel):
+    ref: ImportRef
+    filename: str
+
+
+class RegisterInput(BaseModel):
+    request: ImportRequest
+    workflow_id: str
+
+
+class PrepareInput(BaseModel):
+    ref: ImportRef
+    processing_config: ProcessingConfig
+
+
+class FinalizeValidationInput(BaseModel):
+    ref: ImportRef
+    unmapped_headers: list[str]
+    started_at: datetime
+    report: ChunkReport
+
+
+class FinalizeEnrichmentInput(BaseModel):
+    ref: ImportRef
+    started_at: datetime
+
+
+class EnrichmentPlan(BaseModel):
+    """What prepare_enrichment leaves for the ranges: whether a link pass is needed."""
+
+    link_chunks: bool = True
+
+
+class SaveConfigInput(BaseModel):
+    ref: ImportRef
+    processing_config: ProcessingConfig
+    # Set by workflows since patch chunk-generation: every retry's new generation.
+    generation: int | None = None
+
+
+# The staging-retention workflow and its activities.
+
+DEFAULT_RETENTION_DAYS = 30
+DEFAULT_BATCH_SIZE = 5000
+MAX_PAGE_SIZE = 500  # a page of candidates stays well under 64 KB of workflow history
+
+
+class RetentionPolicy(BaseModel):
+    """How long staged rows are kept and how the job removes them (bounded: trust no input)."""
+
+    retention_days: int = Field(DEFAULT_RETENTION_DAYS, ge=1, le=3650)
+    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=100_000)
+    max_parallel: int = Field(2, ge=1, le=16)
+    page_size: int = Field(100, ge=1, le=MAX_PAGE_SIZE)
+
+
+class PurgeCandidate(BaseModel):
+    """A finished import whose staged rows are due (ids only)."""
+
+    data_import_id: uuid.UUID
+    client_account_id: uuid.UUID
+    engagement_id: uuid.UUID
+    completed_at: datetime
+
+
+class ListPurgeableInput(BaseModel):
+    cutoff: datetime
+    limit: int = Field(100, ge=1, le=MAX_PAGE_SIZE)
+    # Keyset cursor: candidates strictly after (completed_at, id), oldest first.
+    after_completed_at: datetime | None = None
+    after_id: uuid.UUID | None = None
+
+
+class PurgeableImports(BaseModel):
+    items: list[PurgeCandidate] = Field(default_factory=list)
+
+
+class PurgeInput(BaseModel):
+    candidate: PurgeCandidate
+    cutoff: datetime
+    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=100_000)
+
+
+class PurgeProgress(BaseModel):
+    """Where a purge stands: rows up to `after_row` are gone; a retried attempt resumes there."""
+
+    after_row: int = 0
+    rows_deleted: int = 0
+    batches: int = 0
+
+
+class PurgeResult(BaseModel):
+    data_import_id: uuid.UUID
+    rows_deleted: int = 0
+    batches: int = 0
+    # False when the import was no longer due (purged already, or not finished/old enough).
+    purged: bool = False
+
+
+class RetentionTotals(BaseModel):
+    """What one retention pass did (summed over its continued-as-new runs)."""
+
+    imports_purged: int = 0
+    rows_deleted: int = 0
+    imports_failed: int = 0
+    failed_import_ids: list[uuid.UUID] = Field(default_factory=list)  # first few, for the UI
+    runs: int = 1
+
+
+class StagingRetentionInput(BaseModel):
+    """The retention workflow's input: the schedule starts it with the policy only."""
+
+    policy: RetentionPolicy = Field(default_factory=RetentionPolicy)
+    # Set on continue-as-new: the pass keeps the cutoff of its first run and its cursor.
+    cutoff: datetime | None = None
+    after_completed_at: datetime | None = None
+    after_id: uuid.UUID | None = None
+    totals: RetentionTotals = Field(default_factory=RetentionTotals)
+
+
 class ModelAgentsInput(BaseModel):
     ref: ImportRef
     processing_config: ProcessingConfig
@@ -219,13 +378,19 @@ class ImportStatus(BaseModel):
     data_import_id: uuid.UUID
     workflow_id: str
     category: str
+    # Plain str at run time (the workflow assigns strings); the schema lists the values.
     status: str = Field(
-        "pending",
+        ImportState.PENDING.value,
         description="pending, ingesting, validating, enriching, needs_attention, "
         "awaiting_approval (waits for approve/reject of its plan), completed, "
         "completed_with_errors, failed, cancelled, rejected",
+        json_schema_extra={"enum": [s.value for s in ImportState]},
     )
-    phase: str = Field("upload", description="upload, validation, enrichment, complete")
+    phase: str = Field(
+        Phase.UPLOAD.value,
+        description="upload, validation, enrichment, complete",
+        json_schema_extra={"enum": [p.value for p in Phase]},
+    )
     total_rows: int = 0
     valid_rows: int = 0
     invalid_rows: int = 0

@@ -20,7 +20,31 @@ from dataimport.contracts import (
     ProcessingConfig,
     StatusUpdate,
 )
-from dataimport.issues import IMPORT_ID_TAKEN, REQUEST_ID_TAKEN, UNKNOWN_CATEGORY
+from dataimport.error_codes import Level, register
+
+IMPORT_ID_TAKEN = register(
+    "import-id-taken",
+    Level.IMPORT,
+    "Import id already in use",
+    "The import id of a workflow input is registered to another tenant.",
+    "The import id {data_import_id} is already registered and does not belong to this tenant; "
+    "start the import with a new id.",
+)
+REQUEST_ID_TAKEN = register(
+    "request-id-taken",
+    Level.IMPORT,
+    "Request id already in use",
+    "Another import of the tenant already has this request id (idempotent starts).",
+    "Another import of this tenant already has this request id; a request id names one "
+    "import. Start the import through the CLI or the API to be answered with that import.",
+)
+UNKNOWN_CATEGORY = register(
+    "unknown-category",
+    Level.IMPORT,
+    "Unknown import category",
+    "The import names a category that is not in the category registry.",
+    "{category!r} is not an import category (known: {known}).",
+)
 
 _FLOW_NAMESPACE = uuid.UUID("6f1c8a52-3c1e-4c55-9a49-8f0f3d3a9b10")
 SAMPLE_SIZE = 2

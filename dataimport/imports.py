@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport import pii, validation
 from dataimport.contracts import ImportRef, ImportRequest, ImportStatus, ProcessingStep
-from dataimport.flows import register_import
-from dataimport.issues import REQUEST_ID_TAKEN, ImportFailure
+from dataimport.error_codes import ImportFailure
+from dataimport.flows import REQUEST_ID_TAKEN, register_import
 
 
 @dataclass(frozen=True, slots=True)

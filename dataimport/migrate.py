@@ -11,6 +11,7 @@ from alembic.config import Config
 from sqlalchemy.engine import make_url
 
 import migrations
+from dataimport.scram import scram_verifier
 
 ALEMBIC_INI = Path(migrations.__file__).with_name("alembic.ini")
 
@@ -42,8 +43,6 @@ async def ensure_service_login(owner_url: str, service_url: str) -> str | None:
     (compose: both come from the environment); returns the role name, None when skipped.
     The password reaches the server as a SCRAM verifier only.
     """
-    from dataimport.embedded import scram_verifier
-
     owner, service = make_url(owner_url), make_url(service_url)
     if not service.password or not service.username or service.username == owner.username:
         return None

@@ -24,19 +24,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-IMPORT_STATUSES = (
-    "pending",
-    "ingesting",
-    "validating",
-    "enriching",
-    "completed",
-    "completed_with_errors",
-    "needs_attention",
-    "awaiting_approval",
-    "failed",
-    "cancelled",
-    "rejected",
-)
+from dataimport.contracts import ImportState
+
+IMPORT_STATUSES = tuple(state.value for state in ImportState)  # the status CHECK
 
 # What an API key may do; each scope includes the ones before it.
 API_KEY_SCOPES = ("read", "write", "admin")

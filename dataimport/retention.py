@@ -26,17 +26,22 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dataimport.contracts import TERMINAL_STATUSES
+from dataimport.contracts import (
+    TERMINAL_STATUSES,
+    ListPurgeableInput,
+    PurgeableImports,
+    PurgeCandidate,
+    PurgeInput,
+    PurgeProgress,
+    PurgeResult,
+    RetentionPolicy,
+)
+from dataimport.error_codes import Level, register
 from dataimport.imports import Tenant
 from dataimport.tenant_context import acting_for
-
-DEFAULT_RETENTION_DAYS = 30
-DEFAULT_BATCH_SIZE = 5000
-MAX_PAGE_SIZE = 500  # a page of candidates stays well under 64 KB of workflow history
 
 # Literal, in the order of the partial index's predicate (migration 0003): with bound
 # parameters the planner could not prove the query implies the index predicate.
@@ -44,80 +49,16 @@ _TERMINAL_SQL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_STATUSES))
 _PURGEABLE = f"staging_purged_at IS NULL AND status IN ({_TERMINAL_SQL})"
 
 
-class RetentionPolicy(BaseModel):
-    """How long staged rows are kept and how the job removes them (bounded: trust no input)."""
-
-    retention_days: int = Field(DEFAULT_RETENTION_DAYS, ge=1, le=3650)
-    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=100_000)
-    max_parallel: int = Field(2, ge=1, le=16)
-    page_size: int = Field(100, ge=1, le=MAX_PAGE_SIZE)
-
-
-class PurgeCandidate(BaseModel):
-    """A finished import whose staged rows are due (ids only)."""
-
-    data_import_id: uuid.UUID
-    client_account_id: uuid.UUID
-    engagement_id: uuid.UUID
-    completed_at: datetime
-
-
-class ListPurgeableInput(BaseModel):
-    cutoff: datetime
-    limit: int = Field(100, ge=1, le=MAX_PAGE_SIZE)
-    # Keyset cursor: candidates strictly after (completed_at, id), oldest first.
-    after_completed_at: datetime | None = None
-    after_id: uuid.UUID | None = None
-
-
-class PurgeableImports(BaseModel):
-    items: list[PurgeCandidate] = Field(default_factory=list)
-
-
-class PurgeInput(BaseModel):
-    candidate: PurgeCandidate
-    cutoff: datetime
-    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=100_000)
-
-
-class PurgeProgress(BaseModel):
-    """Where a purge stands: rows up to `after_row` are gone; a retried attempt resumes there."""
-
-    after_row: int = 0
-    rows_deleted: int = 0
-    batches: int = 0
-
-
-class PurgeResult(BaseModel):
-    data_import_id: uuid.UUID
-    rows_deleted: int = 0
-    batches: int = 0
-    # False when the import was no longer due (purged already, or not finished/old enough).
-    purged: bool = False
-
-
 MAX_FAILED_IDS = 20
-
-
-class RetentionTotals(BaseModel):
-    """What one retention pass did (summed over its continued-as-new runs)."""
-
-    imports_purged: int = 0
-    rows_deleted: int = 0
-    imports_failed: int = 0
-    failed_import_ids: list[uuid.UUID] = Field(default_factory=list)  # first few, for the UI
-    runs: int = 1
-
-
-class StagingRetentionInput(BaseModel):
-    """The retention workflow's input: the schedule starts it with the policy only."""
-
-    policy: RetentionPolicy = Field(default_factory=RetentionPolicy)
-    # Set on continue-as-new: the pass keeps the cutoff of its first run and its cursor.
-    cutoff: datetime | None = None
-    after_completed_at: datetime | None = None
-    after_id: uuid.UUID | None = None
-    totals: RetentionTotals = Field(default_factory=RetentionTotals)
+PURGE_FAILED = register(
+    "staging-purge-failed",
+    Level.SERVICE,
+    "Staged rows not purged",
+    "The staging-retention run could not remove the staged rows of some finished imports; "
+    "the next scheduled run retries them.",
+    "{failed} imports could not be purged (the next scheduled run retries them); {purged} "
+    "purged, {rows} rows",
+).code
 
 
 class StagingPurged(LookupError):

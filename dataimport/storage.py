@@ -18,7 +18,25 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlparse
 
-from dataimport.issues import FILE_NOT_FOUND, OUTSIDE_STORAGE, ImportFailure
+from dataimport.error_codes import ImportFailure, Level, register
+
+FILE_NOT_FOUND = register(
+    "file-not-found",
+    Level.FILE,
+    "Stored file missing",
+    "The import's stored file is gone from the storage area (or its URI names an unsupported "
+    "scheme).",
+    "stored file is missing: {name}",
+).code
+# Workers trust no workflow input (docs/untrusted-input.md).
+OUTSIDE_STORAGE = register(
+    "file-outside-storage",
+    Level.FILE,
+    "File outside the storage area",
+    "The workflow input names a file outside the storage root the worker reads from.",
+    "The file {name!r} is not inside the storage area this worker reads from; a worker only "
+    "reads files the service stored there. Upload the file through the CLI or the API.",
+)
 
 _CHUNK = 1024 * 1024
 

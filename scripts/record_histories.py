@@ -38,13 +38,13 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import build_activities
-from dataimport import embedded
 from dataimport.contracts import FailInput, ImportStatus, RetryInput
 from dataimport.db import create_engine
 from dataimport.imports import Tenant
 from dataimport.migrate import upgrade
 from dataimport.settings import SEARCH_ATTRIBUTES, Settings
-from starter.client import ImportService
+from devstack import embedded
+from service.imports import ImportService
 from tests.factories import CMDB_HEADERS
 from workflows.data_import import DataImportWorkflow
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # imported where used: `down` must work even when the domain 
     from dataimport.auth.keys import ApiKeyRecord
     from dataimport.contracts import ImportStatus, ProcessingStep
     from dataimport.imports import Tenant
-    from starter.client import ImportService
+    from service.imports import ImportService
 
 app = typer.Typer(
     help="Durable data imports for IT-migration discovery.",
@@ -61,6 +61,11 @@ EXIT_BY_STATUS = {
     "awaiting_approval": EXIT_APPROVAL,
 }
 FOLLOW_INTERVAL = 0.5
+
+
+class UsageError(Exception):
+    """Bad usage of the CLI itself (an unwritable --out file): exit status 2."""
+
 
 ClientAccount = Annotated[
     uuid.UUID,
@@ -107,8 +112,8 @@ def _database_error(error: BaseException) -> str:
 @asynccontextmanager
 async def _service(tenant: Tenant) -> AsyncIterator[ImportService]:
     from dataimport.db import create_engine
-    from starter.client import ImportService
-    from worker import connect_client
+    from service.imports import ImportService
+    from service.temporal import connect_client
 
     settings = Settings()
     try:
@@ -137,7 +142,7 @@ def _with_service(
     from temporalio.service import RPCError
 
     from dataimport.imports import Tenant
-    from starter.client import UsageError
+    from service.errors import ServiceError
 
     async def go() -> T:
         async with _service(Tenant(client_account, engagement)) as service:
@@ -145,7 +150,7 @@ def _with_service(
 
     try:
         return asyncio.run(go())
-    except UsageError as error:
+    except (UsageError, ServiceError) as error:
         _die(str(error))
     except LookupError as error:
         _die(str(error.args[0]))
@@ -228,7 +233,7 @@ def _print_demo_key(settings: Settings, client_account: uuid.UUID, engagement: u
     keys are made with `dataimport keys create`)."""
     if settings.database_url:
         return
-    from dataimport import embedded
+    from devstack import embedded
 
     key = embedded.ensure_demo_api_key(
         settings.home_dir, settings.resolved_database_url(), client_account, engagement
@@ -296,7 +301,7 @@ def api(
     import uvicorn
 
     from dataimport.api import create_app
-    from dataimport.logging_setup import configure_logging
+    from observability.logging_setup import configure_logging
 
     settings = Settings()
     try:  # fail here with one clear line, not inside the server's start-up
@@ -353,12 +358,8 @@ def retention(
     DATAIMPORT_STAGING_RETENTION_DAYS ago are removed; inventory and import records stay."""
     from temporalio.service import RPCError
 
-    from worker import (
-        RETENTION_SCHEDULE_ID,
-        connect_client,
-        ensure_retention_schedule,
-        trigger_retention,
-    )
+    from service.temporal import connect_client
+    from worker import RETENTION_SCHEDULE_ID, ensure_retention_schedule, trigger_retention
 
     settings = Settings()
     try:
@@ -634,8 +635,6 @@ def errors(
 
 
 def _open_report(out: Path) -> TextIO:
-    from starter.client import UsageError
-
     try:
         return out.open("w", newline="", encoding="utf-8")
     except OSError as error:
@@ -753,8 +752,6 @@ def _pages(
 def _emit(rows: list[dict[str, Any]], fmt: str, columns: Sequence[str], out: Path | None) -> None:
     """rows as a table (the given columns), JSON or CSV (every field), to stdout or a file."""
     import csv
-
-    from starter.client import UsageError
 
     fmt = fmt.lower()
     if fmt not in FORMATS:

@@ -19,9 +19,9 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from dataimport import embedded
 from dataimport.migrate import upgrade
 from dataimport.settings import Settings, redacted_url
+from devstack import embedded
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "dataimport" / "samples"
 SAMPLES: list[tuple[Path, str]] = [

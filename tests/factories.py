@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport.contracts import ImportRef, ImportStatus
-from starter.client import ImportService
+from service.imports import ImportService
 
 CMDB_HEADERS = [
     "asset_id",

@@ -13,7 +13,7 @@ from dataimport.agents.data_quality import DataQualityAssessor
 from dataimport.agents.privacy_analyzer import PrivacyAnalyzer
 from dataimport.agents.security_scanner import SecurityScanner
 from dataimport.issues import Issue, Severity
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import CMDB_HEADERS, TERMINAL_OR_WAITING, cmdb_row, wait_for, write_csv
 
 

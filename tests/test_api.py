@@ -37,11 +37,11 @@ from dataimport import retention
 from dataimport.api import create_app
 from dataimport.auth import Scope, keys
 from dataimport.categories import REGISTRY
+from dataimport.contracts import PurgeCandidate, PurgeInput
 from dataimport.imports import Tenant
 from dataimport.reports import write_error_report, write_failed_rows
-from dataimport.retention import PurgeCandidate, PurgeInput
 from dataimport.settings import Settings
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import (
     CMDB_HEADERS,
     TERMINAL_OR_WAITING,

@@ -29,7 +29,7 @@ from dataimport.dependency_groups import (
     refresh_dependency_groups,
 )
 from dataimport.issues import Code
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import ASSET_GROUP, REALDATA, TERMINAL_OR_WAITING, wait_for, write_csv
 from tests.one_row import RowOutcome, validate_cells
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport import app_discovery_enrichment, enrichment
 from dataimport.contracts import ImportRef, RowRange
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import TERMINAL_OR_WAITING, wait_for, write_csv
 from tests.test_enrichment_prepared import HEADERS, connection_rows, expected_edges
 

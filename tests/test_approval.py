@@ -28,7 +28,8 @@ from dataimport.auth import Scope, keys
 from dataimport.contracts import ImportStatus
 from dataimport.imports import Tenant
 from dataimport.settings import Settings
-from starter.client import ImportService, NoPlan, UsageError
+from service.errors import DecisionRefused, InvalidRequest, NoPlan
+from service.imports import ImportService
 from tests.factories import CMDB_HEADERS, cmdb_row, wait_for, write_csv
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -131,7 +132,7 @@ async def test_a_rejected_import_leaves_the_inventory_and_says_so_everywhere(
     before = await inventory(engine, tenant)
     started = await service.start_import(second_file(tmp_path), "cmdb_export", APPROVAL)
     await wait_for(service, started.data_import_id, ("awaiting_approval",))
-    with pytest.raises(UsageError, match="a reason is required"):
+    with pytest.raises(InvalidRequest, match="a reason is required"):
         await service.reject(started.data_import_id, " ")
 
     await service.reject(started.data_import_id, "wrong estate")
@@ -154,7 +155,7 @@ async def test_a_rejected_import_leaves_the_inventory_and_says_so_everywhere(
             )
         ).one()
     assert tuple(records) == ("rejected", True, "rejected", "rejected", True, False, 0)
-    with pytest.raises(UsageError, match="only an import awaiting approval"):
+    with pytest.raises(DecisionRefused, match="only an import awaiting approval"):
         await service.approve(started.data_import_id)
 
 

@@ -23,24 +23,27 @@ from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.completion import SaveConfigInput
-from activities.enrichment import EnrichmentPlan, FinalizeEnrichmentInput
-from activities.flows import CreateFlowsInput, RegisterInput
-from activities.validation import FinalizeValidationInput, PrepareInput
 from dataimport.contracts import (
     ApproveInput,
     ChunkInput,
     ChunkReport,
+    CreateFlowsInput,
+    EnrichmentPlan,
     EnrichmentResult,
     FailInput,
+    FinalizeEnrichmentInput,
+    FinalizeValidationInput,
     FlowIds,
     ImportRef,
     ImportRequest,
     ImportStatus,
     IngestResult,
     PlanCounts,
+    PrepareInput,
+    RegisterInput,
     RejectInput,
     RetryInput,
+    SaveConfigInput,
     StatusUpdate,
     ValidationCounts,
     workflow_id_for,

@@ -31,12 +31,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from dataimport import embedded
 from dataimport.api import create_app
 from dataimport.api.app import _refuse_unguarded_routes, api_routes
 from dataimport.auth import Credential, EngagementNotChosen, NotGranted, Scope, keys
 from dataimport.imports import Tenant
 from dataimport.settings import Settings
+from devstack import embedded
 
 AUDIENCE = "dataimport-api"
 CLI = Path(sys.executable).parent / "dataimport"

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport.imports import Tenant
 from dataimport.settings import Settings
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import wait_for, write_cmdb
 
 ROWS = 60_000
@@ -179,6 +179,6 @@ async def test_sigkill_mid_ingest_and_mid_enrichment_loses_and_duplicates_nothin
 
 
 async def _client(settings: Settings):
-    from worker import connect_client
+    from service.temporal import connect_client
 
     return await connect_client(settings)

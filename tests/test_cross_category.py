@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import (
     ASSET_GROUP,
     CMDB_HEADERS,

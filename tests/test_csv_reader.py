@@ -15,21 +15,11 @@ from typing import Any
 
 import pytest
 
-from dataimport.issues import (
-    FILE_BAD_HEADER,
-    FILE_BINARY,
-    FILE_EMPTY,
-    FILE_ENCODING,
-    FILE_FIELD_TOO_LARGE,
-    FILE_INVALID_XLSX,
-    FILE_NO_ROWS,
-    FILE_NOT_FOUND,
-    FILE_UNCLOSED_QUOTE,
-    Code,
-    ImportFailure,
-    Severity,
-)
+from dataimport.issues import Code, ImportFailure, Severity
 from dataimport.readers import (
+    FILE_BAD_HEADER,
+    FILE_EMPTY,
+    FILE_NO_ROWS,
     SourceRow,
     TableSource,
     detect_format,
@@ -37,7 +27,11 @@ from dataimport.readers import (
     looks_like_formula,
     open_table,
 )
-from dataimport.readers.detect import SAMPLE_SIZE
+from dataimport.readers.csv_reader import FILE_UNCLOSED_QUOTE
+from dataimport.readers.detect import FILE_BINARY, FILE_ENCODING, SAMPLE_SIZE
+from dataimport.readers.limits import FILE_FIELD_TOO_LARGE
+from dataimport.readers.xlsx_reader import FILE_INVALID_XLSX
+from dataimport.storage import FILE_NOT_FOUND
 
 
 def write(tmp_path: Path, data: bytes | str, name: str = "upload.bin") -> Path:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport.contracts import ImportStatus
 from dataimport.reports import write_error_report
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import TERMINAL_OR_WAITING, wait_for, write_csv
 
 pytestmark = pytest.mark.usefixtures("worker")

@@ -25,8 +25,8 @@ import asyncpg
 import psutil
 import pytest
 
-from dataimport import embedded
 from dataimport.settings import DEMO_CLIENT_ACCOUNT_ID, DEMO_ENGAGEMENT_ID
+from devstack import embedded
 from starter.stack import SAMPLES
 
 CLI = Path(sys.executable).parent / "dataimport"

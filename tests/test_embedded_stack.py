@@ -31,11 +31,11 @@ from temporalio.client import Client
 if str(Path(__file__).resolve().parents[1]) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataimport import embedded
 from dataimport.settings import (
     SEARCH_ATTRIBUTES,
     STACK_FILE,
 )
+from devstack import embedded
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Anything that would point the CLI at another stack or tenant is left out of its environment.

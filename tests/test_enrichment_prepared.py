@@ -15,7 +15,7 @@ from dataimport import enrichment, inventory
 from dataimport.categories.base import ImportScope
 from dataimport.contracts import ImportRef, RowRange
 from dataimport.dependency_groups import refresh_dependency_groups, update_dependency_groups
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import ASSET_GROUP, TERMINAL_OR_WAITING, wait_for, write_csv
 
 HEADERS = ["Source", "Source IP", "Destination", "Destination IP", "Port", "Connections"]

@@ -21,7 +21,7 @@ from dataimport.asset_resolution import LOOKUPS, resolve_assets
 from dataimport.categories import get_category
 from dataimport.categories.base import ImportScope
 from dataimport.contracts import ImportRef
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import TERMINAL_OR_WAITING, new_import_record, wait_for, write_csv
 from tests.test_infrastructure import RVTOOLS_HEADERS, rvtools_row
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport import enrichment, inventory
 from dataimport.contracts import ImportRef, RowRange
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import (
     ASSET_GROUP,
     CMDB_HEADERS,

@@ -22,10 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport import staging
 from dataimport.contracts import ImportRef
-from dataimport.issues import FILE_FIELD_TOO_LARGE, ImportFailure
+from dataimport.issues import ImportFailure
 from dataimport.readers import fast_csv, open_table
 from dataimport.readers.detect import SAMPLE_SIZE
 from dataimport.readers.fast_csv import PY_WHITESPACE, FastCsvStream, row_json
+from dataimport.readers.limits import FILE_FIELD_TOO_LARGE
 from tests.factories import CMDB_HEADERS, cmdb_row, new_import_record, write_cmdb, write_csv
 
 Row = tuple[int, Any, Any, bool]

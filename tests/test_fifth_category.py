@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dataimport import categories
 from dataimport.category_check import CONSTRAINT
 from dataimport.migrate import upgrade
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import TERMINAL_OR_WAITING, wait_for
 from tests.fifth_category import CATEGORY
 

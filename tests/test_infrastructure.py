@@ -24,7 +24,7 @@ from dataimport.categories.infrastructure import (
 )
 from dataimport.contracts import ImportStatus
 from dataimport.rightsizing import recommend, recommend_from_samples
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import (
     CMDB_HEADERS,
     REALDATA,

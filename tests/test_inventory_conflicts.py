@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport.contracts import ImportStatus
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import CMDB_HEADERS, TERMINAL_OR_WAITING, cmdb_row, wait_for, write_csv
 
 pytestmark = pytest.mark.usefixtures("worker")

@@ -19,9 +19,10 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
-from dataimport import embedded
+from dataimport.scram import scram_verifier
 from dataimport.settings import Settings
 from dataimport.storage import store_stream, store_upload
+from devstack import embedded
 from starter import stack
 
 
@@ -126,9 +127,7 @@ async def test_a_role_given_our_scram_verifier_logs_in_with_the_password(
     role = f"verifier_{uuid.uuid4().hex[:8]}"
     owner = await asyncpg.connect(postgres.owner_database_url)
     try:
-        await owner.execute(
-            f"CREATE ROLE {role} LOGIN PASSWORD '{embedded.scram_verifier('s3cret')}'"
-        )
+        await owner.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{scram_verifier('s3cret')}'")
         stored = await owner.fetchval("SELECT rolpassword FROM pg_authid WHERE rolname = $1", role)
         assert str(stored).startswith("SCRAM-SHA-256$4096:")
         url = without_passfile(postgres.owner_database_url).replace("postgres@", f"{role}:s3cret@")

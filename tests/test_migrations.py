@@ -10,9 +10,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from dataimport import embedded
 from dataimport.migrate import downgrade, upgrade
 from dataimport.models import Base
+from devstack import embedded
 
 TABLES = {
     "dependency_observations",

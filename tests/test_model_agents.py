@@ -41,7 +41,7 @@ from dataimport.model_agents import (
     validate_mappings,
 )
 from dataimport.settings import Settings
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import TERMINAL_OR_WAITING, wait_for, write_csv
 from workflows.data_import import MODEL_AGENTS_PATCH, DataImportWorkflow
 

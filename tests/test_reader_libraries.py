@@ -13,15 +13,15 @@ from typing import Any
 import ijson
 import pytest
 
-from dataimport.issues import (
-    FILE_FIELD_TOO_LARGE,
+from dataimport.issues import ImportFailure
+from dataimport.readers import json_reader, open_table
+from dataimport.readers.json_reader import (
     FILE_INVALID_JSON,
-    FILE_INVALID_XLSX,
     FILE_JSON_STRUCTURE,
     FILE_NESTING_TOO_DEEP,
-    ImportFailure,
 )
-from dataimport.readers import json_reader, open_table
+from dataimport.readers.limits import FILE_FIELD_TOO_LARGE
+from dataimport.readers.xlsx_reader import FILE_INVALID_XLSX
 
 _CONTENT_TYPES = (
     '<?xml version="1.0" encoding="UTF-8"?>'

@@ -406,8 +406,8 @@ def test_a_non_superuser_owner_migrates_and_creates_a_scoped_service_login(
     by FORCE too, and the owner's purgeable_imports() still lists every tenant."""
     import asyncio
 
-    from dataimport.embedded import scram_verifier
     from dataimport.migrate import ensure_service_login, upgrade
+    from dataimport.scram import scram_verifier
 
     suffix = uuid.uuid4().hex[:8]
     owner, app, database = f"owner_{suffix}", f"app_{suffix}", f"rls_owner_{suffix}"

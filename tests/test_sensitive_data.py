@@ -24,7 +24,7 @@ from dataimport.categories.sensitive_data import (
     parse_record_count,
 )
 from dataimport.contracts import ImportStatus
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import CMDB_HEADERS, TERMINAL_OR_WAITING, cmdb_row, wait_for, write_csv
 from tests.one_row import RowOutcome, validate_fields
 

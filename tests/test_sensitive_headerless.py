@@ -17,7 +17,7 @@ from activities.errors import classified
 from dataimport.contracts import ImportRef, ProcessingConfig
 from dataimport.model_agents import recording
 from scripts.record_histories import decoded_text
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import TERMINAL_OR_WAITING, wait_for, write_csv
 
 TERMINAL = tuple(

@@ -13,7 +13,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from dataimport import imports
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import TERMINAL_OR_WAITING, wait_for, write_csv
 from tests.test_sensitive_data import CRM, HEADERS, PAYMENTS
 

@@ -42,9 +42,7 @@ from temporalio.worker import Worker
 
 from activities.retention import RetentionActivities
 from dataimport import retention
-from dataimport.imports import Tenant, get_import
-from dataimport.reports import write_error_report, write_failed_rows
-from dataimport.retention import (
+from dataimport.contracts import (
     ListPurgeableInput,
     PurgeableImports,
     PurgeCandidate,
@@ -52,9 +50,11 @@ from dataimport.retention import (
     PurgeProgress,
     PurgeResult,
     RetentionPolicy,
-    StagingPurged,
     StagingRetentionInput,
 )
+from dataimport.imports import Tenant, get_import
+from dataimport.reports import write_error_report, write_failed_rows
+from dataimport.retention import StagingPurged
 from dataimport.settings import Settings
 from worker import (
     RETENTION_SCHEDULE_ID,

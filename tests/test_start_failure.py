@@ -13,7 +13,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from dataimport.imports import Tenant
 from dataimport.settings import Settings
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import wait_for, write_cmdb
 
 

@@ -26,7 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from dataimport import embedded
 from dataimport.api.app import create_app
 from dataimport.contracts import (
     MAX_ATTENTION_TIMEOUT_SECONDS,
@@ -36,24 +35,27 @@ from dataimport.contracts import (
     ProcessingConfig,
     workflow_id_for,
 )
+from dataimport.flows import IMPORT_ID_TAKEN
 from dataimport.imports import Tenant
-from dataimport.issues import (
-    FILE_FIELD_TOO_LARGE,
-    IMPORT_ID_TAKEN,
-    OUTSIDE_STORAGE,
-    SHEET_TOO_LARGE,
-    TOO_MANY_COLUMNS,
-    TOO_MANY_KEYS,
-    TOO_MANY_ZIP_ENTRIES,
-    ImportFailure,
-)
+from dataimport.issues import ImportFailure
 from dataimport.readers import open_table
 from dataimport.readers.csv_reader import CsvRowReader
 from dataimport.readers.fast_csv import FastCsvStream
-from dataimport.readers.limits import MAX_COLUMNS, MAX_JSON_KEYS, MAX_SHEET_CELLS, MAX_ZIP_ENTRIES
+from dataimport.readers.json_reader import TOO_MANY_KEYS
+from dataimport.readers.limits import (
+    FILE_FIELD_TOO_LARGE,
+    MAX_COLUMNS,
+    MAX_JSON_KEYS,
+    MAX_SHEET_CELLS,
+    MAX_ZIP_ENTRIES,
+    SHEET_TOO_LARGE,
+    TOO_MANY_COLUMNS,
+    TOO_MANY_ZIP_ENTRIES,
+)
 from dataimport.settings import Settings
-from dataimport.storage import local_path
-from starter.client import ImportService
+from dataimport.storage import OUTSIDE_STORAGE, local_path
+from devstack import embedded
+from service.imports import ImportService
 from tests.conftest import TASK_QUEUE
 from tests.factories import wait_for, write_cmdb
 from tests.test_api import headers_of

@@ -17,15 +17,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from dataimport import embedded, flows
+from dataimport import flows
 from dataimport.api import create_app
 from dataimport.api.upload import MAX_PART_HEADER_BYTES, MAX_PART_HEADER_LINE, MAX_PART_HEADERS
 from dataimport.contracts import ImportRequest
+from dataimport.flows import REQUEST_ID_TAKEN
 from dataimport.imports import Tenant
-from dataimport.issues import REQUEST_ID_TAKEN, ImportFailure
+from dataimport.issues import ImportFailure
 from dataimport.migrate import downgrade, upgrade
 from dataimport.settings import Settings
-from starter.client import ImportService
+from devstack import embedded
+from service.imports import ImportService
 from tests.factories import TERMINAL_OR_WAITING, wait_for, write_cmdb
 from tests.test_api import IMPORTS, error_of, headers_of, small_limit_api, storage_files
 

@@ -20,7 +20,7 @@ from temporalio.client import Client
 
 from dataimport import staging, validation
 from dataimport.contracts import ImportRef, ProcessingConfig, RowRange
-from starter.client import ImportService
+from service.imports import ImportService
 from tests.factories import TERMINAL_OR_WAITING, new_import_record, wait_for, write_cmdb
 from tests.test_columnar_golden import HEADERS, _rows
 

@@ -28,10 +28,11 @@ from temporalio.client import Client, WorkflowHandle
 from dataimport.contracts import workflow_id_for
 from dataimport.imports import Tenant
 from dataimport.settings import Settings
-from dataimport.telemetry import worker_telemetry
-from starter.client import ImportService
+from observability.telemetry import worker_telemetry
+from service.imports import ImportService
+from service.temporal import connect_client
 from tests.factories import wait_for, write_cmdb
-from worker import build_worker, connect_client
+from worker import build_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 CHUNK_ACTIVITIES = {"validate_chunk", "enrich_chunk", "link_chunk"}

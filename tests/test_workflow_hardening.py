@@ -26,24 +26,26 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Replayer, Worker
 
-from activities.completion import SaveConfigInput
-from activities.enrichment import EnrichmentPlan, FinalizeEnrichmentInput
-from activities.flows import CreateFlowsInput, RegisterInput
 from activities.generation import STALE_CHUNK, bump_generation, of_generation
 from activities.validation import FinalizeValidationInput, PrepareInput, ValidationActivities
 from dataimport import staging
 from dataimport.contracts import (
     ChunkInput,
     ChunkReport,
+    CreateFlowsInput,
+    EnrichmentPlan,
     EnrichmentResult,
+    FinalizeEnrichmentInput,
     FlowIds,
     ImportRef,
     ImportRequest,
     ImportStatus,
     IngestResult,
     ProcessingConfig,
+    RegisterInput,
     RetryInput,
     RowRange,
+    SaveConfigInput,
     StatusUpdate,
     ValidationCounts,
 )

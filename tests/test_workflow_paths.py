@@ -14,7 +14,8 @@ from temporalio.worker import Worker
 
 from dataimport.contracts import ImportStatus
 from scripts.record_histories import decoded_text
-from starter.client import ImportService, UsageError
+from service.errors import DecisionRefused
+from service.imports import ImportService
 from tests.factories import (
     CMDB_HEADERS,
     TERMINAL_OR_WAITING,
@@ -259,7 +260,7 @@ async def test_retry_of_an_import_not_waiting_is_refused(
     service: ImportService, tmp_path: Path
 ) -> None:
     done = await run_import(service, write_cmdb(tmp_path / "c.csv", 2))
-    with pytest.raises(UsageError):
+    with pytest.raises(DecisionRefused):
         await service.retry(done.data_import_id, None)
 
 
@@ -363,5 +364,5 @@ async def test_updates_answer_at_once_and_refuse_bad_decisions(
     assert answer.status == "needs_attention"  # accepted; the workflow now finishes it
     failed = await wait_for(service, waiting.data_import_id, ["failed"])
     assert failed.error_message == "done"
-    with pytest.raises(UsageError):  # a finished import refuses further decisions
+    with pytest.raises(DecisionRefused):  # a finished import refuses further decisions
         await service.retry(waiting.data_import_id, None)

@@ -17,20 +17,9 @@ import openpyxl
 import pytest
 from openpyxl.styles import Font
 
-from dataimport.issues import (
-    FILE_BINARY,
-    FILE_FIELD_TOO_LARGE,
-    FILE_INVALID_JSON,
-    FILE_INVALID_XLSX,
-    FILE_JSON_STRUCTURE,
-    FILE_NESTING_TOO_DEEP,
-    FILE_NO_ROWS,
-    FILE_TOO_LARGE_UNCOMPRESSED,
-    FILE_TOO_MANY_SHEETS,
-    Code,
-    ImportFailure,
-)
+from dataimport.issues import Code, ImportFailure
 from dataimport.readers import (
+    FILE_NO_ROWS,
     SheetPlan,
     SourceRow,
     TableSource,
@@ -38,6 +27,18 @@ from dataimport.readers import (
     json_reader,
     open_table,
     xlsx_reader,
+)
+from dataimport.readers.detect import FILE_BINARY
+from dataimport.readers.json_reader import (
+    FILE_INVALID_JSON,
+    FILE_JSON_STRUCTURE,
+    FILE_NESTING_TOO_DEEP,
+)
+from dataimport.readers.limits import FILE_FIELD_TOO_LARGE
+from dataimport.readers.xlsx_reader import (
+    FILE_INVALID_XLSX,
+    FILE_TOO_LARGE_UNCOMPRESSED,
+    FILE_TOO_MANY_SHEETS,
 )
 from tests.factories import REALDATA
 

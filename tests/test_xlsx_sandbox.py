@@ -10,10 +10,11 @@ import openpyxl
 import pytest
 from temporalio.client import Client
 
-from dataimport.issues import UNREADABLE_FILE, ImportFailure
+from dataimport.issues import ImportFailure
 from dataimport.readers import open_table, sandbox, xlsx_reader
 from dataimport.readers.sandbox import SandboxFailed, load_sheet
-from starter.client import ImportService
+from dataimport.readers.xlsx_reader import UNREADABLE_FILE
+from service.imports import ImportService
 from tests.factories import wait_for
 from tests.test_untrusted_input import A1_AND_XFD1048576, a_good_import_completes, workbook
 

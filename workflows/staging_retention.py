@@ -19,8 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from activities.retention import RetentionActivities
-    from dataimport.retention import (
-        MAX_FAILED_IDS,
+    from dataimport.contracts import (
         ListPurgeableInput,
         PurgeCandidate,
         PurgeInput,
@@ -28,8 +27,8 @@ with workflow.unsafe.imports_passed_through():
         RetentionPolicy,
         RetentionTotals,
         StagingRetentionInput,
-        cutoff_for,
     )
+    from dataimport.retention import MAX_FAILED_IDS, PURGE_FAILED, cutoff_for
 
 LIST_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
 PURGE_RETRY = RetryPolicy(
@@ -38,7 +37,6 @@ PURGE_RETRY = RetryPolicy(
 # A purge heartbeats every batch; a long import resumes from its last batch after a timeout.
 PURGE_TIMEOUT = timedelta(hours=1)
 PURGE_HEARTBEAT = timedelta(minutes=1)
-PURGE_FAILED = "staging-purge-failed"
 
 
 @workflow.defn

@@ -33,7 +33,7 @@ from dataimport.api.tenant import Access
 from dataimport.auth.oidc import OidcVerifier
 from dataimport.db import create_engine
 from dataimport.settings import Settings
-from dataimport.telemetry import WorkerTelemetry, worker_telemetry
+from observability.telemetry import WorkerTelemetry, worker_telemetry
 
 API_DESCRIPTION = """
 Upload files for import, follow them, fetch their error reports, decide on imports that need
@@ -57,7 +57,7 @@ def create_app(
             )
             app.state.engine = own_engine
         if app.state.client is None:
-            from worker import connect_client  # the one place that knows the data converter
+            from service.temporal import connect_client  # it knows the data converter
 
             telemetry = _tracing(settings)
             app.state.client = await connect_client(settings, telemetry)

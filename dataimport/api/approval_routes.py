@@ -12,7 +12,7 @@ from dataimport.api.errors import ApiError, error_responses, import_not_found
 from dataimport.api.tenant import ReadService, WriteService, credential_of
 from dataimport.approval_plan import ApprovalPlan
 from dataimport.contracts import ImportStatus
-from starter.client import NoPlan, UsageError
+from service.errors import DecisionRefused, ImportNotFound, InvalidRequest, NoPlan
 
 # As the imports router: credential_of on the router, so no route here answers without one.
 router = APIRouter(
@@ -38,7 +38,7 @@ async def get_plan(data_import_id: uuid.UUID, service: ReadService) -> ApprovalP
     import has no plan (it never asked for approval, or is not validated yet)."""
     try:
         return await service.plan(data_import_id)
-    except LookupError:
+    except ImportNotFound:
         raise import_not_found(data_import_id) from None
     except NoPlan as missing:
         raise ApiError(409, "no-plan", str(missing)) from None
@@ -47,9 +47,10 @@ async def get_plan(data_import_id: uuid.UUID, service: ReadService) -> ApprovalP
 async def _decide(data_import_id: uuid.UUID, decision: Awaitable[ImportStatus]) -> ImportStatus:
     try:
         return await decision
-    except LookupError:
+    except ImportNotFound:
         raise import_not_found(data_import_id) from None
-    except UsageError as error:  # not awaiting approval, or the workflow's validator refused
+    # Not awaiting approval, the workflow's validator refused, or a blank reason.
+    except (DecisionRefused, InvalidRequest) as error:
         raise ApiError(409, "decision-refused", str(error)) from None
 
 

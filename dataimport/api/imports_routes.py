@@ -29,7 +29,8 @@ from dataimport.contracts import ImportStatus
 from dataimport.imports import Tenant
 from dataimport.reports import write_error_report, write_failed_rows
 from dataimport.storage import remove_stored
-from starter.client import ImportService, UsageError, check_category, processing_config_of
+from service.errors import DecisionRefused, ImportNotFound, InvalidRequest
+from service.imports import ImportService, check_category, processing_config_of
 
 # credential_of on the router: no route here answers an unauthenticated caller, whatever its
 # own dependencies say (FastAPI runs it once per request, shared with the route's Access).
@@ -79,7 +80,7 @@ def _category(value: str | None) -> str:
         raise ApiError(422, "missing-category", "the import_category form field is required")
     try:
         check_category(value)
-    except UsageError:
+    except InvalidRequest:
         known = sorted(REGISTRY)
         message = f"unknown import category {value!r}; known: {', '.join(known)}"
         raise ApiError(422, "unknown-category", message, {"known": known}) from None
@@ -90,7 +91,7 @@ def _config(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is not None:
         try:
             processing_config_of(value)
-        except UsageError as error:
+        except InvalidRequest as error:
             raise ApiError(422, "invalid-processing-config", str(error)) from None
     return value
 
@@ -251,9 +252,9 @@ async def failed_rows(data_import_id: uuid.UUID, service: ReadService) -> Stream
 async def _decide(data_import_id: uuid.UUID, decision: Awaitable[ImportStatus]) -> Decision:
     try:
         return Decision(status=await decision)
-    except LookupError:
+    except ImportNotFound:
         raise import_not_found(data_import_id) from None
-    except UsageError as error:  # not waiting, or the workflow's validator refused it
+    except DecisionRefused as error:  # not waiting, or the workflow's validator refused it
         raise ApiError(409, "decision-refused", str(error)) from None
 
 

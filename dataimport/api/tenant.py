@@ -26,7 +26,7 @@ from dataimport.auth import Credential, EngagementNotChosen, NotGranted, Scope, 
 from dataimport.auth.oidc import IdentityProviderUnavailable, InvalidToken, OidcVerifier
 from dataimport.imports import Tenant
 from dataimport.tenant_context import acting_for
-from starter.client import ImportService
+from service.imports import ImportService
 
 log = logging.getLogger("dataimport.api")
 

@@ -16,15 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
-from dataimport.issues import (
-    FILE_BAD_HEADER,
-    FILE_EMPTY,
-    FILE_NOT_FOUND,
-    Code,
-    ImportFailure,
-    Issue,
-    Severity,
-)
+from dataimport.error_codes import Level, register
+from dataimport.issues import Code, ImportFailure, Issue, Severity
 from dataimport.readers.detect import (
     SAMPLE_SIZE,
     detect_format,
@@ -34,6 +27,32 @@ from dataimport.readers.detect import (
 )
 from dataimport.readers.limits import MAX_COLUMNS, check_columns
 from dataimport.readers.plan import SheetPlan
+from dataimport.storage import FILE_NOT_FOUND
+
+# File codes every reader shares (csv, xlsx and json readers raise them too).
+FILE_EMPTY = register(
+    "empty-file",
+    Level.FILE,
+    "Empty file",
+    "The file has no bytes, or only blanks, a byte-order mark or no rows at all.",
+    "The file is empty (0 bytes).",
+).code
+FILE_NO_ROWS = register(
+    "no-data-rows",
+    Level.FILE,
+    "No data rows",
+    "The file (or the sheet, or the JSON document) has a header but no non-blank data row, or "
+    "holds no records.",
+    "The file has a header row but no data rows below it.",
+).code
+FILE_BAD_HEADER = register(
+    "invalid-header",
+    Level.FILE,
+    "Invalid header row",
+    "The first row must hold the column names, but none of its cells has text.",
+    "The first row must hold the column names, but it is empty; remove any title or blank "
+    "lines above the header and upload again.",
+).code
 
 __all__ = [
     "DEFAULT_MAX_JSON_DEPTH",

@@ -13,14 +13,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from dataimport.contracts import MAX_FIELD_SIZE
-from dataimport.issues import (
-    FILE_EMPTY,
-    FILE_FIELD_TOO_LARGE,
-    FILE_NO_ROWS,
-    FILE_UNCLOSED_QUOTE,
-    ImportFailure,
-)
+from dataimport.error_codes import ImportFailure, Level, register
 from dataimport.readers import (
+    FILE_EMPTY,
+    FILE_NO_ROWS,
     SourceRow,
     TableSource,
     flag_replaced_bytes,
@@ -28,6 +24,16 @@ from dataimport.readers import (
     normalize_headers,
 )
 from dataimport.readers.detect import decode_sample, detect_delimiter, detect_encoding
+from dataimport.readers.limits import FILE_FIELD_TOO_LARGE
+
+FILE_UNCLOSED_QUOTE = register(
+    "unclosed-quote",
+    Level.FILE,
+    "Malformed CSV quoting",
+    "A quoted field is opened and never closed, or the CSV quoting is otherwise malformed.",
+    "{where}: a quoted field is opened and never closed (the quote runs to the end of the "
+    'file). Close the quote or double any " inside the field.',
+).code
 
 # A physical line, and a record spanning several lines, may hold this many maximal fields;
 # longer ones are refused before they are read whole (a file without line breaks, or a quote

@@ -15,7 +15,25 @@ from collections.abc import Iterable
 
 from charset_normalizer import from_bytes
 
-from dataimport.issues import FILE_BINARY, FILE_ENCODING, ImportFailure
+from dataimport.error_codes import ImportFailure, Level, register
+
+FILE_BINARY = register(
+    "unsupported-format",
+    Level.FILE,
+    "Unsupported file format",
+    "The file is recognised from its bytes (never its name) as something other than CSV, XLSX "
+    "or JSON: another binary format, or a ZIP archive that is not a workbook.",
+    "The file is {what}, not a CSV, XLSX or JSON file; it cannot be imported.",
+).code
+FILE_ENCODING = register(
+    "encoding-error",
+    Level.FILE,
+    "Unknown text encoding",
+    "The file is not valid UTF-8 and no other supported encoding (Windows-1252, UTF-16 with a "
+    "byte-order mark) fits it.",
+    "The file is not valid UTF-8 and its text encoding could not be recognised; save it as "
+    "UTF-8 CSV and upload it again.",
+).code
 
 SAMPLE_SIZE = 64 * 1024
 DELIMITERS = (",", ";", "\t", "|")  # in order of preference when the data is ambiguous

@@ -47,16 +47,9 @@ from typing import Any, TextIO
 
 import ijson
 
-from dataimport.issues import (
-    FILE_FIELD_TOO_LARGE,
-    FILE_INVALID_JSON,
-    FILE_JSON_STRUCTURE,
-    FILE_NESTING_TOO_DEEP,
-    FILE_NO_ROWS,
-    TOO_MANY_KEYS,
-    ImportFailure,
-)
+from dataimport.error_codes import ImportFailure, Level, register
 from dataimport.readers import (
+    FILE_NO_ROWS,
     SourceRow,
     TableSource,
     flag_replaced_bytes,
@@ -66,7 +59,41 @@ from dataimport.readers import (
     storable,
 )
 from dataimport.readers.detect import detect_encoding
-from dataimport.readers.limits import MAX_JSON_KEYS, check_columns
+from dataimport.readers.limits import FILE_FIELD_TOO_LARGE, MAX_JSON_KEYS, check_columns
+
+FILE_INVALID_JSON = register(
+    "invalid-json",
+    Level.FILE,
+    "Malformed JSON",
+    "The JSON text does not parse; the message gives the line and column where it stops.",
+    "Malformed JSON at {where}: {reason}.",
+).code
+FILE_JSON_STRUCTURE = register(
+    "invalid-json-structure",
+    Level.FILE,
+    "JSON is not a table",
+    "The JSON is valid but not a table of objects: an array of objects, an object wrapping one, "
+    "or one object per line (NDJSON).",
+    "{reason}. Expected an array of objects, an object wrapping one (e.g. "
+    '{{"data": [...]}}), or one object per line (NDJSON).',
+).code
+FILE_NESTING_TOO_DEEP = register(
+    "nesting-too-deep",
+    Level.FILE,
+    "JSON nested too deep",
+    "Objects or arrays nest deeper than the reader's limit.",
+    "Record {index} nests objects or arrays more than {depth} levels deep; flatten the export "
+    "and upload it again.",
+).code
+TOO_MANY_KEYS = register(
+    "too-many-keys",
+    Level.FILE,
+    "Too many JSON keys",
+    "The records have more distinct keys (after flattening nested objects) than a JSON file "
+    "may have.",
+    "{where} has more than {cap:,} distinct keys (after flattening nested objects), the limit "
+    "for a JSON file. Export only the fields you need and upload it again.",
+)
 
 HEADER_SAMPLE = 1000
 RECORD_LIMIT_FIELDS = 16  # a record may be as long as this many maximal fields

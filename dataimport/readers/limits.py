@@ -24,7 +24,42 @@ from pathlib import Path
 from typing import BinaryIO
 from xml.parsers import expat
 
-from dataimport.issues import SHEET_TOO_LARGE, TOO_MANY_COLUMNS, TOO_MANY_ZIP_ENTRIES
+from dataimport.error_codes import Level, register
+
+# Parsers that cannot take the worker down: each cap is named in the message.
+FILE_FIELD_TOO_LARGE = register(
+    "field-too-large",
+    Level.FILE,
+    "Cell too long",
+    "A cell (a CSV field, a workbook cell, a JSON value or record) is longer than the reader's "
+    "limit; an unclosed quote can cause this.",
+    "{where}: {what} is longer than {cap:,} characters.",
+).code
+TOO_MANY_COLUMNS = register(
+    "too-many-columns",
+    Level.FILE,
+    "Too many columns",
+    "A row or a sheet has more columns than the limit per row.",
+    "{where} has {count:,} columns, more than the limit of {cap:,} columns per row. Remove the "
+    "columns you do not need (or split the file) and upload it again.",
+)
+TOO_MANY_ZIP_ENTRIES = register(
+    "too-many-zip-entries",
+    Level.FILE,
+    "Too many entries in the workbook archive",
+    "The workbook's ZIP directory lists more entries than real workbooks have.",
+    "The workbook's ZIP directory {what}, more than the limit of {cap:,} entries; real "
+    "workbooks have far fewer. Open it in Excel, save it again as .xlsx and upload it again.",
+)
+SHEET_TOO_LARGE = register(
+    "sheet-too-large",
+    Level.FILE,
+    "Sheet area too large",
+    "A sheet's declared or used area spans more cells than the limit per sheet.",
+    "Sheet {sheet!r} spans {rows:,} rows x {columns:,} columns ({cells:,} cells, from A1 to its "
+    "{source}), more than the limit of {cap:,} cells per sheet. Delete the empty rows and "
+    "columns beyond the data (or export the sheet as CSV) and upload it again.",
+)
 
 MAX_COLUMNS = 1024
 MAX_JSON_KEYS = 4096

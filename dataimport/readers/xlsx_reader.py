@@ -49,19 +49,19 @@ from defusedxml import (
 from defusedxml.ElementTree import DefusedXMLParser
 from defusedxml.ElementTree import iterparse as defused_iterparse
 
-from dataimport.issues import (
-    FILE_BINARY,
-    FILE_FIELD_TOO_LARGE,
-    FILE_INVALID_XLSX,
+from dataimport.error_codes import ImportFailure, Level, register
+from dataimport.readers import (
     FILE_NO_ROWS,
-    FILE_TOO_LARGE_UNCOMPRESSED,
-    FILE_TOO_MANY_SHEETS,
-    UNREADABLE_FILE,
-    ImportFailure,
+    SourceRow,
+    TableSource,
+    make_row,
+    normalize_headers,
+    number_text,
 )
-from dataimport.readers import SourceRow, TableSource, make_row, normalize_headers, number_text
+from dataimport.readers.detect import FILE_BINARY
 from dataimport.readers.limits import (
     CALAMINE_MAX_CELLS,
+    FILE_FIELD_TOO_LARGE,
     check_entry_count,
     check_sheet_extent,
     check_zip_directory,
@@ -73,6 +73,39 @@ from dataimport.readers.sandbox import (
     SheetRejected,
     SpooledSheet,
     load_sheet,
+)
+
+FILE_INVALID_XLSX = register(
+    "invalid-xlsx",
+    Level.FILE,
+    "Unreadable workbook",
+    "The file is a ZIP archive with a workbook inside, but its parts cannot be read as XLSX.",
+    "The file is not a readable XLSX workbook: {reason}. Open it in Excel, save it again as "
+    ".xlsx and upload it again.",
+).code
+FILE_TOO_MANY_SHEETS = register(
+    "too-many-sheets",
+    Level.FILE,
+    "Too many sheets",
+    "The workbook has more sheets than the reader's limit.",
+    "The workbook has more than {cap} sheets; keep the sheets with the data to import and "
+    "upload it again.",
+).code
+FILE_TOO_LARGE_UNCOMPRESSED = register(
+    "archive-too-large",
+    Level.FILE,
+    "Workbook too large when unpacked",
+    "The workbook's ZIP parts unpack beyond the limit, or compress suspiciously well (a zip bomb).",
+    "The workbook is refused because {reason}. Split it, or export the sheets you need as CSV.",
+).code
+UNREADABLE_FILE = register(
+    "unreadable-file",
+    Level.FILE,
+    "File could not be read safely",
+    "The sandboxed reader process crashed, was killed by a signal or hit a resource limit; "
+    "the file is not retried.",
+    "The file could not be read within the reader's limits ({reason}); it is not retried. "
+    "Export it again as CSV, or split it, and upload it again.",
 )
 
 _MIB = 1024 * 1024

@@ -44,7 +44,7 @@ from dataimport.imports import Tenant
 from dataimport.settings import Settings
 from tests.test_model_agents import API_KEY as STAND_IN_KEY
 from tests.test_model_agents import MODEL, StandIn
-from worker import connect_client
+from service.temporal import connect_client
 from workflows.data_import import DataImportWorkflow
 
 T = TypeVar("T")

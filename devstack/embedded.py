@@ -32,12 +32,10 @@ them, ``pg_hba.conf`` switched to scram-sha-256 and the server reloaded.
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
 import contextlib
 import fcntl
 import hashlib
-import hmac
 import json
 import logging
 import os
@@ -65,6 +63,7 @@ from typing import Any, TypeVar
 
 import psutil
 
+from dataimport.scram import scram_verifier
 from dataimport.settings import SEARCH_ATTRIBUTES, STACK_FILE
 
 with warnings.catch_warnings():  # the package warns about XDG_RUNTIME_DIR on import
@@ -588,7 +587,6 @@ def stop_postgres(state_dir: Path, timeout: float = 60) -> bool:
 # --------------------------------------------------------------------------- PostgreSQL secrets
 
 PGPASS_HOSTS = (HOST, "localhost")  # the password goes to this cluster only, never elsewhere
-SCRAM_ITERATIONS = 4096  # PostgreSQL's default (scram_iterations)
 
 
 def secure_state_dir(state_dir: Path) -> None:
@@ -640,21 +638,6 @@ def _ensure_passwords(layout: _PgLayout) -> dict[str, str]:
 
 def _private(path: Path) -> bool:
     return stat.S_IMODE(path.stat().st_mode) & 0o077 == 0
-
-
-def scram_verifier(password: str, salt: bytes | None = None) -> str:
-    """The SCRAM-SHA-256 verifier PostgreSQL stores (RFC 5802/7677): given as the password of
-    ALTER ROLE, the password itself never reaches the server, its logs or pg_stat_activity."""
-    salt = salt if salt is not None else secrets.token_bytes(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, SCRAM_ITERATIONS)
-    client_key = hmac.digest(salted, b"Client Key", "sha256")
-    stored_key = hashlib.sha256(client_key).digest()
-    server_key = hmac.digest(salted, b"Server Key", "sha256")
-
-    def b64(data: bytes) -> str:
-        return base64.b64encode(data).decode()
-
-    return f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
 def _hba_trusts(hba: Path) -> bool:

@@ -1,4 +1,4 @@
-"""Client operations behind the CLI (and later the API): tenant-checked, then Temporal."""
+"""ImportService: start, status, list and decide imports, tenant-checked, then Temporal."""
 
 from __future__ import annotations
 
@@ -31,17 +31,10 @@ from dataimport.db import for_tenant
 from dataimport.imports import Tenant
 from dataimport.settings import Settings
 from dataimport.storage import StoredFile, remove_stored, store_upload
+from service.errors import DecisionRefused, ImportNotFound, InvalidRequest, NoPlan
 from workflows.data_import import DataImportWorkflow
 
 _REQUEST_NAMESPACE = uuid.UUID("0b7f3c4e-9d1a-4f5e-8c2b-6a1d2e3f4a5b")
-
-
-class UsageError(Exception):
-    """Bad usage or bad input that could not start: exit status 2."""
-
-
-class NoPlan(UsageError):
-    """The import has no approval plan (never asked for approval, or not planned yet)."""
 
 
 @dataclass
@@ -66,7 +59,7 @@ class ImportService:
         """Store the file, record the import, start its workflow. Same request id, same import."""
         check_category(category)
         if not path.is_file():
-            raise UsageError(f"no such file: {path}")
+            raise InvalidRequest(f"no such file: {path}")
         processing_config = processing_config_of(config)
         existing = await self._same_request(request_id)
         if existing:
@@ -214,7 +207,7 @@ class ImportService:
     async def reject(self, data_import_id: uuid.UUID, reason: str) -> ImportStatus:
         """Reject the plan: the import ends as rejected, the inventory untouched."""
         if not reason.strip():
-            raise UsageError("a reason is required")
+            raise InvalidRequest("a reason is required")
         status = await self._awaiting_approval(data_import_id, "rejected")
         return await self._decide(
             status, DataImportWorkflow.reject_import, RejectInput(reason=reason)
@@ -227,15 +220,15 @@ class ImportService:
         except PlanMissing as missing:
             raise NoPlan(str(missing)) from None
         if found is None:
-            raise LookupError(f"no import {data_import_id}")
+            raise ImportNotFound(f"no import {data_import_id}")
         return found
 
     async def _awaiting_approval(self, data_import_id: uuid.UUID, action: str) -> ImportStatus:
         status = await self.status(data_import_id)
         if status is None:
-            raise LookupError(f"no import {data_import_id}")
+            raise ImportNotFound(f"no import {data_import_id}")
         if status.status != "awaiting_approval":
-            raise UsageError(
+            raise DecisionRefused(
                 f"import {data_import_id} is {status.status}; only an import awaiting "
                 f"approval can be {action}"
             )
@@ -247,15 +240,15 @@ class ImportService:
             answer: ImportStatus = await self._handle(status).execute_update(update, data)
         except WorkflowUpdateFailedError as error:
             reason = getattr(error.cause, "message", None) or str(error.cause or error)
-            raise UsageError(f"import {status.data_import_id} refused: {reason}") from None
+            raise DecisionRefused(f"import {status.data_import_id} refused: {reason}") from None
         return answer
 
     async def _waiting(self, data_import_id: uuid.UUID) -> ImportStatus:
         status = await self.status(data_import_id)
         if status is None:
-            raise LookupError(f"no import {data_import_id}")
+            raise ImportNotFound(f"no import {data_import_id}")
         if status.status != "needs_attention":
-            raise UsageError(
+            raise DecisionRefused(
                 f"import {data_import_id} is {status.status}; only an import that needs "
                 "attention can be retried or failed"
             )
@@ -267,15 +260,15 @@ class ImportService:
 
 def check_category(category: str) -> None:
     if category not in REGISTRY:
-        raise UsageError(f"unknown category {category!r}; known: {', '.join(sorted(REGISTRY))}")
+        raise InvalidRequest(f"unknown category {category!r}; known: {', '.join(sorted(REGISTRY))}")
 
 
 def processing_config_of(config: dict[str, Any] | None) -> ProcessingConfig:
-    """The validated processing config; UsageError with pydantic's reasons when it is bad."""
+    """The validated processing config; InvalidRequest with pydantic's reasons when it is bad."""
     try:
         return ProcessingConfig.model_validate(config or {})
     except ValueError as error:
-        raise UsageError(f"invalid processing config: {error}") from None
+        raise InvalidRequest(f"invalid processing config: {error}") from None
 
 
 def search_attributes(request: ImportRequest) -> TypedSearchAttributes:

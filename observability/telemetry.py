@@ -2,7 +2,7 @@
 
 - Metrics: with DATAIMPORT_METRICS_BIND the runtime serves Prometheus on
   http://<bind>/metrics: the SDK's temporal_* metrics and the import counters of
-  dataimport.metrics, which activities record through the same meter.
+  observability.metrics, which activities record through the same meter.
 - Core logs: the SDK's Rust core logs through Python logging (logger `temporalio.core`), so
   they share the worker's log format instead of writing their own lines to stderr.
 - Tracing: with DATAIMPORT_OTEL_ENDPOINT (or OTEL_EXPORTER_OTLP_ENDPOINT) spans go over

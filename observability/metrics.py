@@ -1,6 +1,6 @@
 """Import counters, recorded by activities through the Temporal metric meter.
 
-They are served on the worker's Prometheus endpoint (dataimport.telemetry) beside the SDK's
+They are served on the worker's Prometheus endpoint (observability.telemetry) beside the SDK's
 temporal_* metrics, and are no-ops when metrics are off. Besides the labels below, each
 series carries the activity's namespace, task_queue and activity_type.
 

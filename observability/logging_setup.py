@@ -2,7 +2,7 @@
 
 DATAIMPORT_LOG_FORMAT=json writes one JSON object per line (ts, level, logger, message and
 the context fields below), ready for a log shipper. The context comes from the activity
-interceptor (dataimport.log_context) and, for workflow.logger / activity.logger lines, from
+interceptor (observability.log_context) and, for workflow.logger / activity.logger lines, from
 the `temporal_workflow` / `temporal_activity` extras the SDK attaches.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from temporalio import activity, workflow
 
-from dataimport import log_context
+from observability import log_context
 
 CONTEXT_FIELDS = (
     "data_import_id",

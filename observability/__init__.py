@@ -1,0 +1,1 @@
+"""The worker's observability: Prometheus metrics, OpenTelemetry tracing, structured logs."""

@@ -1,0 +1,1 @@
+"""The application service: what the CLI, the HTTP API and the console call (Temporal's client)."""

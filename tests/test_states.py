@@ -1,0 +1,40 @@
+"""Statuses and phases are enums whose values feed the CHECK constraint and the OpenAPI schema."""
+
+from __future__ import annotations
+
+from dataimport.api.app import create_app
+from dataimport.contracts import PHASES, TERMINAL_STATUSES, ImportState, ImportStatus, Phase
+from dataimport.models import IMPORT_STATUSES, Base
+from dataimport.settings import Settings
+
+
+def test_the_status_check_is_built_from_the_enum() -> None:
+    # The CHECK lists exactly the enum's values (migrations keep their own frozen copies).
+    assert tuple(state.value for state in ImportState) == IMPORT_STATUSES
+    assert {"pending", "needs_attention", "completed", "failed"} <= set(IMPORT_STATUSES)
+    checks = [
+        str(c.sqltext)
+        for c in Base.metadata.tables["data_imports"].constraints
+        if hasattr(c, "sqltext")
+    ]
+    assert any(all(repr(s.value) in check for s in ImportState) for check in checks), checks
+    assert set(ImportState) >= TERMINAL_STATUSES and "needs_attention" not in TERMINAL_STATUSES
+    assert PHASES == ("upload", "validation", "enrichment", "complete") == tuple(Phase)
+
+
+def test_a_plain_string_status_still_serialises_and_compares() -> None:
+    status = ImportStatus(
+        data_import_id="11111111-1111-4111-8111-111111111111",
+        workflow_id="w",
+        category="cmdb_export",
+    )
+    status.status = "completed"  # as the workflow assigns it
+    assert status.is_terminal and status.model_dump(mode="json")["status"] == "completed"
+    assert ImportState("needs_attention") == "needs_attention"
+
+
+def test_the_openapi_schema_names_every_status_and_phase() -> None:
+    schema = create_app(Settings()).openapi()
+    properties = schema["components"]["schemas"]["ImportStatus"]["properties"]
+    assert properties["status"]["enum"] == [s.value for s in ImportState]
+    assert properties["phase"]["enum"] == [p.value for p in Phase]
