@@ -42,9 +42,9 @@ from dataimport.auth import Scope, keys
 from dataimport.db import create_engine
 from dataimport.imports import Tenant
 from dataimport.settings import Settings
+from service.temporal import connect_client
 from tests.test_model_agents import API_KEY as STAND_IN_KEY
 from tests.test_model_agents import MODEL, StandIn
-from service.temporal import connect_client
 from workflows.data_import import DataImportWorkflow
 
 T = TypeVar("T")
