@@ -1,6 +1,6 @@
 """Record one Temporal history per DataImportWorkflow path into tests/histories/.
 
-tests/test_replay.py replays every committed history against the current workflow code, so a
+tests/unit/test_replay.py replays every committed history against the current workflow code, so a
 change that would break imports already running fails CI (docs/versioning.md). The stack is
 the one tests/conftest.py starts: embedded PostgreSQL, a Temporal dev server, one in-process
 worker. Existing files are kept unless --overwrite is given: a history must stay as long as
@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HISTORIES = ROOT / "tests" / "histories"
 SAMPLES = ROOT / "dataimport" / "samples"
 TASK_QUEUE = "record-histories"
-# Every generated cell carries this; tests/test_replay.py checks no history contains it.
+# Every generated cell carries this; tests/unit/test_replay.py checks no history contains it.
 MARKER = "rowcell"
 MIN_CHECKED_LENGTH = 6  # shorter cells ("4", "prod") occur in any text by chance
 

@@ -35,6 +35,16 @@ from service.imports import ImportService
 from workflows.data_import import DataImportWorkflow
 
 TASK_QUEUE = "test-data-import"
+TESTS = Path(__file__).resolve().parent
+LAYERS = ("unit", "integration", "e2e")  # the folders under tests/, each a marker of its name
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test carries its layer's marker (`pytest -m unit` runs what needs no service)."""
+    for item in items:
+        layer = item.path.resolve().relative_to(TESTS).parts[0]
+        if layer in LAYERS:
+            item.add_marker(getattr(pytest.mark, layer))
 
 
 @pytest.fixture(scope="session")

@@ -4,5 +4,5 @@ A category's rules and the agents are vectorised over whole columns; exact Pytho
 only on the distinct values a cheap vectorised pre-filter could not settle ("candidates"), so
 a chunk costs a handful of native passes plus Python work proportional to its distinct odd
 values, not to its rows. Findings are the same as the row engine's (codes, rows, fields,
-severities, messages): `tests/test_columnar_golden.py` compares the two.
+severities, messages): `tests/unit/test_columnar_golden.py` compares the two.
 """

@@ -1,8 +1,8 @@
 """A worked fifth category, `cloud_instances`: an AWS console "Instances" CSV export.
 
 The whole of it is this package (aliases as data, columnar rules, enrichment through the shared
-inventory writes) plus one registry line; `tests/test_fifth_category.py` adds that line and
-imports a file through the real worker. Nothing else in the product names it.
+inventory writes) plus one registry line; `tests/integration/test_fifth_category.py` adds that
+line and imports a file through the real worker. Nothing else in the product names it.
 """
 
 from __future__ import annotations

@@ -1,0 +1,80 @@
+"""The layers hold: the import-linter contracts pass, activity models live in contracts."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import os
+import pkgutil
+import subprocess
+import sys
+import tomllib
+import typing
+from pathlib import Path
+
+from pydantic import BaseModel
+
+import activities
+from dataimport import contracts
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_import_contracts_are_kept() -> None:
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    names = [contract["name"] for contract in declared["contracts"]]
+    lint = Path(sys.executable).with_name("lint-imports")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [str(lint), "--no-cache"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Contracts: {len(names)} kept, 0 broken." in result.stdout
+    assert all(f"{name} KEPT" in result.stdout for name in names), result.stdout
+    assert len(names) >= 3
+
+
+def test_activity_modules_define_no_models_of_their_own() -> None:
+    # Every activity input and output is one of dataimport.contracts' models.
+    for path in sorted((ROOT / "activities").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        bases = {
+            base.id
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ClassDef)
+            for base in node.bases
+            if isinstance(base, ast.Name)
+        }
+        assert "BaseModel" not in bases, path.name
+    assert issubclass(contracts.SaveConfigInput, BaseModel)
+    assert issubclass(contracts.FinalizeValidationInput, BaseModel)
+
+
+def _models_in(annotation: object) -> set[type[BaseModel]]:
+    found = (
+        {annotation}
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        else set()
+    )
+    for arg in typing.get_args(annotation):
+        found |= _models_in(arg)
+    return found
+
+
+def test_every_activity_takes_and_returns_models_of_the_contracts_module() -> None:
+    seen: set[type[BaseModel]] = set()
+    definitions = 0
+    for info in pkgutil.iter_modules(activities.__path__, "activities."):
+        module = importlib.import_module(info.name)
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            for _, method in inspect.getmembers(cls, inspect.isfunction):
+                if not hasattr(method, "__temporal_activity_definition"):
+                    continue
+                definitions += 1
+                hints = typing.get_type_hints(inspect.unwrap(method))
+                for annotation in hints.values():
+                    seen |= _models_in(annotation)
+    assert definitions >= 10
+    assert contracts.ChunkInput in seen and contracts.PurgeInput in seen
+    assert {model.__module__ for model in seen} == {"dataimport.contracts"}, seen
