@@ -27,6 +27,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 from rich.text import Text
 
+from dataimport.contracts import ImportState
 from dataimport.settings import DEMO_CLIENT_ACCOUNT_ID, DEMO_ENGAGEMENT_ID, Settings
 from starter import stack
 
@@ -51,14 +52,15 @@ console = Console(width=None if sys.stdout.isatty() else WIDE)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else WIDE)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ATTENTION, EXIT_APPROVAL = 0, 1, 2, 3, 4
-EXIT_BY_STATUS = {
-    "completed": EXIT_OK,
-    "completed_with_errors": EXIT_OK,
-    "failed": EXIT_FAILED,
-    "cancelled": EXIT_FAILED,
-    "rejected": EXIT_FAILED,
-    "needs_attention": EXIT_ATTENTION,
-    "awaiting_approval": EXIT_APPROVAL,
+# Statuses a followed import stops at (StrEnum members: looked up with the status strings).
+EXIT_BY_STATUS: dict[str, int] = {
+    ImportState.COMPLETED: EXIT_OK,
+    ImportState.COMPLETED_WITH_ERRORS: EXIT_OK,
+    ImportState.FAILED: EXIT_FAILED,
+    ImportState.CANCELLED: EXIT_FAILED,
+    ImportState.REJECTED: EXIT_FAILED,
+    ImportState.NEEDS_ATTENTION: EXIT_ATTENTION,
+    ImportState.AWAITING_APPROVAL: EXIT_APPROVAL,
 }
 FOLLOW_INTERVAL = 0.5
 

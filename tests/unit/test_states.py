@@ -38,3 +38,11 @@ def test_the_openapi_schema_names_every_status_and_phase() -> None:
     properties = schema["components"]["schemas"]["ImportStatus"]["properties"]
     assert properties["status"]["enum"] == [s.value for s in ImportState]
     assert properties["phase"]["enum"] == [p.value for p in Phase]
+
+
+def test_the_cli_stops_following_exactly_at_terminal_and_waiting_statuses() -> None:
+    from dataimport.contracts import WAITING_STATUSES
+    from starter.cli import EXIT_ATTENTION, EXIT_BY_STATUS
+
+    assert set(EXIT_BY_STATUS) == TERMINAL_STATUSES | WAITING_STATUSES
+    assert EXIT_BY_STATUS.get("needs_attention") == EXIT_ATTENTION  # a plain string finds it
