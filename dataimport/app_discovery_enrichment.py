@@ -37,6 +37,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataimport.categories.base import EnrichCounts
+from dataimport.row_links import link_rows_sql
+from dataimport.table_statistics import analyze_if_grown
 
 _TENANT = "t.client_account_id = CAST(:c AS uuid) AND t.engagement_id = CAST(:e AS uuid)"
 _RANGE = """r.data_import_id = CAST(:id AS uuid) AND r.row_number BETWEEN :first AND :last
@@ -358,8 +360,6 @@ async def prepare(
     # Such plans need the tenant's size known: the endpoints created just now (a first import
     # creates all of them) would otherwise be estimated as one row, and the planner would scan
     # the tenant's assets once per endpoint (5,000 endpoints: 13 s; the edges: 70 s).
-    from dataimport.inventory import analyze_if_grown  # here: inventory imports the categories
-
     await analyze_if_grown(conn, ("assets", "asset_dependencies"))
     await conn.execute(text(_TOUCH_SQL), params)
     await conn.execute(text(_upsert_edges_sql(edge_columns)), params)
@@ -430,15 +430,13 @@ ON CONFLICT (dependency_id, observation_key) DO NOTHING
 """
 
 # Every row of the range processed, with its source asset; rows already so are not rewritten.
-_MARK_SQL = f"""
-INSERT INTO staged_row_assets (data_import_id, row_number, asset_id, client_account_id,
-  engagement_id)
+_MARK_SQL = link_rows_sql(
+    f"""
 SELECT CAST(:id AS uuid), w.row_number, s.asset_id, CAST(:c AS uuid), CAST(:e AS uuid)
 FROM {RANGE_ROWS} w LEFT JOIN {RANGE_ENDS} s ON s.a = w.src
 ORDER BY w.row_number
-ON CONFLICT (data_import_id, row_number) DO UPDATE SET asset_id = EXCLUDED.asset_id
-  WHERE staged_row_assets.asset_id IS DISTINCT FROM EXCLUDED.asset_id
 """
+)
 
 
 RANGE_KEYS = "app_discovery_range_keys"

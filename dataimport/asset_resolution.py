@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dataimport.app_discovery_enrichment import match_sql as ranked_match_sql
 from dataimport.app_discovery_enrichment import planner
 from dataimport.categories.base import ImportScope
+from dataimport.row_links import link_rows_sql
 
 PATHS = frozenset({"asset", "source", "target"})
 
@@ -126,15 +127,13 @@ def _write_resolved_sql(path: str) -> str:
     retried range rewrites none). For the path 'asset' that is the row's link to its asset
     (`staged_row_assets`: the row is processed), else the id inside its normalised data."""
     if path == "asset":
-        return f"""
-INSERT INTO staged_row_assets (data_import_id, row_number, asset_id, client_account_id,
-  engagement_id)
+        return link_rows_sql(
+            f"""
 SELECT CAST(:id AS uuid), m.row_number, m.asset_id, CAST(:c AS uuid), CAST(:e AS uuid)
 FROM ({RESOLVED}) m
 ORDER BY m.row_number
-ON CONFLICT (data_import_id, row_number) DO UPDATE SET asset_id = EXCLUDED.asset_id
-  WHERE staged_row_assets.asset_id IS DISTINCT FROM EXCLUDED.asset_id
 """
+        )
     assign = (
         f"normalized_data = jsonb_set(r.normalized_data, '{{{path},asset_id}}', "
         "to_jsonb(m.asset_id::text))"

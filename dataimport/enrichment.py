@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from dataimport import inventory, steps
+from dataimport import inventory, steps, table_statistics
 from dataimport.categories import get_category
 from dataimport.categories.base import EnrichCounts, ImportCategory, ImportScope
 from dataimport.contracts import EnrichmentResult, ImportRef, RowRange
@@ -25,7 +25,7 @@ from dataimport.dependency_groups import update_dependency_groups
 PREPARE_STEP = "enrichment_prepare"
 PREPARE_AGENT = "asset_resolver"
 
-# Analysed only where a large share changed (inventory.analyze_if_grown): a small import
+# Analysed only where a large share changed (table_statistics.analyze_if_grown): a small import
 # into a big inventory never pays for sampling it, nor queues behind another's ANALYZE.
 ANALYZED_TABLES = ("assets", "asset_dependencies", "dependency_group_members")
 
@@ -127,7 +127,7 @@ async def analyze_inventory(engine: AsyncEngine) -> list[str]:
     """The inventory tables analysed where they grew by a large share since their last
     ANALYZE, in a short transaction of its own (never a whole-table ANALYZE per import)."""
     async with engine.begin() as conn:
-        return await inventory.analyze_if_grown(conn, ANALYZED_TABLES)
+        return await table_statistics.analyze_if_grown(conn, ANALYZED_TABLES)
 
 
 async def enrichment_totals(engine: AsyncEngine, ref: ImportRef) -> EnrichmentResult:

@@ -8,7 +8,6 @@ Every statement is idempotent, so a retried chunk changes nothing the first run 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataimport.categories.base import EnrichCounts, ImportScope
 from dataimport.issues import Code
+from dataimport.row_links import link_rows_sql
 
 # Asset column -> SQL type of its value in normalized_data->'asset'.
 ASSET_FIELDS: dict[str, str] = {
@@ -120,15 +120,13 @@ WHERE t.client_account_id = CAST(:c AS uuid) AND t.engagement_id = CAST(:e AS uu
 
 
 # Rows whose rename was refused are linked to the asset they updated, and say why.
-_LINK_TAKEN = f"""
-INSERT INTO staged_row_assets (data_import_id, row_number, asset_id, client_account_id,
-  engagement_id)
+_LINK_TAKEN = link_rows_sql(
+    f"""
 SELECT CAST(:id AS uuid), s.row_number, x.asset_id, CAST(:c AS uuid), CAST(:e AS uuid)
 FROM {_RANGE_ROWS_TABLE} s JOIN {_RANGE_BY_EXTERNAL_TABLE} x ON x.name_key = s.name_key
 WHERE x.taken
-ON CONFLICT (data_import_id, row_number) DO UPDATE SET asset_id = EXCLUDED.asset_id
-  WHERE staged_row_assets.asset_id IS DISTINCT FROM EXCLUDED.asset_id
 """
+)
 
 _WARN_TAKEN = f"""
 UPDATE raw_import_records r SET validation_errors =
@@ -141,6 +139,16 @@ WHERE x.taken AND NOT s.superseded AND r.id = s.rid AND r.data_import_id = CAST(
   AND r.row_number BETWEEN :first AND :last
   AND NOT coalesce(r.validation_errors @> '[{{"code": "{Code.ASSET_NAME_TAKEN.value}"}}]', false)
 """
+
+
+_LINK_UPSERTED = link_rows_sql(
+    """
+SELECT CAST(:id AS uuid), linked.row_number, linked.id, CAST(:c AS uuid), CAST(:e AS uuid)
+FROM linked
+ORDER BY linked.row_number
+""",
+    rewrite=True,
+)
 
 
 def _upsert_by_name_key_sql() -> str:
@@ -176,13 +184,7 @@ upserted AS (
 linked AS (
   SELECT s.row_number, u.id FROM {_RANGE_ROWS_TABLE} s JOIN upserted u ON u.name_key = s.name_key
 )
-INSERT INTO staged_row_assets (data_import_id, row_number, asset_id, client_account_id,
-  engagement_id)
-SELECT CAST(:id AS uuid), linked.row_number, linked.id, CAST(:c AS uuid), CAST(:e AS uuid)
-FROM linked
-ORDER BY linked.row_number
-ON CONFLICT (data_import_id, row_number) DO UPDATE SET asset_id = EXCLUDED.asset_id
-"""
+{_LINK_UPSERTED}"""
 
 
 RENAME_BY_EXTERNAL_ID = _update_by_external_id_sql(taken=False)
@@ -384,49 +386,3 @@ async def import_totals(conn: AsyncConnection, scope: ImportScope) -> dict[str, 
     else:
         totals["dependencies_unresolved"] = int(await conn.scalar(text(_UNRESOLVED), params) or 0)
     return {key: int(value) for key, value in totals.items()}
-
-
-# ----- statistics: only where a large share of a table changed --------------------------
-
-# A table is analysed when it has grown by this share of its pages since its last ANALYZE
-# (pages count at once, rows of open transactions too; the cumulative row counters lag by up
-# to seconds), or it has no statistics yet; never below ANALYZE_MIN_PAGES, where plans
-# cannot go far wrong. Growth is geometric, so a growing table is analysed O(log n) times.
-ANALYZE_SHARE = 0.2
-ANALYZE_MIN_PAGES = 16
-
-_TABLE_STATE = """
-SELECT c.relname, c.relpages, c.reltuples,
-  pg_relation_size(c.oid) / current_setting('block_size')::int AS pages
-FROM pg_class c
-WHERE c.relname = ANY(CAST(:tables AS text[])) AND c.relkind IN ('r', 'p')
-  AND pg_table_is_visible(c.oid)
-"""
-
-
-def needs_analyze(relpages: int, reltuples: float, pages: int) -> bool:
-    """From pg_class (as of the last ANALYZE/VACUUM) and the table's size now."""
-    if pages < ANALYZE_MIN_PAGES:
-        return False
-    return reltuples < 0 or relpages <= 0 or pages >= (1 + ANALYZE_SHARE) * relpages
-
-
-async def analyze_if_grown(
-    conn: AsyncConnection, tables: Sequence[str], *, skip_locked: bool = True
-) -> list[str]:
-    """ANALYZE those of `tables` that grew by a large share; returns the ones analysed.
-
-    Runs in the caller's transaction (there it also samples the rows that transaction wrote,
-    and holds the table's ShareUpdateExclusiveLock until commit: commit soon). With
-    `skip_locked`, a table another session analyses right now is skipped, never waited for.
-    """
-    rows = await conn.execute(text(_TABLE_STATE), {"tables": list(tables)})
-    chosen = [
-        name
-        for name, relpages, reltuples, pages in rows
-        if needs_analyze(int(relpages), float(reltuples), int(pages))
-    ]
-    option = "(SKIP_LOCKED) " if skip_locked else ""
-    for table in chosen:
-        await conn.execute(text(f"ANALYZE {option}{table}"))
-    return chosen

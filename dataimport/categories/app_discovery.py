@@ -50,6 +50,7 @@ from dataimport.normalize import (
     quote_value,
 )
 from dataimport.readers.plan import SheetPlan
+from dataimport.row_links import link_rows_sql
 
 BIGINT_MAX = 2**63 - 1
 N = TypeVar("N", int, float)
@@ -948,17 +949,15 @@ WHERE d.id = agg.id AND d.client_account_id = CAST(:c AS uuid)
   AND d.engagement_id = CAST(:e AS uuid)
 """
 
-_MARK_PROCESSED_SQL = f"""
-INSERT INTO staged_row_assets (data_import_id, row_number, asset_id, client_account_id,
-  engagement_id)
+_MARK_PROCESSED_SQL = link_rows_sql(
+    f"""
 SELECT r.data_import_id, r.row_number,
   CAST(r.normalized_data -> 'source' ->> 'asset_id' AS uuid), CAST(:c AS uuid), CAST(:e AS uuid)
 FROM raw_import_records r
 WHERE {_RANGE}
 ORDER BY r.row_number
-ON CONFLICT (data_import_id, row_number) DO UPDATE SET asset_id = EXCLUDED.asset_id
-  WHERE staged_row_assets.asset_id IS DISTINCT FROM EXCLUDED.asset_id
 """
+)
 
 
 # --- enrichment prepared once per import --------------------------------------------------

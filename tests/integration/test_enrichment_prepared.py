@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dataimport import enrichment, inventory
+from dataimport import enrichment, table_statistics
 from dataimport.categories.base import ImportScope
 from dataimport.contracts import ImportRef, RowRange
 from dataimport.dependency_groups import refresh_dependency_groups, update_dependency_groups
@@ -267,7 +267,7 @@ async def test_incremental_groups_match_a_full_refresh(
 def test_analyze_only_where_a_table_grew_a_lot(
     relpages: int, reltuples: float, pages: int, wanted: bool
 ) -> None:
-    assert inventory.needs_analyze(relpages, reltuples, pages) is wanted
+    assert table_statistics.needs_analyze(relpages, reltuples, pages) is wanted
 
 
 async def test_analyze_if_grown_analyses_a_grown_table_once(engine: AsyncEngine) -> None:
@@ -277,20 +277,20 @@ async def test_analyze_if_grown_analyses_a_grown_table_once(engine: AsyncEngine)
         await conn.execute(
             text(f"INSERT INTO {table} SELECT n, repeat('x', 40) FROM generate_series(1, 200) n")
         )
-        assert await inventory.analyze_if_grown(conn, [table]) == []  # too small to bother
+        assert await table_statistics.analyze_if_grown(conn, [table]) == []  # too small to bother
         await conn.execute(
             text(f"INSERT INTO {table} SELECT n, repeat('x', 40) FROM generate_series(1, 20000) n")
         )
-        assert await inventory.analyze_if_grown(conn, [table]) == [table]  # never analysed
+        assert await table_statistics.analyze_if_grown(conn, [table]) == [table]  # never analysed
         await conn.commit()
-        assert await inventory.analyze_if_grown(conn, [table]) == []  # analysed, not grown
+        assert await table_statistics.analyze_if_grown(conn, [table]) == []  # analysed, not grown
         await conn.execute(
             text(f"INSERT INTO {table} SELECT n, repeat('x', 40) FROM generate_series(1, 1000) n")
         )
-        assert await inventory.analyze_if_grown(conn, [table]) == []  # grew 5 %
+        assert await table_statistics.analyze_if_grown(conn, [table]) == []  # grew 5 %
         await conn.execute(
             text(f"INSERT INTO {table} SELECT n, repeat('x', 40) FROM generate_series(1, 8000) n")
         )
-        assert await inventory.analyze_if_grown(conn, [table]) == [table]  # grew 45 %
+        assert await table_statistics.analyze_if_grown(conn, [table]) == [table]  # grew 45 %
         await conn.execute(text(f"DROP TABLE {table}"))
         await conn.commit()

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dataimport.rightsizing import recommend_from_samples
+from dataimport.row_links import link_rows_sql
 
 # --- enrichment SQL ------------------------------------------------------------------------
 
@@ -182,18 +183,16 @@ FROM s
 WHERE t.id = s.asset_id AND {_TENANT}
 """
 
-_MARK_SAMPLES = """
-INSERT INTO staged_row_assets (data_import_id, row_number, asset_id, client_account_id,
-  engagement_id)
+_MARK_SAMPLES = link_rows_sql(
+    """
 SELECT r.data_import_id, r.row_number, v.asset_id, CAST(:c AS uuid), CAST(:e AS uuid)
 FROM unnest(CAST(:machine_ids AS text[]), CAST(:asset_ids AS uuid[])) AS v(machine_id, asset_id)
 JOIN raw_import_records r ON r.normalized_data ->> 'machine_id' = v.machine_id
 WHERE r.data_import_id = CAST(:id AS uuid) AND r.is_valid AND NOT r.superseded
   AND r.normalized_data ->> 'kind' = 'performance'
 ORDER BY r.row_number
-ON CONFLICT (data_import_id, row_number) DO UPDATE SET asset_id = EXCLUDED.asset_id
-  WHERE staged_row_assets.asset_id IS DISTINCT FROM EXCLUDED.asset_id
 """
+)
 
 # Unmatched machines: one warning on each machine's last sample, added once.
 _WARN_UNMATCHED = """
