@@ -19,6 +19,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from activities.enrichment import EnrichmentActivities
 from dataimport.categories import REGISTRY
 from dataimport.contracts import TERMINAL_STATUSES, ImportRequest, ImportStatus, workflow_id_for
 from scripts.record_histories import MARKER, decoded_text
@@ -113,7 +114,7 @@ class PatchedExtraStep(DataImportWorkflow):
     @workflow.run
     async def run(self, request: ImportRequest | dict[str, Any]) -> ImportStatus:
         if workflow.patched("replay-test-extra-step"):
-            await self._activity("refresh_statistics", self._ref)
+            await self._activity(EnrichmentActivities.refresh_statistics, self._ref)
         return await super().run(request)
 
 
