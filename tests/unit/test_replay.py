@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,24 @@ from temporalio import workflow
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
+from temporalio.worker import (
+    Interceptor,
+    Replayer,
+    StartActivityInput,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
+)
 
 from activities.enrichment import EnrichmentActivities
 from dataimport.categories import REGISTRY
-from dataimport.contracts import TERMINAL_STATUSES, ImportRequest, ImportStatus, workflow_id_for
+from dataimport.contracts import (
+    TERMINAL_STATUSES,
+    ImportRequest,
+    ImportStatus,
+    Phase,
+    workflow_id_for,
+)
 from scripts.record_histories import MARKER, decoded_text
 from workflows.data_import import DataImportWorkflow
 
@@ -103,7 +117,7 @@ class SkipsRegistration(DataImportWorkflow):
 
     @workflow.run
     async def run(self, request: ImportRequest | dict[str, Any]) -> ImportStatus:
-        await self._run_phases_from("upload")
+        await self._run_phases_from(Phase.UPLOAD)
         return self._status
 
 
@@ -167,3 +181,134 @@ def test_approval_histories_plan_before_any_enrichment_and_reject_enriches_nothi
         assert not {"prepare_enrichment", "enrich_chunk", "link_chunk"} & set(names)
     old = activity_names(load(HISTORIES / "cmdb_completed.enrichment-prepare.json"))
     assert "plan_enrichment" not in old
+
+
+# ----- beyond determinism: every activity scheduled exactly as recorded ------------------
+# Replay only compares command kinds and activity types; a changed argument, timeout, retry
+# policy or Web UI summary would replay silently. These tests compare them too.
+
+
+class ScheduleRecorder(Interceptor):
+    """Keeps every activity the workflow asks to schedule while it replays."""
+
+    def __init__(self) -> None:
+        self.scheduled: list[StartActivityInput] = []
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        scheduled = self.scheduled
+
+        class Outbound(WorkflowOutboundInterceptor):
+            def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
+                scheduled.append(input)
+                return super().start_activity(input)
+
+        class Inbound(WorkflowInboundInterceptor):
+            def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+                super().init(Outbound(outbound))
+
+        return Inbound
+
+
+def payload_differences(recorded: Any, current: Any, where: str = "") -> list[str]:
+    """Where the current payload departs from the recorded one. A field added since the
+    recording (absent from it) may only carry its null/false default."""
+    if isinstance(recorded, dict) and isinstance(current, dict):
+        found = [f"{where}.{key} dropped" for key in recorded.keys() - current.keys()]
+        found += [
+            f"{where}.{key} added as {current[key]!r}"
+            for key in current.keys() - recorded.keys()
+            if current[key] not in (None, False)
+        ]
+        for key in recorded.keys() & current.keys():
+            found += payload_differences(recorded[key], current[key], f"{where}.{key}")
+        return found
+    if isinstance(recorded, list) and isinstance(current, list) and len(recorded) == len(current):
+        pairs = enumerate(zip(recorded, current, strict=True))
+        return [d for i, (r, c) in pairs for d in payload_differences(r, c, f"{where}[{i}]")]
+    return [] if recorded == current else [f"{where}: {recorded!r} -> {current!r}"]
+
+
+def schedule_differences(history: WorkflowHistory, asked: list[StartActivityInput]) -> list[str]:
+    converter = pydantic_data_converter.payload_converter
+    events = [
+        event
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
+    if len(events) != len(asked):
+        return [f"{len(asked)} activities scheduled, {len(events)} recorded"]
+    found: list[str] = []
+    for event, start in zip(events, asked, strict=True):
+        attrs = event.activity_task_scheduled_event_attributes
+        label = f"activity {attrs.activity_id} ({attrs.activity_type.name})"
+        policy, recorded_policy = start.retry_policy, attrs.retry_policy
+        assert policy is not None  # the workflow gives every activity one
+        summary = converter.from_payloads([event.user_metadata.summary])[0]
+        compared = {
+            "type": (attrs.activity_type.name, start.activity),
+            "summary": (summary, start.summary),
+            "start_to_close": (
+                attrs.start_to_close_timeout.ToTimedelta(),
+                start.start_to_close_timeout,
+            ),
+            "heartbeat": (
+                attrs.heartbeat_timeout.ToTimedelta(),
+                start.heartbeat_timeout or timedelta(0),
+            ),
+            "retry": (
+                (
+                    recorded_policy.initial_interval.ToTimedelta(),
+                    recorded_policy.backoff_coefficient,
+                    recorded_policy.maximum_attempts,
+                ),
+                (policy.initial_interval, policy.backoff_coefficient, policy.maximum_attempts),
+            ),
+        }
+        found += [f"{label} {name}: {r!r} -> {c!r}" for name, (r, c) in compared.items() if r != c]
+        recorded_args = [json.loads(p.data) for p in attrs.input.payloads]
+        current_args = [json.loads(p.data) for p in converter.to_payloads(start.args)]
+        found += [f"{label} input{d}" for d in payload_differences(recorded_args, current_args)]
+    return found
+
+
+@pytest.mark.parametrize("path", FILES, ids=[path.stem for path in FILES])
+async def test_replay_schedules_every_activity_as_recorded(path: Path) -> None:
+    recorder = ScheduleRecorder()
+    replayer = Replayer(
+        workflows=[DataImportWorkflow],
+        data_converter=pydantic_data_converter,
+        interceptors=[recorder],
+    )
+    history = load(path)
+    await replayer.replay_workflow(history)
+    assert recorder.scheduled, path.name
+    assert schedule_differences(history, recorder.scheduled) == []
+
+
+@workflow.defn(name="DataImportWorkflow", sandboxed=False)
+class LongerHeartbeat(DataImportWorkflow):
+    """A change replay alone does not see: the same commands with another heartbeat timeout."""
+
+    @workflow.run
+    async def run(self, request: ImportRequest | dict[str, Any]) -> ImportStatus:
+        return await super().run(request)
+
+    def _heartbeat_timeout(self) -> timedelta:
+        return super()._heartbeat_timeout() + timedelta(seconds=1)
+
+
+async def test_a_changed_timeout_replays_but_fails_the_schedule_comparison() -> None:
+    recorder = ScheduleRecorder()
+    replayer = Replayer(
+        workflows=[LongerHeartbeat],
+        data_converter=pydantic_data_converter,
+        interceptors=[recorder],
+    )
+    history = load(HISTORIES / "cmdb_completed.json")
+    result = await replayer.replay_workflow(history)
+    assert result.replay_failure is None
+    differences = schedule_differences(history, recorder.scheduled)
+    assert differences and all(" heartbeat: " in d for d in differences), differences
+    assert any("(ingest_file) heartbeat: " in d for d in differences)
