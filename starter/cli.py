@@ -65,6 +65,22 @@ EXIT_BY_STATUS: dict[str, int] = {
 FOLLOW_INTERVAL = 0.5
 
 
+def _exit_codes() -> str:
+    """What a followed import exits with, per status: '0 completed / ..., 1 failed / ...'."""
+    by_code: dict[int, list[str]] = {}
+    for state in ImportState:  # the enum's order, so the text reads like the lifecycle
+        if state in EXIT_BY_STATUS:
+            by_code.setdefault(EXIT_BY_STATUS[state], []).append(state.value)
+    return ", ".join(f"{code} {' / '.join(names)}" for code, names in sorted(by_code.items()))
+
+
+WAIT_HELP = f"Follow it until it ends or needs you: exit {_exit_codes()}."
+STATUS_HELP = (
+    f"Status of one import: {', '.join(state.value for state in ImportState)}. "
+    f"A followed import (import --wait) exits {_exit_codes()}."
+)
+
+
 class UsageError(Exception):
     """Bad usage of the CLI itself (an unwritable --out file): exit status 2."""
 
@@ -410,8 +426,7 @@ def import_(
         bool,
         typer.Option(
             "--wait",
-            help="Follow it until it ends or needs you: exit 0 completed, 1 failed, cancelled "
-            "or rejected, 3 needs_attention, 4 awaiting_approval.",
+            help=WAIT_HELP,
         ),
     ] = False,
     as_json: JsonFlag = False,
@@ -473,14 +488,13 @@ async def _existing(service: ImportService, data_import_id: uuid.UUID) -> Import
     return found
 
 
-@app.command()
+@app.command(help=STATUS_HELP)
 def status(
     data_import_id: ImportId,
     as_json: JsonFlag = False,
     client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
     engagement: Engagement = DEMO_ENGAGEMENT_ID,
 ) -> None:
-    """Status of one import."""
     found = _with_service(client_account, engagement, lambda s: _existing(s, data_import_id))
     _show(found, as_json)
 

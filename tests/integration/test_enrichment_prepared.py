@@ -206,7 +206,7 @@ async def test_an_import_merges_groups_under_the_smallest_id(engine: AsyncEngine
         scope = ImportScope(batch, c, e, 1, 1)
         first_summary = await update_dependency_groups(conn, scope)
         assert await update_dependency_groups(conn, scope) == first_summary
-        groups = dict(
+        groups: dict[str, str] = dict(
             (
                 await conn.execute(
                     text(

@@ -78,3 +78,37 @@ def test_every_activity_takes_and_returns_models_of_the_contracts_module() -> No
     assert definitions >= 10
     assert contracts.ChunkInput in seen and contracts.PurgeInput in seen
     assert {model.__module__ for model in seen} == {"dataimport.contracts"}, seen
+
+
+def _passed_through(node: ast.With) -> bool:
+    return any(
+        isinstance(item.context_expr, ast.Call)
+        and ast.unparse(item.context_expr.func) == "workflow.unsafe.imports_passed_through"
+        for item in node.items
+    )
+
+
+def test_workflow_modules_pass_every_project_import_through_the_sandbox() -> None:
+    # Outside the block the sandbox re-imports a module (and all it imports) for every
+    # workflow run: pydantic + SQLAlchemy models that way cost ~35x the time (DESIGN §9).
+    project = {"activities", "dataimport", "observability", "service", "pydantic", "sqlalchemy"}
+    checked = 0
+    for path in sorted((ROOT / "workflows").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        inside = {
+            id(node)
+            for block in ast.walk(tree)
+            if isinstance(block, ast.With) and _passed_through(block)
+            for node in ast.walk(block)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            if any(name.split(".")[0] in project for name in names):
+                checked += 1
+                assert id(node) in inside, f"{path.name}:{node.lineno} imports {names} unpassed"
+    assert checked >= 10  # both workflows import their activities and contracts
