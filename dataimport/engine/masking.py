@@ -53,11 +53,7 @@ def _escaped_class() -> str:
     return (
         "["
         + _ranges(
-            [
-                c
-                for c in range(0x110000)
-                if not (0xD800 <= c <= 0xDFFF) and not chr(c).isprintable()
-            ]
+            [c for c in range(0x110000) if not (0xD800 <= c <= 0xDFFF) and not chr(c).isprintable()]
         )
         + "]"
     )

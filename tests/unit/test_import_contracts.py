@@ -112,3 +112,33 @@ def test_workflow_modules_pass_every_project_import_through_the_sandbox() -> Non
                 checked += 1
                 assert id(node) in inside, f"{path.name}:{node.lineno} imports {names} unpassed"
     assert checked >= 10  # both workflows import their activities and contracts
+
+
+def test_every_activity_the_workflow_can_call_is_registered(tmp_path: Path) -> None:
+    """A method the workflow calls by reference but the worker lacks would only fail at run
+    time, retried until someone looks (an unregistered activity is retried, not refused)."""
+    from temporalio import activity as temporal_activity
+
+    from activities import build_activities
+    from dataimport.settings import Settings
+    from workflows import data_import
+
+    classes = {
+        value
+        for value in vars(data_import).values()
+        if inspect.isclass(value) and value.__module__.startswith("activities.")
+    }
+    defined = {
+        definition.name
+        for cls in classes
+        for _, member in inspect.getmembers(cls, inspect.isfunction)
+        if (definition := temporal_activity._Definition.from_callable(member)) is not None
+        and definition.name is not None
+    }
+    registered = {
+        definition.name
+        for function in build_activities(None, settings=Settings(dataimport_home=tmp_path))  # type: ignore[arg-type]
+        if (definition := temporal_activity._Definition.from_callable(function)) is not None
+    }
+    assert len(classes) >= 7
+    assert defined <= registered, sorted(defined - registered)
