@@ -1,10 +1,12 @@
 // The import console: one page over the JSON API (/api/v1). The API key lives in
-// sessionStorage only and goes with every request as a bearer credential. Every value from
-// the server is put into the page as text (textContent), never as markup.
+// sessionStorage only and goes with every request as a bearer credential, with the engagement
+// chosen among those the key grants (X-Engagement-ID: the server checks it against the key).
+// Every value from the server is put into the page as text (textContent), never as markup.
 "use strict";
 
 const API = "/api/v1";
 const KEY_STORE = "dataimport.apiKey";
+const ENGAGEMENT_STORE = "dataimport.engagement";
 const POLL_MS = 1500;
 // Statuses after which nothing changes without a decision: polling stops there.
 const TERMINAL = new Set(["completed", "completed_with_errors", "failed", "cancelled", "rejected"]);
@@ -20,7 +22,10 @@ const REFUSED = {
 
 // `leaving`: the waiting status a decision was just sent for; the page polls on until the
 // import has moved on (the workflow records the new status a moment after it accepts).
-const state = { whoami: null, categories: null, timer: null, leaving: null };
+// `switched`: the engagement just chosen in the picker, said once the page acts for it.
+// `refused`: why a remembered engagement was not granted, shown on the next page drawn.
+const state = { whoami: null, categories: null, timer: null, leaving: null, switched: null,
+  refused: null };
 
 class ApiError extends Error {
   constructor(status, code, message) {
@@ -98,9 +103,14 @@ function credential() {
   return sessionStorage.getItem(KEY_STORE);
 }
 
+function engagement() {
+  return sessionStorage.getItem(ENGAGEMENT_STORE);
+}
+
 async function call(path, options) {
   const opts = Object.assign({}, options || {});
-  opts.headers = Object.assign({ Authorization: "Bearer " + credential() }, opts.headers || {});
+  const chosen = engagement() ? { "X-Engagement-ID": engagement() } : {};
+  opts.headers = Object.assign({ Authorization: "Bearer " + credential() }, chosen, opts.headers || {});
   if (opts.json !== undefined) {
     opts.headers["Content-Type"] = "application/json";
     opts.body = JSON.stringify(opts.json);
@@ -156,6 +166,7 @@ function temporalLink(status) {
 
 function signOut(message) {
   sessionStorage.removeItem(KEY_STORE);
+  sessionStorage.removeItem(ENGAGEMENT_STORE);
   state.whoami = null;
   state.categories = null;
   $("nav").hidden = true;
@@ -166,12 +177,55 @@ function signOut(message) {
 }
 
 async function loadSession() {
-  state.whoami = await getJson("/whoami");
-  $("tenant-client").textContent = state.whoami.client_account_id;
-  $("tenant-engagement").textContent = state.whoami.engagement_id;
-  $("tenant-scope").textContent = state.whoami.scope || "no scope";
-  $("nav").hidden = false;
+  let who;
+  try {
+    who = await getJson("/whoami");
+  } catch (error) {
+    // A remembered engagement the key does not grant (any more): back to the key's default.
+    if (error.code !== "tenant-not-granted" || !engagement()) throw error;
+    sessionStorage.removeItem(ENGAGEMENT_STORE);
+    who = await getJson("/whoami");
+    state.switched = null;
+    state.refused = "Refused: " + error.message + ". Acting for the key's default engagement.";
+  }
+  state.whoami = who;
+  // Named on every request from here on, so the page never drifts to another engagement.
+  if (who.engagement_id) sessionStorage.setItem(ENGAGEMENT_STORE, who.engagement_id);
+  $("tenant-client").textContent = who.client_account_id;
+  $("tenant-engagement").textContent = who.engagement_id || "none chosen";
+  $("tenant-scope").textContent = who.scope || "no scope";
+  engagementPicker(who);
+  $("nav").hidden = !who.engagement_id;
   $("session").hidden = false;
+}
+
+function engagementPicker(who) {
+  const several = who.engagement_ids.length > 1;
+  const picker = $("engagement-picker");
+  $("engagement-choice").hidden = !several;
+  $("engagement-fixed").hidden = several; // the picker shows it
+  if (!several) return;
+  const options = who.engagement_ids.map((id) =>
+    h("option", { value: id, text: id, selected: id === who.engagement_id }));
+  if (!who.engagement_id) options.unshift(h("option", { value: "", text: "Choose an engagement", selected: true }));
+  picker.replaceChildren(...options);
+}
+
+function switchEngagement(id) {
+  if (!id || !state.whoami || !state.whoami.engagement_ids.includes(id)) return;
+  sessionStorage.setItem(ENGAGEMENT_STORE, id);
+  state.whoami = null;
+  state.switched = id;
+  // What was on screen belongs to the other engagement: start again from its imports.
+  if (location.hash === "#/imports") route();
+  else location.hash = "#/imports";
+}
+
+function chooseEngagementView(view) {
+  view.append(h("section", { class: "card narrow", id: "choose-engagement" },
+    h("h1", { text: "Choose an engagement" }),
+    h("p", { text: "This credential grants several engagements and names no default: choose " +
+      "the one to act for with the Engagement picker at the top of the page." })));
 }
 
 function signInView(view) {
@@ -786,6 +840,13 @@ async function route() {
     flash(error.message);
     return;
   }
+  if (state.refused) flash(state.refused);
+  else if (state.switched) flash("Now acting for engagement " + state.switched + ".", "info");
+  state.refused = state.switched = null;
+  if (!state.whoami.engagement_id) {
+    chooseEngagementView(view);
+    return;
+  }
   const hash = location.hash || "#/imports";
   for (const [pattern, draw] of ROUTES) {
     const match = hash.match(pattern);
@@ -806,6 +867,7 @@ async function route() {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("sign-out").addEventListener("click", () => signOut("Signed out."));
+  $("engagement-picker").addEventListener("change", (event) => switchEngagement(event.target.value));
   window.addEventListener("hashchange", route);
   route();
 });
