@@ -612,7 +612,7 @@ function decisions(status, report) {
       h("button", { type: "button", id: "fail", class: "danger", onclick: fail, text: "Fail import" })));
 }
 
-async function approval(status) {
+async function approval(status, notice) {
   const base = "/imports/" + status.data_import_id;
   const box = h("div", { class: "card decide", id: "approval" }, h("h2", { text: "Plan: approve or reject" }));
   const answer = h("p", { id: "approval-result", role: "alert", class: "flash", hidden: true });
@@ -624,6 +624,8 @@ async function approval(status) {
     box.append(h("p", { text: "No plan to show: " + error.message }));
     return box;
   }
+  // The plan shown is the plan approved: a new one (made again) replaces this box.
+  const redraw = async (message) => box.replaceWith(await approval(status, message));
   const section = (title, id, part, headers, cells) => h("section", { id },
     h("h3", {}, title, ": ", number(part.count)),
     part.sample.length ? table("A sample", headers, part.sample.map(cells)) : null);
@@ -634,22 +636,43 @@ async function approval(status) {
       decided(status, what === "approve" ? "Approved: enrichment runs now."
         : "Rejected: the inventory is unchanged.", show);
     } catch (error) {
+      if (what === "approve" && ["plan-stale", "plan-changed"].includes(error.code)) {
+        // The service's words ("not approved: ...; a fresh plan was made ..."), as a sentence.
+        await redraw({ text: error.message.charAt(0).toUpperCase() + error.message.slice(1), kind: "error" });
+        return;
+      }
       show((what === "approve" ? "Approve" : "Reject") + " refused: " + error.message, "error");
     }
   };
-  box.append(answer,
+  const replan = async () => {
+    try {
+      await postJson(base + "/plan", {});
+      await redraw({ text: "The plan was made again from the inventory as it is now.", kind: "info" });
+    } catch (error) {
+      show("Planning again failed: " + error.message, "error");
+    }
+  };
+  if (notice) show(notice.text, notice.kind);
+  box.append(...[answer,
+    h("p", { class: "meta", id: "plan-meta", "data-plan-id": plan.plan_id || "" },
+      "Plan ", h("code", { text: plan.plan_id || "(no id)" }), ", made ", when(plan.computed_at)),
+    plan.stale ? h("div", { class: "flash error", id: "plan-stale", role: "status" },
+      h("strong", { text: "This plan is stale: " }), plan.stale_reason || "the inventory changed",
+      ". Approving makes it again first; or ",
+      h("button", { type: "button", id: "replan", onclick: replan, text: "Make the plan again" })) : null,
     section("Assets to create", "plan-create", plan.assets_to_create, ["Name", "Type"], (a) => [a.name, a.asset_type]),
     section("Assets to update", "plan-update", plan.assets_to_update, ["Name", "Field", "Old", "New"],
       (a) => [a.name, a.field, String(a.old ?? ""), String(a.new ?? "")]),
     section("Dependencies to add", "plan-dependencies", plan.dependencies_to_add, ["Source", "Target", "Type"],
       (d) => [d.source, d.target, d.dependency_type]),
     h("div", { class: "actions" },
-      h("button", { type: "button", id: "approve", onclick: () => decide("approve", {}), text: "Approve" })),
+      h("button", { type: "button", id: "approve", text: "Approve this plan",
+        onclick: () => decide("approve", plan.plan_id ? { plan_id: plan.plan_id } : {}) })),
     h("label", { for: "reject-reason", text: "Reason to reject" }), reason,
     h("div", { class: "actions" },
       h("button", { type: "button", id: "reject", class: "danger",
         onclick: () => decide("reject", { reason: reason.value.trim() || "rejected in the console" }),
-        text: "Reject" })));
+        text: "Reject" }))].filter(Boolean)); // append() would write a null as "null"
   return box;
 }
 
