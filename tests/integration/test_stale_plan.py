@@ -134,6 +134,34 @@ async def test_only_a_change_of_the_tenants_own_inventory_makes_a_plan_stale(
     assert (done.assets_created, done.assets_updated) == counts(planned)[:2]
 
 
+async def test_a_plan_made_before_watermarks_is_stale_and_made_again_on_approve(
+    service: ImportService, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """An import that was awaiting approval when this check was deployed: its plan has no
+    watermark (nor id), so it cannot be shown fresh; approving plans it again first."""
+    data_import_id = await awaiting(service, servers(tmp_path / "a.csv", range(1, 4)))
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE data_imports SET approval_plan = approval_plan - 'inventory_watermark' "
+                "- 'plan_id' WHERE id = :id"
+            ),
+            {"id": data_import_id},
+        )
+    legacy = await service.plan(data_import_id)
+    assert legacy.plan_id is None and legacy.stale
+    assert legacy.stale_reason == (
+        "the plan was made before plans recorded the inventory they were made from"
+    )
+    with pytest.raises(PlanStale) as refused:
+        await service.approve(data_import_id)
+    fresh = await service.plan(data_import_id)
+    assert fresh.plan_id == refused.value.fresh_plan_id and not fresh.stale
+    assert counts(fresh) == counts(legacy)
+    await service.approve(data_import_id)
+    assert (await wait_for(service, data_import_id, ("completed",))).assets_created == 3
+
+
 async def test_the_watermark_sees_a_write_older_than_the_newest_row(
     engine: AsyncEngine, tenant: Tenant
 ) -> None:
