@@ -555,11 +555,16 @@ def fail(
 @app.command()
 def approve(
     data_import_id: ImportId,
+    plan_id: Annotated[
+        uuid.UUID | None,
+        typer.Option("--plan", help="The plan id you reviewed (dataimport plan): only it runs."),
+    ] = None,
     client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
     engagement: Engagement = DEMO_ENGAGEMENT_ID,
 ) -> None:
-    """Approve the plan of an import awaiting approval: its enrichment runs."""
-    _with_service(client_account, engagement, lambda s: s.approve(data_import_id))
+    """Approve the plan of an import awaiting approval: its enrichment runs. A stale plan (the
+    inventory changed since it was made) is made again instead: review it, approve again."""
+    _with_service(client_account, engagement, lambda s: s.approve(data_import_id, plan_id))
     console.print(f"approve sent to {data_import_id}")
 
 
@@ -581,11 +586,19 @@ def reject(
 def plan(
     data_import_id: ImportId,
     as_json: JsonFlag = False,
+    recompute: Annotated[
+        bool,
+        typer.Option("--recompute", help="Make the plan again from the inventory as it is now."),
+    ] = False,
     client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
     engagement: Engagement = DEMO_ENGAGEMENT_ID,
 ) -> None:
     """What an import with require_approval would do to the inventory (its plan)."""
-    found = _with_service(client_account, engagement, lambda s: s.plan(data_import_id))
+    found = _with_service(
+        client_account,
+        engagement,
+        lambda s: s.replan(data_import_id) if recompute else s.plan(data_import_id),
+    )
     if as_json:
         print(found.model_dump_json(indent=2))
         return
@@ -595,6 +608,12 @@ def plan(
         f"import {found.data_import_id} ({found.status}): {creates.count} assets to create, "
         f"{updates.count} to update, {deps.count} dependencies to add"
     )
+    console.print(f"plan {found.plan_id}, made {found.computed_at}", highlight=False)
+    if found.stale:
+        err.print(
+            f"[yellow]stale:[/yellow] {escape(found.stale_reason or '')}; approving makes it "
+            "again first (or: dataimport plan --recompute)"
+        )
     if creates.sample:
         table = Table("new asset", "type", title="assets to create (sample)")
         for new in creates.sample:
