@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Executable, delete, func, select
+from sqlalchemy import ColumnElement, Executable, column, delete, func, select, true
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -154,14 +154,19 @@ def _staged_rows(tenant: Tenant, data_import_id: uuid.UUID) -> ColumnElement[boo
 
 
 def _error_rows(tenant: Tenant, data_import_id: uuid.UUID) -> Executable:
-    """One row per finding: FROM raw_import_records, jsonb_array_elements(validation_errors) e."""
-    finding = func.jsonb_array_elements(RawImportRecord.validation_errors, type_=JSONB)
-    e = finding.column_valued("e")
+    """One row per finding: each staged row JOIN LATERAL jsonb_array_elements(its findings)."""
+    findings = (
+        func.jsonb_array_elements(RawImportRecord.validation_errors)
+        .table_valued(column("value", JSONB))
+        .lateral("e")
+    )
+    finding = findings.c.value
     return (
         select(
             RawImportRecord.row_number,
-            *(e[key].astext.label(key) for key in ("field", "code", "severity", "message")),
+            *(finding[key].astext.label(key) for key in ("field", "code", "severity", "message")),
         )
+        .join(findings, true())
         .where(_staged_rows(tenant, data_import_id))
         .order_by(RawImportRecord.row_number)
     )
