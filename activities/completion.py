@@ -14,7 +14,7 @@ from activities.tenant import tenant_scoped
 from dataimport import flows
 from dataimport.contracts import TERMINAL_STATUSES, SaveConfigInput, StatusUpdate
 from dataimport.models import DataImport
-from dataimport.tenant_scope import where_tenant
+from dataimport.tenant_scope import the_import
 from observability import metrics
 
 log = logging.getLogger("dataimport.activities.completion")
@@ -44,7 +44,7 @@ class CompletionActivities:
         async with self._engine.begin() as conn:
             await conn.execute(
                 update(DataImport)
-                .where(DataImport.id == data.ref.data_import_id, where_tenant(DataImport, data.ref))
+                .where(the_import(data.ref))
                 .values(
                     processing_config=data.processing_config.model_dump(mode="json"),
                     updated_at=func.now(),

@@ -15,14 +15,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import cast
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio.exceptions import ApplicationError
 
 from dataimport.contracts import ImportRef, ProcessingConfig
 from dataimport.error_codes import Level, register
 from dataimport.models import DataImport
-from dataimport.tenant_scope import where_tenant
+from dataimport.tenant_scope import the_import
 
 STALE_CHUNK = register(
     "stale-chunk",
@@ -33,10 +33,6 @@ STALE_CHUNK = register(
     "chunk of config generation {generation} refused: the import is at generation {current} "
     "(a retry started a new run)",
 ).code
-
-
-def _this_import(ref: ImportRef) -> ColumnElement[bool]:
-    return (DataImport.id == ref.data_import_id) & where_tenant(DataImport, ref)
 
 
 class _OneTransaction:
@@ -69,7 +65,7 @@ async def of_generation(
     async with engine.connect() as conn, conn.begin():
         hold = (
             select(DataImport.config_generation)
-            .where(_this_import(ref))
+            .where(the_import(ref))
             .with_for_update(read=True, key_share=True)  # FOR KEY SHARE
         )
         current = await conn.scalar(hold)
@@ -90,11 +86,11 @@ async def bump_generation(
     """Record the config of a retry and its generation; waits for any chunk still holding
     an older generation's lock (idempotent: a retried call changes nothing more)."""
     async with engine.begin() as conn:
-        lock = select(DataImport.config_generation).where(_this_import(ref)).with_for_update()
+        lock = select(DataImport.config_generation).where(the_import(ref)).with_for_update()
         await conn.execute(lock)
         await conn.execute(
             update(DataImport)
-            .where(_this_import(ref))
+            .where(the_import(ref))
             .values(
                 config_generation=func.greatest(DataImport.config_generation, generation),
                 processing_config=config.model_dump(mode="json"),

@@ -23,7 +23,7 @@ from dataimport.categories.base import EnrichCounts, ImportCategory, ImportScope
 from dataimport.contracts import EnrichmentResult, ImportRef, RowRange
 from dataimport.dependency_groups import update_dependency_groups
 from dataimport.models import DataImport, ImportProcessingStep
-from dataimport.tenant_scope import where_tenant
+from dataimport.tenant_scope import the_import, where_tenant
 
 PREPARE_STEP = "enrichment_prepare"
 PREPARE_AGENT = "asset_resolver"
@@ -146,6 +146,6 @@ async def _record_groups(conn: AsyncConnection, ref: ImportRef, groups: dict[str
     entry = json.loads(json.dumps({"dependency_groups": groups}, default=str))
     await conn.execute(
         update(DataImport)
-        .where(DataImport.id == ref.data_import_id, where_tenant(DataImport, ref))
+        .where(the_import(ref))
         .values(summary=DataImport.summary.op("||")(literal(entry, JSONB)))
     )

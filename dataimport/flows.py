@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, Executable, func, literal, select, text, update
+from sqlalchemy import Executable, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -23,7 +23,7 @@ from dataimport.contracts import (
 )
 from dataimport.error_codes import Level, register
 from dataimport.models import DataImport, DiscoveryFlow, MasterFlow, RawImportRecord
-from dataimport.tenant_scope import where_tenant
+from dataimport.tenant_scope import the_import, where_tenant
 
 IMPORT_ID_TAKEN = register(
     "import-id-taken",
@@ -63,10 +63,6 @@ def flow_ids_for(data_import_id: uuid.UUID) -> FlowIds:
 
 def _tenant(ref: ImportRef) -> dict[str, Any]:
     return {"id": ref.data_import_id, "c": ref.client_account_id, "e": ref.engagement_id}
-
-
-def _this_import(ref: ImportRef | ImportRequest) -> ColumnElement[bool]:
-    return (DataImport.id == ref.data_import_id) & where_tenant(DataImport, ref)
 
 
 async def register_import(engine: AsyncEngine, request: ImportRequest, workflow_id: str) -> bool:
@@ -127,7 +123,7 @@ async def _request_id_taken(conn: AsyncConnection, request: ImportRequest) -> bo
 
 async def _owned(conn: AsyncConnection, request: ImportRequest) -> bool:
     """Whether the existing row of this import id belongs to the request's tenant."""
-    found = await conn.scalar(select(DataImport.id).where(_this_import(request)))
+    found = await conn.scalar(select(DataImport.id).where(the_import(request)))
     return found is not None
 
 
@@ -151,9 +147,7 @@ async def _mapped_headers(
     """Headers that map to a field (an alias or the import's column_mapping names them)."""
     found = (
         await conn.execute(
-            select(DataImport.detected_format, DataImport.processing_config).where(
-                _this_import(ref)
-            )
+            select(DataImport.detected_format, DataImport.processing_config).where(the_import(ref))
         )
     ).first()
     if found is None:
@@ -214,7 +208,7 @@ async def create_flows(engine: AsyncEngine, ref: ImportRef, filename: str) -> Fl
         )
         await conn.execute(
             update(DataImport)
-            .where(_this_import(ref))
+            .where(the_import(ref))
             .values(master_flow_id=ids.master_flow_id, updated_at=func.now())
         )
     return ids
@@ -262,7 +256,7 @@ def _update_import(change: StatusUpdate) -> Executable:
     """Returns the status the import had before (the CTE reads the row as it was, locked)."""
     before = (
         select(DataImport.id, DataImport.status)
-        .where(_this_import(change.ref))
+        .where(the_import(change.ref))
         .with_for_update()
         .cte("before")
     )

@@ -43,7 +43,7 @@ from dataimport.error_codes import Level, register
 from dataimport.imports import Tenant
 from dataimport.models import DataImport
 from dataimport.tenant_context import acting_for
-from dataimport.tenant_scope import where_tenant
+from dataimport.tenant_scope import the_import, where_tenant
 
 MAX_FAILED_IDS = 20
 PURGE_FAILED = register(
@@ -103,8 +103,7 @@ def _still_due(candidate: PurgeCandidate, cutoff: datetime) -> Executable:
     return (
         select(DataImport.staging_purge_started_at)
         .where(
-            DataImport.id == candidate.data_import_id,
-            where_tenant(DataImport, candidate),
+            the_import(candidate),
             DataImport.staging_purged_at.is_(None),
             DataImport.status.in_(sorted(status.value for status in TERMINAL_STATUSES)),
             DataImport.completed_at < cutoff,
@@ -117,7 +116,7 @@ def _mark(candidate: PurgeCandidate, *, done: bool) -> Executable:
     """Claimed with the first batch (reports say "removed" from then on), purged with the last."""
     return (
         update(DataImport)
-        .where(DataImport.id == candidate.data_import_id, where_tenant(DataImport, candidate))
+        .where(the_import(candidate))
         .values(
             updated_at=func.now(),
             staging_purge_started_at=func.coalesce(DataImport.staging_purge_started_at, func.now()),

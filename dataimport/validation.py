@@ -11,7 +11,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dataimport import pii, steps
@@ -34,18 +34,14 @@ from dataimport.db import driver_connection
 from dataimport.engine import chunk, staged_io
 from dataimport.issues import NO_MAPPED_COLUMNS, Code, ImportFailure
 from dataimport.models import DataImport
-from dataimport.tenant_scope import where_tenant
+from dataimport.tenant_scope import the_import
 
 EXAMPLES_PER_CODE = 5
 
 
-def _this_import(ref: ImportRef) -> ColumnElement[bool]:
-    return (DataImport.id == ref.data_import_id) & where_tenant(DataImport, ref)
-
-
 async def staged_headers(engine: AsyncEngine, ref: ImportRef) -> list[str]:
     async with engine.connect() as conn:
-        detected = await conn.scalar(select(DataImport.detected_format).where(_this_import(ref)))
+        detected = await conn.scalar(select(DataImport.detected_format).where(the_import(ref)))
     return list((detected or {}).get("headers", []))
 
 
@@ -101,7 +97,7 @@ async def unmapped_headers(engine: AsyncEngine, ref: ImportRef) -> list[str]:
 
 async def _unmapped_as_read(conn: AsyncConnection, ref: ImportRef) -> list[str]:
     found = await conn.execute(
-        select(DataImport.detected_format, DataImport.processing_config).where(_this_import(ref))
+        select(DataImport.detected_format, DataImport.processing_config).where(the_import(ref))
     )
     row = found.first()
     if row is None:

@@ -1,4 +1,4 @@
-"""The one tenant predicate: both keys, bound as UUIDs, on the entity (or alias) it is given."""
+"""The tenant predicates: both keys, bound as UUIDs, on the entity (or alias) given; one import."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import aliased
 
+from dataimport.contracts import ImportRef
 from dataimport.imports import Tenant
-from dataimport.models import Asset, AssetDependency
-from dataimport.tenant_scope import where_tenant
+from dataimport.models import Asset, AssetDependency, DataImport
+from dataimport.tenant_scope import the_import, where_tenant
 
 CLIENT = uuid.UUID("11111111-1111-4111-8111-111111111111")
 ENGAGEMENT = uuid.UUID("22222222-2222-4222-8222-222222222222")
@@ -45,3 +46,18 @@ def test_a_holder_whose_ids_are_not_uuids_never_reaches_a_statement() -> None:
     liar = Tenant("1 OR 1=1", ENGAGEMENT)  # type: ignore[arg-type]  # the point of the test
     with pytest.raises(ValueError):
         where_tenant(Asset, liar)
+
+
+def test_the_import_is_its_id_and_its_tenant() -> None:
+    ref = ImportRef(
+        data_import_id=uuid.uuid4(),
+        client_account_id=CLIENT,
+        engagement_id=ENGAGEMENT,
+        category="cmdb_export",
+    )
+    sql, params = _compiled(select(DataImport.status).where(the_import(ref)))
+    assert (
+        "data_imports.id = $1::UUID AND data_imports.client_account_id = $2::UUID "
+        "AND data_imports.engagement_id = $3::UUID"
+    ) in sql
+    assert list(params.values()) == [ref.data_import_id, CLIENT, ENGAGEMENT]
