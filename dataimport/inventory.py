@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dataimport import field_sources
 from dataimport.categories.base import EnrichCounts, ImportScope
 from dataimport.issues import Code
 from dataimport.row_links import link_rows_sql
@@ -94,6 +95,10 @@ FROM s JOIN assets t ON t.client_account_id = CAST(:c AS uuid)
 """
 
 
+# Custom attributes are merged key by key: the row sets them when it brings any.
+_CUSTOM_SET = {"custom_attributes": "s.custom_attributes <> '{}'::jsonb"}
+
+
 def _update_by_external_id_sql(*, taken: bool) -> str:
     """An asset known by its external id under another name key takes the incoming key and
     fields (`taken=False`), or only the fields when the key belongs to another asset.
@@ -103,8 +108,10 @@ def _update_by_external_id_sql(*, taken: bool) -> str:
     it is empty, and every index leading with the tenant would look like a one-row probe).
     """
     kept = {"name"} if taken else set()
-    sets = ",\n  ".join(
-        f"{col} = coalesce(s.{col}, t.{col})" for col in ASSET_FIELDS if col not in kept
+    written = [col for col in ASSET_FIELDS if col not in kept]
+    sets = ",\n  ".join(f"{col} = coalesce(s.{col}, t.{col})" for col in written)
+    sources = field_sources.recorded(
+        "t.field_sources", {**field_sources.non_null(written), **_CUSTOM_SET}
     )
     rename = "" if taken else "name_key = s.name_key,"
     which = "x.taken" if taken else "NOT x.taken AND x.current_key <> s.name_key"
@@ -112,6 +119,7 @@ def _update_by_external_id_sql(*, taken: bool) -> str:
 WITH s AS ({_RANGE_ASSETS})
 UPDATE assets t SET {sets}, {rename}
   custom_attributes = t.custom_attributes || coalesce(s.custom_attributes, '{{}}'),
+  field_sources = {sources},
   source_import_id = CAST(:id AS uuid), updated_at = now()
 FROM s JOIN {_RANGE_BY_EXTERNAL_TABLE} x ON x.name_key = s.name_key
 WHERE t.client_account_id = CAST(:c AS uuid) AND t.engagement_id = CAST(:e AS uuid)
@@ -162,6 +170,9 @@ def _upsert_by_name_key_sql() -> str:
     columns = ", ".join(ASSET_FIELDS)
     values = ", ".join(f"s.{col}" for col in ASSET_FIELDS)
     sets = ",\n  ".join(f"{col} = coalesce(EXCLUDED.{col}, assets.{col})" for col in ASSET_FIELDS)
+    # The inserted row's sources are the fields the staged row sets: on conflict, exactly
+    # the ones the update takes from EXCLUDED.
+    sources = field_sources.sources({**field_sources.non_null(ASSET_FIELDS), **_CUSTOM_SET})
     return f"""
 WITH s AS (
   SELECT a.* FROM ({_RANGE_ASSETS}) a
@@ -171,13 +182,14 @@ WITH s AS (
 ),
 upserted AS (
   INSERT INTO assets (client_account_id, engagement_id, name_key, {columns}, custom_attributes,
-    source_import_id, created_by_import_id)
+    field_sources, source_import_id, created_by_import_id)
   SELECT CAST(:c AS uuid), CAST(:e AS uuid), s.name_key, {values},
-    coalesce(s.custom_attributes, '{{}}'), CAST(:id AS uuid), CAST(:id AS uuid)
+    coalesce(s.custom_attributes, '{{}}'), {sources}, CAST(:id AS uuid), CAST(:id AS uuid)
   FROM s
   ORDER BY s.name_key
   ON CONFLICT (client_account_id, engagement_id, name_key) DO UPDATE SET {sets},
     custom_attributes = assets.custom_attributes || EXCLUDED.custom_attributes,
+    field_sources = assets.field_sources || EXCLUDED.field_sources,
     source_import_id = EXCLUDED.source_import_id, updated_at = now()
   RETURNING id, name_key
 ),
@@ -211,7 +223,7 @@ async def _fresh_temp(conn: AsyncConnection, table: str, create_sql: str, params
 
 async def upsert_assets(conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
     """Create or update one asset per distinct staged key in the range; link rows to assets."""
-    params = scope_params(scope)
+    params = {**scope_params(scope), "seq": await field_sources.import_seq(conn, scope)}
     await conn.execute(text("SET LOCAL work_mem = '64MB'"))  # the range's sorts in memory
     await _fresh_temp(conn, _RANGE_ROWS_TABLE, _STAGE_RANGE_ROWS, params)
     # Row estimates of freshly written tables are ~1, which tempts the planner into nested

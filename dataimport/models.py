@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     MetaData,
@@ -96,6 +97,10 @@ class DataImport(TenantMixin, TimestampMixin, Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    # A compact number of the import, for what is recorded per asset field (field_sources).
+    seq: Mapped[int] = mapped_column(
+        BigInteger, Identity(always=True), nullable=False, unique=True
+    )
     import_category: Mapped[str] = mapped_column(Text, nullable=False)
     filename: Mapped[str] = mapped_column(Text, nullable=False)
     file_uri: Mapped[str] = mapped_column(Text, nullable=False)
@@ -339,6 +344,11 @@ class Asset(TenantMixin, TimestampMixin, Base):
     quality_score: Mapped[float | None] = mapped_column(Float)
     source_import_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_by_import_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # Asset column -> data_imports.seq of the import that last wrote a value into it
+    # (dataimport.field_sources keeps it exact).
+    field_sources: Mapped[dict[str, int]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
 
 
 class DependencyGroupMember(TenantMixin, Base):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -245,4 +246,69 @@ def test_row_asset_links_move_to_their_own_table_with_0010_and_back(scratch_url:
     )
     assert [tuple(row) for row in back] == [(1, True, asset), (2, True, None), (3, False, None)]
     fetch(scratch_url, "DELETE FROM data_imports WHERE id = $1", imported)
+    upgrade(scratch_url)
+
+
+def test_imports_are_numbered_and_assets_get_field_sources_with_0011(scratch_url: str) -> None:
+    """0011 numbers existing imports in creation order (new ones number on) and gives each
+    existing asset's non-null fields the seq of the import that last touched it; its
+    downgrade drops both columns."""
+    upgrade(scratch_url)
+    downgrade(scratch_url, "0010_staged_row_assets")
+    older, newer, asset, orphan = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    c, e = uuid.uuid4(), uuid.uuid4()
+    insert_import = (
+        "INSERT INTO data_imports (id, client_account_id, engagement_id, import_category, "
+        "filename, file_uri, workflow_id, created_at) VALUES ($1, $2, $3, 'cmdb_export', 'f', "
+        "'file:///f', 'w', now() - $4 * interval '1 hour')"
+    )
+    fetch(scratch_url, insert_import, newer, c, e, 1)
+    fetch(scratch_url, insert_import, older, c, e, 2)
+    insert_asset = (
+        "INSERT INTO assets (id, client_account_id, engagement_id, name, name_key, hostname, "
+        "cpu_cores, custom_attributes, source_import_id) VALUES ($1, $2, $3, $4, $4, $5, $6, "
+        "$7, $8)"
+    )
+    fetch(scratch_url, insert_asset, asset, c, e, "a", "a.example", 4, '{"u_rack": "R1"}', newer)
+    fetch(scratch_url, insert_asset, orphan, c, e, "b", None, None, "{}", uuid.uuid4())
+    upgrade(scratch_url)
+
+    seqs = dict(
+        (row[0], row[1])
+        for row in fetch(
+            scratch_url, "SELECT id, seq FROM data_imports WHERE id = ANY($1)", [older, newer]
+        )
+    )
+    assert seqs[older] < seqs[newer]
+    sources = dict(
+        (row[0], json.loads(row[1]))
+        for row in fetch(
+            scratch_url, "SELECT id, field_sources FROM assets WHERE id = ANY($1)", [asset, orphan]
+        )
+    )
+    last = seqs[newer]
+    assert sources[asset] == {
+        "name": last,
+        "asset_type": last,  # NOT NULL with a default: set
+        "hostname": last,
+        "cpu_cores": last,
+        "custom_attributes": last,
+    }
+    assert sources[orphan] == {}  # its import is gone: nothing known
+    third = uuid.uuid4()
+    fetch(scratch_url, insert_import, third, c, e, 0)
+    numbered = fetch(scratch_url, "SELECT seq FROM data_imports WHERE id = $1", third)
+    assert numbered[0][0] > last  # new imports number on from the backfill
+    with pytest.raises(asyncpg.GeneratedAlwaysError):
+        fetch(scratch_url, "UPDATE data_imports SET seq = 1 WHERE id = $1", third)
+
+    downgrade(scratch_url, "0010_staged_row_assets")
+    columns = fetch(
+        scratch_url,
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE (table_name, column_name) IN (('data_imports', 'seq'), ('assets', 'field_sources'))",
+    )
+    assert columns == []
+    fetch(scratch_url, "DELETE FROM assets WHERE id = ANY($1)", [asset, orphan])
+    fetch(scratch_url, "DELETE FROM data_imports WHERE id = ANY($1)", [older, newer, third])
     upgrade(scratch_url)

@@ -39,6 +39,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dataimport import field_sources
 from dataimport.agents.base import ValidationAgent
 from dataimport.agents.infrastructure_validator import (
     InfrastructureValidator,
@@ -155,7 +156,7 @@ class InfrastructureCategory:
 
     async def _apply_machines(self, conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
         """The range's machines (typed once) applied to their assets with precedence."""
-        params = scope_params(scope)
+        params = {**scope_params(scope), "seq": await field_sources.import_seq(conn, scope)}
         async with planner(conn, **HASH_ONLY):
             await conn.execute(text(f"DROP TABLE IF EXISTS pg_temp.{MACHINES}"))
             await conn.execute(
@@ -180,7 +181,8 @@ class InfrastructureCategory:
         if matched:
             updates = [_sample_update(machine) for machine in matched.values()]
             arrays = {key: [update[key] for update in updates] for key in updates[0]}
-            await conn.execute(text(_APPLY_SAMPLES), {**params, **arrays})
+            seq = await field_sources.import_seq(conn, scope)
+            await conn.execute(text(_APPLY_SAMPLES), {**params, **arrays, "seq": seq})
         if machines:
             await conn.execute(
                 text(_MARK_SAMPLES),

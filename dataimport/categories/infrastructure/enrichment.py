@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from dataimport import field_sources
 from dataimport.rightsizing import recommend_from_samples
 from dataimport.row_links import link_rows_sql
 
@@ -54,6 +55,30 @@ def _newer_wins(column: str, incoming: str) -> str:
     )
 
 
+def _newer_sets(incoming: str, column: str) -> str:
+    """When `_newer_wins` writes the incoming value: it has one, and it is newer or the
+    asset has none."""
+    return f"{incoming} IS NOT NULL AND ({_NEWER} OR t.{column} IS NULL)"
+
+
+def _custom_sets(incoming: str) -> str:
+    """When the custom-attribute merge writes an incoming key: any key when newer, else only
+    keys the asset lacks."""
+    return (
+        f"{incoming} <> '{{}}'::jsonb AND CASE WHEN {_NEWER} THEN true ELSE EXISTS ("
+        f"SELECT 1 FROM jsonb_object_keys({incoming}) AS k(key) "
+        f"WHERE NOT t.custom_attributes ? k.key) END"
+    )
+
+
+def _recorded(set_when: dict[str, str]) -> str:
+    """The asset's sources, over what a creating import gave it, with this statement's."""
+    return (
+        f"{field_sources.created_here()} || "
+        f"{field_sources.recorded('t.field_sources', set_when)}"
+    )
+
+
 def _incoming(column: str, sql_type: str, alias: str = "s") -> str:
     value = f"CAST({alias}.a ->> '{column}' AS {sql_type})"
     return f"nullif({value}, 0)" if column in _ZERO_IS_UNKNOWN else value
@@ -96,6 +121,14 @@ def _update_machines_sql() -> str:
     fills = [f"{col} = coalesce(t.{col}, s.{col})" for col in _FILL_BLANKS]
     newer = [_newer_wins(col, f"s.{col}") for col in _NEWER_WINS]
     sets = ",\n  ".join([*fills, *newer, _newer_wins("rightsizing", "s.rightsizing")])
+    sources = _recorded(
+        {
+            **{col: f"t.{col} IS NULL AND s.{col} IS NOT NULL" for col in _FILL_BLANKS},
+            **{col: _newer_sets(f"s.{col}", col) for col in (*_NEWER_WINS, "rightsizing")},
+            "custom_attributes": _custom_sets("s.custom_attributes"),
+            "performance_observed_at": _NEWER,
+        }
+    )
     return f"""
 UPDATE assets t SET {sets},
   custom_attributes = CASE WHEN {_NEWER}
@@ -103,6 +136,7 @@ UPDATE assets t SET {sets},
     ELSE coalesce(s.custom_attributes, '{{}}') || t.custom_attributes END,
   performance_observed_at = CASE WHEN {_NEWER} THEN s.observed_at
     ELSE t.performance_observed_at END,
+  field_sources = {sources},
   source_import_id = CAST(:id AS uuid), updated_at = now()
 FROM {MACHINES} s
 WHERE t.id = s.asset_id AND {_TENANT}
@@ -160,6 +194,23 @@ LEFT JOIN assets a ON a.id = b.id
 ORDER BY m.machine_id
 """
 
+_SAMPLE_COLUMNS = {
+    "cpu_utilization_pct": "s.cpu",
+    "memory_utilization_pct": "s.mem",
+    "iops": "s.iops",
+    "network_throughput_mbps": "s.net",
+    "rightsizing": "s.rightsizing",
+}
+_SAMPLE_SETS = ",\n  ".join(_newer_wins(col, incoming) for col, incoming in _SAMPLE_COLUMNS.items())
+_SAMPLE_SOURCES = field_sources.recorded(
+    "t.field_sources",
+    {
+        **{col: _newer_sets(incoming, col) for col, incoming in _SAMPLE_COLUMNS.items()},
+        "custom_attributes": _custom_sets("s.custom"),
+        "performance_observed_at": _NEWER,
+    },
+)
+
 _APPLY_SAMPLES = f"""
 WITH s AS (
   SELECT * FROM unnest(CAST(:asset_id AS uuid[]), CAST(:observed AS timestamptz[]),
@@ -169,15 +220,12 @@ WITH s AS (
     AS v(asset_id, observed_at, cpu, mem, iops, net, rightsizing, custom)
 )
 UPDATE assets t SET
-  {_newer_wins("cpu_utilization_pct", "s.cpu")},
-  {_newer_wins("memory_utilization_pct", "s.mem")},
-  {_newer_wins("iops", "s.iops")},
-  {_newer_wins("network_throughput_mbps", "s.net")},
-  {_newer_wins("rightsizing", "s.rightsizing")},
+  {_SAMPLE_SETS},
   custom_attributes = CASE WHEN {_NEWER} THEN t.custom_attributes || s.custom
     ELSE s.custom || t.custom_attributes END,
   performance_observed_at = CASE WHEN {_NEWER} THEN s.observed_at
     ELSE t.performance_observed_at END,
+  field_sources = {_SAMPLE_SOURCES},
   source_import_id = CAST(:id AS uuid), updated_at = now()
 FROM s
 WHERE t.id = s.asset_id AND {_TENANT}

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dataimport import pii
+from dataimport import field_sources, pii
 from dataimport.app_discovery_enrichment import planner
 from dataimport.asset_resolution import RESOLVED, scope_params
 from dataimport.categories.base import ImportScope
@@ -221,6 +221,25 @@ def _asset_union(column: str, incoming: str) -> str:
     )
 
 
+# What the hosts' update writes: the most restrictive classification is the incoming one when
+# it is at least the asset's; a union or an encryption status only when the rows bring one;
+# the stores always (rebuilt). Under them, the identity a host created here was given.
+_HOST_SOURCES = (
+    f"{field_sources.created_here()} || "
+    + field_sources.recorded(
+        "t.field_sources",
+        {
+            "data_classification": "i.level IS NOT NULL AND i.level >= coalesce("
+            f"array_position({_LEVELS}, t.data_classification), 0)",
+            "compliance_scopes": "jsonb_array_length(i.scopes) > 0",
+            "pii_categories": "jsonb_array_length(i.pii) > 0",
+            "encryption_at_rest": "s.at_rest IS NOT NULL",
+            "encryption_in_transit": "s.in_transit IS NOT NULL",
+            "data_stores": "true",
+        },
+    )
+)
+
 _UPDATE_HOSTS = f"""
 WITH merged AS ({_MERGED_SELECT}),
 -- the host's other entries (every store the scope names is in `merged`)
@@ -247,6 +266,7 @@ UPDATE assets t SET
   encryption_at_rest = coalesce(s.at_rest, t.encryption_at_rest),
   encryption_in_transit = coalesce(s.in_transit, t.encryption_in_transit),
   data_stores = s.data_stores,
+  field_sources = {_HOST_SOURCES},
   source_import_id = CAST(:id AS uuid), updated_at = now()
 FROM stores s JOIN {INCOMING} i ON i.asset_id = s.asset_id
 WHERE t.id = s.asset_id AND {_TENANT}
@@ -267,7 +287,7 @@ class Merged:
 async def merge_stores(conn: AsyncConnection, scope: ImportScope) -> Merged:
     """Merge the scope's stores onto their hosts; call right after `resolve_assets` of the same
     scope (its temporary tables name each row's host)."""
-    params = scope_params(scope)
+    params = {**scope_params(scope), "seq": await field_sources.import_seq(conn, scope)}
     async with planner(conn, **_HASH_ONLY):
         await _temp(conn, STORE_ROWS, _STORE_ROWS_SELECT, params)
         await _temp(conn, LOCKED, _LOCKED_SELECT, params)
