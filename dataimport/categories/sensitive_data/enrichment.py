@@ -206,8 +206,12 @@ lists AS (
   FROM items GROUP BY asset_id
 )
 SELECT a.asset_id, a.level, coalesce(l.scopes, '[]'::jsonb) AS scopes,
-  coalesce(l.pii, '[]'::jsonb) AS pii
-FROM (SELECT asset_id, max(level) AS level FROM {STORE_ROWS} WHERE staged GROUP BY asset_id) a
+  coalesce(l.pii, '[]'::jsonb) AS pii, a.at_rest_known, a.in_transit_known
+FROM (
+  SELECT asset_id, max(level) AS level, bool_or(at_rest IS NOT NULL) AS at_rest_known,
+    bool_or(in_transit IS NOT NULL) AS in_transit_known
+  FROM {STORE_ROWS} WHERE staged GROUP BY asset_id
+) a
 LEFT JOIN lists l ON l.asset_id = a.asset_id
 """
 
@@ -221,9 +225,10 @@ def _asset_union(column: str, incoming: str) -> str:
     )
 
 
-# What the hosts' update writes: the most restrictive classification is the incoming one when
-# it is at least the asset's; a union or an encryption status only when the rows bring one;
-# the stores always (rebuilt). Under them, the identity a host created here was given.
+# What the hosts' rows set: the most restrictive classification when theirs is at least the
+# asset's; a union when they bring members; an encryption status (an aggregate over all the
+# host's stores) when one of them knows it; the stores always (rebuilt). Under them, the
+# identity a host created here was given.
 _HOST_SOURCES = (
     f"{field_sources.created_here()} || "
     + field_sources.recorded(
@@ -233,8 +238,8 @@ _HOST_SOURCES = (
             f"array_position({_LEVELS}, t.data_classification), 0)",
             "compliance_scopes": "jsonb_array_length(i.scopes) > 0",
             "pii_categories": "jsonb_array_length(i.pii) > 0",
-            "encryption_at_rest": "s.at_rest IS NOT NULL",
-            "encryption_in_transit": "s.in_transit IS NOT NULL",
+            "encryption_at_rest": "i.at_rest_known",
+            "encryption_in_transit": "i.in_transit_known",
             "data_stores": "true",
         },
     )
