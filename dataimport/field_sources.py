@@ -11,7 +11,7 @@ A blank incoming cell never takes a field's provenance; a retried statement reco
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -51,7 +51,7 @@ def recorded(existing: str, set_when: Mapping[str, str]) -> str:
     return f"{existing} || {sources(set_when)}"
 
 
-def non_null(columns: Mapping[str, object] | tuple[str, ...], alias: str = "s") -> dict[str, str]:
+def non_null(columns: Iterable[str], alias: str = "s") -> dict[str, str]:
     """Columns copied with `coalesce(incoming, existing)`: set exactly when incoming is not NULL."""
     return {column: f"{alias}.{column} IS NOT NULL" for column in columns}
 

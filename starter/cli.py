@@ -832,15 +832,19 @@ def assets(
     client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
     engagement: Engagement = DEMO_ENGAGEMENT_ID,
 ) -> None:
-    """The asset inventory, by name: list it or export it (JSON, CSV), like the API."""
+    """The asset inventory, by name: list it or export it (JSON, CSV), like the API. JSON
+    includes each asset's field_sources: per field, the import that last set it."""
     from dataimport.api import inventory_queries as queries
 
     filters = queries.AssetFilter(asset_type, environment, group, source_import, search)
+    with_sources = fmt.lower() == "json"
 
     rows = _pages(
         client_account,
         engagement,
-        lambda engine, tenant, n, cursor: queries.list_assets(engine, tenant, filters, n, cursor),
+        lambda engine, tenant, n, cursor: queries.list_assets(
+            engine, tenant, filters, n, cursor, with_sources=with_sources
+        ),
         limit,
         every,
     )

@@ -14,11 +14,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Executable, Text, cast, false, func, literal, or_, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import aliased
 
 from dataimport.api.errors import ApiError
-from dataimport.api.schemas import AssetOut, DependencyGroupOut, DependencyOut
+from dataimport.api.schemas import (
+    AssetDetail,
+    AssetOut,
+    DependencyGroupOut,
+    DependencyOut,
+    FieldSource,
+)
 from dataimport.dependency_groups import GROUP_PREFIX, list_dependency_groups
 from dataimport.imports import Tenant
 from dataimport.models import Asset, AssetDependency, DataImport, DependencyGroupMember
@@ -111,23 +117,75 @@ def _asset_conditions(tenant: Tenant, filters: AssetFilter) -> list[ColumnElemen
 
 
 async def list_assets(
-    engine: AsyncEngine, tenant: Tenant, filters: AssetFilter, limit: int, cursor: str | None
+    engine: AsyncEngine,
+    tenant: Tenant,
+    filters: AssetFilter,
+    limit: int,
+    cursor: str | None,
+    *,
+    with_sources: bool = False,
 ) -> tuple[list[AssetOut], str | None]:
-    """Assets by name (name_key is unique per tenant, so it is the keyset)."""
+    """Assets by name (name_key is unique per tenant, so it is the keyset); `with_sources`:
+    each with the import that last set each of its fields (one more query per page)."""
     conditions = _asset_conditions(tenant, filters)
     if cursor:
         conditions.append(Asset.name_key > decode_cursor(cursor, 1)[0])
     stmt = (
-        select(*_ASSET_COLUMNS, Asset.name_key)
+        select(*_ASSET_COLUMNS, Asset.name_key, Asset.field_sources)
         .outerjoin(DependencyGroupMember, DependencyGroupMember.asset_id == Asset.id)
         .where(*conditions)
         .order_by(Asset.name_key)
         .limit(limit + 1)
     )
-    rows = await _rows(engine, stmt)
-    page = rows[:limit]
+    async with engine.connect() as conn:
+        rows = list((await conn.execute(stmt)).mappings())
+        page = rows[:limit]
+        imports = await _imports_by_seq(conn, tenant, page) if with_sources else {}
     after = encode_cursor(page[-1]["name_key"]) if len(rows) > limit else None
-    return [AssetOut.model_validate(dict(row)) for row in page], after
+    if not with_sources:
+        return [AssetOut.model_validate(dict(row)) for row in page], after
+    return [_detail(row, imports) for row in page], after
+
+
+async def get_asset(engine: AsyncEngine, tenant: Tenant, asset_id: uuid.UUID) -> AssetDetail | None:
+    """One asset of the tenant with the import that last set each of its fields."""
+    stmt = (
+        select(*_ASSET_COLUMNS, Asset.field_sources)
+        .outerjoin(DependencyGroupMember, DependencyGroupMember.asset_id == Asset.id)
+        .where(where_tenant(Asset, tenant), Asset.id == asset_id)
+    )
+    async with engine.connect() as conn:
+        row = (await conn.execute(stmt)).mappings().one_or_none()
+        if row is None:
+            return None
+        return _detail(row, await _imports_by_seq(conn, tenant, [row]))
+
+
+async def _imports_by_seq(
+    conn: AsyncConnection, tenant: Tenant, rows: list[Any]
+) -> dict[int, FieldSource]:
+    """The tenant's imports the rows' field_sources name, by seq (one indexed lookup)."""
+    seqs = {int(seq) for row in rows for seq in (row["field_sources"] or {}).values()}
+    if not seqs:
+        return {}
+    stmt = select(
+        DataImport.seq,
+        DataImport.id.label("data_import_id"),
+        DataImport.filename,
+        DataImport.import_category.label("category"),
+        DataImport.completed_at.label("finished_at"),
+    ).where(where_tenant(DataImport, tenant), DataImport.seq.in_(sorted(seqs)))
+    return {
+        found["seq"]: FieldSource.model_validate(dict(found))
+        for found in (await conn.execute(stmt)).mappings()
+    }
+
+
+def _detail(row: Any, imports: dict[int, FieldSource]) -> AssetDetail:
+    # A seq no import of the tenant has any more (its import was deleted) reads as null.
+    sources = {field: imports.get(int(seq)) for field, seq in sorted(row["field_sources"].items())}
+    values = {key: value for key, value in row.items() if key in AssetOut.model_fields}
+    return AssetDetail.model_validate({**values, "field_sources": sources})
 
 
 # ----- dependencies -------------------------------------------------------------------------

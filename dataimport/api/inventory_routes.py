@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from dataimport.api import inventory_queries as queries
-from dataimport.api.errors import error_responses
-from dataimport.api.schemas import AssetOut, DependencyGroupOut, DependencyOut, Page
+from dataimport.api.errors import ApiError, error_responses
+from dataimport.api.schemas import AssetDetail, AssetOut, DependencyGroupOut, DependencyOut, Page
 from dataimport.api.tenant import ReadTenant, credential_of
 
 router = APIRouter(
@@ -47,6 +47,16 @@ async def list_assets(
     engine = request.app.state.engine
     items, after = await queries.list_assets(engine, tenant, filters, limit, cursor)
     return Page[AssetOut](items=items, next_cursor=after)
+
+
+@router.get("/assets/{asset_id}", response_model=AssetDetail, responses=error_responses(404))
+async def get_asset(request: Request, tenant: ReadTenant, asset_id: uuid.UUID) -> AssetDetail:
+    """One asset, each of its fields with the import that last set it."""
+    found = await queries.get_asset(request.app.state.engine, tenant, asset_id)
+    if found is None:
+        # The same words for an unknown id and another tenant's: nothing leaks across tenants.
+        raise ApiError(404, "asset-not-found", f"no asset {asset_id}")
+    return found
 
 
 @router.get("/dependencies", response_model=Page[DependencyOut])

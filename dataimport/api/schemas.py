@@ -96,6 +96,24 @@ class AssetOut(BaseModel):
     updated_at: datetime
 
 
+class FieldSource(BaseModel):
+    """The import that last wrote a value into one field of an asset."""
+
+    data_import_id: uuid.UUID
+    filename: str
+    category: str
+    finished_at: datetime | None = None
+
+
+class AssetDetail(AssetOut):
+    field_sources: dict[str, FieldSource | None] = Field(
+        default_factory=dict,
+        description="Each field an import set -> the import that last set it (null: that "
+        "import is gone). Assets imported before field sources were kept name their last "
+        "import for every field.",
+    )
+
+
 class DependencyOut(BaseModel):
     id: uuid.UUID
     source_asset_id: uuid.UUID

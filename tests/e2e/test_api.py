@@ -75,6 +75,7 @@ ROUTES = {
     ("post", "/api/v1/imports/{data_import_id}/approve"),
     ("post", "/api/v1/imports/{data_import_id}/reject"),
     ("get", "/api/v1/assets"),
+    ("get", "/api/v1/assets/{asset_id}"),
     ("get", "/api/v1/dependencies"),
     ("get", "/api/v1/dependency-groups"),
     ("get", "/api/v1/keys"),
@@ -611,6 +612,56 @@ async def test_inventory_lists_are_tenant_scoped_filtered_and_paginated(
     for url in ("/api/v1/assets", "/api/v1/dependencies", "/api/v1/dependency-groups"):
         bad = await api.get(url, params={"cursor": "garbage!"})
         assert (bad.status_code, error_of(bad)["code"]) == (422, "invalid-cursor"), url
+
+
+async def test_an_asset_names_the_import_that_last_set_each_field(
+    api: httpx.AsyncClient, engine: AsyncEngine, tenant: Tenant, tmp_path: Path
+) -> None:
+    first_file = write_csv(tmp_path / "a.csv", CMDB_HEADERS, [cmdb_row(1)])
+    first = await started(api, first_file, filename="first.csv")
+    await wait_status(api, first, ("completed",))
+    row = cmdb_row(1)
+    row[CMDB_HEADERS.index("owner")] = "Platform Team"
+    row[CMDB_HEADERS.index("location")] = ""  # blank: the first import's location stays
+    second_file = write_csv(tmp_path / "b.csv", CMDB_HEADERS, [row])
+    second = await started(api, second_file, filename="second.csv")
+    await wait_status(api, second, ("completed",))
+
+    listed = (await api.get("/api/v1/assets")).json()["items"]
+    assert len(listed) == 1 and "field_sources" not in listed[0]
+    response = await api.get(f"/api/v1/assets/{listed[0]['id']}")
+    assert response.status_code == 200, response.text
+    detail = response.json()
+    sources = detail.pop("field_sources")
+    assert detail == listed[0]  # the fields the list shows, plus their sources
+    assert detail["owner"] == "Platform Team" and detail["location"] == "Frankfurt"
+    owner, location = sources["owner"], sources["location"]
+    assert (owner["data_import_id"], owner["filename"], owner["category"]) == (
+        second,
+        "second.csv",
+        "cmdb_export",
+    )
+    assert (location["data_import_id"], location["filename"]) == (first, "first.csv")
+    assert owner["finished_at"] and location["finished_at"]
+    assert "description" not in sources  # no import ever set it
+
+    # A field whose import is gone (no import of the tenant has its seq) reads as null.
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE assets SET field_sources = field_sources || '{\"location\": 0}' "
+                "WHERE id = :id"
+            ),
+            {"id": listed[0]["id"]},
+        )
+    gone = (await api.get(f"/api/v1/assets/{listed[0]['id']}")).json()["field_sources"]
+    assert gone["location"] is None and gone["owner"] == owner
+
+    unknown = await api.get(f"/api/v1/assets/{uuid.uuid4()}")
+    other_headers = await headers_of(engine, other_tenant())
+    foreign = await api.get(f"/api/v1/assets/{listed[0]['id']}", headers=other_headers)
+    assert unknown.status_code == foreign.status_code == 404
+    assert error_of(unknown)["code"] == error_of(foreign)["code"] == "asset-not-found"
 
 
 # ----- schema, the real server and the CLI ---------------------------------------------------

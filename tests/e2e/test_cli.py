@@ -483,6 +483,10 @@ async def test_assets_and_dependencies_list_and_export_only_the_tenants_inventor
     listed = (await cli.ok("assets", "--format", "json")).json()
     assert [a["name"] for a in listed] == [f"SRV-{n:06d}" for n in range(1, 6)]
     assert len({a["dependency_group"] for a in listed}) == 1  # one chain: one move group
+    # JSON says which import set each field (here: the one import of the tenant).
+    sources = listed[0]["field_sources"]
+    assert {sources[f]["filename"] for f in ("name", "owner", "cpu_cores")} == {"c.csv"}
+    assert sources["owner"]["category"] == "cmdb_export"
     paged = (await cli.ok("assets", "--format", "json", "--limit", "2", "--all")).json()
     assert paged == listed
     assert len((await cli.ok("assets", "--format", "json", "--limit", "2")).json()) == 2

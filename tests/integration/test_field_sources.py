@@ -198,7 +198,7 @@ async def test_sensitive_data_moves_only_the_fields_a_later_import_sets(
 async def test_a_tenant_sees_only_its_own_sources(service: ImportService, tmp_path: Path) -> None:
     """The seq of another tenant's import is not readable through the service role."""
     path = write_csv(tmp_path / "a.csv", CMDB_HEADERS, [cmdb_row(1)])
-    ref, seq = await run(service, path, "cmdb_export")
+    _, seq = await run(service, path, "cmdb_export")
     other = for_tenant(service.engine, type(service.tenant)(uuid.uuid4(), uuid.uuid4()))
     async with other.connect() as conn:
         seen = await conn.scalar(

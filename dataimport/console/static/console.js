@@ -705,7 +705,7 @@ async function assetsView(view) {
     more.hidden = !cursor;
     list.replaceChildren(rows.length ? table(null, ["Name", "Type", "Environment", "Host", "IP", "Group"],
       rows.map((a) => [
-        h("button", { type: "button", class: "linkish asset-name", onclick: () => showAsset(detail, a), text: a.name }),
+        h("button", { type: "button", class: "linkish asset-name", onclick: () => showAsset(detail, a).catch((error) => flash(describe(error))), text: a.name }),
         a.asset_type, a.environment || "", a.hostname || "", a.ip_address || "",
         a.dependency_group ? h("a", { href: "#/groups/" + a.dependency_group, text: "graph" }) : ""]),
       { id: "assets" }) : h("p", { class: "empty", text: "No assets match." }));
@@ -723,16 +723,30 @@ async function assetsView(view) {
   await load(false);
 }
 
-function showAsset(detail, asset) {
-  const entries = Object.entries(asset).filter(([, v]) => v !== null && v !== "" &&
+async function showAsset(detail, listed) {
+  // The detail route adds, per field, the import that last set it (null: that import is gone).
+  const asset = await getJson("/assets/" + listed.id);
+  const sources = asset.field_sources || {};
+  const entries = Object.entries(asset).filter(([name, v]) => name !== "field_sources" && v !== null && v !== "" &&
     !(Array.isArray(v) && !v.length) && !(typeof v === "object" && !Array.isArray(v) && !Object.keys(v).length));
   detail.replaceChildren(h("section", { class: "card", "aria-labelledby": "asset-title" },
     h("h2", { id: "asset-title", tabindex: "-1", text: asset.name }),
-    h("dl", { class: "fields" }, entries.map(([name, value]) => h("div", {},
+    h("p", { class: "meta", text: "Under each field: the import that last set it." }),
+    h("dl", { class: "fields" }, entries.map(([name, value]) => h("div", { "data-field": name },
       h("dt", { text: name }),
       h("dd", {}, name === "source_import_id" ? h("a", { href: "#/imports/" + value, text: String(value) })
-        : typeof value === "object" ? JSON.stringify(value) : String(value)))))));
+        : typeof value === "object" ? JSON.stringify(value) : String(value)),
+      name in sources ? fieldSource(sources[name]) : null)))));
   $("asset-title").focus();
+}
+
+function fieldSource(source) {
+  if (!source) return h("dd", { class: "field-source", text: "set by an import that is gone" });
+  const finished = source.finished_at ? " · " + when(source.finished_at) : "";
+  return h("dd", { class: "field-source" }, "set by ",
+    h("a", { href: "#/imports/" + source.data_import_id, class: "field-source-link",
+      title: "import " + source.data_import_id, text: source.filename }),
+    " (" + source.category + finished + ")");
 }
 
 async function dependenciesView(view) {

@@ -1,7 +1,10 @@
-"""Inventory views: assets (search, filters, one asset's fields), dependencies, move groups and
-the dependency graph of one, drawn with the vendored Cytoscape.js, ports on hover."""
+"""Inventory views: assets (search, filters, one asset's fields with the import that last set
+each), dependencies, move groups and the dependency graph of one, drawn with the vendored
+Cytoscape.js, ports on hover."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import httpx
 from selenium.webdriver.common.action_chains import ActionChains
@@ -20,6 +23,7 @@ from tests.e2e.browser.conftest import (
     wait_for,
     wait_status,
 )
+from tests.factories import CMDB_HEADERS, cmdb_row, write_csv
 
 SAMPLES = ROOT / "dataimport" / "samples"
 FINISHED = ("completed", "completed_with_errors")
@@ -98,6 +102,46 @@ def test_assets_search_filters_and_fields(
     assert fields["source_import_id"] == cmdb
     assert browser.switch_to.active_element.get_attribute("id") == "asset-title"  # keyboard focus
     screenshot(browser, "assets")
+
+
+def test_an_assets_fields_name_the_import_that_last_set_each(
+    browser: WebDriver, console_stack: ConsoleStack, tenant: Tenant, tmp_path: Path
+) -> None:
+    key = console_stack.key_for(tenant)
+    sign_in(browser, console_stack, key)
+    first_file = write_csv(tmp_path / "cmdb-monday.csv", CMDB_HEADERS, [cmdb_row(1)])
+    first = upload(browser, console_stack, first_file, "cmdb_export")
+    wait_status(browser, *FINISHED)
+    row = cmdb_row(1)
+    row[CMDB_HEADERS.index("owner")] = "Platform Team"
+    row[CMDB_HEADERS.index("location")] = ""  # blank: Monday's location stays
+    second_file = write_csv(tmp_path / "cmdb-tuesday.csv", CMDB_HEADERS, [row])
+    second = upload(browser, console_stack, second_file, "cmdb_export")
+    wait_status(browser, *FINISHED)
+
+    browser.get(f"{console_stack.url}/console/#/assets")
+    wait_for(browser, lambda d: names_shown(d) == ["SRV-000001"], "the asset")
+    browser.find_element(By.CSS_SELECTOR, "#assets .asset-name").click()
+    element(browser, '#asset-detail [data-field="owner"] .field-source-link')
+    shown = browser.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('#asset-detail [data-field]')]"
+        ".map(d => { const a = d.querySelector('.field-source-link');"
+        " return [d.dataset.field, [d.querySelector('dd').textContent,"
+        " a ? a.textContent : null, a ? a.getAttribute('href') : null]]; }))"
+    )
+    assert shown["owner"] == ["Platform Team", "cmdb-tuesday.csv", f"#/imports/{second}"]
+    assert shown["location"] == ["Frankfurt", "cmdb-monday.csv", f"#/imports/{first}"]
+    assert shown["name"][1:] == ["cmdb-tuesday.csv", f"#/imports/{second}"]
+    assert shown["id"][1:] == [None, None]  # not a field an import sets
+    sources = api_json(console_stack, key, f"/assets/{shown['id'][0]}")["field_sources"]
+    linked = {field: href for field, (_, _, href) in shown.items() if href}
+    assert linked == {f: f"#/imports/{s['data_import_id']}" for f, s in sources.items()}
+    screenshot(browser, "asset-field-sources")
+
+    # The link opens the import that set the field.
+    element(browser, '#asset-detail [data-field="location"] .field-source-link').click()
+    page = element(browser, "#import")
+    assert page.get_attribute("data-id") == first
 
 
 def test_dependencies_and_the_graph_of_a_move_group(
