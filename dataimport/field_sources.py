@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dataimport.categories.base import ImportScope
 from dataimport.models import DataImport
+
+if TYPE_CHECKING:  # the categories import this module: no cycle at run time
+    from dataimport.categories.base import ImportScope
 
 SEQ = "CAST(:seq AS bigint)"
 # Lookup keys derived from name and hostname: they follow those fields and carry no source.

@@ -580,10 +580,11 @@ async def test_reimporting_the_same_inventory_changes_nothing(
     assert (first.assets_created, second.assets_created, second.assets_updated) == (1, 0, 1)
     assert after["tenant_assets"] == 1 and len(after["data_stores"]) == 2
     assert without_provenance(after["data_stores"]) == without_provenance(before["data_stores"])
-    volatile = {"updated_at", "source_import_id", "data_stores"}
+    volatile = {"updated_at", "source_import_id", "data_stores", "field_sources"}
     assert {k: v for k, v in after.items() if k not in volatile} == {
         k: v for k, v in before.items() if k not in volatile
     }
+    assert set(after["field_sources"]) == set(before["field_sources"])
     # A newer inventory replaces the store's entry: CRM is now encrypted.
     fixed = [*CRM[:8], "yes", *CRM[9:]]
     third = await run(service, write_csv(tmp_path / "fixed.csv", HEADERS, [fixed]))
