@@ -74,8 +74,7 @@ def _custom_sets(incoming: str) -> str:
 def _recorded(set_when: dict[str, str]) -> str:
     """The asset's sources, over what a creating import gave it, with this statement's."""
     return (
-        f"{field_sources.created_here()} || "
-        f"{field_sources.recorded('t.field_sources', set_when)}"
+        f"{field_sources.created_here()} || {field_sources.recorded('t.field_sources', set_when)}"
     )
 
 
