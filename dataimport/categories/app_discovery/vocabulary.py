@@ -75,7 +75,7 @@ EDGE_COLUMNS = (
 
 # Base confidence of an edge by what the row is: an observed network connection, a traced
 # call, or a dependency the file merely states (no count, no bytes, no time). Volume adds
-# up to VOLUME_BONUS on top (see _RECOMPUTE_SQL).
+# up to VOLUME_BONUS on top (see `enrichment._recompute_sql`).
 CONFIDENCE = {"network": 0.85, "topology": 0.8, "stated": 0.6}
 VOLUME_BONUS = 0.15
 RUNS_ON_CONFIDENCE = 0.9  # the APM agent saw the tier's process on that node
