@@ -17,7 +17,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dataimport import enrichment
-from dataimport.asset_resolution import LOOKUPS, resolve_assets
+from dataimport.asset_matching import LOOKUPS
+from dataimport.asset_resolution import resolve_assets
 from dataimport.categories import get_category
 from dataimport.categories.base import ImportScope
 from dataimport.contracts import ImportRef
