@@ -98,9 +98,7 @@ class DataImport(TenantMixin, TimestampMixin, Base):
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     # A compact number of the import, for what is recorded per asset field (field_sources).
-    seq: Mapped[int] = mapped_column(
-        BigInteger, Identity(always=True), nullable=False, unique=True
-    )
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), nullable=False, unique=True)
     import_category: Mapped[str] = mapped_column(Text, nullable=False)
     filename: Mapped[str] = mapped_column(Text, nullable=False)
     file_uri: Mapped[str] = mapped_column(Text, nullable=False)

@@ -229,20 +229,17 @@ def _asset_union(column: str, incoming: str) -> str:
 # asset's; a union when they bring members; an encryption status (an aggregate over all the
 # host's stores) when one of them knows it; the stores always (rebuilt). Under them, the
 # identity a host created here was given.
-_HOST_SOURCES = (
-    f"{field_sources.created_here()} || "
-    + field_sources.recorded(
-        "t.field_sources",
-        {
-            "data_classification": "i.level IS NOT NULL AND i.level >= coalesce("
-            f"array_position({_LEVELS}, t.data_classification), 0)",
-            "compliance_scopes": "jsonb_array_length(i.scopes) > 0",
-            "pii_categories": "jsonb_array_length(i.pii) > 0",
-            "encryption_at_rest": "i.at_rest_known",
-            "encryption_in_transit": "i.in_transit_known",
-            "data_stores": "true",
-        },
-    )
+_HOST_SOURCES = f"{field_sources.created_here()} || " + field_sources.recorded(
+    "t.field_sources",
+    {
+        "data_classification": "i.level IS NOT NULL AND i.level >= coalesce("
+        f"array_position({_LEVELS}, t.data_classification), 0)",
+        "compliance_scopes": "jsonb_array_length(i.scopes) > 0",
+        "pii_categories": "jsonb_array_length(i.pii) > 0",
+        "encryption_at_rest": "i.at_rest_known",
+        "encryption_in_transit": "i.in_transit_known",
+        "data_stores": "true",
+    },
 )
 
 _UPDATE_HOSTS = f"""
