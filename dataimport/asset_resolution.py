@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dataimport import field_sources
 from dataimport.asset_matching import LOOKUPS
 from dataimport.asset_matching import match_sql as ranked_match_sql
 from dataimport.planner import HASH_JOINS, planner
@@ -80,6 +81,15 @@ def match_sql(ranks: tuple[int, ...] = tuple(range(1, len(LOOKUPS) + 1))) -> str
     return ranked_match_sql(KEYS, ranks, LOOKUPS)
 
 
+# What a created asset's identity fields were set by: this import (asset_type always).
+_CREATED_SOURCES = field_sources.sources(
+    {
+        **field_sources.non_null(["name", "hostname", "external_id", "vm_uuid", "ip_address"], "u"),
+        "asset_type": "true",
+    },
+    field_sources.IMPORT_SEQ,
+)
+
 # The unmatched identities, one per name key from its latest row, created in name-key order
 # (two transactions inserting the same keys never deadlock).
 _CREATE_MISSING = f"""
@@ -89,10 +99,11 @@ WITH unmatched AS (
   ORDER BY w.name_key, w.row_number DESC
 )
 INSERT INTO assets (client_account_id, engagement_id, name, name_key, hostname_key, hostname,
-  external_id, vm_uuid, ip_address, asset_type, source_import_id, created_by_import_id)
+  external_id, vm_uuid, ip_address, asset_type, source_import_id, created_by_import_id,
+  field_sources)
 SELECT CAST(:c AS uuid), CAST(:e AS uuid), u.name, u.name_key, u.hostname_key, u.hostname,
   u.external_id, u.vm_uuid, u.ip_address, coalesce(u.asset_type, :default_type),
-  CAST(:id AS uuid), CAST(:id AS uuid)
+  CAST(:id AS uuid), CAST(:id AS uuid), {_CREATED_SOURCES}
 FROM unmatched u
 ORDER BY u.name_key
 ON CONFLICT (client_account_id, engagement_id, name_key) DO NOTHING

@@ -32,10 +32,15 @@ _PART = 50
 RESOLVER_IDENTITY = ("name", "hostname", "external_id", "vm_uuid", "ip_address", "asset_type")
 
 
-def sources(set_when: Mapping[str, str]) -> str:
-    """A JSON object `{column: :seq}` of the columns whose SQL condition holds."""
+# The import's seq inside the statement, for writers whose parameters carry no `:seq` (an
+# uncorrelated subquery: evaluated once per statement).
+IMPORT_SEQ = "(SELECT d.seq FROM data_imports d WHERE d.id = CAST(:id AS uuid))"
+
+
+def sources(set_when: Mapping[str, str], seq: str = SEQ) -> str:
+    """A JSON object `{column: seq}` of the columns whose SQL condition holds."""
     pairs = [
-        f"'{column}', CASE WHEN {condition} THEN {SEQ} END"
+        f"'{column}', CASE WHEN {condition} THEN {seq} END"
         for column, condition in set_when.items()
         if column not in KEYS
     ]
@@ -48,10 +53,10 @@ def sources(set_when: Mapping[str, str]) -> str:
     return f"jsonb_strip_nulls({' || '.join(parts)})"
 
 
-def recorded(existing: str, set_when: Mapping[str, str]) -> str:
+def recorded(existing: str, set_when: Mapping[str, str], seq: str = SEQ) -> str:
     """`existing` (the asset's field_sources) with the columns this statement sets moved to
     the import's seq."""
-    return f"{existing} || {sources(set_when)}"
+    return f"{existing} || {sources(set_when, seq)}"
 
 
 def non_null(columns: Iterable[str], alias: str = "s") -> dict[str, str]:

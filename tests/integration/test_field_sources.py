@@ -205,3 +205,32 @@ async def test_a_tenant_sees_only_its_own_sources(service: ImportService, tmp_pa
             text("SELECT count(*) FROM data_imports WHERE seq = :s"), {"s": seq}
         )
     assert seen == 0
+
+
+async def test_app_discovery_endpoints_name_the_import_that_set_each_field(
+    service: ImportService, tmp_path: Path
+) -> None:
+    """A dependency export creates the endpoints it does not know (their identity from it) and
+    fills only the host name / IP a known asset lacks: those fields, and no others, move."""
+    known = blank(cmdb_row(1), CMDB_HEADERS, "IP Address")
+    _, first = await run(
+        service, write_csv(tmp_path / "a.csv", CMDB_HEADERS, [known]), "cmdb_export"
+    )
+    before = (await sources(service))["SRV-000001"]
+    assert "ip_address" not in before and before["hostname"] == first
+
+    headers = [
+        "Source server name",
+        "Source IP",
+        "Destination server name",
+        "Destination IP",
+        "Port",
+    ]
+    rows = [["SRV-000001", "10.9.0.1", "new-db-01", "10.9.0.2", "5432"]]
+    _, second = await run(service, write_csv(tmp_path / "deps.csv", headers, rows), "app_discovery")
+    after = await sources(service)
+
+    assert after["SRV-000001"] == {**before, "ip_address": second}  # filled where it was blank
+    created = after["new-db-01"]
+    assert created["name"] == created["ip_address"] == created["asset_type"] == second
+    assert set(created.values()) == {second} and "location" not in created

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dataimport import field_sources
 from dataimport.categories.app_discovery.endpoints import (
     END_COLUMNS,
     RANGE,
@@ -73,6 +74,32 @@ GROUP BY a
 # One creation pass (named endpoints, then IP-only ones): the unmatched endpoints, one per
 # identity key (host name key, else name key) from its latest row, with any IP of the key;
 # inserted in name-key order (no deadlock with another import of the tenant).
+# What created endpoints' fields were set by (this import; asset_type always), and the host
+# name / IP a touch fills where the asset had none.
+_CREATED_PASS_SOURCES = field_sources.sources(
+    {
+        **field_sources.non_null(["name", "hostname"], "u"),
+        "ip_address": "coalesce(u.ip_address, u.key_ip) IS NOT NULL",
+        "asset_type": "true",
+    },
+    field_sources.IMPORT_SEQ,
+)
+_CREATED_SIDE_SOURCES = field_sources.sources(
+    {
+        **field_sources.non_null(["name", "hostname", "external_id", "vm_uuid", "ip_address"], "u"),
+        "asset_type": "true",
+    },
+    field_sources.IMPORT_SEQ,
+)
+_TOUCH_SOURCES = field_sources.recorded(
+    "t.field_sources",
+    {
+        "ip_address": "t.ip_address IS NULL AND l.ip IS NOT NULL",
+        "hostname": "t.hostname IS NULL AND l.hostname IS NOT NULL",
+    },
+    field_sources.IMPORT_SEQ,
+)
+
 _CREATE_PASS_SQL = f"""
 WITH keyed AS (
   SELECT x.*, max(x.ip_address) OVER (PARTITION BY x.k) AS key_ip FROM {ENDS} x
@@ -82,10 +109,10 @@ unmatched AS (
   SELECT DISTINCT ON (k) * FROM keyed WHERE asset_id IS NULL ORDER BY k, last_row DESC, n
 )
 INSERT INTO assets (client_account_id, engagement_id, name, name_key, hostname_key, hostname,
-  ip_address, asset_type, source_import_id, created_by_import_id)
+  ip_address, asset_type, source_import_id, created_by_import_id, field_sources)
 SELECT CAST(:c AS uuid), CAST(:e AS uuid), u.name, u.name_key, u.hostname_key, u.hostname,
   coalesce(u.ip_address, u.key_ip), coalesce(u.asset_type, 'server'), CAST(:id AS uuid),
-  CAST(:id AS uuid)
+  CAST(:id AS uuid), {_CREATED_PASS_SOURCES}
 FROM unmatched u ORDER BY u.name_key
 ON CONFLICT (client_account_id, engagement_id, name_key) DO NOTHING
 """
@@ -99,10 +126,11 @@ WITH unmatched AS (
   WHERE asset_id IS NULL AND {side}_last IS NOT NULL ORDER BY name_key, {side}_last DESC, n
 )
 INSERT INTO assets (client_account_id, engagement_id, name, name_key, hostname_key, hostname,
-  external_id, vm_uuid, ip_address, asset_type, source_import_id, created_by_import_id)
+  external_id, vm_uuid, ip_address, asset_type, source_import_id, created_by_import_id,
+  field_sources)
 SELECT CAST(:c AS uuid), CAST(:e AS uuid), u.name, u.name_key, u.hostname_key, u.hostname,
   u.external_id, u.vm_uuid, u.ip_address, coalesce(u.asset_type, 'server'),
-  CAST(:id AS uuid), CAST(:id AS uuid)
+  CAST(:id AS uuid), CAST(:id AS uuid), {_CREATED_SIDE_SOURCES}
 FROM unmatched u ORDER BY u.name_key
 ON CONFLICT (client_account_id, engagement_id, name_key) DO NOTHING
 """
@@ -139,6 +167,7 @@ locked AS (
 UPDATE assets t SET ip_address = coalesce(t.ip_address, l.ip),
   hostname = coalesce(t.hostname, l.hostname),
   hostname_key = coalesce(t.hostname_key, l.hostname_key),
+  field_sources = {_TOUCH_SOURCES},
   source_import_id = CAST(:id AS uuid), updated_at = now()
 FROM locked l WHERE t.id = l.id
 """
