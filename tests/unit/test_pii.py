@@ -122,6 +122,50 @@ def test_column_hints_make_bare_dates_ids_and_numbers_believable() -> None:
     assert detect_value("john@example.com", dob) == {"email"}
 
 
+# --- values: phone numbers against the numbering plans (phonenumbers) -----------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "+999 123 4567 89",  # no country dials +999
+        "00999 123 456 789",
+        "+45 3416 878 10 2",  # Danish numbers have 8 digits, not 11
+        "+44 20 7946 09581",  # a London number one digit too long
+        "+33 1 23 45 67 89 01",  # French numbers have 9 digits after +33
+        "+90 212 123 45 678",
+        "0000 000 0000",  # no area code of any plan is 000
+    ],
+)
+def test_phone_shaped_values_no_numbering_plan_has_are_not_phones(value: str) -> None:
+    """The regexes' digit counts took these for phone numbers; the plans do not."""
+    assert detect_value(value) == frozenset()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "+47 22 12 34 56",
+        "+81 3-1234-5678",
+        "+55 11 91234-5678",
+        "+44 7911 123456",
+        "+1 (212) 555-0100",
+        "0171 1234567",  # a German mobile
+        "044 668 18 00",  # Zurich
+    ],
+)
+def test_phone_numbers_of_other_plans_are_still_phones(value: str) -> None:
+    assert detect_value(value) == {"phone"}
+
+
+def test_a_phone_column_still_needs_a_possible_number() -> None:
+    phone = detect_column("phone")
+    assert detect_value("555 1234", phone) == {"phone"}  # a local North American number
+    assert detect_value("+1107043", phone) == frozenset()  # +1 needs 10 digits
+    assert detect_value("+999 1234567", phone) == frozenset()
+    assert detect_value("0000000000", phone) == frozenset()
+
+
 # --- column names --------------------------------------------------------------------------
 
 
