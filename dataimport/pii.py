@@ -162,6 +162,10 @@ _PHONE_LOOSE = re.compile(r"\+?[\d ()./-]{7,24}")  # only where the column says 
 # inventories we see most, all of which dial a trunk 0. Only "+" or "00" names the country.
 NANP_REGION = "US"
 NATIONAL_REGIONS = ("GB", "DE", "FR", "NL", "BE", "CH", "AT", "IE", "SE", "DK", "AU", "NZ")
+_NATIONAL_CODES = tuple(
+    (region, phonenumbers.country_code_for_region(region)) for region in NATIONAL_REGIONS
+)
+_NON_DIGIT = re.compile(r"\D")
 
 _DATE = re.compile(r"(\d{1,4})[./-](\d{1,2})[./-](\d{1,4})")
 _BIRTH_WORD = re.compile(r"dob|d\.o\.b|birth|born|geb", re.IGNORECASE)
@@ -371,22 +375,36 @@ def _is_card(text: str) -> bool:
 @lru_cache(maxsize=65_536)
 def _is_phone(text: str) -> bool:
     """A formatted number of a plausible length that fits a numbering plan: one with its
-    country code a length that country dials, a North American one NANP's, a national one
-    (trunk 0, easily a date or an id) a valid number of one of NATIONAL_REGIONS."""
+    country code a length that country dials, a national one (trunk 0, easily a date or an
+    id) a valid number of one of NATIONAL_REGIONS. A North American shape is NANP's plan
+    already (area code, ten digits); its validity is not asked, as it would turn away the
+    fictional 555 numbers that stand in for real ones in exports."""
     if not (
         _PHONE_INTERNATIONAL.fullmatch(text)
         or _PHONE_NANP.fullmatch(text)
         or _PHONE_NATIONAL.fullmatch(text)
     ):
         return False
-    digits = _digit_count(text)
+    digits = _NON_DIGIT.sub("", text)
+    count = len(digits)
     if text.startswith("+"):
-        return 8 <= digits <= 15 and _possible_number(text, None)  # E.164 allows 15 digits
+        return 8 <= count <= 15 and _possible_number(text, None)  # E.164 allows 15 digits
     if text.startswith("00"):  # the 00 exit code in front of E.164
-        return 10 <= digits <= 17 and _possible_number(_international(text), None)
+        return 10 <= count <= 17 and _possible_number(_international(text), None)
     if text.startswith("0"):  # fewer digits is a date such as "01-02-2024" or an SSN
-        return 10 <= digits <= 12 and any(_valid_number(text, r) for r in NATIONAL_REGIONS)
-    return 10 <= digits <= 11 and _possible_number(text, NANP_REGION)
+        return 10 <= count <= 12 and _valid_national(int(digits[1:]))
+    return 10 <= count <= 11
+
+
+def _valid_national(significant: int) -> bool:
+    """Whether the digits after a trunk 0 are a valid number in one of NATIONAL_REGIONS (all
+    dial a trunk 0, so the number is the same in each: built once per region, not parsed)."""
+    return any(
+        phonenumbers.is_valid_number_for_region(
+            phonenumbers.PhoneNumber(country_code=code, national_number=significant), region
+        )
+        for region, code in _NATIONAL_CODES
+    )
 
 
 @lru_cache(maxsize=65_536)
@@ -415,11 +433,6 @@ def _parsed(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
 def _possible_number(text: str, region: str | None) -> bool:
     number = _parsed(text, region)
     return number is not None and phonenumbers.is_possible_number(number)
-
-
-def _valid_number(text: str, region: str) -> bool:
-    number = _parsed(text, region)
-    return number is not None and phonenumbers.is_valid_number_for_region(number, region)
 
 
 def _keyed_birth_date(text: str) -> frozenset[str]:
