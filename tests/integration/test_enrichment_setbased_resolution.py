@@ -22,11 +22,17 @@ from dataimport.categories import get_category
 from dataimport.categories.base import ImportScope
 from dataimport.contracts import ImportRef
 from service.imports import ImportService
-from tests.factories import TERMINAL_OR_WAITING, new_import_record, wait_for, write_csv
-from tests.integration.test_infrastructure import RVTOOLS_HEADERS, rvtools_row
+from tests.factories import (
+    RVTOOLS_HEADERS,
+    TERMINAL_OR_WAITING,
+    new_import_record,
+    rvtools_row,
+    wait_for,
+    write_csv,
+)
 
-IDENTITY = ("name", "name_key", "hostname_key", "hostname", "external_id", "vm_uuid")
-IDENTITY += ("ip_address", "asset_type")
+IDENTITY: tuple[str, ...] = ("name", "name_key", "hostname_key", "hostname", "external_id")
+IDENTITY += ("vm_uuid", "ip_address", "asset_type")
 ASSET_COLUMNS = ", ".join(["id", *IDENTITY])
 
 
@@ -166,7 +172,7 @@ async def test_resolution_follows_the_ranks_creates_the_unmatched_once_and_is_id
             latest[identity["name_key"]] = identity  # rows in row order: the last one wins
     async with engine.connect() as conn:
         final = await tenant_assets(conn, ref)
-        resolved = dict(
+        resolved: dict[Any, Any] = dict(
             (
                 await conn.execute(
                     text(
