@@ -45,6 +45,7 @@ def build_activities(
         enrichment.analyze_inventory,
         enrichment.enrich_chunk,
         enrichment.link_chunk,
+        enrichment.enrich_and_link_chunk,
         enrichment.finalize_enrichment,
         completion.record_status,
         completion.save_processing_config,

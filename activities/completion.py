@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import text
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
@@ -13,6 +13,8 @@ from activities.generation import bump_generation
 from activities.tenant import tenant_scoped
 from dataimport import flows
 from dataimport.contracts import TERMINAL_STATUSES, SaveConfigInput, StatusUpdate
+from dataimport.models import DataImport
+from dataimport.tenant_scope import the_import
 from observability import metrics
 
 log = logging.getLogger("dataimport.activities.completion")
@@ -41,15 +43,10 @@ class CompletionActivities:
             return
         async with self._engine.begin() as conn:
             await conn.execute(
-                text(
-                    "UPDATE data_imports SET processing_config = CAST(:config AS jsonb), "
-                    "updated_at = now() WHERE id = :id AND client_account_id = :c "
-                    "AND engagement_id = :e"
-                ),
-                {
-                    "config": data.processing_config.model_dump_json(),
-                    "id": data.ref.data_import_id,
-                    "c": data.ref.client_account_id,
-                    "e": data.ref.engagement_id,
-                },
+                update(DataImport)
+                .where(the_import(data.ref))
+                .values(
+                    processing_config=data.processing_config.model_dump(mode="json"),
+                    updated_at=func.now(),
+                )
             )

@@ -61,6 +61,26 @@ class EnrichmentActivities:
     @activity.defn
     @classified
     @tenant_scoped
+    async def enrich_and_link_chunk(self, data: ChunkInput) -> int:
+        """An import of one row range: enrich, statistics and link in one activity."""
+        async with (
+            heartbeating(),
+            of_generation(self._engine, data.ref, data.generation) as engine,
+        ):
+            counts = await enrichment.enrich_and_link_chunk(engine, data.ref, data.rows)
+        metrics.assets_written(data.ref.category, counts.assets_touched)
+        metrics.dependencies_written(data.ref.category, counts.dependencies_touched)
+        log.info(
+            "rows %s: %d assets, %d dependencies written",
+            _span(data),
+            counts.assets_touched,
+            counts.dependencies_touched,
+        )
+        return counts.dependencies_touched
+
+    @activity.defn
+    @classified
+    @tenant_scoped
     async def prepare_enrichment(self, ref: ImportRef) -> EnrichmentPlan:
         """Once per import before the parallel ranges: what they share, written once."""
         async with heartbeating():

@@ -15,12 +15,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import cast
 
-from sqlalchemy import text
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio.exceptions import ApplicationError
 
 from dataimport.contracts import ImportRef, ProcessingConfig
 from dataimport.error_codes import Level, register
+from dataimport.models import DataImport
+from dataimport.tenant_scope import the_import
 
 STALE_CHUNK = register(
     "stale-chunk",
@@ -31,28 +33,6 @@ STALE_CHUNK = register(
     "chunk of config generation {generation} refused: the import is at generation {current} "
     "(a retry started a new run)",
 ).code
-
-_HOLD = """
-SELECT config_generation FROM data_imports
-WHERE id = :id AND client_account_id = :c AND engagement_id = :e
-FOR KEY SHARE
-"""
-
-_LOCK = """
-SELECT config_generation FROM data_imports
-WHERE id = :id AND client_account_id = :c AND engagement_id = :e
-FOR UPDATE
-"""
-
-_BUMP = """
-UPDATE data_imports SET config_generation = greatest(config_generation, :g),
-  processing_config = CAST(:config AS jsonb), updated_at = now()
-WHERE id = :id AND client_account_id = :c AND engagement_id = :e
-"""
-
-
-def _params(ref: ImportRef) -> dict[str, object]:
-    return {"id": ref.data_import_id, "c": ref.client_account_id, "e": ref.engagement_id}
 
 
 class _OneTransaction:
@@ -83,7 +63,12 @@ async def of_generation(
         yield engine
         return
     async with engine.connect() as conn, conn.begin():
-        current = await conn.scalar(text(_HOLD), _params(ref))
+        hold = (
+            select(DataImport.config_generation)
+            .where(the_import(ref))
+            .with_for_update(read=True, key_share=True)  # FOR KEY SHARE
+        )
+        current = await conn.scalar(hold)
         if current != generation:
             raise ApplicationError(
                 f"chunk of config generation {generation} refused: the import is at "
@@ -101,8 +86,14 @@ async def bump_generation(
     """Record the config of a retry and its generation; waits for any chunk still holding
     an older generation's lock (idempotent: a retried call changes nothing more)."""
     async with engine.begin() as conn:
-        await conn.execute(text(_LOCK), _params(ref))
+        lock = select(DataImport.config_generation).where(the_import(ref)).with_for_update()
+        await conn.execute(lock)
         await conn.execute(
-            text(_BUMP),
-            {**_params(ref), "g": generation, "config": config.model_dump_json()},
+            update(DataImport)
+            .where(the_import(ref))
+            .values(
+                config_generation=func.greatest(DataImport.config_generation, generation),
+                processing_config=config.model_dump(mode="json"),
+                updated_at=func.now(),
+            )
         )

@@ -12,6 +12,11 @@ to `data_imports.approval_plan` afterwards, in a transaction of its own.
 
 The dry run holds the locks of the writes it rolls back until it ends, as the real run would:
 an import of the same tenant enriching at that moment waits for it.
+
+Each plan has an id of its own and records the tenant's inventory watermark its dry run started
+from (inventory_watermark.py). A plan read while its import awaits approval says whether it is
+`stale`: another import has written to the tenant's inventory since, so approving might apply
+something other than what the plan shows (the service then plans again before it approves).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from dataimport.categories.base import ImportScope
 from dataimport.contracts import ImportRef, PlanCounts
 from dataimport.enrichment import FinishingCategory, PreparingCategory, import_scope
 from dataimport.imports import Tenant
+from dataimport.inventory_watermark import InventoryWatermark, read_watermark
 
 SAMPLE_LIMIT = 20  # entries per sample: the plan is for people to read
 UPDATED_ASSETS_EXAMINED = 50  # updated assets whose fields are compared for the sample
@@ -130,7 +136,16 @@ class ApprovalPlan(BaseModel):
 
     data_import_id: uuid.UUID
     status: str
+    plan_id: uuid.UUID | None = Field(
+        None, description="This plan's identity: approving names it, so only what was seen runs."
+    )
     computed_at: datetime | None = None
+    stale: bool = Field(
+        False,
+        description="Awaiting approval, and the tenant's inventory changed since the plan was "
+        "made: approving plans again first (POST .../plan recomputes it now).",
+    )
+    stale_reason: str | None = None
     assets_to_create: NewAssets = Field(default_factory=NewAssets)
     assets_to_update: UpdatedAssets = Field(default_factory=UpdatedAssets)
     dependencies_to_add: NewDependencies = Field(default_factory=NewDependencies)
@@ -149,6 +164,8 @@ async def compute_plan(engine: AsyncEngine, ref: ImportRef) -> PlanCounts:
     async with engine.connect() as conn:
         transaction = await conn.begin()
         try:
+            # Before the dry run: a write committed while it runs makes the plan stale.
+            watermark = await read_watermark(conn, ref)
             await _dry_run(conn, scope, ref.category)
             totals = await inventory.import_totals(conn, scope)
             params = {**_params(scope), "n": SAMPLE_LIMIT}
@@ -168,7 +185,9 @@ async def compute_plan(engine: AsyncEngine, ref: ImportRef) -> PlanCounts:
     )
     masked = get_category(ref.category).masks_values
     plan = {
+        "plan_id": str(uuid.uuid4()),
         "computed_at": datetime.now(UTC).isoformat(),
+        "inventory_watermark": watermark.model_dump(mode="json"),
         "assets_to_create": {
             "count": counts.assets_to_create,
             "sample": [
@@ -278,16 +297,37 @@ async def stored_plan(
                 },
             )
         ).first()
-    if found is None:
-        return None
-    if found.approval_plan is None:
-        raise PlanMissing(
-            f"import {data_import_id} has no plan (it is {found.status}; only an import "
-            "started with require_approval is planned, after its validation)"
-        )
+        if found is None:
+            return None
+        if found.approval_plan is None:
+            raise PlanMissing(
+                f"import {data_import_id} has no plan (it is {found.status}; only an import "
+                "started with require_approval is planned, after its validation)"
+            )
+        # Only while a decision is open: once approved, the import's own writes move it.
+        reason = None
+        if found.status == "awaiting_approval":
+            reason = _staleness(found.approval_plan, await read_watermark(conn, tenant))
     return ApprovalPlan.model_validate(
-        {**found.approval_plan, "data_import_id": data_import_id, "status": found.status}
+        {
+            **found.approval_plan,
+            "data_import_id": data_import_id,
+            "status": found.status,
+            "stale": reason is not None,
+            "stale_reason": reason,
+        }
     )
+
+
+def _staleness(plan: dict[str, Any], now: InventoryWatermark) -> str | None:
+    """Why the plan no longer fits the inventory, or None when it still does."""
+    recorded = plan.get("inventory_watermark")
+    if recorded is None:
+        return "the plan was made before plans recorded the inventory they were made from"
+    then = InventoryWatermark.model_validate(recorded)
+    if then.same_inventory(now):
+        return None
+    return f"the inventory changed since the plan was made ({now.change_since(then)})"
 
 
 class PlanMissing(Exception):

@@ -21,35 +21,27 @@ next call), so a category can join `RESOLVED` (rid, row_number, asset_id) for it
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dataimport.app_discovery_enrichment import match_sql as ranked_match_sql
-from dataimport.app_discovery_enrichment import planner
-from dataimport.categories.base import ImportScope
+from dataimport.asset_matching import LOOKUPS
+from dataimport.asset_matching import match_sql as ranked_match_sql
+from dataimport.planner import HASH_JOINS, planner
 from dataimport.row_links import link_rows_sql
+
+if TYPE_CHECKING:  # annotations only: the registry's categories import this module
+    from dataimport.categories.base import ImportScope
 
 PATHS = frozenset({"asset", "source", "target"})
 
 ROWS = "asset_resolution_rows"
 KEYS = "asset_resolution_keys"
 
-# The ranked lookups: (asset column, identity key), best first.
-LOOKUPS = (
-    ("external_id", "external_id"),
-    ("vm_uuid", "vm_uuid"),
-    ("name_key", "name_key"),
-    ("hostname_key", "hostname_key"),
-    ("ip_address", "ip_address"),
-)
 _MATCH_KEYS = ", ".join(key for _, key in LOOKUPS)
 _IDENTITY: tuple[str, ...] = ("name", "name_key", "hostname_key", "hostname", "external_id")
 _IDENTITY += ("vm_uuid", "ip_address", "asset_type")
-
-_TENANT = "t.client_account_id = CAST(:c AS uuid) AND t.engagement_id = CAST(:e AS uuid)"
-_HASH_ONLY = {"enable_nestloop": "off", "enable_mergejoin": "off"}
 
 # The scope's rows resolved: join this (after `resolve_assets`, in the same transaction).
 RESOLVED = f"""
@@ -86,21 +78,6 @@ def match_sql(ranks: tuple[int, ...] = tuple(range(1, len(LOOKUPS) + 1))) -> str
     `ranks` (those some identity has a key for): best rank, then smallest id. Each rank is a
     hash join with the tenant's assets (run with nested loops off)."""
     return ranked_match_sql(KEYS, ranks, LOOKUPS)
-
-
-def match_lateral(alias: str) -> str:
-    """Lateral best match for `{alias}.a` (a JSON identity): one index lookup per rank, best
-    rank wins. Kept for app_discovery's unprepared ranges; the resolver itself hash-joins."""
-    lookups = "\n    UNION ALL ".join(
-        f"SELECT t.id, {rank} AS rank FROM assets t WHERE {_TENANT} "
-        f"AND t.{column} = {alias}.a ->> '{key}'"
-        for rank, (column, key) in enumerate(LOOKUPS, start=1)
-    )
-    return f"""LEFT JOIN LATERAL (
-  SELECT id FROM (
-    {lookups}
-  ) candidates ORDER BY rank LIMIT 1
-) m ON true"""
 
 
 # The unmatched identities, one per name key from its latest row, created in name-key order
@@ -192,7 +169,7 @@ async def resolve_assets(
         raise ValueError(f"unknown endpoint path {path!r}")
     params: Mapping[str, Any] = {**scope_params(scope), "default_type": default_type}
     created = 0
-    async with planner(conn, **_HASH_ONLY):
+    async with planner(conn, **HASH_JOINS):
         await _temp(conn, ROWS, _rows(path), params)
         await _temp(conn, KEYS, _KEYS_SELECT, params)
         await conn.execute(text(f"ANALYZE {KEYS}"))

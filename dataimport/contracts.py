@@ -18,8 +18,9 @@ from pydantic import BaseModel, Field, field_validator
 class ImportState(StrEnum):
     """An import's status: data_imports.status CHECK, the status query, CLI help, OpenAPI.
 
-    Members are compared with plain strings everywhere (the workflow sets strings); their
-    order is the CHECK constraint's, so the schema does not change."""
+    Members compare equal to plain strings (statuses read from the database or decoded from a
+    payload are str; the workflow sets members); their order is the CHECK constraint's, so the
+    schema does not change."""
 
     PENDING = "pending"
     INGESTING = "ingesting"
@@ -378,7 +379,8 @@ class ImportStatus(BaseModel):
     data_import_id: uuid.UUID
     workflow_id: str
     category: str
-    # Plain str at run time (the workflow assigns strings); the schema lists the values.
+    # str (the workflow assigns ImportState / Phase members, decoded payloads are plain
+    # strings; both serialise to the value); the schema lists the values.
     status: str = Field(
         ImportState.PENDING.value,
         description="pending, ingesting, validating, enriching, needs_attention, "

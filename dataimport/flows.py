@@ -6,7 +6,8 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Executable, func, literal, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dataimport import pii
@@ -21,6 +22,8 @@ from dataimport.contracts import (
     StatusUpdate,
 )
 from dataimport.error_codes import Level, register
+from dataimport.models import DataImport, DiscoveryFlow, MasterFlow, RawImportRecord
+from dataimport.tenant_scope import the_import, where_tenant
 
 IMPORT_ID_TAKEN = register(
     "import-id-taken",
@@ -79,26 +82,23 @@ async def register_import(engine: AsyncEngine, request: ImportRequest, workflow_
     async with engine.begin() as conn:
         # No conflict target: the primary key and the (tenant, request_id) index both count.
         inserted = await conn.execute(
-            text(
-                "INSERT INTO data_imports (id, client_account_id, engagement_id, import_category, "
-                "filename, file_uri, file_size, sha256, request_id, processing_config, status, "
-                "workflow_id) VALUES (:id, :c, :e, :category, :filename, :uri, :size, :sha, :rid, "
-                "CAST(:config AS jsonb), 'pending', :wf) ON CONFLICT DO NOTHING "
-                "RETURNING id"
-            ),
-            {
-                "id": request.data_import_id,
-                "c": request.client_account_id,
-                "e": request.engagement_id,
-                "category": request.category,
-                "filename": request.filename,
-                "uri": request.file_uri,
-                "size": request.file_size,
-                "sha": request.sha256,
-                "rid": request.request_id,
-                "config": request.processing_config.model_dump_json(),
-                "wf": workflow_id,
-            },
+            insert(DataImport)
+            .values(
+                id=request.data_import_id,
+                client_account_id=request.client_account_id,
+                engagement_id=request.engagement_id,
+                import_category=request.category,
+                filename=request.filename,
+                file_uri=request.file_uri,
+                file_size=request.file_size,
+                sha256=request.sha256,
+                request_id=request.request_id,
+                processing_config=request.processing_config.model_dump(mode="json"),
+                status="pending",
+                workflow_id=workflow_id,
+            )
+            .on_conflict_do_nothing()
+            .returning(DataImport.id)
         )
         if inserted.first() is not None:
             return True
@@ -112,40 +112,31 @@ async def register_import(engine: AsyncEngine, request: ImportRequest, workflow_
 async def _request_id_taken(conn: AsyncConnection, request: ImportRequest) -> bool:
     """Whether another import of the request's tenant has its request id."""
     found = await conn.scalar(
-        text(
-            "SELECT 1 FROM data_imports WHERE request_id = :rid AND id <> :id "
-            "AND client_account_id = :c AND engagement_id = :e"
-        ),
-        {
-            "rid": request.request_id,
-            "id": request.data_import_id,
-            "c": request.client_account_id,
-            "e": request.engagement_id,
-        },
+        select(DataImport.id).where(
+            DataImport.request_id == request.request_id,
+            DataImport.id != request.data_import_id,
+            where_tenant(DataImport, request),
+        )
     )
     return found is not None
 
 
 async def _owned(conn: AsyncConnection, request: ImportRequest) -> bool:
     """Whether the existing row of this import id belongs to the request's tenant."""
-    found = await conn.scalar(
-        text(
-            "SELECT 1 FROM data_imports WHERE id = :id "
-            "AND client_account_id = :c AND engagement_id = :e"
-        ),
-        {"id": request.data_import_id, "c": request.client_account_id, "e": request.engagement_id},
-    )
+    found = await conn.scalar(select(DataImport.id).where(the_import(request)))
     return found is not None
 
 
 async def _raw_sample(conn: AsyncConnection, ref: ImportRef) -> list[dict[str, Any]]:
     rows = await conn.execute(
-        text(
-            "SELECT raw_data FROM raw_import_records WHERE data_import_id = :id "
-            "AND client_account_id = :c AND engagement_id = :e AND NOT is_blank "
-            "ORDER BY row_number LIMIT :n"
-        ),
-        {**_tenant(ref), "n": SAMPLE_SIZE},
+        select(RawImportRecord.raw_data)
+        .where(
+            RawImportRecord.data_import_id == ref.data_import_id,
+            where_tenant(RawImportRecord, ref),
+            ~RawImportRecord.is_blank,
+        )
+        .order_by(RawImportRecord.row_number)
+        .limit(SAMPLE_SIZE)
     )
     return [row[0] for row in rows]
 
@@ -156,11 +147,7 @@ async def _mapped_headers(
     """Headers that map to a field (an alias or the import's column_mapping names them)."""
     found = (
         await conn.execute(
-            text(
-                "SELECT detected_format, processing_config FROM data_imports WHERE id = :id "
-                "AND client_account_id = :c AND engagement_id = :e"
-            ),
-            _tenant(ref),
+            select(DataImport.detected_format, DataImport.processing_config).where(the_import(ref))
         )
     ).first()
     if found is None:
@@ -185,7 +172,7 @@ def _masked_sample_row(row: dict[str, Any], known: set[str]) -> dict[str, Any]:
 async def create_flows(engine: AsyncEngine, ref: ImportRef, filename: str) -> FlowIds:
     """Master flow + child discovery flow + data_imports link, in one transaction."""
     ids = flow_ids_for(ref.data_import_id)
-    params = {**_tenant(ref), "mf": ids.master_flow_id, "df": ids.discovery_flow_id}
+    tenant = {"client_account_id": ref.client_account_id, "engagement_id": ref.engagement_id}
     async with engine.begin() as conn:
         sample = await _raw_sample(conn, ref)
         category = get_category(ref.category)
@@ -194,34 +181,35 @@ async def create_flows(engine: AsyncEngine, ref: ImportRef, filename: str) -> Fl
             sample = [_masked_sample_row(row, known) for row in sample]
         state = {"raw_data_sample": sample, "category": ref.category, "filename": filename}
         await conn.execute(
-            text(
-                "INSERT INTO master_flows (flow_id, client_account_id, engagement_id, flow_type, "
-                "flow_name, flow_status, configuration, state_data) VALUES (:mf, :c, :e, "
-                "'data_import', :name, 'validating', CAST(:config AS jsonb), "
-                "CAST(:state AS jsonb)) ON CONFLICT (flow_id) DO NOTHING"
-            ),
-            {
-                **params,
-                "name": f"Import {filename} ({ref.category})",
-                "config": json.dumps({"import_category": ref.category}),
-                "state": json.dumps(state, ensure_ascii=False),
-            },
+            insert(MasterFlow)
+            .values(
+                **tenant,
+                flow_id=ids.master_flow_id,
+                flow_type="data_import",
+                flow_name=f"Import {filename} ({ref.category})",
+                flow_status="validating",
+                configuration={"import_category": ref.category},
+                state_data=state,
+            )
+            .on_conflict_do_nothing(index_elements=[MasterFlow.flow_id])
         )
         await conn.execute(
-            text(
-                "INSERT INTO discovery_flows (id, master_flow_id, data_import_id, "
-                "client_account_id, engagement_id, current_phase, status, data_import_completed) "
-                "VALUES (:df, :mf, :id, :c, :e, 'validation', 'validating', true) "
-                "ON CONFLICT (id) DO NOTHING"
-            ),
-            params,
+            insert(DiscoveryFlow)
+            .values(
+                **tenant,
+                id=ids.discovery_flow_id,
+                master_flow_id=ids.master_flow_id,
+                data_import_id=ref.data_import_id,
+                current_phase="validation",
+                status="validating",
+                data_import_completed=True,
+            )
+            .on_conflict_do_nothing(index_elements=[DiscoveryFlow.id])
         )
         await conn.execute(
-            text(
-                "UPDATE data_imports SET master_flow_id = :mf, updated_at = now() "
-                "WHERE id = :id AND client_account_id = :c AND engagement_id = :e"
-            ),
-            params,
+            update(DataImport)
+            .where(the_import(ref))
+            .values(master_flow_id=ids.master_flow_id, updated_at=func.now())
         )
     return ids
 
@@ -237,24 +225,18 @@ async def record_status(engine: AsyncEngine, update: StatusUpdate) -> bool:
     """Move data_imports, master flow and child flow to one status together (invariant 4).
 
     True when the import entered this status now (False: a retried call, already there)."""
-    terminal = update.status in TERMINAL_STATUSES
-    counters = {k: v for k, v in update.counters.items() if k in _COUNTER_COLUMNS}
-    counter_sql = "".join(f", {name} = :{name}" for name in counters)
     params = {
         **_tenant(update.ref),
-        **counters,
         "status": update.status,
         "phase": update.phase,
         "code": update.error_code,
         "message": update.error_message,
-        "summary": json.dumps(update.summary),
         "transition": _transition(update),
-        "terminal": terminal,
     }
     async with engine.begin() as conn:
-        before = await conn.scalar(text(_UPDATE_IMPORT.format(counters=counter_sql)), params)
+        before = await conn.scalar(_update_import(update))
         await conn.execute(text(_UPDATE_MASTER), params)
-        await conn.execute(text(_UPDATE_CHILD.format(flag=_phase_flag_sql(update))), params)
+        await conn.execute(_update_child(update))
     return before != update.status
 
 
@@ -269,20 +251,35 @@ _COUNTER_COLUMNS = frozenset(
     }
 )
 
-# Returns the status the import had before (the CTE reads the row as it was, locked).
-_UPDATE_IMPORT = """
-WITH before AS (
-  SELECT id, status FROM data_imports
-  WHERE id = :id AND client_account_id = :c AND engagement_id = :e FOR UPDATE
-)
-UPDATE data_imports d SET status = :status, phase = :phase, error_code = :code,
-  error_message = :message, summary = d.summary || CAST(:summary AS jsonb), updated_at = now(),
-  completed_at = CASE WHEN :terminal THEN now() ELSE NULL END {counters}
-FROM before WHERE d.id = before.id
-RETURNING before.status
-"""
+
+def _update_import(change: StatusUpdate) -> Executable:
+    """Returns the status the import had before (the CTE reads the row as it was, locked)."""
+    before = (
+        select(DataImport.id, DataImport.status)
+        .where(the_import(change.ref))
+        .with_for_update()
+        .cte("before")
+    )
+    counters = {k: v for k, v in change.counters.items() if k in _COUNTER_COLUMNS}
+    return (
+        update(DataImport)
+        .where(DataImport.id == before.c.id)
+        .values(
+            status=change.status,
+            phase=change.phase,
+            error_code=change.error_code,
+            error_message=change.error_message,
+            summary=DataImport.summary.op("||")(literal(change.summary, JSONB)),
+            updated_at=func.now(),
+            completed_at=func.now() if change.status in TERMINAL_STATUSES else None,
+            **counters,
+        )
+        .returning(before.c.status)
+    )
+
 
 # Append a transition only when it differs from the last one, so a retried call is a no-op.
+# Hand-written: two JSONB CASEs over the previous entry read clearer as SQL.
 _UPDATE_MASTER = """
 UPDATE master_flows m SET flow_status = :status, updated_at = now(),
   phase_transitions = CASE
@@ -302,23 +299,32 @@ WHERE d.id = :id AND d.client_account_id = :c AND d.engagement_id = :e
   AND m.flow_id = d.master_flow_id
 """
 
-_UPDATE_CHILD = """
-UPDATE discovery_flows SET status = :status, current_phase = :phase,
-  error_message = :message, updated_at = now(),
-  phase_state = phase_state || CAST(:summary AS jsonb),
-  completed_at = CASE WHEN :terminal THEN now() ELSE NULL END {flag}
-WHERE data_import_id = :id AND client_account_id = :c AND engagement_id = :e
-"""
+
+def _update_child(change: StatusUpdate) -> Executable:
+    ref = change.ref
+    return (
+        update(DiscoveryFlow)
+        .where(DiscoveryFlow.data_import_id == ref.data_import_id, where_tenant(DiscoveryFlow, ref))
+        .values(
+            status=change.status,
+            current_phase=change.phase,
+            error_message=change.error_message,
+            updated_at=func.now(),
+            phase_state=DiscoveryFlow.phase_state.op("||")(literal(change.summary, JSONB)),
+            completed_at=func.now() if change.status in TERMINAL_STATUSES else None,
+            **dict.fromkeys(_phase_flags(change), True),
+        )
+    )
 
 
-def _phase_flag_sql(update: StatusUpdate) -> str:
+def _phase_flags(change: StatusUpdate) -> list[str]:
     """Completion flags follow the phase reached: reaching enrichment means validation is done."""
     flags = []
-    if update.phase in ("validation", "enrichment", "complete"):
+    if change.phase in ("validation", "enrichment", "complete"):
         flags.append("data_import_completed")
     # Awaiting approval is after validation (the plan is of validated rows), before enrichment.
-    if update.phase in ("enrichment", "complete") or update.status == "awaiting_approval":
+    if change.phase in ("enrichment", "complete") or change.status == "awaiting_approval":
         flags.append("data_validation_completed")
-    if update.phase == "complete" and update.status in ("completed", "completed_with_errors"):
+    if change.phase == "complete" and change.status in ("completed", "completed_with_errors"):
         flags.append("enrichment_completed")
-    return "".join(f", {flag} = true" for flag in flags)
+    return flags

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Executable, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport import pii
@@ -22,19 +22,35 @@ from dataimport.categories.base import map_headers
 from dataimport.category_catalog import fields_of
 from dataimport.contracts import ProcessingConfig
 from dataimport.imports import Tenant
+from dataimport.models import DataImport, MasterFlow
+from dataimport.tenant_scope import where_tenant
 
 # The workflow appends the model's advice to the needs_attention message in this form.
 _SUGGESTION = re.compile(r"A model suggests \(advisory, check it first\): (\{.*\})\s*$")
 
-_REPORT = """
-SELECT d.import_category, d.created_at, d.updated_at, d.completed_at, d.file_size,
-  d.detected_format, d.processing_config, d.summary, d.request_id, d.error_message,
-  d.staging_purged_at, m.phase_transitions, m.state_data -> 'raw_data_sample' AS sample
-FROM data_imports d
-LEFT JOIN master_flows m ON m.flow_id = d.master_flow_id
-  AND m.client_account_id = d.client_account_id AND m.engagement_id = d.engagement_id
-WHERE d.id = :id AND d.client_account_id = :c AND d.engagement_id = :e
-"""
+
+def _report(tenant: Tenant, data_import_id: uuid.UUID) -> Executable:
+    """The import joined to its master flow (of the same tenant: flow ids are not secrets)."""
+    d, m = DataImport, MasterFlow
+    return (
+        select(
+            d.import_category,
+            d.created_at,
+            d.updated_at,
+            d.completed_at,
+            d.file_size,
+            d.detected_format,
+            d.processing_config,
+            d.summary,
+            d.request_id,
+            d.error_message,
+            d.staging_purged_at,
+            m.phase_transitions,
+            m.state_data["raw_data_sample"].label("sample"),
+        )
+        .outerjoin(m, (m.flow_id == d.master_flow_id) & where_tenant(m, tenant))
+        .where(d.id == data_import_id, where_tenant(d, tenant))
+    )
 
 
 @dataclass
@@ -87,7 +103,7 @@ async def import_report(
 ) -> ImportReport | None:
     """The tenant's import as the console shows it (None: unknown to this tenant)."""
     async with engine.connect() as conn:
-        row = (await conn.execute(text(_REPORT), {**tenant.params(), "id": data_import_id})).first()
+        row = (await conn.execute(_report(tenant, data_import_id))).first()
     if row is None:
         return None
     summary = row.summary or {}

@@ -11,13 +11,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import ColumnElement, Executable, column, delete, func, select, true
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport import pii, validation
 from dataimport.contracts import ImportRef, ImportRequest, ImportStatus, ProcessingStep
 from dataimport.error_codes import ImportFailure
 from dataimport.flows import REQUEST_ID_TAKEN, register_import
+from dataimport.models import DataImport, ImportProcessingStep, RawImportRecord
+from dataimport.tenant_scope import where_tenant
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,10 +32,23 @@ class Tenant:
         return {"c": self.client_account_id, "e": self.engagement_id}
 
 
-_STATUS_COLUMNS = """
-id, workflow_id, import_category, status, phase, filename, total_rows, valid_rows,
-invalid_rows, blank_rows, warning_rows, processed_rows, error_code, error_message, summary
-"""
+_STATUS_COLUMNS = (
+    DataImport.id,
+    DataImport.workflow_id,
+    DataImport.import_category,
+    DataImport.status,
+    DataImport.phase,
+    DataImport.filename,
+    DataImport.total_rows,
+    DataImport.valid_rows,
+    DataImport.invalid_rows,
+    DataImport.blank_rows,
+    DataImport.warning_rows,
+    DataImport.processed_rows,
+    DataImport.error_code,
+    DataImport.error_message,
+    DataImport.summary,
+)
 
 
 def _status_from_row(row: Any) -> ImportStatus:
@@ -89,63 +105,71 @@ async def forget_unstarted_import(
     """Remove an import record whose workflow never started (only while still pending)."""
     async with engine.begin() as conn:
         await conn.execute(
-            text(
-                "DELETE FROM data_imports WHERE id = :id AND status = 'pending' "
-                "AND client_account_id = :c AND engagement_id = :e"
-            ),
-            {**tenant.params(), "id": data_import_id},
+            delete(DataImport).where(
+                DataImport.id == data_import_id,
+                DataImport.status == "pending",
+                where_tenant(DataImport, tenant),
+            )
         )
 
 
 async def _one_import(
-    engine: AsyncEngine, tenant: Tenant, condition: str, params: dict[str, Any]
+    engine: AsyncEngine, tenant: Tenant, condition: ColumnElement[bool]
 ) -> ImportStatus | None:
-    """The tenant's import matching `condition` (a fixed SQL fragment), or None."""
+    """The tenant's import matching `condition`, or None."""
+    stmt = select(*_STATUS_COLUMNS).where(condition, where_tenant(DataImport, tenant))
     async with engine.connect() as conn:
-        result = await conn.execute(
-            text(
-                f"SELECT {_STATUS_COLUMNS} FROM data_imports WHERE {condition} "
-                "AND client_account_id = :c AND engagement_id = :e"
-            ),
-            {**tenant.params(), **params},
-        )
-        row = result.first()
+        row = (await conn.execute(stmt)).first()
     return _status_from_row(row) if row else None
 
 
 async def get_import(
     engine: AsyncEngine, tenant: Tenant, data_import_id: uuid.UUID
 ) -> ImportStatus | None:
-    return await _one_import(engine, tenant, "id = :id", {"id": data_import_id})
+    return await _one_import(engine, tenant, DataImport.id == data_import_id)
 
 
 async def find_by_request_id(
     engine: AsyncEngine, tenant: Tenant, request_id: str
 ) -> ImportStatus | None:
-    return await _one_import(engine, tenant, "request_id = :rid", {"rid": request_id})
+    return await _one_import(engine, tenant, DataImport.request_id == request_id)
 
 
 async def list_imports(engine: AsyncEngine, tenant: Tenant, limit: int = 50) -> list[ImportStatus]:
+    stmt = (
+        select(*_STATUS_COLUMNS)
+        .where(where_tenant(DataImport, tenant))
+        .order_by(DataImport.created_at.desc())
+        .limit(limit)
+    )
     async with engine.connect() as conn:
-        rows = await conn.execute(
-            text(
-                f"SELECT {_STATUS_COLUMNS} FROM data_imports WHERE client_account_id = :c "
-                "AND engagement_id = :e ORDER BY created_at DESC LIMIT :limit"
-            ),
-            {**tenant.params(), "limit": limit},
+        return [_status_from_row(row) for row in await conn.execute(stmt)]
+
+
+def _staged_rows(tenant: Tenant, data_import_id: uuid.UUID) -> ColumnElement[bool]:
+    """The staged rows of the tenant's import (its unique (import, row_number) index)."""
+    return (RawImportRecord.data_import_id == data_import_id) & where_tenant(
+        RawImportRecord, tenant
+    )
+
+
+def _error_rows(tenant: Tenant, data_import_id: uuid.UUID) -> Executable:
+    """One row per finding: each staged row JOIN LATERAL jsonb_array_elements(its findings)."""
+    findings = (
+        func.jsonb_array_elements(RawImportRecord.validation_errors)
+        .table_valued(column("value", JSONB))
+        .lateral("e")
+    )
+    finding = findings.c.value
+    return (
+        select(
+            RawImportRecord.row_number,
+            *(finding[key].astext.label(key) for key in ("field", "code", "severity", "message")),
         )
-        return [_status_from_row(row) for row in rows]
-
-
-_ERROR_ROWS = """
-SELECT r.row_number, e ->> 'field' AS field, e ->> 'code' AS code,
-  e ->> 'severity' AS severity, e ->> 'message' AS message
-FROM raw_import_records r
-JOIN data_imports d ON d.id = r.data_import_id
-CROSS JOIN LATERAL jsonb_array_elements(r.validation_errors) AS e
-WHERE d.id = :id AND d.client_account_id = :c AND d.engagement_id = :e
-ORDER BY r.row_number
-"""
+        .join(findings, true())
+        .where(_staged_rows(tenant, data_import_id))
+        .order_by(RawImportRecord.row_number)
+    )
 
 
 async def error_rows(
@@ -156,11 +180,9 @@ async def error_rows(
     async with engine.connect() as conn:
         hidden: list[str] = []
         category = await conn.scalar(
-            text(
-                "SELECT import_category FROM data_imports WHERE id = :id "
-                "AND client_account_id = :c AND engagement_id = :e"
-            ),
-            {**tenant.params(), "id": data_import_id},
+            select(DataImport.import_category).where(
+                DataImport.id == data_import_id, where_tenant(DataImport, tenant)
+            )
         )
         if category is not None:
             ref = ImportRef(
@@ -170,19 +192,9 @@ async def error_rows(
                 category=category,
             )
             hidden = await validation.headers_to_mask(conn, ref)
-        result = await conn.stream(text(_ERROR_ROWS), {**tenant.params(), "id": data_import_id})
+        result = await conn.stream(_error_rows(tenant, data_import_id))
         async for row in result.mappings():
             yield validation.mask_finding(dict(row), hidden)
-
-
-_FAILED_ROWS = """
-SELECT r.row_number, r.raw_data
-FROM raw_import_records r
-JOIN data_imports d ON d.id = r.data_import_id
-WHERE d.id = :id AND d.client_account_id = :c AND d.engagement_id = :e
-  AND r.is_valid IS FALSE AND NOT r.is_blank
-ORDER BY r.row_number
-"""
 
 
 async def source_headers(
@@ -190,15 +202,10 @@ async def source_headers(
 ) -> list[str] | None:
     """The file's header row as read (None when the import is unknown to this tenant)."""
     async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                text(
-                    "SELECT detected_format FROM data_imports WHERE id = :id "
-                    "AND client_account_id = :c AND engagement_id = :e"
-                ),
-                {**tenant.params(), "id": data_import_id},
-            )
-        ).first()
+        stmt = select(DataImport.detected_format).where(
+            DataImport.id == data_import_id, where_tenant(DataImport, tenant)
+        )
+        row = (await conn.execute(stmt)).first()
     if row is None:
         return None
     return list((row[0] or {}).get("headers", []))
@@ -212,25 +219,43 @@ async def failed_rows(
     `masked` (sensitive categories) hides every value: the columns and row numbers still tell
     the user which rows to fix in their own copy of the file.
     """
+    stmt = (
+        select(RawImportRecord.row_number, RawImportRecord.raw_data)
+        .where(
+            _staged_rows(tenant, data_import_id),
+            RawImportRecord.is_valid.is_(False),
+            ~RawImportRecord.is_blank,
+        )
+        .order_by(RawImportRecord.row_number)
+    )
     async with engine.connect() as conn:
-        result = await conn.stream(text(_FAILED_ROWS), {**tenant.params(), "id": data_import_id})
+        result = await conn.stream(stmt)
         async for row in result:
             yield row[0], pii.mask_record(row[1]) if masked else row[1]
-
-
-_STEPS = """
-SELECT step_key AS step, agent, status, started_at, duration_ms, records_processed, findings,
-  model, input_tokens, output_tokens, latency_ms
-FROM import_processing_steps
-WHERE data_import_id = :id AND client_account_id = :c AND engagement_id = :e
-ORDER BY started_at, step_key
-"""
 
 
 async def processing_steps(
     engine: AsyncEngine, tenant: Tenant, data_import_id: uuid.UUID
 ) -> list[ProcessingStep]:
     """Every agent/step run recorded for the tenant's import, in the order they started."""
+    step = ImportProcessingStep
+    stmt = (
+        select(
+            step.step_key.label("step"),
+            step.agent,
+            step.status,
+            step.started_at,
+            step.duration_ms,
+            step.records_processed,
+            step.findings,
+            step.model,
+            step.input_tokens,
+            step.output_tokens,
+            step.latency_ms,
+        )
+        .where(step.data_import_id == data_import_id, where_tenant(step, tenant))
+        .order_by(step.started_at, step.step_key)
+    )
     async with engine.connect() as conn:
-        rows = await conn.execute(text(_STEPS), {**tenant.params(), "id": data_import_id})
+        rows = await conn.execute(stmt)
         return [ProcessingStep.model_validate(dict(row._mapping)) for row in rows]

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport import pii
@@ -18,18 +18,10 @@ from dataimport.categories import get_category
 from dataimport.categories.base import map_headers
 from dataimport.import_report import shown_headers
 from dataimport.imports import Tenant
+from dataimport.models import DataImport, RawImportRecord
+from dataimport.tenant_scope import where_tenant
 
 PREVIEW_ROWS = 5
-
-_IMPORT = """
-SELECT import_category, detected_format FROM data_imports
-WHERE id = :id AND client_account_id = :c AND engagement_id = :e
-"""
-_ROWS = """
-SELECT row_number, raw_data FROM raw_import_records
-WHERE data_import_id = :id AND client_account_id = :c AND engagement_id = :e AND NOT is_blank
-ORDER BY row_number LIMIT :n
-"""
 
 
 @dataclass
@@ -48,12 +40,24 @@ async def preview_mapping(
     limit: int = PREVIEW_ROWS,
 ) -> MappingPreview | None:
     """None when the import is unknown to this tenant."""
-    params = {**tenant.params(), "id": data_import_id}
+    the_import = select(DataImport.import_category, DataImport.detected_format).where(
+        DataImport.id == data_import_id, where_tenant(DataImport, tenant)
+    )
+    first_rows = (
+        select(RawImportRecord.row_number, RawImportRecord.raw_data)
+        .where(
+            RawImportRecord.data_import_id == data_import_id,
+            where_tenant(RawImportRecord, tenant),
+            ~RawImportRecord.is_blank,
+        )
+        .order_by(RawImportRecord.row_number)
+        .limit(limit)
+    )
     async with engine.connect() as conn:
-        found = (await conn.execute(text(_IMPORT), params)).first()
+        found = (await conn.execute(the_import)).first()
         if found is None:
             return None
-        staged = list(await conn.execute(text(_ROWS), {**params, "n": limit}))
+        staged = list(await conn.execute(first_rows))
     category = get_category(found.import_category)
     headers = list((found.detected_format or {}).get("headers", []))
     mapping = map_headers(headers, category.aliases, column_mapping)

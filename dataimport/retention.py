@@ -26,7 +26,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Executable, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport.contracts import (
@@ -41,13 +41,9 @@ from dataimport.contracts import (
 )
 from dataimport.error_codes import Level, register
 from dataimport.imports import Tenant
+from dataimport.models import DataImport
 from dataimport.tenant_context import acting_for
-
-# Literal, in the order of the partial index's predicate (migration 0003): with bound
-# parameters the planner could not prove the query implies the index predicate.
-_TERMINAL_SQL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_STATUSES))
-_PURGEABLE = f"staging_purged_at IS NULL AND status IN ({_TERMINAL_SQL})"
-
+from dataimport.tenant_scope import the_import, where_tenant
 
 MAX_FAILED_IDS = 20
 PURGE_FAILED = register(
@@ -81,22 +77,13 @@ def cutoff_for(now: datetime, retention_days: int) -> datetime:
     return now - timedelta(days=retention_days)
 
 
-_LIST = """
-SELECT id, client_account_id, engagement_id, completed_at
-FROM purgeable_imports(:cutoff, :after_at, :after_id, :limit)
-"""
-
-
 async def list_purgeable(engine: AsyncEngine, data: ListPurgeableInput) -> PurgeableImports:
     """The next page of due imports, oldest first, across tenants (ids only)."""
-    params: dict[str, Any] = {
-        "cutoff": data.cutoff,
-        "limit": data.limit,
-        "after_at": data.after_completed_at,
-        "after_id": data.after_id,
-    }
+    purgeable = func.purgeable_imports(
+        data.cutoff, data.after_completed_at, data.after_id, data.limit
+    ).table_valued("id", "client_account_id", "engagement_id", "completed_at")
     async with engine.connect() as conn:
-        rows = await conn.execute(text(_LIST), params)
+        rows = await conn.execute(select(purgeable))
         return PurgeableImports(
             items=[
                 PurgeCandidate(
@@ -110,18 +97,38 @@ async def list_purgeable(engine: AsyncEngine, data: ListPurgeableInput) -> Purge
         )
 
 
-# Still due (finished before the cutoff, not purged)? Checked again in every batch, so an
-# import listed a moment ago but purged meanwhile by another run is left alone.
-_DUE = f"""
-SELECT staging_purge_started_at FROM data_imports
-WHERE id = :id AND client_account_id = :c AND engagement_id = :e
-  AND {_PURGEABLE} AND completed_at < :cutoff
-FOR UPDATE
-"""
+def _still_due(candidate: PurgeCandidate, cutoff: datetime) -> Executable:
+    """Still due (finished before the cutoff, not purged)? Checked again in every batch, so an
+    import listed a moment ago but purged meanwhile by another run is left alone."""
+    return (
+        select(DataImport.staging_purge_started_at)
+        .where(
+            the_import(candidate),
+            DataImport.staging_purged_at.is_(None),
+            DataImport.status.in_(sorted(status.value for status in TERMINAL_STATUSES)),
+            DataImport.completed_at < cutoff,
+        )
+        .with_for_update()
+    )
+
+
+def _mark(candidate: PurgeCandidate, *, done: bool) -> Executable:
+    """Claimed with the first batch (reports say "removed" from then on), purged with the last."""
+    return (
+        update(DataImport)
+        .where(the_import(candidate))
+        .values(
+            updated_at=func.now(),
+            staging_purge_started_at=func.coalesce(DataImport.staging_purge_started_at, func.now()),
+            staging_purged_at=func.now() if done else None,
+        )
+    )
+
 
 # One batch: the next `limit` staged rows by row number after the resume point (the unique
 # (data_import_id, row_number) index finds them without revisiting removed rows), with their
-# links to assets.
+# links to assets. Hand-written: a CTE of two DELETE ... USING ... RETURNING reads clearer as
+# SQL than as a statement built in Python.
 _DELETE_BATCH = """
 WITH doomed AS (
   SELECT id FROM raw_import_records
@@ -137,13 +144,6 @@ WITH doomed AS (
   WHERE l.data_import_id = :id AND l.row_number = gone.row_number
 )
 SELECT count(*) AS deleted, max(row_number) AS last_row FROM gone
-"""
-
-_MARK = """
-UPDATE data_imports SET updated_at = now(),
-  staging_purge_started_at = coalesce(staging_purge_started_at, now()),
-  staging_purged_at = CASE WHEN :done THEN now() ELSE NULL END
-WHERE id = :id AND client_account_id = :c AND engagement_id = :e
 """
 
 
@@ -166,7 +166,6 @@ async def purge_import(
         "id": candidate.data_import_id,
         "c": candidate.client_account_id,
         "e": candidate.engagement_id,
-        "cutoff": data.cutoff,
         "limit": data.batch_size,
     }
     with acting_for(candidate):
@@ -183,7 +182,7 @@ async def _purge_batches(
     candidate = data.candidate
     while True:
         async with engine.begin() as conn:
-            due = (await conn.execute(text(_DUE), params)).first()
+            due = (await conn.execute(_still_due(candidate, data.cutoff))).first()
             if due is None:
                 return PurgeResult(
                     data_import_id=candidate.data_import_id,
@@ -195,7 +194,7 @@ async def _purge_batches(
             ).one()
             done = batch.deleted < data.batch_size
             if done or due.staging_purge_started_at is None:
-                await conn.execute(text(_MARK), {**params, "done": done})
+                await conn.execute(_mark(candidate, done=done))
         progress.rows_deleted += batch.deleted
         progress.batches += 1
         if batch.last_row is not None:
@@ -240,10 +239,8 @@ async def staging_removed_at(
     """When retention started removing the tenant's import's staged rows (None: they are kept)."""
     async with engine.connect() as conn:
         removed: datetime | None = await conn.scalar(
-            text(
-                "SELECT staging_purge_started_at FROM data_imports WHERE id = :id "
-                "AND client_account_id = :c AND engagement_id = :e"
-            ),
-            {**tenant.params(), "id": data_import_id},
+            select(DataImport.staging_purge_started_at).where(
+                DataImport.id == data_import_id, where_tenant(DataImport, tenant)
+            )
         )
     return removed

@@ -10,6 +10,7 @@ import asyncio
 import io
 import json
 import logging
+from asyncio import FIRST_COMPLETED
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -50,17 +51,33 @@ Record = tuple[Any, ...]
 log = logging.getLogger("dataimport.staging")
 
 
-async def staged_row_count(engine: AsyncEngine, ref: ImportRef) -> int:
-    """Highest committed row number: the resume point of an interrupted ingest."""
+# The end of the staged prefix: the last row before the first missing one. Batches commit in
+# their own transactions, several at a time, so a crash can leave a later batch committed and
+# an earlier one not; rows past the prefix are staged again and skipped where they exist.
+_PREFIX_END = """
+SELECT CASE WHEN NOT EXISTS (
+    SELECT 1 FROM raw_import_records WHERE data_import_id = :id AND row_number = 1
+  ) THEN 0
+  ELSE (SELECT min(r.row_number) FROM raw_import_records r
+        WHERE r.data_import_id = :id AND NOT EXISTS (
+          SELECT 1 FROM raw_import_records n
+          WHERE n.data_import_id = :id AND n.row_number = r.row_number + 1))
+END AS prefix_end,
+EXISTS (SELECT 1 FROM raw_import_records WHERE data_import_id = :id) AS any_staged
+"""
+
+
+async def staged_prefix(engine: AsyncEngine, ref: ImportRef) -> tuple[int, bool]:
+    """(n, any): rows 1..n are all staged (the resume point of an interrupted ingest), and
+    whether any row is staged at all (past n some may be)."""
     async with engine.connect() as conn:
-        value = await conn.scalar(
-            text(
-                "SELECT coalesce(max(row_number), 0) FROM raw_import_records "
-                "WHERE data_import_id = :id"
-            ),
-            {"id": ref.data_import_id},
-        )
-    return int(value or 0)
+        row = (await conn.execute(text(_PREFIX_END), {"id": ref.data_import_id})).one()
+    return int(row.prefix_end or 0), bool(row.any_staged)
+
+
+async def staged_row_count(engine: AsyncEngine, ref: ImportRef) -> int:
+    """Rows 1..n all staged: the resume point of an interrupted ingest."""
+    return (await staged_prefix(engine, ref))[0]
 
 
 def _to_record(ref: ImportRef, row: SourceRow) -> Record:
@@ -168,12 +185,14 @@ SELECT {", ".join((*COPY_COLUMNS, *RESULT_COLUMNS))} FROM raw_import_records WIT
 """
 
 
-def _insert_batch(columns: tuple[str, ...]) -> str:
+def _insert_batch(columns: tuple[str, ...], *, resumed: bool) -> str:
     names = ", ".join(columns)
-    return f"INSERT INTO raw_import_records ({names}) SELECT {names} FROM {_BATCH_TABLE}"
+    insert = f"INSERT INTO raw_import_records ({names}) SELECT {names} FROM {_BATCH_TABLE}"
+    # Past a resume point some batches may already be there (committed after a missing one).
+    return f"{insert} ON CONFLICT (data_import_id, row_number) DO NOTHING" if resumed else insert
 
 
-async def _copy_batch(engine: AsyncEngine, batch: _Batch) -> None:
+async def _copy_batch(engine: AsyncEngine, batch: _Batch, *, resumed: bool) -> None:
     async with engine.begin() as conn:
         driver = await driver_connection(conn)
         # A batch commit need not wait for its WAL flush: the resume point is read back from
@@ -191,37 +210,77 @@ async def _copy_batch(engine: AsyncEngine, batch: _Batch) -> None:
                 columns=batch.columns,
                 format="text",
             )
-            await driver.execute(_insert_batch(batch.columns))
+            await driver.execute(_insert_batch(batch.columns, resumed=resumed))
         else:
             await driver.copy_records_to_table(
                 _BATCH_TABLE, records=batch.records, columns=COPY_COLUMNS
             )
-            await driver.execute(_insert_batch(COPY_COLUMNS))
+            await driver.execute(_insert_batch(COPY_COLUMNS, resumed=resumed))
+
+
+# Batches in flight at once, each COPYing on a connection of its own: one connection's COPY
+# and INSERT (the server parsing JSONB, checking the tenant policy, updating two indexes) is
+# the slowest part of ingest, so two overlap it with each other and with the parsing thread.
+STAGING_WRITERS = 2
 
 
 async def _stage(
-    engine: AsyncEngine, batches: Iterator[_Batch], on_progress: Callable[[int], None]
+    engine: AsyncEngine,
+    batches: Iterator[_Batch],
+    on_progress: Callable[[int], None],
+    *,
+    resumed: bool,
+    writers: int | None = None,
 ) -> None:
-    """COPY every batch in its own transaction, preparing the next one meanwhile (in a thread:
-    parsing overlaps the server's work). At most three batches are in memory."""
+    """COPY every batch in its own transaction, `writers` at a time, preparing the next one
+    meanwhile (in a thread: parsing overlaps the server's work). Batches may commit out of
+    order; progress reports the end of the committed prefix. At most writers + 1 batches are
+    in memory."""
     _end = _Batch(last_row=-1)
+    writers = writers or STAGING_WRITERS
 
     def produce() -> _Batch:
         return next(batches, _end)
 
     pending: asyncio.Future[_Batch] = asyncio.ensure_future(asyncio.to_thread(produce))
+    in_flight: set[asyncio.Task[None]] = set()
+    order: list[tuple[asyncio.Task[None], int]] = []  # in file order: (its COPY, its last row)
     try:
         # Shielded: a cancelled activity must not mark the thread's future done while the
         # thread still runs the generator (the wait below would then not wait for it).
         while (batch := await asyncio.shield(pending)) is not _end:
             pending = asyncio.ensure_future(asyncio.to_thread(produce))
-            await _copy_batch(engine, batch)
-            on_progress(batch.last_row)
+            task = asyncio.ensure_future(_copy_batch(engine, batch, resumed=resumed))
+            in_flight.add(task)
+            order.append((task, batch.last_row))
+            if len(in_flight) >= writers:
+                done, in_flight = await asyncio.wait(in_flight, return_when=FIRST_COMPLETED)
+                for finished in done:
+                    finished.result()  # a failed COPY fails the stage
+                order = _report_prefix(order, on_progress)
+        for task in in_flight:
+            await task
+        _report_prefix(order, on_progress)
     finally:
-        # A thread cannot be cancelled: let it finish before the file is closed under it.
+        # Nothing of this attempt may still write afterwards, nor read the file under a close.
+        for task in in_flight:
+            task.cancel()
+        await asyncio.gather(*in_flight, return_exceptions=True)
         await asyncio.wait([pending])
         if not pending.cancelled():
             pending.exception()  # retrieved: a failure after ours is not reported twice
+
+
+def _report_prefix(
+    order: list[tuple[asyncio.Task[None], int]], on_progress: Callable[[int], None]
+) -> list[tuple[asyncio.Task[None], int]]:
+    """Report the last row of the committed prefix; returns the batches not yet in it."""
+    committed = 0
+    while committed < len(order) and order[committed][0].done():
+        committed += 1
+    if committed:
+        on_progress(order[committed - 1][1])
+    return order[committed:]
 
 
 async def ingest_file(
@@ -245,7 +304,7 @@ async def ingest_file(
     The file must lie inside `storage_root` (storage.local_path): the URI is workflow input.
     """
     source = local_path(file_uri, storage_root)
-    resume_after = await staged_row_count(engine, ref)
+    resume_after, resumed = await staged_prefix(engine, ref)
     on_progress(resume_after)
     category = get_category(ref.category)
     # Off the event loop: opening a workbook parses its sheets (tens of seconds for 100k VMs
@@ -266,7 +325,7 @@ async def ingest_file(
             stream = FastCsvStream(reader)
             fast = _fast_batches(stream, ref, resume_after, batch_size, validation)
             try:
-                await _stage(engine, fast, on_progress)
+                await _stage(engine, fast, on_progress, resumed=resumed)
             finally:
                 fast.close()
             if stream.fallback_after is not None:
@@ -280,7 +339,7 @@ async def ingest_file(
         if resume_after >= 0:
             rows = table.rows(start_after=resume_after)
             batches = _record_batches(rows, ref, batch_size, validation)
-            await _stage(engine, batches, on_progress)
+            await _stage(engine, batches, on_progress, resumed=resumed)
         detected = table.describe()
         headers = list(table.headers)
     # No ANALYZE here: the downstream statements select an import's rows through the

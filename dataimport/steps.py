@@ -6,21 +6,21 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataimport.contracts import ImportRef
+from dataimport.models import ImportProcessingStep
 
-_UPSERT_STEP = """
-INSERT INTO import_processing_steps (client_account_id, engagement_id, data_import_id, step_key,
-  step_name, agent, status, started_at, finished_at, duration_ms, records_processed, findings)
-VALUES (:c, :e, :id, :key, :name, :agent, :status, :started, :finished, :duration, :records,
-  CAST(:findings AS jsonb))
-ON CONFLICT (data_import_id, step_key) DO UPDATE SET status = EXCLUDED.status,
-  started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
-  duration_ms = EXCLUDED.duration_ms, records_processed = EXCLUDED.records_processed,
-  findings = EXCLUDED.findings
-"""
+# What a re-run of the same step key overwrites (the rest identifies the step).
+_RERUN_COLUMNS = (
+    "status",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "records_processed",
+    "findings",
+)
 
 
 async def record_step(
@@ -37,24 +37,28 @@ async def record_step(
 ) -> None:
     """Record one step; the same step key overwrites, so a retried activity leaves one row."""
     finished = datetime.now(UTC)
+    stmt = insert(ImportProcessingStep).values(
+        client_account_id=ref.client_account_id,
+        engagement_id=ref.engagement_id,
+        data_import_id=ref.data_import_id,
+        step_key=step,
+        step_name=step.split(":")[0],
+        agent=agent,
+        status=status,
+        started_at=started_at,
+        finished_at=finished,
+        duration_ms=(
+            duration_ms
+            if duration_ms is not None
+            else int((finished - started_at).total_seconds() * 1000)
+        ),
+        records_processed=records,
+        # Through JSON text and back: datetimes and other values become strings, not errors.
+        findings=json.loads(json.dumps(findings, default=str)),
+    )
     await conn.execute(
-        text(_UPSERT_STEP),
-        {
-            "c": ref.client_account_id,
-            "e": ref.engagement_id,
-            "id": ref.data_import_id,
-            "key": step,
-            "name": step.split(":")[0],
-            "agent": agent,
-            "status": status,
-            "started": started_at,
-            "finished": finished,
-            "duration": (
-                duration_ms
-                if duration_ms is not None
-                else int((finished - started_at).total_seconds() * 1000)
-            ),
-            "records": records,
-            "findings": json.dumps(findings, default=str),
-        },
+        stmt.on_conflict_do_update(
+            index_elements=[ImportProcessingStep.data_import_id, ImportProcessingStep.step_key],
+            set_={name: stmt.excluded[name] for name in _RERUN_COLUMNS},
+        )
     )

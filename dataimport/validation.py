@@ -11,7 +11,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dataimport import pii, steps
@@ -33,19 +33,15 @@ from dataimport.contracts import (
 from dataimport.db import driver_connection
 from dataimport.engine import chunk, staged_io
 from dataimport.issues import NO_MAPPED_COLUMNS, Code, ImportFailure
+from dataimport.models import DataImport
+from dataimport.tenant_scope import the_import
 
 EXAMPLES_PER_CODE = 5
 
 
 async def staged_headers(engine: AsyncEngine, ref: ImportRef) -> list[str]:
     async with engine.connect() as conn:
-        detected = await conn.scalar(
-            text(
-                "SELECT detected_format FROM data_imports WHERE id = :id "
-                "AND client_account_id = :c AND engagement_id = :e"
-            ),
-            {"id": ref.data_import_id, "c": ref.client_account_id, "e": ref.engagement_id},
-        )
+        detected = await conn.scalar(select(DataImport.detected_format).where(the_import(ref)))
     return list((detected or {}).get("headers", []))
 
 
@@ -101,11 +97,7 @@ async def unmapped_headers(engine: AsyncEngine, ref: ImportRef) -> list[str]:
 
 async def _unmapped_as_read(conn: AsyncConnection, ref: ImportRef) -> list[str]:
     found = await conn.execute(
-        text(
-            "SELECT detected_format, processing_config FROM data_imports WHERE id = :id "
-            "AND client_account_id = :c AND engagement_id = :e"
-        ),
-        {"id": ref.data_import_id, "c": ref.client_account_id, "e": ref.engagement_id},
+        select(DataImport.detected_format, DataImport.processing_config).where(the_import(ref))
     )
     row = found.first()
     if row is None:
@@ -150,6 +142,9 @@ async def validate_chunk(
         await staged_io.write_results(driver, ref, rows, validated.rows)
     return ChunkReport(rows=frame.height, agent_ms=validated.agent_ms)
 
+
+# The cross-row passes below stay hand-written SQL (window functions, UPDATE ... FROM a CTE,
+# JSONB aggregation over every finding): set-based statements that read clearer as SQL.
 
 # The last occurrence of a key wins; earlier ones are kept, flagged and skipped by enrichment.
 # One window over the import's keyed rows, no join: its plan cannot go wrong on statistics

@@ -21,3 +21,15 @@ class DecisionRefused(ServiceError):
 
 class NoPlan(ServiceError):
     """The import has no approval plan (never asked for approval, or not planned yet)."""
+
+
+class PlanChanged(DecisionRefused):
+    """The approval names a plan that is no longer the import's plan (it was made again)."""
+
+
+class PlanStale(DecisionRefused):
+    """The inventory changed since the plan was made: a fresh one was made, to approve anew."""
+
+    def __init__(self, message: str, fresh_plan_id: object) -> None:
+        super().__init__(message)
+        self.fresh_plan_id = fresh_plan_id

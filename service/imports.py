@@ -20,6 +20,7 @@ from dataimport.categories import REGISTRY
 from dataimport.contracts import (
     ApproveInput,
     FailInput,
+    ImportRef,
     ImportRequest,
     ImportStatus,
     ProcessingConfig,
@@ -31,7 +32,15 @@ from dataimport.db import for_tenant
 from dataimport.imports import Tenant
 from dataimport.settings import Settings
 from dataimport.storage import StoredFile, remove_stored, store_upload
-from service.errors import DecisionRefused, ImportNotFound, InvalidRequest, NoPlan
+from dataimport.tenant_context import acting_for
+from service.errors import (
+    DecisionRefused,
+    ImportNotFound,
+    InvalidRequest,
+    NoPlan,
+    PlanChanged,
+    PlanStale,
+)
 from workflows.data_import import DataImportWorkflow
 
 _REQUEST_NAMESPACE = uuid.UUID("0b7f3c4e-9d1a-4f5e-8c2b-6a1d2e3f4a5b")
@@ -199,10 +208,44 @@ class ImportService:
         status = await self._waiting(data_import_id)
         return await self._decide(status, DataImportWorkflow.fail_import, FailInput(reason=reason))
 
-    async def approve(self, data_import_id: uuid.UUID) -> ImportStatus:
-        """Approve the plan of an import awaiting approval: its enrichment runs."""
+    async def approve(
+        self, data_import_id: uuid.UUID, plan_id: uuid.UUID | None = None
+    ) -> ImportStatus:
+        """Approve the plan of an import awaiting approval: its enrichment runs.
+
+        `plan_id`, the plan the approver saw, must be the import's current plan (PlanChanged).
+        A stale plan (the tenant's inventory changed since it was made) is not approved: the
+        import is planned again and PlanStale names the fresh plan, to review and approve.
+        What another import writes between this check and enrichment is not covered."""
         status = await self._awaiting_approval(data_import_id, "approved")
+        current = await self.plan(data_import_id)
+        if plan_id is not None and current.plan_id != plan_id:
+            raise PlanChanged(
+                f"plan {plan_id} is not the current plan of import {data_import_id} (that is "
+                f"{current.plan_id}, made {current.computed_at}): review it and approve that one"
+            )
+        if current.stale:
+            fresh = await self.replan(data_import_id)
+            raise PlanStale(
+                f"not approved: {current.stale_reason}. A fresh plan was made "
+                f"(plan {fresh.plan_id}): review it and approve again",
+                fresh.plan_id,
+            )
         return await self._decide(status, DataImportWorkflow.approve_import, ApproveInput())
+
+    async def replan(self, data_import_id: uuid.UUID) -> ApprovalPlan:
+        """Make the plan of an import awaiting approval again, from the inventory as it is now
+        (the same dry run as the workflow's plan_enrichment activity, run here)."""
+        status = await self._awaiting_approval(data_import_id, "planned again")
+        ref = ImportRef(
+            data_import_id=data_import_id,
+            client_account_id=self.tenant.client_account_id,
+            engagement_id=self.tenant.engagement_id,
+            category=status.category,
+        )
+        with acting_for(self.tenant):
+            await approval_plan.compute_plan(self.engine, ref)
+        return await self.plan(data_import_id)
 
     async def reject(self, data_import_id: uuid.UUID, reason: str) -> ImportStatus:
         """Reject the plan: the import ends as rejected, the inventory untouched."""

@@ -65,6 +65,22 @@ EXIT_BY_STATUS: dict[str, int] = {
 FOLLOW_INTERVAL = 0.5
 
 
+def _exit_codes() -> str:
+    """What a followed import exits with, per status: '0 completed / ..., 1 failed / ...'."""
+    by_code: dict[int, list[str]] = {}
+    for state in ImportState:  # the enum's order, so the text reads like the lifecycle
+        if state in EXIT_BY_STATUS:
+            by_code.setdefault(EXIT_BY_STATUS[state], []).append(state.value)
+    return ", ".join(f"{code} {' / '.join(names)}" for code, names in sorted(by_code.items()))
+
+
+WAIT_HELP = f"Follow it until it ends or needs you: exit {_exit_codes()}."
+STATUS_HELP = (
+    f"Status of one import: {', '.join(state.value for state in ImportState)}. "
+    f"A followed import (import --wait) exits {_exit_codes()}."
+)
+
+
 class UsageError(Exception):
     """Bad usage of the CLI itself (an unwritable --out file): exit status 2."""
 
@@ -410,8 +426,7 @@ def import_(
         bool,
         typer.Option(
             "--wait",
-            help="Follow it until it ends or needs you: exit 0 completed, 1 failed, cancelled "
-            "or rejected, 3 needs_attention, 4 awaiting_approval.",
+            help=WAIT_HELP,
         ),
     ] = False,
     as_json: JsonFlag = False,
@@ -473,14 +488,13 @@ async def _existing(service: ImportService, data_import_id: uuid.UUID) -> Import
     return found
 
 
-@app.command()
+@app.command(help=STATUS_HELP)
 def status(
     data_import_id: ImportId,
     as_json: JsonFlag = False,
     client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
     engagement: Engagement = DEMO_ENGAGEMENT_ID,
 ) -> None:
-    """Status of one import."""
     found = _with_service(client_account, engagement, lambda s: _existing(s, data_import_id))
     _show(found, as_json)
 
@@ -541,11 +555,16 @@ def fail(
 @app.command()
 def approve(
     data_import_id: ImportId,
+    plan_id: Annotated[
+        uuid.UUID | None,
+        typer.Option("--plan", help="The plan id you reviewed (dataimport plan): only it runs."),
+    ] = None,
     client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
     engagement: Engagement = DEMO_ENGAGEMENT_ID,
 ) -> None:
-    """Approve the plan of an import awaiting approval: its enrichment runs."""
-    _with_service(client_account, engagement, lambda s: s.approve(data_import_id))
+    """Approve the plan of an import awaiting approval: its enrichment runs. A stale plan (the
+    inventory changed since it was made) is made again instead: review it, approve again."""
+    _with_service(client_account, engagement, lambda s: s.approve(data_import_id, plan_id))
     console.print(f"approve sent to {data_import_id}")
 
 
@@ -567,11 +586,19 @@ def reject(
 def plan(
     data_import_id: ImportId,
     as_json: JsonFlag = False,
+    recompute: Annotated[
+        bool,
+        typer.Option("--recompute", help="Make the plan again from the inventory as it is now."),
+    ] = False,
     client_account: ClientAccount = DEMO_CLIENT_ACCOUNT_ID,
     engagement: Engagement = DEMO_ENGAGEMENT_ID,
 ) -> None:
     """What an import with require_approval would do to the inventory (its plan)."""
-    found = _with_service(client_account, engagement, lambda s: s.plan(data_import_id))
+    found = _with_service(
+        client_account,
+        engagement,
+        lambda s: s.replan(data_import_id) if recompute else s.plan(data_import_id),
+    )
     if as_json:
         print(found.model_dump_json(indent=2))
         return
@@ -581,6 +608,12 @@ def plan(
         f"import {found.data_import_id} ({found.status}): {creates.count} assets to create, "
         f"{updates.count} to update, {deps.count} dependencies to add"
     )
+    console.print(f"plan {found.plan_id}, made {found.computed_at}", highlight=False)
+    if found.stale:
+        err.print(
+            f"[yellow]stale:[/yellow] {escape(found.stale_reason or '')}; approving makes it "
+            "again first (or: dataimport plan --recompute)"
+        )
     if creates.sample:
         table = Table("new asset", "type", title="assets to create (sample)")
         for new in creates.sample:

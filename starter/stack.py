@@ -19,7 +19,6 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from dataimport.migrate import upgrade
 from dataimport.settings import Settings, redacted_url
 from devstack import embedded
 
@@ -37,6 +36,8 @@ WORKER_READY_TIMEOUT = 60.0
 def up(settings: Settings, *, worker: bool = True, api: bool = True) -> dict[str, str]:
     """Start what is not external (DATABASE_URL / TEMPORAL_ADDRESS), migrate, start a worker
     and the HTTP API (on settings.api_host / api_port, or a free port when that is taken)."""
+    from dataimport.migrate import upgrade  # alembic: ~1 s of import every other command skips
+
     home = settings.home_dir
     embedded.secure_state_dir(home)
     data = dict(settings.embedded_stack())

@@ -51,6 +51,7 @@ class Stubs:
     """The workflow's activities, recording what they were asked (no database)."""
 
     valid_rows: int = 10
+    ingest_runs_until_cancelled: bool = False  # a long ingest, for a cancel while it runs
     statuses: list[StatusUpdate] = field(default_factory=list)
     called: list[str] = field(default_factory=list)
 
@@ -77,6 +78,13 @@ class Stubs:
     @activity.defn(name="ingest_file")
     async def ingest_file(self, request: ImportRequest) -> IngestResult:
         self.called.append("ingest_file")
+        while self.ingest_runs_until_cancelled:
+            try:
+                activity.heartbeat()  # a heartbeat's answer is how a cancel reaches an activity
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                self.called.append("ingest_file cancelled")
+                raise
         return IngestResult(
             total_rows=10,
             blank_rows=0,

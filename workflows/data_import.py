@@ -22,35 +22,44 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from activities.completion import SaveConfigInput
-    from activities.enrichment import EnrichmentActivities, FinalizeEnrichmentInput
-    from activities.flows import CreateFlowsInput, RegisterInput
-    from activities.validation import FinalizeValidationInput, PrepareInput
+    from activities.approval import ApprovalActivities
+    from activities.completion import CompletionActivities
+    from activities.enrichment import EnrichmentActivities
+    from activities.flows import FlowActivities
+    from activities.ingest import IngestActivities
+    from activities.model_agents import ModelAgentActivities
+    from activities.validation import ValidationActivities
     from dataimport.contracts import (
         ApproveInput,
         ChunkInput,
         ChunkReport,
-        EnrichmentResult,
+        CreateFlowsInput,
         FailInput,
-        FlowIds,
+        FinalizeEnrichmentInput,
+        FinalizeValidationInput,
         ImportRef,
         ImportRequest,
+        ImportState,
         ImportStatus,
-        IngestResult,
         ModelAgentsInput,
         ModelAgentsResult,
+        Phase,
         PhaseFailure,
         PlanCounts,
+        PrepareInput,
         ProcessingConfig,
+        RegisterInput,
         RejectInput,
         RetryInput,
         RowRange,
+        SaveConfigInput,
         StatusUpdate,
         ValidationCounts,
     )
     from dataimport.issues import NO_MAPPED_COLUMNS, NO_VALID_ROWS, TOO_MANY_INVALID
 
-T = TypeVar("T")
+A = TypeVar("A")  # an activity's one argument
+R = TypeVar("R")  # what it returns
 
 MAX_CHUNKS_PER_PHASE = 200  # bounds history: chunk size grows with the file instead
 # Since this patch a phase has at most FEWER_CHUNKS ranges: columnar chunks are cheap per row
@@ -61,9 +70,15 @@ FEWER_CHUNKS = 64
 # result says so): no validate_chunk activities then, only the import-wide finalize.
 VALIDATED_AT_INGEST_PATCH = "validated-at-ingest"
 ATTENTION_TIMEOUT_CODE = "attention-timeout"
+CANCELLED_CODE = "cancelled"
+FAILED_BY_USER_CODE = "failed-by-user"
 STATUS_KEY = SearchAttributeKey.for_keyword("ImportStatus")
 IMPORT_ID_KEY = SearchAttributeKey.for_keyword("DataImportId")
-PHASE_WEIGHTS = {"upload": (0.0, 0.25), "validation": (0.25, 0.3), "enrichment": (0.55, 0.45)}
+PHASE_WEIGHTS = {
+    Phase.UPLOAD: (0.0, 0.25),
+    Phase.VALIDATION: (0.25, 0.3),
+    Phase.ENRICHMENT: (0.55, 0.45),
+}
 
 SHORT = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
 LONG = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=10)
@@ -95,6 +110,11 @@ PLAN_TIMEOUT = timedelta(hours=2)  # a dry run of the whole enrichment, in one t
 # cancellation never arrived): as long as a chunk may run.
 GENERATION_BUMP_TIMEOUT = timedelta(minutes=35)
 MODEL_AGENTS_TIMEOUT = timedelta(minutes=5)  # one model call (capped at 120 s) plus its DB work
+# Since this patch a status change is recorded by a local activity (no round trip through the
+# task queue), and an import of one row range enriches and links it in one activity: a 100-row
+# import ran 13 activities in sequence, a round trip each.
+LEAN_STEPS_PATCH = "lean-steps"
+STATUS_TIMEOUT = timedelta(seconds=30)
 ADVISORY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=2)
 
 
@@ -168,11 +188,11 @@ class DataImportWorkflow:
             raise RuntimeError(self._input_error)  # (as before the patch: the task fails)
         try:
             await self._activity(
-                "register_import",
+                FlowActivities.register_import,
                 RegisterInput(request=self._request, workflow_id=self._status.workflow_id),
                 retry=LONG,
             )
-            phase = "upload"
+            phase = Phase.UPLOAD
             while True:
                 try:
                     failure = await self._run_phases_from(phase)
@@ -186,20 +206,20 @@ class DataImportWorkflow:
                     break
                 phase = next_phase
         except asyncio.CancelledError:
-            await self._finish("cancelled", "cancelled", "import cancelled")
+            await self._finish(ImportState.CANCELLED, CANCELLED_CODE, "import cancelled")
             raise
         except ActivityError as error:
             if not _cancelled_by_user(error):
                 raise
-            await self._finish("cancelled", "cancelled", "import cancelled")
+            await self._finish(ImportState.CANCELLED, CANCELLED_CODE, "import cancelled")
             raise asyncio.CancelledError() from error
         return self._status
 
-    async def _run_phases_from(self, phase: str) -> PhaseFailure | None:
-        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
-            ("upload", self._upload),
-            ("validation", self._validate),
-            ("enrichment", self._enrich),
+    async def _run_phases_from(self, phase: Phase) -> PhaseFailure | None:
+        steps: list[tuple[Phase, Callable[[], Awaitable[None]]]] = [
+            (Phase.UPLOAD, self._upload),
+            (Phase.VALIDATION, self._validate),
+            (Phase.ENRICHMENT, self._enrich),
         ]
         names = [name for name, _ in steps]
         for name, step in steps[names.index(phase) :]:
@@ -214,9 +234,9 @@ class DataImportWorkflow:
         return None
 
     async def _upload(self) -> None:
-        await self._set_status("ingesting", "upload")
-        ingest: IngestResult = await self._activity(
-            "ingest_file",
+        await self._set_status(ImportState.INGESTING, Phase.UPLOAD)
+        ingest = await self._activity(
+            IngestActivities.ingest_file,
             self._request.model_copy(update={"processing_config": self._config}),
             timeout=timedelta(hours=6),
             heartbeat=self._heartbeat_timeout(),
@@ -226,14 +246,15 @@ class DataImportWorkflow:
         self._status.blank_rows = ingest.blank_rows
         # Only an import never retried: a retry may bring a mapping the staged results predate.
         self._validated_at_ingest = None if self._retried else ingest.validation
-        self._set_progress("upload", 1.0)
-        flow_ids: FlowIds = await self._activity(
-            "create_flows", CreateFlowsInput(ref=self._ref, filename=self._request.filename)
+        self._set_progress(Phase.UPLOAD, 1.0)
+        flow_ids = await self._activity(
+            FlowActivities.create_flows,
+            CreateFlowsInput(ref=self._ref, filename=self._request.filename),
         )
         workflow.logger.info("flows created: master %s", flow_ids.master_flow_id)
 
     async def _validate(self) -> None:
-        await self._set_status("validating", "validation")
+        await self._set_status(ImportState.VALIDATING, Phase.VALIDATION)
         started = workflow.now()
         unmapped = await self._prepare_validation()
         # The flag first: imports whose ingest did not validate never meet the patch marker,
@@ -243,10 +264,13 @@ class DataImportWorkflow:
             report = staged
         else:
             report = ChunkReport()
-            for chunk_report in await self._over_chunks("validate_chunk", "validation"):
+            chunk_reports = await self._over_chunks(
+                ValidationActivities.validate_chunk, Phase.VALIDATION
+            )
+            for chunk_report in chunk_reports:
                 report = report.plus(chunk_report)
-        counts: ValidationCounts = await self._activity(
-            "finalize_validation",
+        counts = await self._activity(
+            ValidationActivities.finalize_validation,
             FinalizeValidationInput(
                 ref=self._ref, unmapped_headers=unmapped, started_at=started, report=report
             ),
@@ -260,14 +284,15 @@ class DataImportWorkflow:
         """Check the mapping. With model agents wanted, their advice comes before the chunks
         run, and before needs_attention when no column maps at all (where it helps most)."""
         try:
-            unmapped: list[str] = await self._activity(
-                "prepare_validation", PrepareInput(ref=self._ref, processing_config=self._config)
+            unmapped = await self._activity(
+                ValidationActivities.prepare_validation,
+                PrepareInput(ref=self._ref, processing_config=self._config),
             )
         except ActivityError as error:
             if _error_code(error) == NO_MAPPED_COLUMNS and self._model_agents_wanted():
                 advice = await self._ask_model_agents()
                 raise PhaseFailed(
-                    _with_advice(_failure_from("validation", error), advice)
+                    _with_advice(_failure_from(Phase.VALIDATION, error), advice)
                 ) from None
             raise
         if unmapped and self._model_agents_wanted():
@@ -282,8 +307,8 @@ class DataImportWorkflow:
     async def _ask_model_agents(self) -> ModelAgentsResult | None:
         """Advice only: the activity records each job as a step; its failure is just logged."""
         try:
-            result: ModelAgentsResult = await self._activity(
-                "run_model_agents",
+            result = await self._activity(
+                ModelAgentActivities.run_model_agents,
                 ModelAgentsInput(ref=self._ref, processing_config=self._config),
                 timeout=MODEL_AGENTS_TIMEOUT,
                 heartbeat=self._heartbeat_timeout(),
@@ -297,14 +322,14 @@ class DataImportWorkflow:
 
     async def _enrich(self) -> None:
         await self._approval_gate()
-        await self._set_status("enriching", "enrichment")
+        await self._set_status(ImportState.ENRICHING, Phase.ENRICHMENT)
         started = workflow.now()
         if workflow.patched(ENRICHMENT_PREPARE_PATCH):
             await self._enrich_prepared()
         else:
             await self._enrich_with_statistics()
-        result: EnrichmentResult = await self._activity(
-            "finalize_enrichment",
+        result = await self._activity(
+            EnrichmentActivities.finalize_enrichment,
             FinalizeEnrichmentInput(ref=self._ref, started_at=started),
             timeout=timedelta(hours=1),
             heartbeat=self._heartbeat_timeout(),
@@ -316,49 +341,55 @@ class DataImportWorkflow:
         self._status.processed_rows = result.processed_rows
 
     async def _enrich_prepared(self) -> None:
-        plan = await workflow.execute_activity_method(
+        plan = await self._activity(
             EnrichmentActivities.prepare_enrichment,
             self._ref,
-            start_to_close_timeout=timedelta(hours=2),
-            heartbeat_timeout=self._heartbeat_timeout(),
-            retry_policy=LONG,
-            summary=f"prepare_enrichment · {self._request.filename}",
+            timeout=timedelta(hours=2),
+            heartbeat=self._heartbeat_timeout(),
+            retry=LONG,
         )
-        if plan.link_chunks:
-            await self._over_chunks("enrich_chunk", "enrichment", share=(0.0, 0.7))
+        if plan.link_chunks and workflow.patched(LEAN_STEPS_PATCH) and len(self._ranges()) == 1:
+            await self._over_chunks(EnrichmentActivities.enrich_and_link_chunk, Phase.ENRICHMENT)
+        elif plan.link_chunks:
+            await self._over_chunks(
+                EnrichmentActivities.enrich_chunk, Phase.ENRICHMENT, share=(0.0, 0.7)
+            )
             # The link lookups need statistics that know the assets just written (only
             # where they are a large share of the table: cheap and rare for small imports).
-            await workflow.execute_activity_method(
+            await self._activity(
                 EnrichmentActivities.analyze_inventory,
                 self._ref,
-                start_to_close_timeout=timedelta(minutes=30),
-                heartbeat_timeout=self._heartbeat_timeout(),
-                retry_policy=SHORT,
-                summary=f"analyze_inventory · {self._request.filename}",
+                timeout=timedelta(minutes=30),
+                heartbeat=self._heartbeat_timeout(),
             )
-            await self._over_chunks("link_chunk", "enrichment", share=(0.7, 0.3))
+            await self._over_chunks(
+                EnrichmentActivities.link_chunk, Phase.ENRICHMENT, share=(0.7, 0.3)
+            )
         else:
-            await self._over_chunks("enrich_chunk", "enrichment")
+            await self._over_chunks(EnrichmentActivities.enrich_chunk, Phase.ENRICHMENT)
 
     async def _enrich_with_statistics(self) -> None:
         """The command sequence of imports recorded before ENRICHMENT_PREPARE_PATCH."""
         await self._activity(
-            "refresh_statistics",
+            EnrichmentActivities.refresh_statistics,
             self._ref,
             timeout=timedelta(minutes=30),
             heartbeat=self._heartbeat_timeout(),
         )
-        await self._over_chunks("enrich_chunk", "enrichment", share=(0.0, 0.7))
+        await self._over_chunks(
+            EnrichmentActivities.enrich_chunk, Phase.ENRICHMENT, share=(0.0, 0.7)
+        )
         await self._activity(
-            "refresh_statistics",
+            EnrichmentActivities.refresh_statistics,
             self._ref,
             timeout=timedelta(minutes=30),
             heartbeat=self._heartbeat_timeout(),
         )
-        await self._over_chunks("link_chunk", "enrichment", share=(0.7, 0.3))
+        await self._over_chunks(EnrichmentActivities.link_chunk, Phase.ENRICHMENT, share=(0.7, 0.3))
 
     async def _complete(self) -> None:
-        status = "completed_with_errors" if self._status.invalid_rows else "completed"
+        rejected_some = bool(self._status.invalid_rows)
+        status = ImportState.COMPLETED_WITH_ERRORS if rejected_some else ImportState.COMPLETED
         self._status.progress = 1.0
         await self._finish(status, None, None)
 
@@ -373,14 +404,14 @@ class DataImportWorkflow:
         ):
             return
         self._plan = await self._activity(
-            "plan_enrichment",
+            ApprovalActivities.plan_enrichment,
             self._ref,
             timeout=PLAN_TIMEOUT,
             heartbeat=self._heartbeat_timeout(),
             retry=LONG,
         )
         self._approval = None
-        await self._set_status("awaiting_approval", "validation")
+        await self._set_status(ImportState.AWAITING_APPROVAL, Phase.VALIDATION)
         try:
             await workflow.wait_condition(
                 lambda: self._approval is not None,
@@ -388,11 +419,11 @@ class DataImportWorkflow:
             )
         except TimeoutError:
             message = f"no approval within {self._config.attention_timeout_seconds:.0f}s"
-            await self._finish("failed", APPROVAL_TIMEOUT_CODE, message)
+            await self._finish(ImportState.FAILED, APPROVAL_TIMEOUT_CODE, message)
             raise NotApproved() from None
         decision = self._approval
         if isinstance(decision, RejectInput):
-            await self._finish("rejected", REJECTED_CODE, decision.reason)
+            await self._finish(ImportState.REJECTED, REJECTED_CODE, decision.reason)
             raise NotApproved()
         self._approved = True
 
@@ -431,7 +462,7 @@ class DataImportWorkflow:
             raise ValueError("a reason is required")
 
     def _approval_refusal(self, action: str) -> str | None:
-        if self._status.status != "awaiting_approval" or self._approval is not None:
+        if self._status.status != ImportState.AWAITING_APPROVAL or self._approval is not None:
             return (
                 f"import is {self._status.status}; only an import awaiting approval can be {action}"
             )
@@ -439,11 +470,11 @@ class DataImportWorkflow:
 
     # ----- decisions: needs_attention, retry, fail ---------------------------------------
 
-    async def _await_decision(self, failure: PhaseFailure) -> str | None:
+    async def _await_decision(self, failure: PhaseFailure) -> Phase | None:
         """Park in needs_attention; return the phase to re-run, or None after finishing failed."""
         self._status.error_code = failure.error_code
         self._status.error_message = failure.error_message
-        await self._set_status("needs_attention", failure.phase)
+        await self._set_status(ImportState.NEEDS_ATTENTION, Phase(failure.phase))
         self._decision = None
         try:
             await workflow.wait_condition(
@@ -452,11 +483,11 @@ class DataImportWorkflow:
             )
         except TimeoutError:
             message = f"no decision within {self._config.attention_timeout_seconds:.0f}s"
-            await self._finish("failed", ATTENTION_TIMEOUT_CODE, message)
+            await self._finish(ImportState.FAILED, ATTENTION_TIMEOUT_CODE, message)
             return None
         decision = self._decision
         if isinstance(decision, FailInput):
-            await self._finish("failed", "failed-by-user", decision.reason)
+            await self._finish(ImportState.FAILED, FAILED_BY_USER_CODE, decision.reason)
             return None
         assert isinstance(decision, RetryInput)
         self._retried = True
@@ -469,7 +500,7 @@ class DataImportWorkflow:
             # Every retry (new config or not): chunks of the old run must not write any more.
             self._generation += 1
             await self._activity(
-                "save_processing_config",
+                CompletionActivities.save_processing_config,
                 SaveConfigInput(
                     ref=self._ref, processing_config=self._config, generation=self._generation
                 ),
@@ -478,16 +509,16 @@ class DataImportWorkflow:
             )
         elif decision.processing_config is not None:
             await self._activity(
-                "save_processing_config",
+                CompletionActivities.save_processing_config,
                 SaveConfigInput(ref=self._ref, processing_config=self._config),
             )
         self._status.error_code = None
         self._status.error_message = None
-        return failure.phase
+        return Phase(failure.phase)
 
     @workflow.signal
     def retry(self, data: RetryInput) -> None:
-        if self._status.status != "needs_attention":
+        if self._status.status != ImportState.NEEDS_ATTENTION:
             return
         refused = self._config_refusal(data)
         if refused is not None:
@@ -501,7 +532,7 @@ class DataImportWorkflow:
 
     @workflow.signal
     def fail(self, data: FailInput) -> None:
-        if self._status.status == "needs_attention":
+        if self._status.status == ImportState.NEEDS_ATTENTION:
             self._decision = data
 
     # Updates: the same decisions, but the caller learns at once whether they were accepted.
@@ -540,7 +571,7 @@ class DataImportWorkflow:
             raise ValueError("a reason is required")
 
     def _require_waiting(self, action: str) -> None:
-        if self._status.status != "needs_attention" or self._decision is not None:
+        if self._status.status != ImportState.NEEDS_ATTENTION or self._decision is not None:
             raise ValueError(
                 f"import is {self._status.status}; only an import that needs attention "
                 f"can be {action}"
@@ -553,20 +584,22 @@ class DataImportWorkflow:
     # ----- helpers ------------------------------------------------------------------------
 
     async def _over_chunks(
-        self, activity_name: str, phase: str, share: tuple[float, float] = (0.0, 1.0)
-    ) -> list[Any]:
+        self,
+        method: Callable[[Any, ChunkInput], Awaitable[R]],
+        phase: Phase,
+        share: tuple[float, float] = (0.0, 1.0),
+    ) -> list[R]:
         """Run one activity per row range with bounded parallelism, tracking progress."""
-        cap = FEWER_CHUNKS if workflow.patched(FEWER_CHUNKS_PATCH) else MAX_CHUNKS_PER_PHASE
-        ranges = row_ranges(self._status.total_rows, self._config.chunk_size, cap)
+        ranges = self._ranges()
         limit = asyncio.Semaphore(self._config.max_parallel_chunks)
         guarded = workflow.patched(CHUNK_GENERATION_PATCH)
         done = 0
 
-        async def one(rows: RowRange) -> Any:
+        async def one(rows: RowRange) -> R:
             nonlocal done
             async with limit:
                 result = await self._activity(
-                    activity_name,
+                    method,
                     ChunkInput(
                         ref=self._ref,
                         rows=rows,
@@ -597,25 +630,30 @@ class DataImportWorkflow:
             await asyncio.gather(*chunks, return_exceptions=True)
             raise
 
+    def _ranges(self) -> list[RowRange]:
+        cap = FEWER_CHUNKS if workflow.patched(FEWER_CHUNKS_PATCH) else MAX_CHUNKS_PER_PHASE
+        return row_ranges(self._status.total_rows, self._config.chunk_size, cap)
+
     async def _activity(
         self,
-        name: str,
-        arg: Any,
+        method: Callable[[Any, A], Awaitable[R]],
+        arg: A,
         *,
         timeout: timedelta = timedelta(minutes=2),
         heartbeat: timedelta | None = None,
         retry: RetryPolicy = SHORT,
         cancellation: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
-    ) -> Any:
-        return await workflow.execute_activity(
-            name,
+    ) -> R:
+        """One activity by method reference: its type name and result type come from the
+        method's definition; the Web UI summary names it and the file."""
+        return await workflow.execute_activity_method(
+            method,
             arg,
             start_to_close_timeout=timeout,
             heartbeat_timeout=heartbeat,
             retry_policy=retry,
             cancellation_type=cancellation,
-            result_type=_RESULT_TYPES.get(name),
-            summary=f"{name} · {self._request.filename}",
+            summary=f"{method.__name__} · {self._request.filename}",
         )
 
     def _heartbeat_timeout(self) -> timedelta:
@@ -632,7 +670,7 @@ class DataImportWorkflow:
         if counts.valid_rows == 0:
             raise PhaseFailed(
                 PhaseFailure(
-                    phase="validation",
+                    phase=Phase.VALIDATION,
                     error_code=NO_VALID_ROWS,
                     error_message=f"none of the {checked} data rows is valid; see the error report",
                 )
@@ -641,7 +679,7 @@ class DataImportWorkflow:
         if share > self._config.max_invalid_ratio:
             raise PhaseFailed(
                 PhaseFailure(
-                    phase="validation",
+                    phase=Phase.VALIDATION,
                     error_code=TOO_MANY_INVALID,
                     error_message=(
                         f"{counts.invalid_rows} of {checked} rows are invalid ({share:.0%}), "
@@ -650,25 +688,35 @@ class DataImportWorkflow:
                 )
             )
 
-    def _set_progress(self, phase: str, fraction: float) -> None:
+    def _set_progress(self, phase: Phase, fraction: float) -> None:
         start, weight = PHASE_WEIGHTS[phase]
         self._status.progress = round(start + weight * min(fraction, 1.0), 4)
         self._show_details()
 
-    async def _set_status(self, status: str, phase: str) -> None:
+    async def _set_status(self, status: ImportState, phase: Phase) -> None:
         """Record first, then show: a query never reports a status the database lacks."""
         changed = self._status.model_copy(update={"status": status, "phase": phase})
-        await self._activity("record_status", self._status_update(changed))
+        update = self._status_update(changed)
+        if workflow.patched(LEAN_STEPS_PATCH):
+            await workflow.execute_local_activity_method(
+                CompletionActivities.record_status,
+                update,
+                start_to_close_timeout=STATUS_TIMEOUT,
+                retry_policy=SHORT,
+                summary=f"record_status · {self._request.filename}",
+            )
+        else:
+            await self._activity(CompletionActivities.record_status, update)
         self._status.status, self._status.phase = status, phase
         self._upsert_status_attribute()
         self._show_details()
 
-    async def _finish(self, status: str, code: str | None, message: str | None) -> None:
+    async def _finish(self, status: ImportState, code: str | None, message: str | None) -> None:
         if code is not None:
             self._status.error_code = code
             self._status.error_message = message
-        phase = "complete" if status.startswith("completed") else self._status.phase
-        await self._set_status(status, phase)
+        finished = status in (ImportState.COMPLETED, ImportState.COMPLETED_WITH_ERRORS)
+        await self._set_status(status, Phase.COMPLETE if finished else Phase(self._status.phase))
 
     def _status_update(self, s: ImportStatus) -> StatusUpdate:
         return StatusUpdate(
@@ -677,7 +725,7 @@ class DataImportWorkflow:
             phase=s.phase,
             error_code=s.error_code,
             error_message=s.error_message,
-            counters={"processed_rows": s.processed_rows} if s.phase == "complete" else {},
+            counters={"processed_rows": s.processed_rows} if s.phase == Phase.COMPLETE else {},
             summary={
                 "outcome": {
                     "assets_created": s.assets_created,
@@ -686,7 +734,7 @@ class DataImportWorkflow:
                     "dependency_groups": s.dependency_groups,
                 }
             }
-            if s.phase == "complete"
+            if s.phase == Phase.COMPLETE
             else {},
         )
 
@@ -703,7 +751,7 @@ class DataImportWorkflow:
         ]
         if s.assets_created or s.assets_updated:
             lines.append(f"assets +{s.assets_created} / ~{s.assets_updated}")
-        if self._plan is not None and s.status == "awaiting_approval":
+        if self._plan is not None and s.status == ImportState.AWAITING_APPROVAL:
             p = self._plan
             lines.append(
                 f"plan: assets +{p.assets_to_create} / ~{p.assets_to_update} · "
@@ -764,7 +812,7 @@ def _with_advice(failure: PhaseFailure, advice: ModelAgentsResult | None) -> Pha
     return failure.model_copy(update={"error_message": message})
 
 
-def _failure_from(phase: str, error: ActivityError) -> PhaseFailure:
+def _failure_from(phase: Phase, error: ActivityError) -> PhaseFailure:
     """Classified failures keep their code; anything else is an internal error, briefly put."""
     cause = error.cause
     if isinstance(cause, ApplicationError) and cause.non_retryable and cause.type:
@@ -778,15 +826,5 @@ def _failure_from(phase: str, error: ActivityError) -> PhaseFailure:
         error_message=f"{phase} failed after retries ({kind}): {first_line}",
     )
 
-
-_RESULT_TYPES: dict[str, type] = {
-    "ingest_file": IngestResult,
-    "create_flows": FlowIds,
-    "finalize_validation": ValidationCounts,
-    "finalize_enrichment": EnrichmentResult,
-    "validate_chunk": ChunkReport,
-    "run_model_agents": ModelAgentsResult,
-    "plan_enrichment": PlanCounts,
-}
 
 __all__: Sequence[str] = ["DataImportWorkflow", "row_ranges"]

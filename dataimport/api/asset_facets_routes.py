@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
-from sqlalchemy import text
+from sqlalchemy import CompoundSelect, Select, literal, select, union_all
+from sqlalchemy.orm import InstrumentedAttribute
 
 from dataimport.api.errors import error_responses
 from dataimport.api.tenant import ReadTenant, credential_of
+from dataimport.imports import Tenant
+from dataimport.models import Asset
+from dataimport.tenant_scope import where_tenant
 
 router = APIRouter(
     prefix="/api/v1",
@@ -16,16 +22,20 @@ router = APIRouter(
     responses=error_responses(400, 401, 403),
 )
 
-# Two small DISTINCTs over the tenant's assets (the tenant index leads both).
-_FACETS = """
-SELECT 'asset_type' AS facet, asset_type AS value FROM assets
-  WHERE client_account_id = :c AND engagement_id = :e GROUP BY asset_type
-UNION ALL
-SELECT 'environment', environment FROM assets
-  WHERE client_account_id = :c AND engagement_id = :e AND environment IS NOT NULL
-  GROUP BY environment
-ORDER BY 1, 2
-"""
+
+def _facet(tenant: Tenant, column: InstrumentedAttribute[Any]) -> Select[str, Any]:
+    """The distinct non-NULL values of one column of the tenant's assets."""
+    return (
+        select(literal(column.key).label("facet"), column.label("value"))
+        .where(where_tenant(Asset, tenant), column.is_not(None))
+        .group_by(column)
+    )
+
+
+def _facets(tenant: Tenant) -> CompoundSelect[str, Any]:
+    # Two small DISTINCTs over the tenant's assets (the tenant index leads both).
+    both = union_all(_facet(tenant, Asset.asset_type), _facet(tenant, Asset.environment))
+    return both.order_by(both.selected_columns.facet, both.selected_columns.value)
 
 
 class AssetFacets(BaseModel):
@@ -37,7 +47,7 @@ class AssetFacets(BaseModel):
 async def asset_facets(request: Request, tenant: ReadTenant) -> AssetFacets:
     """Values to filter the asset list by."""
     async with request.app.state.engine.connect() as conn:
-        rows = list(await conn.execute(text(_FACETS), tenant.params()))
+        rows = list(await conn.execute(_facets(tenant)))
     return AssetFacets(
         asset_types=[value for facet, value in rows if facet == "asset_type"],
         environments=[value for facet, value in rows if facet == "environment"],

@@ -1,7 +1,7 @@
 """Tenant-scoped, keyset-paginated reads of the inventory: assets, dependencies, groups.
 
-Filters only ever add fixed SQL fragments; user text travels as bind parameters. Each read
-fetches one row more than asked, to know whether there is a next page.
+Statements are built from the typed models (dataimport.models); user text travels as bind
+parameters. Each read fetches one row more than asked, to know whether there is a next page.
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import ColumnElement, Executable, Text, cast, false, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import aliased
 
 from dataimport.api.errors import ApiError
 from dataimport.api.schemas import AssetOut, DependencyGroupOut, DependencyOut
 from dataimport.dependency_groups import GROUP_PREFIX, list_dependency_groups
 from dataimport.imports import Tenant
-
-_TENANT = "client_account_id = :c AND engagement_id = :e"
+from dataimport.models import Asset, AssetDependency, DataImport, DependencyGroupMember
+from dataimport.tenant_scope import where_tenant
 
 
 def encode_cursor(*values: object) -> str:
@@ -40,85 +41,9 @@ def decode_cursor(cursor: str, size: int) -> list[str]:
     return [str(value) for value in values]
 
 
-def like(term: str) -> str:
-    """A substring pattern for ILIKE with the user's own % and _ taken literally."""
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-@dataclass
-class Query:
-    """WHERE conditions (fixed fragments) and their parameters."""
-
-    conditions: list[str]
-    params: dict[str, Any]
-
-    def add(self, condition: str, **params: Any) -> None:
-        self.conditions.append(condition)
-        self.params.update(params)
-
-    @property
-    def where(self) -> str:
-        return " AND ".join(self.conditions)
-
-
-def tenant_query(tenant: Tenant, alias: str = "") -> Query:
-    prefix = f"{alias}." if alias else ""
-    conditions = [f"{prefix}client_account_id = :c", f"{prefix}engagement_id = :e"]
-    return Query(conditions, tenant.params())
-
-
-async def _rows(engine: AsyncEngine, sql: str, params: dict[str, Any]) -> list[Any]:
+async def _rows(engine: AsyncEngine, stmt: Executable) -> list[Any]:
     async with engine.connect() as conn:
-        return list((await conn.execute(text(sql), params)).mappings())
-
-
-# ----- assets -------------------------------------------------------------------------------
-
-# An asset's group lives in dependency_group_members (one narrow row per grouped asset).
-_ASSET_COLUMNS = ", ".join(
-    f"'{GROUP_PREFIX}' || g.group_root AS dependency_group"
-    if name == "dependency_group"
-    else f"a.{name}"
-    for name in AssetOut.model_fields
-)
-_ASSETS = "assets a LEFT JOIN dependency_group_members g ON g.asset_id = a.id"
-
-
-@dataclass
-class AssetFilter:
-    asset_type: str | None = None
-    environment: str | None = None
-    dependency_group: str | None = None
-    source_import_id: uuid.UUID | None = None
-    search: str | None = None
-    source_category: str | None = None  # the category of the import that last wrote it
-
-
-def _asset_query(tenant: Tenant, filters: AssetFilter) -> Query:
-    query = tenant_query(tenant, "a")
-    for column in ("asset_type", "environment", "source_import_id"):
-        value = getattr(filters, column)
-        if value is not None:
-            query.add(f"a.{column} = :{column}", **{column: value})
-    if filters.dependency_group is not None:
-        root = _group_root(filters.dependency_group)
-        if root is None:
-            query.add("false")  # not a group id this API hands out: no asset is in it
-        else:
-            query.add("g.group_root = :group_root", group_root=root)
-    if filters.source_category is not None:
-        query.add(
-            "a.source_import_id IN (SELECT s.id FROM data_imports s WHERE s.import_category = "
-            ":source_category AND s.client_account_id = :c AND s.engagement_id = :e)",
-            source_category=filters.source_category,
-        )
-    if filters.search:
-        query.add(
-            "(a.name ILIKE :q OR a.hostname ILIKE :q OR a.fqdn ILIKE :q OR a.ip_address ILIKE :q)",
-            q=like(filters.search),
-        )
-    return query
+        return list((await conn.execute(stmt)).mappings())
 
 
 def _group_root(group: str) -> uuid.UUID | None:
@@ -131,19 +56,75 @@ def _group_root(group: str) -> uuid.UUID | None:
         return None
 
 
+# ----- assets -------------------------------------------------------------------------------
+
+# An asset's group lives in dependency_group_members (one narrow row per grouped asset);
+# NULL for an ungrouped asset ('G-' || NULL).
+_GROUP_ID = (literal(GROUP_PREFIX, Text) + cast(DependencyGroupMember.group_root, Text)).label(
+    "dependency_group"
+)
+_ASSET_COLUMNS = [
+    _GROUP_ID if name == "dependency_group" else getattr(Asset, name)
+    for name in AssetOut.model_fields
+]
+
+
+@dataclass
+class AssetFilter:
+    asset_type: str | None = None
+    environment: str | None = None
+    dependency_group: str | None = None
+    source_import_id: uuid.UUID | None = None
+    search: str | None = None
+    source_category: str | None = None  # the category of the import that last wrote it
+
+
+def _asset_conditions(tenant: Tenant, filters: AssetFilter) -> list[ColumnElement[bool]]:
+    conditions = [where_tenant(Asset, tenant)]
+    if filters.asset_type is not None:
+        conditions.append(Asset.asset_type == filters.asset_type)
+    if filters.environment is not None:
+        conditions.append(Asset.environment == filters.environment)
+    if filters.source_import_id is not None:
+        conditions.append(Asset.source_import_id == filters.source_import_id)
+    if filters.dependency_group is not None:
+        root = _group_root(filters.dependency_group)
+        # Not a group id this API hands out: no asset is in it.
+        conditions.append(false() if root is None else DependencyGroupMember.group_root == root)
+    if filters.source_category is not None:
+        imports_of_category = select(DataImport.id).where(
+            DataImport.import_category == filters.source_category,
+            where_tenant(DataImport, tenant),
+        )
+        conditions.append(Asset.source_import_id.in_(imports_of_category))
+    if filters.search:
+        # autoescape: the user's own % and _ match literally.
+        conditions.append(
+            or_(
+                *(
+                    column.icontains(filters.search, autoescape=True)
+                    for column in (Asset.name, Asset.hostname, Asset.fqdn, Asset.ip_address)
+                )
+            )
+        )
+    return conditions
+
+
 async def list_assets(
     engine: AsyncEngine, tenant: Tenant, filters: AssetFilter, limit: int, cursor: str | None
 ) -> tuple[list[AssetOut], str | None]:
     """Assets by name (name_key is unique per tenant, so it is the keyset)."""
-    query = _asset_query(tenant, filters)
+    conditions = _asset_conditions(tenant, filters)
     if cursor:
-        query.add("a.name_key > :after", after=decode_cursor(cursor, 1)[0])
-    rows = await _rows(
-        engine,
-        f"SELECT {_ASSET_COLUMNS}, a.name_key FROM {_ASSETS} WHERE {query.where} "
-        "ORDER BY a.name_key LIMIT :n",
-        {**query.params, "n": limit + 1},
+        conditions.append(Asset.name_key > decode_cursor(cursor, 1)[0])
+    stmt = (
+        select(*_ASSET_COLUMNS, Asset.name_key)
+        .outerjoin(DependencyGroupMember, DependencyGroupMember.asset_id == Asset.id)
+        .where(*conditions)
+        .order_by(Asset.name_key)
+        .limit(limit + 1)
     )
+    rows = await _rows(engine, stmt)
     page = rows[:limit]
     after = encode_cursor(page[-1]["name_key"]) if len(rows) > limit else None
     return [AssetOut.model_validate(dict(row)) for row in page], after
@@ -151,16 +132,8 @@ async def list_assets(
 
 # ----- dependencies -------------------------------------------------------------------------
 
-_DEPENDENCIES = """
-SELECT x.id, x.source_asset_id, s.name AS source_name, x.target_asset_id, t.name AS target_name,
-  x.dependency_type, x.port, x.protocol, x.conn_count, x.bytes_total, x.first_seen,
-  x.last_seen, x.confidence, x.source_import_id
-FROM asset_dependencies x
-JOIN assets s ON s.id = x.source_asset_id
-JOIN assets t ON t.id = x.target_asset_id
-WHERE {where}
-ORDER BY x.id LIMIT :n
-"""
+_SOURCE = aliased(Asset, name="s")
+_TARGET = aliased(Asset, name="t")
 
 
 @dataclass
@@ -172,30 +145,31 @@ class DependencyFilter:
     dependency_group: str | None = None  # both ends in this group (a move group's edges)
 
 
-def _dependency_query(tenant: Tenant, filters: DependencyFilter) -> Query:
-    query = tenant_query(tenant, "x")
+def _dependency_conditions(tenant: Tenant, filters: DependencyFilter) -> list[ColumnElement[bool]]:
+    edge = AssetDependency
+    conditions = [where_tenant(edge, tenant)]
     if filters.asset_id is not None:
-        either_end = "(x.source_asset_id = :asset OR x.target_asset_id = :asset)"
-        query.add(either_end, asset=filters.asset_id)
+        conditions.append(
+            or_(edge.source_asset_id == filters.asset_id, edge.target_asset_id == filters.asset_id)
+        )
     if filters.dependency_type is not None:
-        query.add("x.dependency_type = :dtype", dtype=filters.dependency_type)
+        conditions.append(edge.dependency_type == filters.dependency_type)
     if filters.protocol is not None:
-        query.add("lower(x.protocol) = lower(:protocol)", protocol=filters.protocol)
+        conditions.append(func.lower(edge.protocol) == func.lower(filters.protocol))
     if filters.port is not None:
-        query.add("x.port = :port", port=filters.port)
+        conditions.append(edge.port == filters.port)
     if filters.dependency_group is not None:
         root = _group_root(filters.dependency_group)
         if root is None:
-            query.add("false")  # not a group id this API hands out
+            conditions.append(false())  # not a group id this API hands out
         else:
             # Groups are connected components: an edge with its source in one is inside it.
-            query.add(
-                "x.source_asset_id IN (SELECT m.asset_id FROM dependency_group_members m "
-                "WHERE m.group_root = :group_root AND m.client_account_id = :c "
-                "AND m.engagement_id = :e)",
-                group_root=root,
+            members = select(DependencyGroupMember.asset_id).where(
+                DependencyGroupMember.group_root == root,
+                where_tenant(DependencyGroupMember, tenant),
             )
-    return query
+            conditions.append(edge.source_asset_id.in_(members))
+    return conditions
 
 
 async def list_dependencies(
@@ -206,11 +180,34 @@ async def list_dependencies(
     cursor: str | None,
 ) -> tuple[list[DependencyOut], str | None]:
     """Dependencies with both endpoint names, in id order (the keyset)."""
-    query = _dependency_query(tenant, filters)
+    edge = AssetDependency
+    conditions = _dependency_conditions(tenant, filters)
     if cursor:
-        query.add("x.id > :after", after=_uuid_cursor(cursor))
-    sql = _DEPENDENCIES.format(where=query.where)
-    rows = await _rows(engine, sql, {**query.params, "n": limit + 1})
+        conditions.append(edge.id > _uuid_cursor(cursor))
+    stmt = (
+        select(
+            edge.id,
+            edge.source_asset_id,
+            _SOURCE.name.label("source_name"),
+            edge.target_asset_id,
+            _TARGET.name.label("target_name"),
+            edge.dependency_type,
+            edge.port,
+            edge.protocol,
+            edge.conn_count,
+            edge.bytes_total,
+            edge.first_seen,
+            edge.last_seen,
+            edge.confidence,
+            edge.source_import_id,
+        )
+        .join(_SOURCE, _SOURCE.id == edge.source_asset_id)
+        .join(_TARGET, _TARGET.id == edge.target_asset_id)
+        .where(*conditions)
+        .order_by(edge.id)
+        .limit(limit + 1)
+    )
+    rows = await _rows(engine, stmt)
     page = rows[:limit]
     after = encode_cursor(page[-1]["id"]) if len(rows) > limit else None
     return [DependencyOut.model_validate(dict(row)) for row in page], after

@@ -99,10 +99,15 @@ def _uuid_header(name: str, value: str | None) -> uuid.UUID | None:
 
 
 class Access:
-    """A route's guard: the scope it needs, and the tenant it runs for."""
+    """A route's guard: the scope it needs, and the tenant it runs for.
 
-    def __init__(self, scope: Scope) -> None:
+    `engagement_optional`: a credential that grants several engagements and names no default
+    may call without choosing one; the route then gets None (whoami, so a page can list the
+    engagements to choose from). A named engagement is checked all the same."""
+
+    def __init__(self, scope: Scope, engagement_optional: bool = False) -> None:
         self.scope = scope
+        self.engagement_optional = engagement_optional
 
     async def __call__(
         self,
@@ -121,7 +126,7 @@ class Access:
                 description="Which of the credential's engagements (default: its first).",
             ),
         ] = None,
-    ) -> AsyncIterator[Tenant]:
+    ) -> AsyncIterator[Tenant | None]:
         """The credential's tenant; the request's database work is that tenant's (row-level
         security) until it is answered. A generator in the request's own task and context (a
         sync dependency would set the tenant in a worker thread's copy of it)."""
@@ -136,7 +141,10 @@ class Access:
         except NotGranted as error:
             raise forbidden("tenant-not-granted", str(error)) from None
         except EngagementNotChosen as error:
-            raise ApiError(400, "missing-tenant", str(error)) from None
+            if not self.engagement_optional:
+                raise ApiError(400, "missing-tenant", str(error)) from None
+            yield None  # no tenant chosen: the route reads nothing of a tenant's
+            return
         with acting_for(tenant):
             yield tenant
 
@@ -147,7 +155,11 @@ read_access, write_access, admin_access = (
     Access(Scope.ADMIN),
 )
 
+# whoami: read, with the engagement not yet chosen allowed (None).
+session_access = Access(Scope.READ, engagement_optional=True)
+
 ReadTenant = Annotated[Tenant, Depends(read_access)]
+SessionTenant = Annotated[Tenant | None, Depends(session_access)]
 WriteTenant = Annotated[Tenant, Depends(write_access)]
 AdminTenant = Annotated[Tenant, Depends(admin_access)]
 

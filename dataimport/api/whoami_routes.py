@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from dataimport.api.errors import error_responses
-from dataimport.api.tenant import CredentialDep, ReadTenant, credential_of
+from dataimport.api.tenant import CredentialDep, SessionTenant, credential_of
 
 router = APIRouter(
     prefix="/api/v1",
@@ -20,8 +20,14 @@ router = APIRouter(
 
 class WhoAmI(BaseModel):
     client_account_id: uuid.UUID
-    engagement_id: uuid.UUID = Field(description="The engagement this request acts in.")
-    engagement_ids: list[uuid.UUID] = Field(description="Every engagement the credential grants.")
+    engagement_id: uuid.UUID | None = Field(
+        description="The engagement this request acts in: the one X-Engagement-ID names (403 "
+        "when the credential does not grant it), else the credential's default; null when it "
+        "grants several and has no default (choose one with X-Engagement-ID)."
+    )
+    engagement_ids: list[uuid.UUID] = Field(
+        description="Every engagement the credential grants: the ones X-Engagement-ID may name."
+    )
     scope: str | None
     subject: str = Field(description="Who the credential is (a key's id and prefix), no secret.")
     temporal_web_ui_url: str | None = Field(None, description="Base address of the Temporal UI.")
@@ -29,12 +35,13 @@ class WhoAmI(BaseModel):
 
 
 @router.get("/whoami", response_model=WhoAmI)
-async def whoami(request: Request, credential: CredentialDep, tenant: ReadTenant) -> WhoAmI:
-    """Who the bearer credential is and which tenant it acts for."""
+async def whoami(request: Request, credential: CredentialDep, tenant: SessionTenant) -> WhoAmI:
+    """Who the bearer credential is, which tenant it acts for, and the engagements it may
+    switch to."""
     settings = request.app.state.settings
     return WhoAmI(
-        client_account_id=tenant.client_account_id,
-        engagement_id=tenant.engagement_id,
+        client_account_id=credential.client_account_id,
+        engagement_id=tenant.engagement_id if tenant else None,
         engagement_ids=list(credential.engagement_ids),
         scope=str(credential.scope) if credential.scope else None,
         subject=credential.subject,

@@ -1,4 +1,4 @@
-"""Registry of import categories: adding one is one module plus one line here."""
+"""Registry of import categories: adding one is one package plus one line here."""
 
 from __future__ import annotations
 

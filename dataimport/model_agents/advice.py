@@ -5,28 +5,32 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport.imports import Tenant
 from dataimport.model_agents.jobs import COLUMN_MAPPER
 from dataimport.model_agents.recording import STEP_NAME
-
-_SUGGESTIONS = """
-SELECT agent, status, findings FROM import_processing_steps
-WHERE data_import_id = :id AND client_account_id = :c AND engagement_id = :e
-  AND step_name = :step ORDER BY agent
-"""
+from dataimport.models import ImportProcessingStep
+from dataimport.tenant_scope import where_tenant
 
 
 async def model_suggestions(
     engine: AsyncEngine, tenant: Tenant, data_import_id: uuid.UUID
 ) -> dict[str, dict[str, Any]]:
     """agent -> {status, outcome, suggestions, model, tokens, ...} for the tenant's import."""
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            text(_SUGGESTIONS), {**tenant.params(), "id": data_import_id, "step": STEP_NAME}
+    step = ImportProcessingStep
+    stmt = (
+        select(step.agent, step.status, step.findings)
+        .where(
+            step.data_import_id == data_import_id,
+            where_tenant(step, tenant),
+            step.step_name == STEP_NAME,
         )
+        .order_by(step.agent)
+    )
+    async with engine.connect() as conn:
+        rows = await conn.execute(stmt)
         return {row.agent: {"status": row.status, **row.findings} for row in rows}
 
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import text
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport import pii, steps
@@ -24,6 +24,8 @@ from dataimport.model_agents.jobs import (
     undecided,
 )
 from dataimport.model_agents.shapes import column_shape
+from dataimport.models import ImportProcessingStep, RawImportRecord
+from dataimport.tenant_scope import where_tenant
 from dataimport.validation import staged_headers
 
 STEP_NAME = "model_agents"
@@ -81,13 +83,6 @@ async def _ask_and_record(
     return result
 
 
-_RECORD_USAGE = """
-UPDATE import_processing_steps SET model = :model, input_tokens = :input_tokens,
-  output_tokens = :output_tokens, latency_ms = :latency_ms
-WHERE data_import_id = :id AND step_key = :key AND client_account_id = :c AND engagement_id = :e
-"""
-
-
 async def record(
     engine: AsyncEngine,
     ref: ImportRef,
@@ -112,38 +107,34 @@ async def record(
             status=result.status,
             duration_ms=duration_ms,
         )
+        step = ImportProcessingStep
         await conn.execute(
-            text(_RECORD_USAGE),
-            {
-                **usage,
-                "id": ref.data_import_id,
-                "key": key,
-                "c": ref.client_account_id,
-                "e": ref.engagement_id,
-            },
+            update(step)
+            .where(
+                step.data_import_id == ref.data_import_id,
+                step.step_key == key,
+                where_tenant(step, ref),
+            )
+            .values(**usage)
         )
-
-
-_SAMPLE = """
-SELECT r.raw_data FROM raw_import_records r
-JOIN data_imports d ON d.id = r.data_import_id
-WHERE d.id = :id AND d.client_account_id = :c AND d.engagement_id = :e AND NOT r.is_blank
-ORDER BY r.row_number LIMIT :limit
-"""
 
 
 async def sampled_values(
     engine: AsyncEngine, ref: ImportRef, headers: Sequence[str]
 ) -> dict[str, list[str]]:
     """A few staged values per header: for shapes and rule checks here, never for the model."""
-    params = {
-        "id": ref.data_import_id,
-        "c": ref.client_account_id,
-        "e": ref.engagement_id,
-        "limit": SAMPLE_ROWS,
-    }
+    first_rows = (
+        select(RawImportRecord.raw_data)
+        .where(
+            RawImportRecord.data_import_id == ref.data_import_id,
+            where_tenant(RawImportRecord, ref),
+            ~RawImportRecord.is_blank,
+        )
+        .order_by(RawImportRecord.row_number)
+        .limit(SAMPLE_ROWS)
+    )
     async with engine.connect() as conn:
-        rows = (await conn.execute(text(_SAMPLE), params)).scalars().all()
+        rows = (await conn.execute(first_rows)).scalars().all()
     return {
         header: [str(row.get(header)) for row in rows if row.get(header) is not None]
         for header in headers

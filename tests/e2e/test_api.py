@@ -74,6 +74,7 @@ ROUTES = {
     ("post", "/api/v1/imports/{data_import_id}/retry"),
     ("post", "/api/v1/imports/{data_import_id}/fail"),
     ("get", "/api/v1/imports/{data_import_id}/plan"),
+    ("post", "/api/v1/imports/{data_import_id}/plan"),
     ("post", "/api/v1/imports/{data_import_id}/approve"),
     ("post", "/api/v1/imports/{data_import_id}/reject"),
     ("get", "/api/v1/assets"),

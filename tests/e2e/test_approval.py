@@ -315,6 +315,39 @@ async def test_cli_approve_completes_and_plan_of_an_unplanned_import_exits_2(
     assert code == 2 and "has no plan" in err
 
 
+async def test_cli_says_a_plan_is_stale_and_approves_only_the_plan_made_again(
+    cli_env: dict[str, str], service: ImportService, tenant: Tenant, tmp_path: Path
+) -> None:
+    started = await service.start_import(
+        servers(tmp_path / "a.csv", range(1, 4)), "cmdb_export", APPROVAL
+    )
+    await wait_for(service, started.data_import_id, ("awaiting_approval",))
+    data_import_id = str(started.data_import_id)
+    first = (await service.plan(started.data_import_id)).plan_id
+    code, out, err = await cli(cli_env, tenant, "plan", data_import_id)
+    assert code == 0 and f"plan {first}" in out and "stale" not in err
+    other = await service.start_import(servers(tmp_path / "b.csv", range(2, 3)), "cmdb_export")
+    await wait_for(service, other.data_import_id, ("completed",))
+
+    code, out, err = await cli(cli_env, tenant, "plan", data_import_id)
+    assert code == 0 and "stale: the inventory changed since the plan was made" in err
+    code, _, err = await cli(cli_env, tenant, "approve", data_import_id, "--plan", str(first))
+    assert code == 2 and "not approved: the inventory changed" in err
+    fresh = await service.plan(started.data_import_id)
+    assert fresh.plan_id != first and f"plan {fresh.plan_id}" in " ".join(err.split())
+    code, _, err = await cli(cli_env, tenant, "approve", data_import_id, "--plan", str(first))
+    assert code == 2 and "is not the current plan" in err
+    code, out, err = await cli(cli_env, tenant, "plan", data_import_id, "--recompute", "--json")
+    assert code == 0, err
+    remade = json.loads(out)
+    assert remade["plan_id"] not in (str(first), str(fresh.plan_id)) and not remade["stale"]
+    approve = ("approve", data_import_id, "--plan", remade["plan_id"])
+    code, out, err = await cli(cli_env, tenant, *approve)
+    assert code == 0 and "approve sent" in out, err
+    done = await wait_for(service, started.data_import_id, ("completed",))
+    assert (done.assets_created, done.assets_updated) == (2, 1)
+
+
 # ----- the API -------------------------------------------------------------------------------
 
 

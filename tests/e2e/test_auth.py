@@ -63,6 +63,7 @@ class IdentityProvider(ThreadingHTTPServer):
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                body: dict[str, Any]
                 if self.path == "/.well-known/openid-configuration":
                     body = {"issuer": provider.issuer, "jwks_uri": provider.jwks_url}
                 elif self.path == "/jwks.json":
@@ -476,7 +477,7 @@ async def test_a_token_that_does_not_verify_is_401(
         ),
         "alg-none": lambda: jwt.encode(
             {"iss": idp.issuer, "aud": AUDIENCE, "exp": int(time.time()) + 60},
-            None,
+            "",  # PyJWT's way of spelling "no key" for alg none (it turns "" into None)
             algorithm="none",
         ),
     }[case]()
@@ -505,6 +506,30 @@ async def test_a_token_of_several_engagements_must_name_one(
     assert (foreign.status_code, code_of(foreign)) == (403, "tenant-not-granted")
 
 
+async def test_whoami_lists_the_engagements_to_choose_from_before_one_is_chosen(
+    anonymous: httpx.AsyncClient, idp: IdentityProvider
+) -> None:
+    """The console's engagement picker: whoami answers a token of several engagements with no
+    default (engagement_id null, the granted ones listed), checks a named one all the same."""
+    client, first, second = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    token = idp.token(
+        None, "read", client_account_id=str(client), engagement_id=[str(first), str(second)]
+    )
+    unnamed = await anonymous.get("/api/v1/whoami", headers=bearer(token))
+    named = await anonymous.get(
+        "/api/v1/whoami", headers={**bearer(token), "X-Engagement-ID": str(second)}
+    )
+    foreign = await anonymous.get(
+        "/api/v1/whoami", headers={**bearer(token), "X-Engagement-ID": str(uuid.uuid4())}
+    )
+    assert unnamed.status_code == 200, unnamed.text
+    assert unnamed.json()["engagement_id"] is None
+    assert unnamed.json()["engagement_ids"] == [str(first), str(second)]
+    assert unnamed.json()["client_account_id"] == str(client)
+    assert named.json()["engagement_id"] == str(second)
+    assert (foreign.status_code, code_of(foreign)) == (403, "tenant-not-granted")
+
+
 async def test_claim_names_scope_prefix_and_jwks_url_are_configurable(
     settings: Settings, engine: AsyncEngine, client: Client, idp: IdentityProvider, tenant: Tenant
 ) -> None:
@@ -517,7 +542,7 @@ async def test_claim_names_scope_prefix_and_jwks_url_are_configurable(
         oidc_scope_prefix="dataimport:",
     )
     app = create_app(configured, engine, client)
-    claims = {
+    claims: dict[str, Any] = {
         "https://example.com/client": str(tenant.client_account_id),
         "https://example.com/engagements": [str(tenant.engagement_id)],
     }

@@ -457,11 +457,11 @@ def test_columns_per_row_are_capped_in_every_format(tmp_path: Path) -> None:
         refused = refusal(wide_row)
         assert refused.code == TOO_MANY_COLUMNS.code
         assert "has 2,000 columns" in refused.message
-        with open_table(wide_row) as table, pytest.raises(ImportFailure) as caught:
+        with open_table(wide_row) as table, pytest.raises(ImportFailure) as raised:
             reader = table.row_reader
             assert isinstance(reader, CsvRowReader)
             list(FastCsvStream(reader).batches(0, 1000))  # the ingest's native path
-        assert (caught.value.code, caught.value.message) == (refused.code, refused.message)
+        assert (raised.value.code, raised.value.message) == (refused.code, refused.message)
 
     record = {f"k{n}": "v" for n in range(MAX_COLUMNS + 1)}
     json_file = tmp_path / "wide.json"

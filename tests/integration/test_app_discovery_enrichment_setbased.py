@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dataimport import app_discovery_enrichment, enrichment
+from dataimport import enrichment, planner
 from dataimport.contracts import ImportRef, RowRange
 from service.imports import ImportService
 from tests.factories import (
@@ -116,7 +116,7 @@ async def test_retried_prepare_range_finish_change_nothing(
 async def test_planner_settings_are_restored(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         before = await conn.scalar(text("SELECT current_setting('enable_nestloop')"))
-        async with app_discovery_enrichment.planner(conn, enable_nestloop="off"):
+        async with planner.planner(conn, enable_nestloop="off"):
             inside = await conn.scalar(text("SELECT current_setting('enable_nestloop')"))
         after = await conn.scalar(text("SELECT current_setting('enable_nestloop')"))
     assert (before, inside, after) == ("on", "off", "on")

@@ -1,9 +1,11 @@
 """Decisions on an import that needs attention, on the time-skipping test server with stub
-activities: retry (Update and signal, with a new config), fail, an unanswered wait, a cancel,
-and a retry signal whose config the model refuses. What the real activities do on a retry is
-tests/integration/test_workflow_paths.py's."""
+activities: retry (Update and signal, with a new config), fail, an unanswered wait, a cancel
+(while waiting, or while an activity runs), and decisions the workflow refuses. What the real
+activities do on a retry is tests/integration/test_workflow_paths.py's."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
@@ -58,7 +60,14 @@ async def test_fail_update_ends_failed_with_the_reason(run: Run) -> None:
     run.stubs.valid_rows = TOO_FEW_VALID
     handle = await run.start()
     await reached(handle, "needs_attention")
-    await handle.execute_update(DataImportWorkflow.fail_import, FailInput(reason="wrong file"))
+    with pytest.raises(WorkflowUpdateFailedError) as blank:  # refused, the import waits on
+        await handle.execute_update(DataImportWorkflow.fail_import, FailInput(reason="  "))
+    assert "a reason is required" in str(blank.value.cause)
+    assert (await handle.query(DataImportWorkflow.status)).status == "needs_attention"
+    answer = await handle.execute_update(
+        DataImportWorkflow.fail_import, FailInput(reason="wrong file")
+    )
+    assert answer.status == "needs_attention"  # accepted at once; the workflow then finishes
     final = await handle.result()
     assert (final.status, final.error_code, final.error_message) == (
         "failed",
@@ -74,6 +83,9 @@ async def test_an_unanswered_wait_fails_after_the_attention_timeout(run: Run) ->
     final = await handle.result()  # the test server skips the five days
     assert (final.status, final.error_code) == ("failed", ATTENTION_TIMEOUT_CODE)
     assert run.stubs.status_names()[-2:] == ["needs_attention", "failed"]
+    recorded = run.stubs.statuses[-1]  # what the three records are given
+    assert (recorded.phase, recorded.error_code) == ("validation", ATTENTION_TIMEOUT_CODE)
+    assert recorded.error_message == "no decision within 432000s"
 
 
 async def test_cancel_while_needing_attention_ends_cancelled(run: Run) -> None:
@@ -85,6 +97,26 @@ async def test_cancel_while_needing_attention_ends_cancelled(run: Run) -> None:
         await handle.result()
     assert isinstance(failure.value.cause, CancelledError)
     assert run.stubs.status_names()[-2:] == ["needs_attention", "cancelled"]
+
+
+async def test_a_cancel_while_an_activity_runs_ends_cancelled_not_needs_attention(
+    run: Run,
+) -> None:
+    run.stubs.ingest_runs_until_cancelled = True
+    handle = await run.start(heartbeat_timeout_seconds=1)  # the stub learns of the cancel soon
+    await reached(handle, "ingesting")
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert isinstance(failure.value.cause, CancelledError)
+    assert run.stubs.status_names() == ["ingesting", "cancelled"]
+    cancelled = run.stubs.statuses[-1]
+    assert (cancelled.phase, cancelled.error_code) == ("upload", "cancelled")
+    for _ in range(200):  # the activity learns it with its next heartbeat
+        if "ingest_file cancelled" in run.stubs.called:
+            break
+        await asyncio.sleep(0.02)
+    assert "ingest_file cancelled" in run.stubs.called
 
 
 async def test_a_retry_signal_with_a_refused_config_is_ignored_and_says_why(run: Run) -> None:

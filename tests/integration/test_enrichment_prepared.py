@@ -180,7 +180,7 @@ async def test_an_import_merges_groups_under_the_smallest_id(engine: AsyncEngine
         scope = ImportScope(batch, c, e, 1, 1)
         first_summary = await update_dependency_groups(conn, scope)
         assert await update_dependency_groups(conn, scope) == first_summary
-        groups: dict[Any, Any] = dict(
+        groups: dict[str, str] = dict(
             (
                 await conn.execute(
                     text(
@@ -233,8 +233,8 @@ async def test_incremental_groups_match_a_full_refresh(
     [
         (0, -1.0, 3, False),  # tiny: never worth it
         (0, -1.0, 40, True),  # never analysed
-        (100, 5000.0, 110, False),  # grew 10 %
-        (100, 5000.0, 120, True),  # grew 20 %
+        (100, 5000.0, 150, False),  # grew by half
+        (100, 5000.0, 200, True),  # doubled
         (10_000, 1e6, 10_050, False),  # a small import into a big table
     ],
 )
@@ -265,6 +265,10 @@ async def test_analyze_if_grown_analyses_a_grown_table_once(engine: AsyncEngine)
         await conn.execute(
             text(f"INSERT INTO {table} SELECT n, repeat('x', 40) FROM generate_series(1, 8000) n")
         )
-        assert await table_statistics.analyze_if_grown(conn, [table]) == [table]  # grew 45 %
+        assert await table_statistics.analyze_if_grown(conn, [table]) == []  # grew 45 %
+        await conn.execute(
+            text(f"INSERT INTO {table} SELECT n, repeat('x', 40) FROM generate_series(1, 12000) n")
+        )
+        assert await table_statistics.analyze_if_grown(conn, [table]) == [table]  # doubled
         await conn.execute(text(f"DROP TABLE {table}"))
         await conn.commit()

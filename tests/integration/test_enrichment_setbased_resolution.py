@@ -17,7 +17,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dataimport import enrichment
-from dataimport.asset_resolution import LOOKUPS, resolve_assets
+from dataimport.asset_matching import LOOKUPS
+from dataimport.asset_resolution import resolve_assets
 from dataimport.categories import get_category
 from dataimport.categories.base import ImportScope
 from dataimport.contracts import ImportRef
@@ -172,7 +173,7 @@ async def test_resolution_follows_the_ranks_creates_the_unmatched_once_and_is_id
             latest[identity["name_key"]] = identity  # rows in row order: the last one wins
     async with engine.connect() as conn:
         final = await tenant_assets(conn, ref)
-        resolved: dict[Any, Any] = dict(
+        resolved: dict[int, uuid.UUID | None] = dict(
             (
                 await conn.execute(
                     text(

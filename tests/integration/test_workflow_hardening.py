@@ -299,7 +299,8 @@ async def _bump_waits_on_a_lock(engine: AsyncEngine) -> bool:
         waiting = await conn.scalar(
             text(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND query LIKE '%config_generation FROM data_imports%FOR UPDATE%'"
+                "AND regexp_replace(query, '\\s+', ' ', 'g') "
+                "LIKE '%config_generation FROM data_imports%FOR UPDATE%'"
             )
         )
     return bool(waiting)

@@ -1,4 +1,7 @@
-"""Every path of DataImportWorkflow through a real worker, Temporal dev server and PostgreSQL."""
+"""Every path of DataImportWorkflow through a real worker, Temporal dev server and PostgreSQL.
+
+What only the workflow decides (timeouts, Update validators, a cancel while an activity runs)
+is tested on the time-skipping server with stub activities: test_decision_workflow.py."""
 
 from __future__ import annotations
 
@@ -137,18 +140,6 @@ async def test_mostly_invalid_file_needs_attention_then_fail_records_reason(
     assert assets == 0  # no half-written inventory
 
 
-async def test_unanswered_attention_times_out_as_failed(
-    service: ImportService, engine: AsyncEngine, tmp_path: Path
-) -> None:
-    path = write_csv(tmp_path / "none.csv", ["foo", "bar"], [["1", "2"]])
-    status = await run_import(service, path, {"attention_timeout_seconds": 1})
-    if status.status == "needs_attention":
-        status = await wait_for(service, status.data_import_id, ["failed"])
-    assert (status.status, status.error_code) == ("failed", "attention-timeout")
-    records = await three_records(engine, status.data_import_id)
-    assert records["flow_status"] == records["child_status"] == "failed"
-
-
 async def test_cancelling_the_workflow_ends_cancelled_everywhere(
     service: ImportService, engine: AsyncEngine, client: Client, tmp_path: Path
 ) -> None:
@@ -160,25 +151,6 @@ async def test_cancelling_the_workflow_ends_cancelled_everywhere(
     assert cancelled.status == "cancelled"
     records = await three_records(engine, waiting.data_import_id)
     assert records["flow_status"] == records["child_status"] == "cancelled"
-
-
-async def test_cancel_during_a_single_activity_ends_cancelled_not_needs_attention(
-    service: ImportService, engine: AsyncEngine, client: Client, tmp_path: Path
-) -> None:
-    from temporalio.client import WorkflowExecutionStatus
-
-    started = await service.start_import(write_cmdb(tmp_path / "big.csv", 60_000), "cmdb_export")
-    await wait_for(service, started.data_import_id, ["ingesting"])
-    handle = client.get_workflow_handle(started.workflow_id)
-    await handle.cancel()
-    ended = await wait_for(service, started.data_import_id, ["cancelled", "needs_attention"])
-    assert (ended.status, ended.error_code) == ("cancelled", "cancelled")
-    for _ in range(100):
-        description = await handle.describe()
-        if description.status != WorkflowExecutionStatus.RUNNING:
-            break
-        await asyncio.sleep(0.1)
-    assert description.status == WorkflowExecutionStatus.CANCELED
 
 
 async def test_reimporting_the_same_file_updates_without_duplicates(
@@ -332,30 +304,3 @@ async def test_web_ui_finds_imports_by_search_attributes_with_summary_and_detail
     assert await description.static_summary() == "Import ui.csv (cmdb_export)"
     details = await handle.query("__temporal_workflow_metadata")
     assert "completed" in details.current_details and "rows 3" in details.current_details
-
-
-async def test_updates_answer_at_once_and_refuse_bad_decisions(
-    service: ImportService, client: Client, tmp_path: Path
-) -> None:
-    from temporalio.client import WorkflowUpdateFailedError
-
-    from dataimport.contracts import FailInput, RetryInput
-    from workflows.data_import import DataImportWorkflow
-
-    waiting = await run_import(service, write_csv(tmp_path / "x.csv", ["foo"], [["1"]]))
-    handle = client.get_workflow_handle(waiting.workflow_id)
-    with pytest.raises(WorkflowUpdateFailedError) as bad_config:
-        await handle.execute_update(
-            DataImportWorkflow.retry_import, RetryInput(processing_config={"max_invalid_ratio": 5})
-        )
-    assert "max_invalid_ratio" in str(bad_config.value.cause)
-    with pytest.raises(WorkflowUpdateFailedError):
-        await handle.execute_update(DataImportWorkflow.fail_import, FailInput(reason="  "))
-    assert (await service.status(waiting.data_import_id)).status == "needs_attention"  # type: ignore[union-attr]
-
-    answer = await handle.execute_update(DataImportWorkflow.fail_import, FailInput(reason="done"))
-    assert answer.status == "needs_attention"  # accepted; the workflow now finishes it
-    failed = await wait_for(service, waiting.data_import_id, ["failed"])
-    assert failed.error_message == "done"
-    with pytest.raises(DecisionRefused):  # a finished import refuses further decisions
-        await service.retry(waiting.data_import_id, None)

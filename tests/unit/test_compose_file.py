@@ -6,6 +6,7 @@ No Docker engine is needed: the files are parsed and their wiring checked.
 from __future__ import annotations
 
 import ast
+import fnmatch
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -460,3 +461,33 @@ def test_dockerignore_keeps_local_state_out_of_the_image() -> None:
     assert {".git", ".venv", ".dataimport"} <= patterns
     # pyproject.toml names README.md as the readme: the build needs it.
     assert not patterns & {"*.md", "README.md", "pyproject.toml"}
+
+
+def test_the_api_serves_the_console_and_its_files_reach_the_image(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    # Healthy only once the installed package answers the console's page too.
+    assert "/console/" in " ".join(services["api"]["healthcheck"]["test"])
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    static = ROOT / "dataimport" / "console" / "static"
+    shipped = [path.relative_to(ROOT) for path in static.rglob("*") if path.is_file()]
+    assert shipped
+    for path in shipped:
+        # Docker matches a pattern against the path and each of its parent folders.
+        candidates = [path, *path.parents][:-1]
+        hit = [p for p in patterns for c in candidates if fnmatch.fnmatchcase(c.as_posix(), p)]
+        assert not hit, f"{path} is left out of the build context by {hit}"
+
+
+def test_the_console_links_to_the_temporal_ui_the_host_can_open(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    url = urlsplit(env(services["api"])["TEMPORAL_WEB_UI_URL"])
+    # The browser runs on the host: the UI's address is a published port on loopback.
+    assert url.hostname in {"localhost", "127.0.0.1"}
+    published = {
+        (str(port).split(":")[0], int(str(port).split(":")[-2]))
+        for port in services["temporal-ui"]["ports"]
+    }
+    assert ("127.0.0.1", url.port) in published, published

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from dataimport.api.app import create_app
 from dataimport.contracts import PHASES, TERMINAL_STATUSES, ImportState, ImportStatus, Phase
 from dataimport.models import IMPORT_STATUSES, Base
@@ -46,3 +48,24 @@ def test_the_cli_stops_following_exactly_at_terminal_and_waiting_statuses() -> N
 
     assert set(EXIT_BY_STATUS) == TERMINAL_STATUSES | WAITING_STATUSES
     assert EXIT_BY_STATUS.get("needs_attention") == EXIT_ATTENTION  # a plain string finds it
+
+
+def test_the_cli_help_names_every_status_and_the_exit_code_of_each_it_stops_at() -> None:
+    from typer.testing import CliRunner
+
+    from starter.cli import EXIT_BY_STATUS, app
+
+    wide = {"COLUMNS": "400", "TERMINAL_WIDTH": "400", "NO_COLOR": "1"}
+    shown = CliRunner().invoke(app, ["status", "--help"], env=wide)
+    assert shown.exit_code == 0, shown.output
+    # The help is boxed and wrapped by rich: compare words, not lines.
+    words = " ".join(shown.output.replace("│", " ").split())
+    named = [state for state in ImportState if re.search(rf"\b{state.value}\b", words)]
+    assert named == list(ImportState), words
+    stops = [state for state in ImportState if state in EXIT_BY_STATUS]
+    assert len(stops) == len(EXIT_BY_STATUS) >= 5
+    for state in stops:
+        group = re.search(rf"\b{EXIT_BY_STATUS[state]} ((?:[a-z_]+ / )*[a-z_]+)", words)
+        assert group is not None and state.value in group.group(1).split(" / "), (state, words)
+    waiting = CliRunner().invoke(app, ["import", "--help"], env=wide)
+    assert "3 needs_attention, 4 awaiting_approval" in " ".join(waiting.output.split())

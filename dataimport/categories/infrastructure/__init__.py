@@ -44,7 +44,6 @@ from dataimport.agents.infrastructure_validator import (
     InfrastructureValidator,
     flag_shared_vm_uuids,
 )
-from dataimport.app_discovery_enrichment import planner
 from dataimport.asset_resolution import resolve_assets, scope_params
 from dataimport.categories.base import AliasTable, EnrichCounts, ImportScope
 from dataimport.categories.infrastructure import rules
@@ -75,6 +74,7 @@ from dataimport.engine.findings import Findings
 from dataimport.engine.frame import ChunkFrame
 from dataimport.engine.outcome import FrameOutcome
 from dataimport.issues import Code
+from dataimport.planner import planner
 from dataimport.readers.plan import SheetPlan
 
 __all__ = [

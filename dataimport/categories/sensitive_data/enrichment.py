@@ -31,9 +31,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataimport import pii
-from dataimport.app_discovery_enrichment import planner
 from dataimport.asset_resolution import RESOLVED, scope_params
 from dataimport.categories.base import ImportScope
+from dataimport.planner import planner
 
 _LEVELS = "ARRAY[" + ", ".join(f"'{level}'" for level in pii.CLASSIFICATIONS) + "]"
 _TENANT = "t.client_account_id = CAST(:c AS uuid) AND t.engagement_id = CAST(:e AS uuid)"

@@ -1,10 +1,12 @@
 // The import console: one page over the JSON API (/api/v1). The API key lives in
-// sessionStorage only and goes with every request as a bearer credential. Every value from
-// the server is put into the page as text (textContent), never as markup.
+// sessionStorage only and goes with every request as a bearer credential, with the engagement
+// chosen among those the key grants (X-Engagement-ID: the server checks it against the key).
+// Every value from the server is put into the page as text (textContent), never as markup.
 "use strict";
 
 const API = "/api/v1";
 const KEY_STORE = "dataimport.apiKey";
+const ENGAGEMENT_STORE = "dataimport.engagement";
 const POLL_MS = 1500;
 // Statuses after which nothing changes without a decision: polling stops there.
 const TERMINAL = new Set(["completed", "completed_with_errors", "failed", "cancelled", "rejected"]);
@@ -20,7 +22,10 @@ const REFUSED = {
 
 // `leaving`: the waiting status a decision was just sent for; the page polls on until the
 // import has moved on (the workflow records the new status a moment after it accepts).
-const state = { whoami: null, categories: null, timer: null, leaving: null };
+// `switched`: the engagement just chosen in the picker, said once the page acts for it.
+// `refused`: why a remembered engagement was not granted, shown on the next page drawn.
+const state = { whoami: null, categories: null, timer: null, leaving: null, switched: null,
+  refused: null };
 
 class ApiError extends Error {
   constructor(status, code, message) {
@@ -98,9 +103,14 @@ function credential() {
   return sessionStorage.getItem(KEY_STORE);
 }
 
+function engagement() {
+  return sessionStorage.getItem(ENGAGEMENT_STORE);
+}
+
 async function call(path, options) {
   const opts = Object.assign({}, options || {});
-  opts.headers = Object.assign({ Authorization: "Bearer " + credential() }, opts.headers || {});
+  const chosen = engagement() ? { "X-Engagement-ID": engagement() } : {};
+  opts.headers = Object.assign({ Authorization: "Bearer " + credential() }, chosen, opts.headers || {});
   if (opts.json !== undefined) {
     opts.headers["Content-Type"] = "application/json";
     opts.body = JSON.stringify(opts.json);
@@ -156,6 +166,7 @@ function temporalLink(status) {
 
 function signOut(message) {
   sessionStorage.removeItem(KEY_STORE);
+  sessionStorage.removeItem(ENGAGEMENT_STORE);
   state.whoami = null;
   state.categories = null;
   $("nav").hidden = true;
@@ -166,12 +177,55 @@ function signOut(message) {
 }
 
 async function loadSession() {
-  state.whoami = await getJson("/whoami");
-  $("tenant-client").textContent = state.whoami.client_account_id;
-  $("tenant-engagement").textContent = state.whoami.engagement_id;
-  $("tenant-scope").textContent = state.whoami.scope || "no scope";
-  $("nav").hidden = false;
+  let who;
+  try {
+    who = await getJson("/whoami");
+  } catch (error) {
+    // A remembered engagement the key does not grant (any more): back to the key's default.
+    if (error.code !== "tenant-not-granted" || !engagement()) throw error;
+    sessionStorage.removeItem(ENGAGEMENT_STORE);
+    who = await getJson("/whoami");
+    state.switched = null;
+    state.refused = "Refused: " + error.message + ". Acting for the key's default engagement.";
+  }
+  state.whoami = who;
+  // Named on every request from here on, so the page never drifts to another engagement.
+  if (who.engagement_id) sessionStorage.setItem(ENGAGEMENT_STORE, who.engagement_id);
+  $("tenant-client").textContent = who.client_account_id;
+  $("tenant-engagement").textContent = who.engagement_id || "none chosen";
+  $("tenant-scope").textContent = who.scope || "no scope";
+  engagementPicker(who);
+  $("nav").hidden = !who.engagement_id;
   $("session").hidden = false;
+}
+
+function engagementPicker(who) {
+  const several = who.engagement_ids.length > 1;
+  const picker = $("engagement-picker");
+  $("engagement-choice").hidden = !several;
+  $("engagement-fixed").hidden = several; // the picker shows it
+  if (!several) return;
+  const options = who.engagement_ids.map((id) =>
+    h("option", { value: id, text: id, selected: id === who.engagement_id }));
+  if (!who.engagement_id) options.unshift(h("option", { value: "", text: "Choose an engagement", selected: true }));
+  picker.replaceChildren(...options);
+}
+
+function switchEngagement(id) {
+  if (!id || !state.whoami || !state.whoami.engagement_ids.includes(id)) return;
+  sessionStorage.setItem(ENGAGEMENT_STORE, id);
+  state.whoami = null;
+  state.switched = id;
+  // What was on screen belongs to the other engagement: start again from its imports.
+  if (location.hash === "#/imports") route();
+  else location.hash = "#/imports";
+}
+
+function chooseEngagementView(view) {
+  view.append(h("section", { class: "card narrow", id: "choose-engagement" },
+    h("h1", { text: "Choose an engagement" }),
+    h("p", { text: "This credential grants several engagements and names no default: choose " +
+      "the one to act for with the Engagement picker at the top of the page." })));
 }
 
 function signInView(view) {
@@ -558,7 +612,7 @@ function decisions(status, report) {
       h("button", { type: "button", id: "fail", class: "danger", onclick: fail, text: "Fail import" })));
 }
 
-async function approval(status) {
+async function approval(status, notice) {
   const base = "/imports/" + status.data_import_id;
   const box = h("div", { class: "card decide", id: "approval" }, h("h2", { text: "Plan: approve or reject" }));
   const answer = h("p", { id: "approval-result", role: "alert", class: "flash", hidden: true });
@@ -570,6 +624,8 @@ async function approval(status) {
     box.append(h("p", { text: "No plan to show: " + error.message }));
     return box;
   }
+  // The plan shown is the plan approved: a new one (made again) replaces this box.
+  const redraw = async (message) => box.replaceWith(await approval(status, message));
   const section = (title, id, part, headers, cells) => h("section", { id },
     h("h3", {}, title, ": ", number(part.count)),
     part.sample.length ? table("A sample", headers, part.sample.map(cells)) : null);
@@ -580,22 +636,43 @@ async function approval(status) {
       decided(status, what === "approve" ? "Approved: enrichment runs now."
         : "Rejected: the inventory is unchanged.", show);
     } catch (error) {
+      if (what === "approve" && ["plan-stale", "plan-changed"].includes(error.code)) {
+        // The service's words ("not approved: ...; a fresh plan was made ..."), as a sentence.
+        await redraw({ text: error.message.charAt(0).toUpperCase() + error.message.slice(1), kind: "error" });
+        return;
+      }
       show((what === "approve" ? "Approve" : "Reject") + " refused: " + error.message, "error");
     }
   };
-  box.append(answer,
+  const replan = async () => {
+    try {
+      await postJson(base + "/plan", {});
+      await redraw({ text: "The plan was made again from the inventory as it is now.", kind: "info" });
+    } catch (error) {
+      show("Planning again failed: " + error.message, "error");
+    }
+  };
+  if (notice) show(notice.text, notice.kind);
+  box.append(...[answer,
+    h("p", { class: "meta", id: "plan-meta", "data-plan-id": plan.plan_id || "" },
+      "Plan ", h("code", { text: plan.plan_id || "(no id)" }), ", made ", when(plan.computed_at)),
+    plan.stale ? h("div", { class: "flash error", id: "plan-stale", role: "status" },
+      h("strong", { text: "This plan is stale: " }), plan.stale_reason || "the inventory changed",
+      ". Approving makes it again first; or ",
+      h("button", { type: "button", id: "replan", onclick: replan, text: "Make the plan again" })) : null,
     section("Assets to create", "plan-create", plan.assets_to_create, ["Name", "Type"], (a) => [a.name, a.asset_type]),
     section("Assets to update", "plan-update", plan.assets_to_update, ["Name", "Field", "Old", "New"],
       (a) => [a.name, a.field, String(a.old ?? ""), String(a.new ?? "")]),
     section("Dependencies to add", "plan-dependencies", plan.dependencies_to_add, ["Source", "Target", "Type"],
       (d) => [d.source, d.target, d.dependency_type]),
     h("div", { class: "actions" },
-      h("button", { type: "button", id: "approve", onclick: () => decide("approve", {}), text: "Approve" })),
+      h("button", { type: "button", id: "approve", text: "Approve this plan",
+        onclick: () => decide("approve", plan.plan_id ? { plan_id: plan.plan_id } : {}) })),
     h("label", { for: "reject-reason", text: "Reason to reject" }), reason,
     h("div", { class: "actions" },
       h("button", { type: "button", id: "reject", class: "danger",
         onclick: () => decide("reject", { reason: reason.value.trim() || "rejected in the console" }),
-        text: "Reject" })));
+        text: "Reject" }))].filter(Boolean)); // append() would write a null as "null"
   return box;
 }
 
@@ -786,6 +863,13 @@ async function route() {
     flash(error.message);
     return;
   }
+  if (state.refused) flash(state.refused);
+  else if (state.switched) flash("Now acting for engagement " + state.switched + ".", "info");
+  state.refused = state.switched = null;
+  if (!state.whoami.engagement_id) {
+    chooseEngagementView(view);
+    return;
+  }
   const hash = location.hash || "#/imports";
   for (const [pattern, draw] of ROUTES) {
     const match = hash.match(pattern);
@@ -806,6 +890,7 @@ async function route() {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("sign-out").addEventListener("click", () => signOut("Signed out."));
+  $("engagement-picker").addEventListener("change", (event) => switchEngagement(event.target.value));
   window.addEventListener("hashchange", route);
   route();
 });

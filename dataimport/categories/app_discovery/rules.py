@@ -4,7 +4,7 @@ Each rule is a set of vectorised expressions over the chunk's columns. The commo
 host name of ASCII host-name characters, a plain unicast IPv4 address, a port, a count or byte
 figure of plain digits) are settled by expressions; anything else (an address in the name
 column, a loopback or multicast IP, "443/tcp", "1.5 GB", a timestamp, a protocol name,
-non-ASCII text) goes through the exact parsers of `app_discovery` once per distinct value
+non-ASCII text) goes through the exact parsers of `cells.py` once per distinct value
 through `per_distinct`. Exports repeat endpoints,
 timeslots, protocols and processes, so the Python work follows the distinct values.
 
@@ -22,12 +22,8 @@ from typing import Any
 import polars as pl
 
 from dataimport.agents import dependency_validator as agent
-from dataimport.categories.app_discovery import (
-    _DISCRIMINATORS,
-    _EDGE_COLUMNS,
+from dataimport.categories.app_discovery.cells import (
     _PLACEHOLDERS,
-    BIGINT_MAX,
-    CONFIDENCE,
     _dependency_type,
     _digest,
     _endpoint,
@@ -37,8 +33,14 @@ from dataimport.categories.app_discovery import (
     _protocol,
     _Row,
     _timestamp,
-    parse_bytes,
-    parse_duration_ms,
+)
+from dataimport.categories.app_discovery.values import parse_bytes, parse_duration_ms
+from dataimport.categories.app_discovery.vocabulary import (
+    BIGINT_MAX,
+    CONFIDENCE,
+    DISCRIMINATORS,
+    EDGE_COLUMNS,
+    SIDES,
 )
 from dataimport.engine.findings import Findings, issue_json
 from dataimport.engine.frame import ChunkFrame
@@ -48,7 +50,6 @@ from dataimport.engine.text import by_distinct, is_ascii, name_key_ascii, per_di
 from dataimport.issues import Code, Severity
 from dataimport.normalize import name_key, parse_int
 
-_SIDES = ("source", "target")
 _TEXT_FIELDS = (
     "source_name",
     "source_ip",
@@ -592,7 +593,7 @@ def _dependency(chunk: _Chunk, findings: Findings) -> None:
             "d.latency_ms": pl.col("latency_ms_v"),
             "d.error_rate_pct": pl.col("error_rate_v"),
             "d.error_count": pl.col("error_count_v"),
-            **{f"d.{key}": pl.col(key) for key in _DISCRIMINATORS if key != "source_port"},
+            **{f"d.{key}": pl.col(key) for key in DISCRIMINATORS if key != "source_port"},
             "d.confidence": pl.when(measured & network)
             .then(pl.lit(CONFIDENCE["network"]))
             .when(measured)
@@ -608,11 +609,11 @@ def _observation_key(chunk: _Chunk) -> None:
     window plus a digest of the processes/applications behind it (two processes on one server
     pair in one timeslot are two observations), else a digest of every figure and detail, so
     the same file adds nothing twice."""
-    who_keys = [f"d.{key}" for key in _DISCRIMINATORS]
+    who_keys = [f"d.{key}" for key in DISCRIMINATORS]
     windowed = chunk.col("d.first_seen").is_not_null()
 
     def who_digest(*values: Any) -> tuple[str]:
-        return (_digest(dict(zip(_DISCRIMINATORS, values, strict=True)), 12),)
+        return (_digest(dict(zip(DISCRIMINATORS, values, strict=True)), 12),)
 
     who = per_distinct(chunk.data, who_keys, who_digest, {"w": pl.Utf8}, windowed)
     content_keys = [f"d.{key}" for key in _DEPENDENCY_KEYS]
@@ -621,7 +622,7 @@ def _observation_key(chunk: _Chunk) -> None:
         content = {
             key: value
             for key, value in zip(_DEPENDENCY_KEYS, values, strict=True)
-            if value is not None or key in _EDGE_COLUMNS
+            if value is not None or key in EDGE_COLUMNS
         }
         return (f"h:{_digest(content, 20)}",)
 
@@ -714,7 +715,7 @@ def _runs_on(chunk: _Chunk) -> pl.Expr:
     JSON array: without it a tier ("Orders") and its node ("orders-node-1") would be two
     unconnected assets; enrichment links them with a `runs_on` edge."""
     members = []
-    for side in _SIDES:
+    for side in SIDES:
         component = f"{side}_component"
         chunk.add(**{f"{side}.component_key": _name_keys(chunk, component)})
         key = pl.col(f"{side}.component_key")
@@ -763,7 +764,7 @@ def validate_frame(frame: ChunkFrame, findings: Findings) -> FrameOutcome:
     """The category's rules over a whole chunk: per row the source and target endpoints, the
     dependency and its runs_on links; a row without both ends is rejected."""
     chunk = _Chunk(frame)
-    for side in _SIDES:
+    for side in SIDES:
         _endpoints(chunk, findings, side)
     _missing_ends(chunk, findings)
     _dependency(chunk, findings)
@@ -771,7 +772,7 @@ def validate_frame(frame: ChunkFrame, findings: Findings) -> FrameOutcome:
     dependency = _object(
         [
             *(
-                (key, pl.col(f"d.{key}"), key not in _EDGE_COLUMNS)
+                (key, pl.col(f"d.{key}"), key not in EDGE_COLUMNS)
                 for key in (*_DEPENDENCY_KEYS, "confidence", "observation_key")
             )
         ]
