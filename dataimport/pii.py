@@ -4,9 +4,10 @@ Pure and fast: `detect_value` runs on every cell of every row of every import (t
 `privacy_analyzer` agent of every category, `pii_detector` for sensitive data). The common
 cell (host names, IPs, OS names, sizes, owners) is turned away by a length check and one
 pre-compiled search before any real work is done. Detection is conservative: identifiers are
-validated with their check digits (python-stdnum, Luhn, ISO 7064 for IBAN), not just matched
-by shape, and a bare date or a bare run of digits is never reported unless the column name
-says what it holds (`hints`, from `detect_column`).
+validated with their check digits (python-stdnum, Luhn, ISO 7064 for IBAN), phone numbers
+against the numbering plans of `phonenumbers`, not just matched by shape, and a bare date or a
+bare run of digits is never reported unless the column name says what it holds (`hints`,
+from `detect_column`).
 
 Masking keeps the shape of a value (a reader still sees "an e-mail address", "a card ending
 1234") and hides its content. Values of sensitive imports are masked wherever they leave
@@ -24,6 +25,7 @@ from datetime import date
 from functools import lru_cache
 from types import ModuleType
 
+import phonenumbers
 from stdnum import iban, luhn
 from stdnum.be import nn as be_nn
 from stdnum.de import idnr as de_idnr
@@ -146,13 +148,24 @@ _CARD_NETWORKS: tuple[tuple[re.Pattern[str], frozenset[int]], ...] = tuple(
 _IBAN = re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}", re.IGNORECASE)
 
 # Phone numbers have no check digit, so only formatted numbers count (a bare digit run is far
-# more often an id or a count). International: "+49 89 1234 5678", "0049 89 123456";
-# North American: "(555) 123-4567", "555.123.4567", "1-800-555-0199"; national, with trunk 0
-# and at least one separator: "020 7946 0958", "06 12 34 56 78", "030/1234567".
+# more often an id or a count). These shapes only pick the candidates; `phonenumbers` decides
+# (`_is_phone`). International: "+49 89 1234 5678", "0049 89 123456"; North American:
+# "(555) 123-4567", "555.123.4567", "1-800-555-0199"; national, with trunk 0 and at least one
+# separator: "020 7946 0958", "06 12 34 56 78", "030/1234567".
 _PHONE_INTERNATIONAL = re.compile(r"(?:\+|00)[1-9]\d{0,2}(?:[ .-]?\(?\d{1,5}\)?){2,6}")
 _PHONE_NANP = re.compile(r"(?:1[ .-])?(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[ .-])\d{3}[ .-]\d{4}")
 _PHONE_NATIONAL = re.compile(r"0\d{1,4}(?:[ /-]\d{2,8})+")
 _PHONE_LOOSE = re.compile(r"\+?[\d ()./-]{7,24}")  # only where the column says "phone"
+
+# A number without its country code is read in the numbering plan its shape implies: North
+# American ones in NANP's; national ones (trunk 0) in the plans of the countries whose
+# inventories we see most, all of which dial a trunk 0. Only "+" or "00" names the country.
+NANP_REGION = "US"
+NATIONAL_REGIONS = ("GB", "DE", "FR", "NL", "BE", "CH", "AT", "IE", "SE", "DK", "AU", "NZ")
+_NATIONAL_CODES = tuple(
+    (region, phonenumbers.country_code_for_region(region)) for region in NATIONAL_REGIONS
+)
+_NON_DIGIT = re.compile(r"\D")
 
 _DATE = re.compile(r"(\d{1,4})[./-](\d{1,2})[./-](\d{1,4})")
 _BIRTH_WORD = re.compile(r"dob|d\.o\.b|birth|born|geb", re.IGNORECASE)
@@ -341,10 +354,8 @@ def _detect_hinted(text: str, hints: frozenset[str]) -> frozenset[str]:
         shape.fullmatch(text) and valid(text) for shape, valid in _BARE_NATIONAL_IDS
     ):
         return frozenset({NATIONAL_ID})
-    if PHONE in hints and _PHONE_LOOSE.fullmatch(text):
-        digits = _digit_count(text)
-        if 7 <= digits <= 15:
-            return frozenset({PHONE})
+    if PHONE in hints and _is_loose_phone(text):
+        return frozenset({PHONE})
     return _EMPTY
 
 
@@ -361,21 +372,67 @@ def _is_card(text: str) -> bool:
     ) and luhn.is_valid(digits)
 
 
+@lru_cache(maxsize=65_536)
 def _is_phone(text: str) -> bool:
+    """A formatted number of a plausible length that fits a numbering plan: one with its
+    country code a length that country dials, a national one (trunk 0, easily a date or an
+    id) a valid number of one of NATIONAL_REGIONS. A North American shape is NANP's plan
+    already (area code, ten digits); its validity is not asked, as it would turn away the
+    fictional 555 numbers that stand in for real ones in exports."""
     if not (
         _PHONE_INTERNATIONAL.fullmatch(text)
         or _PHONE_NANP.fullmatch(text)
         or _PHONE_NATIONAL.fullmatch(text)
     ):
         return False
-    digits = _digit_count(text)
+    digits = _NON_DIGIT.sub("", text)
+    count = len(digits)
     if text.startswith("+"):
-        return 8 <= digits <= 15  # E.164 allows 15 digits
-    if text.startswith("00"):
-        return 10 <= digits <= 17  # the 00 exit code in front of E.164
-    if text.startswith("0"):
-        return 10 <= digits <= 12  # fewer digits is a date such as "01-02-2024"
-    return 10 <= digits <= 11
+        return 8 <= count <= 15 and _possible_number(text, None)  # E.164 allows 15 digits
+    if text.startswith("00"):  # the 00 exit code in front of E.164
+        return 10 <= count <= 17 and _possible_number(_international(text), None)
+    if text.startswith("0"):  # fewer digits is a date such as "01-02-2024" or an SSN
+        return 10 <= count <= 12 and _valid_national(int(digits[1:]))
+    return 10 <= count <= 11
+
+
+def _valid_national(significant: int) -> bool:
+    """Whether the digits after a trunk 0 are a valid number in one of NATIONAL_REGIONS (all
+    dial a trunk 0, so the number is the same in each: built once per region, not parsed)."""
+    return any(
+        phonenumbers.is_valid_number_for_region(
+            phonenumbers.PhoneNumber(country_code=code, national_number=significant), region
+        )
+        for region, code in _NATIONAL_CODES
+    )
+
+
+@lru_cache(maxsize=65_536)
+def _is_loose_phone(text: str) -> bool:
+    """In a column named for phone numbers: 7 to 15 digits that make a possible number, of
+    the country it names, else of NANP or one of NATIONAL_REGIONS (local numbers included)."""
+    if _PHONE_LOOSE.fullmatch(text) is None or not 7 <= _digit_count(text) <= 15:
+        return False
+    if text.startswith(("+", "00")):
+        return _possible_number(_international(text), None)
+    return any(_possible_number(text, region) for region in (NANP_REGION, *NATIONAL_REGIONS))
+
+
+def _international(text: str) -> str:
+    """ "0049 89 …" as "+49 89 …": the 00 exit code is what "+" stands for."""
+    return "+" + text[2:] if text.startswith("00") else text
+
+
+def _parsed(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    try:
+        return phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+
+
+def _possible_number(text: str, region: str | None) -> bool:
+    number = _parsed(text, region)
+    return number is not None and phonenumbers.is_possible_number(number)
 
 
 def _keyed_birth_date(text: str) -> frozenset[str]:

@@ -32,9 +32,11 @@ from dataimport.migrate import upgrade
 from dataimport.settings import SEARCH_ATTRIBUTES, Settings
 from devstack import embedded
 from service.imports import ImportService
+from tests.factories import (
+    TASK_QUEUE,
+)
 from workflows.data_import import DataImportWorkflow
 
-TASK_QUEUE = "test-data-import"
 TESTS = Path(__file__).resolve().parent
 LAYERS = ("unit", "integration", "e2e")  # the folders under tests/, each a marker of its name
 

@@ -60,3 +60,8 @@ def _validate(category: Any, raw: dict[str, str], mapping: HeaderMapping) -> Row
         for item in json.loads(errors[0])
     ]
     return RowOutcome(json.loads(outcome.normalized[0]), issues)
+
+
+def codes(outcome: RowOutcome) -> list[tuple[str, str, str | None]]:
+    """(code, severity, field) of each issue, in order: what the category tests compare."""
+    return [(issue.code, issue.severity.value, issue.field) for issue in outcome.issues]

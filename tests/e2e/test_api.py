@@ -13,7 +13,6 @@ import io
 import json
 import os
 import socket
-import sys
 import threading
 import uuid
 import zipfile
@@ -35,7 +34,6 @@ from temporalio.client import Client
 
 from dataimport import retention
 from dataimport.api import create_app
-from dataimport.auth import Scope, keys
 from dataimport.categories import REGISTRY
 from dataimport.contracts import PurgeCandidate, PurgeInput
 from dataimport.imports import Tenant
@@ -43,9 +41,17 @@ from dataimport.reports import write_error_report, write_failed_rows
 from dataimport.settings import Settings
 from service.imports import ImportService
 from tests.factories import (
+    CLI,
     CMDB_HEADERS,
+    IMPORTS,
+    TENANT_ENV,
     TERMINAL_OR_WAITING,
     cmdb_row,
+    error_of,
+    headers_of,
+    other_tenant,
+    small_limit_api,
+    storage_files,
     unidentified,
     write_cmdb,
     write_csv,
@@ -53,9 +59,6 @@ from tests.factories import (
 
 pytestmark = pytest.mark.usefixtures("worker")
 
-CLI = Path(sys.executable).parent / "dataimport"
-IMPORTS = "/api/v1/imports"
-TENANT_ENV = ("DATAIMPORT_CLIENT_ACCOUNT_ID", "DATAIMPORT_ENGAGEMENT_ID")
 ROUTES = {
     ("post", "/api/v1/imports"),
     ("get", "/api/v1/imports"),
@@ -84,20 +87,6 @@ ROUTES = {
 }
 
 
-async def headers_of(
-    engine: AsyncEngine, tenant: Tenant, scope: Scope = Scope.WRITE
-) -> dict[str, str]:
-    """An Authorization header with a new API key of the tenant: the key decides the tenant."""
-    issued = await keys.create_key(
-        engine, tenant.client_account_id, [tenant.engagement_id], scope, name="test"
-    )
-    return {"Authorization": f"Bearer {issued.key}"}
-
-
-def other_tenant() -> Tenant:
-    return Tenant(uuid.uuid4(), uuid.uuid4())
-
-
 @pytest.fixture
 async def api(
     settings: Settings,
@@ -113,15 +102,6 @@ async def api(
         transport=transport, base_url="http://api", headers=headers
     ) as http:
         yield http
-
-
-async def small_limit_api(
-    settings: Settings, engine: AsyncEngine, client: Client, tenant: Tenant, storage: Path
-) -> httpx.AsyncClient:
-    limited = settings.model_copy(update={"max_upload_bytes": 1000, "storage_dir": storage})
-    transport = httpx.ASGITransport(app=create_app(limited, engine, client))
-    headers = await headers_of(engine, tenant)
-    return httpx.AsyncClient(transport=transport, base_url="http://api", headers=headers)
 
 
 async def upload(
@@ -157,14 +137,6 @@ async def wait_status(
     raise AssertionError(f"{data_import_id} never reached {wanted}; last: {body}")
 
 
-def error_of(response: httpx.Response) -> dict[str, Any]:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    error: dict[str, Any] = body["error"]
-    assert error["code"] and error["message"], body
-    return error
-
-
 def unmapped_csv(tmp_path: Path) -> Path:
     headers = ["Server Label", "Primary Address"]
     return write_csv(tmp_path / "odd.csv", headers, [["ALPHA", "10.0.0.1"], ["BETA", "10.0.0.2"]])
@@ -182,10 +154,6 @@ def some_invalid_csv(tmp_path: Path) -> Path:
     rows[1][3] = "999.1.1.1"  # a malformed address only warns
     unidentified(rows[1])
     return write_csv(tmp_path / "some.csv", CMDB_HEADERS, rows)
-
-
-def storage_files(directory: Path) -> list[str]:
-    return sorted(path.name for path in directory.iterdir()) if directory.exists() else []
 
 
 # ----- start, status, list -------------------------------------------------------------------

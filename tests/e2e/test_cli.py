@@ -10,22 +10,22 @@ import asyncio
 import csv
 import io
 import json
-import os
-import sys
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from dataimport.imports import Tenant
-from dataimport.readers import looks_like_formula
 from dataimport.settings import Settings
 from tests.factories import (
+    CLI,
     CMDB_HEADERS,
     TERMINAL_OR_WAITING,
+    WEB_UI,
+    Cli,
+    assert_formula_safe,
     cmdb_row,
+    import_json,
+    other_tenant,
     unidentified,
     write_cmdb,
     write_csv,
@@ -33,8 +33,6 @@ from tests.factories import (
 
 pytestmark = pytest.mark.usefixtures("worker")
 
-CLI = Path(sys.executable).parent / "dataimport"
-WEB_UI = "http://127.0.0.1:65000"
 STATUS_FIELDS = {
     "data_import_id",
     "workflow_id",
@@ -50,107 +48,11 @@ STATUS_FIELDS = {
     "error_code",
     "error_message",
 }
-TENANT_ENV = ("DATAIMPORT_CLIENT_ACCOUNT_ID", "DATAIMPORT_ENGAGEMENT_ID")
-
-
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-    def masked(self, text: str) -> tuple[int, str, str]:
-        """The outcome with `text` (an import id) replaced, to compare two runs."""
-        return self.code, self.stdout.replace(text, "<ID>"), self.stderr.replace(text, "<ID>")
-
-
-class Cli:
-    """Runs `dataimport ...` as a tenant against the test stack."""
-
-    def __init__(self, env: dict[str, str], tenant: Tenant) -> None:
-        self.env = env
-        self.tenant = tenant
-
-    def tenant_args(self, tenant: Tenant | None = None) -> list[str]:
-        who = tenant or self.tenant
-        return [
-            "--client-account",
-            str(who.client_account_id),
-            "--engagement",
-            str(who.engagement_id),
-        ]
-
-    async def __call__(self, *args: str, tenant: Tenant | None = None) -> Result:
-        process = await asyncio.create_subprocess_exec(
-            str(CLI),
-            *args,
-            *self.tenant_args(tenant),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=self.env,
-        )
-        out, err = await asyncio.wait_for(process.communicate(), timeout=300)
-        assert process.returncode is not None
-        return Result(process.returncode, out.decode(), err.decode())
-
-    async def ok(self, *args: str, tenant: Tenant | None = None) -> Result:
-        result = await self(*args, tenant=tenant)
-        assert result.code == 0, result
-        assert "Traceback" not in result.stderr
-        return result
-
-    async def status(self, data_import_id: str) -> dict[str, Any]:
-        data: dict[str, Any] = (await self.ok("status", data_import_id, "--json")).json()
-        return data
-
-    async def wait_for(self, data_import_id: str, wanted: tuple[str, ...]) -> dict[str, Any]:
-        """Poll `status --json` until one of `wanted` (bounded, never a timing assert)."""
-        status: dict[str, Any] = {}
-        for _ in range(300):
-            status = await self.status(data_import_id)
-            if status["status"] in wanted:
-                return status
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"{data_import_id} never reached {wanted}; last: {status}")
-
-
-@pytest.fixture(scope="session")
-def cli_env(settings: Settings) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in TENANT_ENV}
-    assert settings.database_url and settings.temporal_address
-    env.update(
-        DATABASE_URL=settings.database_url,
-        TEMPORAL_ADDRESS=settings.temporal_address,
-        TEMPORAL_WEB_UI_URL=WEB_UI,
-        DATAIMPORT_TASK_QUEUE=settings.task_queue,
-        DATAIMPORT_STORAGE_DIR=str(settings.uploads_dir),
-        DATAIMPORT_HOME=str(settings.home_dir),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-@pytest.fixture
-def cli(cli_env: dict[str, str], tenant: Tenant) -> Cli:
-    return Cli(cli_env, tenant)
-
-
-def other_tenant() -> Tenant:
-    return Tenant(uuid.uuid4(), uuid.uuid4())
 
 
 def unmapped_file(tmp_path: Path) -> Path:
     headers = ["Server Label", "Primary Address"]
     return write_csv(tmp_path / "odd.csv", headers, [["ALPHA", "10.0.0.1"], ["BETA", "10.0.0.2"]])
-
-
-async def import_json(cli: Cli, path: Path, *extra: str) -> tuple[int, dict[str, Any]]:
-    result = await cli("import", str(path), "--category", "cmdb_export", "--json", *extra)
-    assert "Traceback" not in result.stderr, result.stderr
-    return result.code, result.json()
 
 
 async def waiting_import(cli: Cli, tmp_path: Path) -> str:
@@ -218,13 +120,6 @@ def write_partly_invalid(path: Path) -> Path:
 
 def read_report(text: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text)))
-
-
-def assert_formula_safe(rows: list[list[str]]) -> None:
-    for row in rows:
-        for cell in row:
-            assert not looks_like_formula(cell), (cell, row)
-            assert cell[:1] not in ("=", "@"), (cell, row)
 
 
 async def test_some_invalid_rows_complete_with_errors_and_a_formula_safe_report(

@@ -8,13 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import test_cli
-from tests.e2e.test_cli import Cli, assert_formula_safe, import_json
-from tests.factories import CMDB_HEADERS, cmdb_row, unidentified, write_cmdb, write_csv
+from tests.factories import (
+    CMDB_HEADERS,
+    Cli,
+    assert_formula_safe,
+    cmdb_row,
+    import_json,
+    unidentified,
+    write_cmdb,
+    write_csv,
+)
 
 # The CLI fixtures of test_cli, shared.
-cli_env = test_cli.cli_env
-cli = test_cli.cli
 
 pytestmark = pytest.mark.usefixtures("worker")
 

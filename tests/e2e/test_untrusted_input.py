@@ -11,10 +11,7 @@ import asyncio
 import csv
 import json
 import os
-import subprocess
-import sys
 import uuid
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -54,53 +51,22 @@ from dataimport.readers.limits import (
 )
 from dataimport.settings import Settings
 from dataimport.storage import OUTSIDE_STORAGE, local_path
-from devstack import embedded
 from service.imports import ImportService
-from tests.conftest import TASK_QUEUE
-from tests.e2e.test_api import headers_of
-from tests.factories import wait_for, write_cmdb
-
-CLI = Path(sys.executable).parent / "dataimport"
+from tests.factories import (
+    A1_AND_XFD1048576,
+    CLI,
+    a_good_import_completes,
+    cell,
+    hand_made_request,
+    headers_of,
+    sheet_of,
+    temporal_cli_start,
+    wait_for,
+    workbook,
+    write_cmdb,
+)
 
 # ----- helpers ------------------------------------------------------------------------------
-
-
-def temporal_cli_start(address: str, workflow_id: str, request: dict[str, Any]) -> None:
-    """Start a DataImportWorkflow with the stock `temporal` CLI, as anyone reaching the
-    frontend can (Temporal in compose has no authorisation)."""
-    subprocess.run(
-        [
-            str(embedded.temporal_binary()),
-            "workflow",
-            "start",
-            "--address",
-            address,
-            "--task-queue",
-            TASK_QUEUE,
-            "--type",
-            "DataImportWorkflow",
-            "--workflow-id",
-            workflow_id,
-            "--input",
-            json.dumps(request),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-        env={**os.environ, "TEMPORAL_CLI_SHOW_STACKS": "0"},
-    )
-
-
-def hand_made_request(file_uri: str, **overrides: Any) -> dict[str, Any]:
-    return {
-        "data_import_id": str(uuid.uuid4()),
-        "client_account_id": str(uuid.uuid4()),
-        "engagement_id": str(uuid.uuid4()),
-        "category": "cmdb_export",
-        "file_uri": file_uri,
-        "filename": "servers.csv",
-        **overrides,
-    }
 
 
 async def staged_rows(engine: AsyncEngine, data_import_id: uuid.UUID | str) -> int:
@@ -146,13 +112,6 @@ def refusal(path: Path, **options: Any) -> ImportFailure:
     except ImportFailure as failure:
         return failure
     raise AssertionError(f"{path.name} was read without a failure")
-
-
-async def a_good_import_completes(service: ImportService, tmp_path: Path) -> None:
-    """The worker is alive and well: an honest import still completes after the attack."""
-    started = await service.start_import(write_cmdb(tmp_path / "good.csv", 3), "cmdb_export")
-    done = await wait_for(service, started.data_import_id, ["completed"])
-    assert (done.total_rows, done.valid_rows) == (3, 3)
 
 
 # ----- item 1: a file URI must resolve inside the storage root ------------------------------
@@ -427,62 +386,6 @@ def test_nul_bytes_and_lone_surrogates_in_json_are_flagged_cells(tmp_path: Path)
 
 
 # ----- item 5: sheet dimensions before calamine; caps on columns, keys, zip entries --------
-
-WORKSHEET = (
-    '<?xml version="1.0"?><worksheet xmlns="{ns}/spreadsheetml/2006/main">{body}</worksheet>'
-)
-_NS = "http://schemas.openxmlformats.org"
-_PARTS = {
-    "[Content_Types].xml": (
-        f'<?xml version="1.0"?><Types xmlns="{_NS}/package/2006/content-types">'
-        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
-        'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
-        '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-'
-        'officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/'
-        'sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.'
-        'worksheet+xml"/></Types>'
-    ),
-    "_rels/.rels": (
-        f'<?xml version="1.0"?><Relationships xmlns="{_NS}/package/2006/relationships">'
-        f'<Relationship Id="rId1" Type="{_NS}/officeDocument/2006/relationships/officeDocument" '
-        'Target="xl/workbook.xml"/></Relationships>'
-    ),
-    "xl/workbook.xml": (
-        f'<?xml version="1.0"?><workbook xmlns="{_NS}/spreadsheetml/2006/main" '
-        f'xmlns:r="{_NS}/officeDocument/2006/relationships"><sheets>'
-        '<sheet name="Servers" sheetId="1" r:id="rId1"/></sheets></workbook>'
-    ),
-    "xl/_rels/workbook.xml.rels": (
-        f'<?xml version="1.0"?><Relationships xmlns="{_NS}/package/2006/relationships">'
-        f'<Relationship Id="rId1" Type="{_NS}/officeDocument/2006/relationships/worksheet" '
-        'Target="worksheets/sheet1.xml"/></Relationships>'
-    ),
-}
-
-
-def cell(ref: str, value: str) -> str:
-    at = f' r="{ref}"' if ref else ""
-    return f'<c{at} t="inlineStr"><is><t>{value}</t></is></c>'
-
-
-def workbook(path: Path, body: str, extra_entries: int = 0) -> Path:
-    """A minimal XLSX written by hand: one sheet named Servers with `body` as its XML."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in _PARTS.items():
-            archive.writestr(name, data)
-        archive.writestr("xl/worksheets/sheet1.xml", WORKSHEET.format(ns=_NS, body=body))
-        for n in range(extra_entries):
-            archive.writestr(f"xl/media/pad{n}.bin", b"")
-    return path
-
-
-def sheet_of(*rows: tuple[int | None, str], dimension: str | None = None) -> str:
-    head = f'<dimension ref="{dimension}"/>' if dimension else ""
-    cells = "".join(f'<row r="{n}">{c}</row>' if n else f"<row>{c}</row>" for n, c in rows)
-    return f"{head}<sheetData>{cells}</sheetData>"
-
-
-A1_AND_XFD1048576 = sheet_of((1, cell("A1", "name")), (1048576, cell("XFD1048576", "x")))
 
 
 @pytest.mark.usefixtures("worker")

@@ -28,8 +28,16 @@ from dataimport.migrate import downgrade, upgrade
 from dataimport.settings import Settings
 from devstack import embedded
 from service.imports import ImportService
-from tests.e2e.test_api import IMPORTS, error_of, headers_of, small_limit_api, storage_files
-from tests.factories import TERMINAL_OR_WAITING, wait_for, write_cmdb
+from tests.factories import (
+    IMPORTS,
+    TERMINAL_OR_WAITING,
+    error_of,
+    headers_of,
+    small_limit_api,
+    storage_files,
+    wait_for,
+    write_cmdb,
+)
 
 pytestmark = pytest.mark.usefixtures("worker")
 

@@ -30,6 +30,7 @@ FULL_LISTING_MAX_ROWS = 1_000
 EXAMPLES_PER_FINDING = 3
 EVERY_NTH_ROW = 500
 
+SAMPLES = GOLDEN.parents[1] / "dataimport" / "samples"
 StagedRow = tuple[int, dict[str, Any], list[dict[str, Any]] | None, bool]
 
 
@@ -41,6 +42,11 @@ class GoldenCase:
     category: Any
     build: Callable[[Path], Path]  # writes (or finds) the file, given a scratch folder
     config: ProcessingConfig | None = None
+
+
+def sample(name: str) -> Callable[[Path], Path]:
+    """A case builder for a bundled sample file."""
+    return lambda _folder: SAMPLES / name
 
 
 def staged_rows(path: Path, category: Any) -> tuple[list[str], list[StagedRow]]:

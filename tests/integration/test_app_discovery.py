@@ -23,28 +23,16 @@ from dataimport.categories.app_discovery import (
     parse_timestamp,
 )
 from dataimport.categories.base import map_headers
-from dataimport.contracts import ImportStatus
 from dataimport.dependency_groups import (
     list_dependency_groups,
     refresh_dependency_groups,
 )
 from dataimport.issues import Code
 from service.imports import ImportService
-from tests.factories import ASSET_GROUP, REALDATA, TERMINAL_OR_WAITING, wait_for, write_csv
-from tests.one_row import RowOutcome, validate_cells
+from tests.factories import ASSET_GROUP, AZURE_CONNECTION_HEADERS, REALDATA, run_import, write_csv
+from tests.one_row import RowOutcome, codes, validate_cells
 
 AZURE_SAMPLE = REALDATA / "azure-migrate-dependency-export-sample.csv"
-AZURE_HEADERS = [
-    "Timeslot",
-    "Source server name",
-    "Source application",
-    "Source process",
-    "Destination server name",
-    "Destination IP",
-    "Destination application",
-    "Destination process",
-    "Destination port",
-]
 TOPOLOGY_HEADERS = [
     "Application",
     "Tier",
@@ -70,7 +58,7 @@ def validate(headers: list[str], cells: list[str]) -> RowOutcome:
 def azure_row(**overrides: str) -> RowOutcome:
     row = dict(
         zip(
-            AZURE_HEADERS,
+            AZURE_CONNECTION_HEADERS,
             [
                 "2025-06-14 00:00",
                 "app1-server",
@@ -87,10 +75,6 @@ def azure_row(**overrides: str) -> RowOutcome:
     )
     row.update(overrides)
     return validate(list(row), list(row.values()))
-
-
-def codes(outcome: RowOutcome) -> list[tuple[str, str, str | None]]:
-    return [(issue.code, issue.severity.value, issue.field) for issue in outcome.issues]
 
 
 def examine(outcome: RowOutcome) -> list[tuple[str, str | None]]:
@@ -362,13 +346,6 @@ def test_agent_skips_rows_the_category_rejected() -> None:
 # --- through the real workflow -----------------------------------------------------------
 
 
-async def run_import(
-    service: ImportService, path: Path, config: dict[str, Any] | None = None
-) -> ImportStatus:
-    started = await service.start_import(path, "app_discovery", config)
-    return await wait_for(service, started.data_import_id, TERMINAL_OR_WAITING)
-
-
 EDGES_SQL = """
 SELECT s.name AS source, t.name AS target, d.port, d.protocol, d.dependency_type,
   d.conn_count, d.bytes_total, d.first_seen, d.last_seen, d.confidence, d.details
@@ -416,12 +393,12 @@ def groups_of(found: Mapping[str, Mapping[str, Any]]) -> set[frozenset[str]]:
 def write_azure(path: Path, timeslot: str) -> Path:
     with AZURE_SAMPLE.open(newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.reader(handle))[1:]
-    return write_csv(path, AZURE_HEADERS, [[timeslot, *row[1:]] for row in rows])
+    return write_csv(path, AZURE_CONNECTION_HEADERS, [[timeslot, *row[1:]] for row in rows])
 
 
 @pytest.mark.usefixtures("worker")
 async def test_azure_migrate_sample_end_to_end(service: ImportService, engine: AsyncEngine) -> None:
-    status = await run_import(service, AZURE_SAMPLE)
+    status = await run_import(service, AZURE_SAMPLE, category="app_discovery")
     assert (status.status, status.valid_rows, status.invalid_rows) == ("completed", 5, 0)
     assert (status.assets_created, status.dependencies_created, status.processed_rows) == (8, 5, 5)
 
@@ -479,9 +456,9 @@ async def test_azure_migrate_sample_end_to_end(service: ImportService, engine: A
 async def test_reimporting_the_same_file_changes_no_figures(
     service: ImportService, engine: AsyncEngine
 ) -> None:
-    await run_import(service, AZURE_SAMPLE)
+    await run_import(service, AZURE_SAMPLE, category="app_discovery")
     before = await edges(engine, service)
-    again = await run_import(service, AZURE_SAMPLE)
+    again = await run_import(service, AZURE_SAMPLE, category="app_discovery")
     assert (again.status, again.assets_created, again.dependencies_created) == ("completed", 0, 0)
     assert again.assets_updated == 8
     assert await edges(engine, service) == before
@@ -500,8 +477,14 @@ async def test_reimporting_the_same_file_changes_no_figures(
 async def test_two_time_windows_combine(
     service: ImportService, engine: AsyncEngine, tmp_path: Path
 ) -> None:
-    await run_import(service, write_azure(tmp_path / "day2.csv", "6/15/2025 6:00:00 PM"))
-    await run_import(service, write_azure(tmp_path / "day1.csv", "2025-06-14 00:00"))
+    await run_import(
+        service,
+        write_azure(tmp_path / "day2.csv", "6/15/2025 6:00:00 PM"),
+        category="app_discovery",
+    )
+    await run_import(
+        service, write_azure(tmp_path / "day1.csv", "2025-06-14 00:00"), category="app_discovery"
+    )
     found = await edges(engine, service)
     assert len(found) == 5
     for edge in found:
@@ -520,8 +503,8 @@ async def test_counts_and_bigint_bytes_add_across_windows(
     week2 = ["10.1.0.1", "files01", "10.1.0.9", "445", "tcp", "5", "4,000,000,000"]
     path1 = write_csv(tmp_path / "w1.csv", headers, [[*week1, "2025-06-01", "2025-06-07"]])
     path2 = write_csv(tmp_path / "w2.csv", headers, [[*week2, "2025-06-08", "2025-06-14"]])
-    assert (await run_import(service, path1)).status == "completed"
-    assert (await run_import(service, path2)).status == "completed"
+    assert (await run_import(service, path1, category="app_discovery")).status == "completed"
+    assert (await run_import(service, path2, category="app_discovery")).status == "completed"
     (edge,) = await edges(engine, service)
     assert (edge["source"], edge["target"], edge["port"], edge["protocol"]) == (
         "10.1.0.1",
@@ -558,7 +541,9 @@ async def test_topology_layout_end_to_end(
         ],
         ["Shop", "Web", "web-node-2", "Orders", "800", "40", "1", "8080", "HTTP", *window],
     ]
-    status = await run_import(service, write_csv(tmp_path / "appd.csv", TOPOLOGY_HEADERS, rows))
+    status = await run_import(
+        service, write_csv(tmp_path / "appd.csv", TOPOLOGY_HEADERS, rows), category="app_discovery"
+    )
     assert (status.status, status.valid_rows) == ("completed", 4)
     assert status.warning_rows == 1  # the repeated line: duplicate-key, the last one wins
 
@@ -606,7 +591,9 @@ async def test_parallel_ranges_sharing_endpoints_give_exact_counts(
     ]
     headers = ["Source", "Destination", "Destination IP", "Port", "Connections"]
     path = write_csv(tmp_path / "many.csv", headers, rows)
-    status = await run_import(service, path, {"chunk_size": 100, "max_parallel_chunks": 4})
+    status = await run_import(
+        service, path, {"chunk_size": 100, "max_parallel_chunks": 4}, category="app_discovery"
+    )
     assert (status.status, status.valid_rows, status.assets_created) == ("completed", 400, 43)
     expected: dict[tuple[str, str, int], int] = {}
     for n in range(1, 401):

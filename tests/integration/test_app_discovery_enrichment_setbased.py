@@ -13,8 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dataimport import enrichment, planner
 from dataimport.contracts import ImportRef, RowRange
 from service.imports import ImportService
-from tests.factories import TERMINAL_OR_WAITING, wait_for, write_csv
-from tests.integration.test_enrichment_prepared import HEADERS, connection_rows, expected_edges
+from tests.factories import (
+    CONNECTION_HEADERS,
+    TERMINAL_OR_WAITING,
+    connection_rows,
+    expected_edges,
+    wait_for,
+    write_csv,
+)
 
 
 async def _figures(engine: AsyncEngine, service: ImportService) -> dict[str, Any]:
@@ -57,7 +63,7 @@ async def test_retried_prepare_range_finish_change_nothing(
     service: ImportService, engine: AsyncEngine, tmp_path: Path
 ) -> None:
     rows = connection_rows(900, 40)
-    path = write_csv(tmp_path / "conn.csv", HEADERS, rows)
+    path = write_csv(tmp_path / "conn.csv", CONNECTION_HEADERS, rows)
     config = {"chunk_size": 100, "max_parallel_chunks": 5}  # 9 ranges sharing 40 servers
     started = await service.start_import(path, "app_discovery", config)
     status = await wait_for(service, started.data_import_id, TERMINAL_OR_WAITING)

@@ -14,16 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.imports import ImportService
 from tests.factories import (
     ASSET_GROUP,
+    AZURE_CONNECTION_HEADERS,
     CMDB_HEADERS,
+    PAYMENTS,
+    RVTOOLS_HEADERS,
+    STORE_HEADERS,
     TERMINAL_OR_WAITING,
     cmdb_row,
+    rvtools_row,
     wait_for,
     write_csv,
 )
-from tests.integration.test_app_discovery import AZURE_HEADERS
-from tests.integration.test_infrastructure import RVTOOLS_HEADERS, rvtools_row
-from tests.integration.test_sensitive_data import HEADERS as STORE_HEADERS
-from tests.integration.test_sensitive_data import PAYMENTS
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -82,7 +83,9 @@ async def test_four_categories_build_one_asset_per_real_server(
             "1433",
         ]
     ]
-    await run(service, write_csv(tmp_path / "deps.csv", AZURE_HEADERS, flows), "app_discovery")
+    await run(
+        service, write_csv(tmp_path / "deps.csv", AZURE_CONNECTION_HEADERS, flows), "app_discovery"
+    )
     store = [*PAYMENTS]
     store[STORE_HEADERS.index("Host")] = "db-01"
     await run(service, write_csv(tmp_path / "stores.csv", STORE_HEADERS, [store]), "sensitive_data")

@@ -16,41 +16,15 @@ from dataimport.categories.base import ImportScope
 from dataimport.contracts import ImportRef, RowRange
 from dataimport.dependency_groups import refresh_dependency_groups, update_dependency_groups
 from service.imports import ImportService
-from tests.factories import ASSET_GROUP, TERMINAL_OR_WAITING, wait_for, write_csv
-
-HEADERS = ["Source", "Source IP", "Destination", "Destination IP", "Port", "Connections"]
-HEADERS += ["First Seen", "Last Seen"]
-
-
-def connection_rows(count: int, servers: int) -> list[list[str]]:
-    """Each row its own observation (its own day) over few shared servers and edges."""
-    rows = []
-    for n in range(1, count + 1):
-        s, t = n % servers, (n * 7 + 3) % servers
-        if s == t:
-            t = (t + 1) % servers
-        day = f"2025-{1 + n // 28 % 12:02d}-{1 + n % 28:02d}"
-        rows.append(
-            [
-                f"srv-{s:03d}",
-                f"10.5.0.{s + 1}",
-                f"srv-{t:03d}",
-                f"10.5.0.{t + 1}",
-                str(443 + n % 3),
-                str(n),
-                f"{day}T00:00:00Z",
-                f"{day}T01:00:00Z",
-            ]
-        )
-    return rows
-
-
-def expected_edges(rows: list[list[str]]) -> dict[tuple[str, str, int], int]:
-    expected: dict[tuple[str, str, int], int] = {}
-    for row in rows:
-        key = (row[0], row[2], int(row[4]))
-        expected[key] = expected.get(key, 0) + int(row[5])
-    return expected
+from tests.factories import (
+    ASSET_GROUP,
+    CONNECTION_HEADERS,
+    TERMINAL_OR_WAITING,
+    connection_rows,
+    expected_edges,
+    wait_for,
+    write_csv,
+)
 
 
 async def tenant_counts(engine: AsyncEngine, service: ImportService) -> dict[str, Any]:
@@ -92,7 +66,7 @@ async def test_parallel_ranges_over_shared_servers_are_exact_and_rerun_changes_n
     service: ImportService, engine: AsyncEngine, tmp_path: Path
 ) -> None:
     rows = connection_rows(1200, 30)
-    path = write_csv(tmp_path / "conn.csv", HEADERS, rows)
+    path = write_csv(tmp_path / "conn.csv", CONNECTION_HEADERS, rows)
     config = {"chunk_size": 100, "max_parallel_chunks": 6}  # 12 ranges, all sharing servers
     started = await service.start_import(path, "app_discovery", config)
     status = await wait_for(service, started.data_import_id, TERMINAL_OR_WAITING)

@@ -23,8 +23,14 @@ from dataimport.categories import get_category
 from dataimport.categories.base import ImportScope
 from dataimport.contracts import ImportRef
 from service.imports import ImportService
-from tests.factories import TERMINAL_OR_WAITING, new_import_record, wait_for, write_csv
-from tests.integration.test_infrastructure import RVTOOLS_HEADERS, rvtools_row
+from tests.factories import (
+    RVTOOLS_HEADERS,
+    TERMINAL_OR_WAITING,
+    new_import_record,
+    rvtools_row,
+    wait_for,
+    write_csv,
+)
 
 IDENTITY: tuple[str, ...] = ("name", "name_key", "hostname_key", "hostname", "external_id")
 IDENTITY += ("vm_uuid", "ip_address", "asset_type")

@@ -26,14 +26,22 @@ from dataimport.contracts import ImportStatus
 from dataimport.rightsizing import recommend, recommend_from_samples
 from service.imports import ImportService
 from tests.factories import (
+    AWS_HEADERS,
+    AZURE_MIGRATE_HEADERS,
     CMDB_HEADERS,
+    PERFINFO_HEADERS,
     REALDATA,
+    RVTOOLS_HEADERS,
     TERMINAL_OR_WAITING,
+    VMINFO_HEADERS,
     cmdb_row,
+    perf_row,
+    rvtools_row,
+    vminfo_row,
     wait_for,
     write_csv,
 )
-from tests.one_row import RowOutcome, validate_cells
+from tests.one_row import RowOutcome, codes, validate_cells
 
 CATEGORY = InfrastructureCategory(as_of=date(2025, 1, 1))
 
@@ -44,77 +52,7 @@ def validate(headers: Sequence[str], cells: Sequence[str]) -> tuple[RowOutcome, 
     return validate_cells(CATEGORY, headers, cells), mapping.unmapped_headers
 
 
-def codes(outcome: RowOutcome) -> list[tuple[str, str, str | None]]:
-    return [(issue.code, str(issue.severity), issue.field) for issue in outcome.issues]
-
-
 # --- RVTools -------------------------------------------------------------------------------
-
-RVTOOLS_HEADERS = [
-    "VM",
-    "Powerstate",
-    "Template",
-    "CPUs",
-    "Memory",
-    "NICs",
-    "Disks",
-    "Provisioned MiB",
-    "In Use MiB",
-    "Unshared MiB",
-    "Host",
-    "Cluster",
-    "Datacenter",
-    "OS according to the configuration file",
-    "OS according to the VMware Tools",
-    "VM UUID",
-    "Primary IP Address",
-    "DNS Name",
-    "Annotation",
-    "Config status",
-    "backup_policy",
-    "App Owner",
-]
-
-
-def rvtools_row(
-    name: str,
-    *,
-    power: str = "poweredOn",
-    template: str = "False",
-    cpus: str = "4",
-    memory_mib: str = "16384",
-    provisioned_mib: str = "102400",
-    in_use_mib: str = "51200",
-    host: str = "esx-01",
-    vm_uuid: str = "",
-    ip: str = "10.1.0.10",
-    dns: str = "",
-    os_tools: str = "Microsoft Windows Server 2019 (64-bit)",
-) -> list[str]:
-    return [
-        name,
-        power,
-        template,
-        cpus,
-        memory_mib,
-        "1",
-        "2",
-        provisioned_mib,
-        in_use_mib,
-        "40960",
-        host,
-        "cl-a",
-        "dc-1",
-        "Microsoft Windows Server 2016 or later (64-bit)",
-        os_tools,
-        vm_uuid or str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
-        ip,
-        dns,
-        "built by ops",
-        "green",
-        "daily",
-        "Jane",
-    ]
 
 
 def test_rvtools_new_mib_spelling_maps_every_field() -> None:
@@ -220,35 +158,6 @@ def test_rvtools_template_is_kept_but_skipped_with_a_warning() -> None:
 
 # --- Azure Migrate, AWS Migration Hub, StratoZone ------------------------------------------
 
-AZURE_HEADERS = [
-    "Server name*",
-    "IP addresses",
-    "Cores*",
-    "Memory (In MB)*",
-    "OS name*",
-    "OS version",
-    "OS architecture",
-    "CPU utilization percentage",
-    "Memory utilization percentage",
-    "Number of disks",
-    "Disk 1 size (In GB)",
-    "Disk 1 read throughput (MB per second)",
-    "Disk 1 write throughput (MB per second)",
-    "Disk 1 read ops (operations per second)",
-    "Disk 1 write ops (operations per second)",
-    "Disk 2 size (In GB)",
-    "Disk 2 read throughput (MB per second)",
-    "Disk 2 write throughput (MB per second)",
-    "Disk 2 read ops (operations per second)",
-    "Disk 2 write ops (operations per second)",
-    "Network adapters",
-    "Network In throughput",
-    "Network Out throughput",
-    "Boot type",
-    "Machine type",
-    "MAC address",
-]
-
 
 def test_azure_migrate_required_star_headers_and_per_disk_columns_are_summed() -> None:
     cells = [
@@ -279,7 +188,7 @@ def test_azure_migrate_required_star_headers_and_per_disk_columns_are_summed() -
         "Physical",
         "00:11:22:33:44:55",
     ]
-    outcome, unmapped = validate(AZURE_HEADERS, cells)
+    outcome, unmapped = validate(AZURE_MIGRATE_HEADERS, cells)
     asset = outcome.normalized["asset"]
 
     assert outcome.is_valid and unmapped == []
@@ -294,35 +203,6 @@ def test_azure_migrate_required_star_headers_and_per_disk_columns_are_summed() -
     assert custom["disk_throughput_mb_per_s"] == 50.0
     assert (custom["boot_type"], custom["os_architecture"]) == ("UEFI", "x64")
     assert custom["ip_addresses"] == ["10.2.0.5", "10.2.0.6"]
-
-
-AWS_HEADERS = [
-    "ExternalId",
-    "VMware.MoRefId",
-    "VMware.VCenterId",
-    "VMware.VMName",
-    "IPAddress",
-    "MACAddress",
-    "HostName",
-    "OS.Name",
-    "OS.Version",
-    "CPU.NumberOfProcessors",
-    "CPU.NumberOfCores",
-    "CPU.NumberOfLogicalCores",
-    "RAM.TotalSizeInMB",
-    "RAM.UsedSizeInMB.Avg",
-    "RAM.UsedSizeInMB.Max",
-    "CPU.UsagePct.Avg",
-    "CPU.UsagePct.Max",
-    "DiskReadsPerSecondInKB.Avg",
-    "DiskWritesPerSecondInKB.Avg",
-    "DiskReadOpsPerSecond.Avg",
-    "DiskWriteOpsPerSecond.Avg",
-    "NetworkReadsPerSecondInKB.Avg",
-    "NetworkWritesPerSecondInKB.Avg",
-    "Applications",
-    "Tags",
-]
 
 
 def test_aws_migration_hub_template_uses_averages_and_peaks() -> None:
@@ -373,68 +253,6 @@ def test_aws_migration_hub_template_uses_averages_and_peaks() -> None:
     assert asset["rightsizing"]["basis"] == "peak"
     assert (asset["rightsizing"]["cores"], asset["rightsizing"]["memory_gb"]) == (5, 8)
     assert CATEGORY.natural_key(outcome.normalized) == "id:srv-aws-7"
-
-
-VMINFO_HEADERS = [
-    "MachineId",
-    "MachineName",
-    "PrimaryIPAddress",
-    "PrimaryMACAddress",
-    "IpAddressListSemiColonDelimited",
-    "TotalDiskAllocatedGiB",
-    "TotalDiskUsedGiB",
-    "MachineTypeLabel",
-    "AllocatedProcessorCoreCount",
-    "MemoryGiB",
-    "HostingLocation",
-    "OsType",
-    "OsName",
-    "OsVersion",
-    "MachineStatus",
-    "ProvisioningState",
-    "CreateDate",
-    "IsPhysical",
-    "Source",
-]
-PERFINFO_HEADERS = [
-    "MachineId",
-    "TimeStamp",
-    "CpuUtilizationPercentage",
-    "MemoryUtilizationPercentage",
-    "AvailableMemoryBytes",
-    "DiskReadOperationsPerSec",
-    "DiskWriteOperationsPerSec",
-    "NetworkBytesPerSecSent",
-    "NetworkBytesPerSecReceived",
-]
-
-
-def vminfo_row(machine_id: str, name: str, *, physical: str = "false") -> list[str]:
-    return [
-        machine_id,
-        name,
-        "10.4.0.9",
-        "00:50:56:00:00:09",
-        "10.4.0.9;10.4.1.9",
-        "200",
-        "80",
-        "custom",
-        "2",
-        "8",
-        "Frankfurt",
-        "Linux",
-        "CentOS",
-        "7.9",
-        "Running",
-        "Provisioned",
-        "2020-05-01",
-        physical,
-        "vmware",
-    ]
-
-
-def perf_row(machine_id: str, when: str, cpu: str, mem: str) -> list[str]:
-    return [machine_id, when, cpu, mem, "1073741824", "40", "10", "125000", "125000"]
 
 
 def test_stratozone_vminfo_keeps_the_machine_id_for_its_samples() -> None:

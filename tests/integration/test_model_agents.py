@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -42,131 +39,17 @@ from dataimport.model_agents import (
 )
 from dataimport.settings import Settings
 from service.imports import ImportService
-from tests.factories import TERMINAL_OR_WAITING, wait_for, write_csv
+from tests.factories import (
+    STAND_IN_KEY,
+    STAND_IN_MODEL,
+    StandIn,
+    run_import,
+    wait_for,
+    write_csv,
+)
 from workflows.data_import import MODEL_AGENTS_PATCH, DataImportWorkflow
 
-API_KEY = "sk-test-stand-in"
-MODEL = "stand-in-model"
-# What the stand-in "knows": header -> field for the mapper.
-KNOWN_FIELDS = {"Srv Moniker": "name", "Box IP": "ip_address", "Host Label": "hostname"}
-
 # --- the stand-in ------------------------------------------------------------------------
-
-
-class StandIn:
-    """An OpenAI-compatible endpoint whose behaviour the test picks with `mode`."""
-
-    def __init__(self) -> None:
-        self.mode = "good"
-        self.delay_seconds = 0.0
-        self.requests: list[dict[str, Any]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def sent_text(self) -> str:
-        """Everything the model was sent, as one string."""
-        return json.dumps([request["body"] for request in self.requests])
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length))
-                stand_in.requests.append(
-                    {"path": self.path, "headers": dict(self.headers), "body": body}
-                )
-                status, payload = stand_in.answer(self.path, body)
-                time.sleep(stand_in.delay_seconds)
-                with contextlib.suppress(OSError):  # the client may have given up
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.end_headers()
-                    self.wfile.write(payload.encode())
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        return Handler
-
-    def answer(self, path: str, body: dict[str, Any]) -> tuple[int, str]:
-        if path != "/v1/chat/completions":
-            return 404, "{}"
-        if self.mode == "http_500":
-            return 500, json.dumps({"error": {"message": "overloaded"}})
-        if self.mode == "bad_body":
-            return 200, json.dumps({"id": "x", "object": "chat.completion"})
-        return 200, json.dumps(self._completion(body, self._content(body)))
-
-    def _content(self, body: dict[str, Any]) -> str:
-        if self.mode == "not_json":
-            return "Sure! Srv Moniker is the server name."
-        request = json.loads(body["messages"][-1]["content"])
-        if "target_fields" in request:
-            return json.dumps({"mappings": self._mappings(request)})
-        return json.dumps({"columns": self._classifications(request)})
-
-    def _mappings(self, request: dict[str, Any]) -> list[dict[str, Any]]:
-        found = []
-        for column in request["columns"]:
-            field = KNOWN_FIELDS.get(column["header"])
-            if self.mode == "unknown_field":
-                field = "warp_drive"
-            if field and (field in request["target_fields"] or self.mode == "unknown_field"):
-                reason = f"header and {column['shape']} values"
-                found.append(
-                    {
-                        "header": column["header"],
-                        "field": field,
-                        "confidence": 0.9,
-                        "reason": reason,
-                    }
-                )
-        return found
-
-    @staticmethod
-    def _classifications(request: dict[str, Any]) -> list[dict[str, Any]]:
-        return [
-            {
-                "header": column["header"],
-                "classification": "confidential",
-                "pii_types": ["personal_data"],
-                "confidence": 0.7,
-                "reason": "a customer reference links records to a person",
-            }
-            for column in request["columns"]
-        ]
-
-    @staticmethod
-    def _completion(body: dict[str, Any], content: str) -> dict[str, Any]:
-        return {
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "model": body["model"],
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": content},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 321, "completion_tokens": 54, "total_tokens": 375},
-        }
 
 
 @pytest.fixture
@@ -182,8 +65,8 @@ def llm_settings(settings: Settings, stand_in: StandIn, **overrides: Any) -> Set
     update: dict[str, Any] = {
         "task_queue": f"model-agents-{uuid.uuid4().hex[:8]}",
         "llm_base_url": stand_in.base_url,
-        "llm_model": MODEL,
-        "llm_api_key": API_KEY,
+        "llm_model": STAND_IN_MODEL,
+        "llm_api_key": STAND_IN_KEY,
         "llm_timeout_seconds": 10.0,
         **overrides,
     }
@@ -202,13 +85,6 @@ async def import_service(
         activities=build_activities(engine, settings=worker_settings),
     ):
         yield ImportService(worker_settings, engine, client, tenant)
-
-
-async def run_import(
-    service: ImportService, path: Path, config: dict[str, Any] | None, category: str
-) -> ImportStatus:
-    started = await service.start_import(path, category, config)
-    return await wait_for(service, started.data_import_id, TERMINAL_OR_WAITING)
 
 
 async def model_steps(engine: AsyncEngine, data_import_id: uuid.UUID) -> dict[str, Any]:
@@ -331,14 +207,18 @@ async def test_mapping_advice_is_recorded_with_usage_and_never_sees_a_value(
     step = await imports.step(status)
     assert (step.status, step.model, step.input_tokens, step.output_tokens) == (
         "completed",
-        MODEL,
+        STAND_IN_MODEL,
         321,
         54,
     )
     assert step.latency_ms is not None and step.latency_ms >= 0
     assert step.records_processed == 3  # Srv Moniker, Box IP, Rack Slot
     findings = step.findings
-    assert (findings["outcome"], findings["model"], findings["input_tokens"]) == ("ok", MODEL, 321)
+    assert (findings["outcome"], findings["model"], findings["input_tokens"]) == (
+        "ok",
+        STAND_IN_MODEL,
+        321,
+    )
     assert [(s["header"], s["field"]) for s in findings["suggestions"]] == [
         ("Srv Moniker", "name"),
         ("Box IP", "ip_address"),
@@ -349,7 +229,7 @@ async def test_mapping_advice_is_recorded_with_usage_and_never_sees_a_value(
     # One request, authenticated, JSON mode, and not one cell value in it.
     assert len(stand_in.requests) == 1
     request = stand_in.requests[0]
-    assert request["headers"]["Authorization"] == f"Bearer {API_KEY}"
+    assert request["headers"]["Authorization"] == f"Bearer {STAND_IN_KEY}"
     assert request["body"]["response_format"] == {"type": "json_object"}
     assert request["body"]["temperature"] == 0
     sent = stand_in.sent_text()
@@ -379,7 +259,7 @@ async def test_malformed_answer_fails_the_step_not_the_import(
     assert step.status == "failed"
     assert step.findings["outcome"] == MALFORMED
     assert step.findings["suggestions"] == []
-    assert step.model == MODEL and step.latency_ms is not None
+    assert step.model == STAND_IN_MODEL and step.latency_ms is not None
     if mode != "bad_body":  # the usage of an answer we could read is still recorded
         assert (step.input_tokens, step.output_tokens) == (321, 54)
     assert len(stand_in.requests) == 1  # a bad answer is not retried
@@ -393,7 +273,11 @@ async def test_timeout_fails_the_step_not_the_import(
 
     assert status.status == "completed"
     step = await imports.step(status)
-    assert (step.status, step.findings["outcome"], step.model) == ("failed", "timeout", MODEL)
+    assert (step.status, step.findings["outcome"], step.model) == (
+        "failed",
+        "timeout",
+        STAND_IN_MODEL,
+    )
     assert step.input_tokens is None and step.findings["suggestions"] == []
 
 

@@ -25,12 +25,21 @@ from dataimport.categories.sensitive_data import (
 )
 from dataimport.contracts import ImportStatus
 from service.imports import ImportService
-from tests.factories import CMDB_HEADERS, TERMINAL_OR_WAITING, cmdb_row, wait_for, write_csv
-from tests.one_row import RowOutcome, validate_fields
-
-
-def issues(outcome: RowOutcome) -> list[tuple[str, str, str | None]]:
-    return [(issue.code, issue.severity.value, issue.field) for issue in outcome.issues]
+from tests.factories import (
+    CLASSIFICATION_LABELS,
+    CMDB_HEADERS,
+    COMPLIANCE_SCOPES,
+    CRM,
+    ENCRYPTION_FLAGS,
+    PAYMENTS,
+    RECORD_COUNTS,
+    STORE_HEADERS,
+    TERMINAL_OR_WAITING,
+    cmdb_row,
+    wait_for,
+    write_csv,
+)
+from tests.one_row import RowOutcome, codes, validate_fields
 
 
 def validate(**fields: str) -> RowOutcome:
@@ -88,20 +97,7 @@ def test_data_store_inventory_headers_map() -> None:
 
 @pytest.mark.parametrize(
     ("label", "level"),
-    [
-        ("Public", "public"),
-        ("unclassified", "public"),
-        ("Internal Use Only", "internal"),
-        ("General", "internal"),
-        ("Sensitive", "confidential"),
-        ("private", "confidential"),
-        ("Confidential - Finance", "confidential"),
-        ("Highly Confidential\\All Employees", "restricted"),
-        ("Strictly Confidential", "restricted"),
-        ("SECRET", "restricted"),
-        ("Restricted", "restricted"),
-        ("n/a", None),
-    ],
+    CLASSIFICATION_LABELS,
 )
 def test_classification_labels(label: str, level: str | None) -> None:
     assert normalize_classification(label) == level
@@ -109,24 +105,7 @@ def test_classification_labels(label: str, level: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "scope"),
-    [
-        ("GDPR", "GDPR"),
-        ("EU GDPR", "GDPR"),
-        ("UK GDPR", "UK GDPR"),
-        ("HIPAA/HITECH", "HIPAA"),
-        ("PCI", "PCI-DSS"),
-        ("PCI DSS v4.0", "PCI-DSS"),
-        ("pci-dss", "PCI-DSS"),
-        ("SOX 404", "SOX"),
-        ("Sarbanes-Oxley", "SOX"),
-        ("CCPA", "CCPA"),
-        ("ISO/IEC 27001:2022", "ISO 27001"),
-        ("SOC 2 Type II", "SOC 2"),
-        ("FedRAMP Moderate", "FedRAMP"),
-        ("NIS 2", "NIS2"),
-        ("DORA", "DORA"),
-        ("Company Policy 7", None),
-    ],
+    COMPLIANCE_SCOPES,
 )
 def test_compliance_scopes(raw: str, scope: str | None) -> None:
     assert normalize_scope(raw) == scope
@@ -134,24 +113,7 @@ def test_compliance_scopes(raw: str, scope: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "flag"),
-    [
-        ("yes", True),
-        ("Y", True),
-        ("TRUE", True),
-        ("AES-256", True),
-        ("TDE", True),
-        ("TLS 1.2", True),
-        ("BitLocker", True),
-        ("SSE-KMS", True),
-        ("no", False),
-        ("N", False),
-        ("false", False),
-        ("None", False),
-        ("Not encrypted", False),
-        ("unencrypted", False),
-        ("plaintext", False),
-        ("unknown", None),
-    ],
+    ENCRYPTION_FLAGS,
 )
 def test_encryption_flags(raw: str, flag: bool | None) -> None:
     assert parse_flag(raw) is flag
@@ -159,17 +121,7 @@ def test_encryption_flags(raw: str, flag: bool | None) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "count"),
-    [
-        ("1200000", 1_200_000),
-        ("1,200,000", 1_200_000),
-        ("1.200.000", 1_200_000),
-        ("1 200 000", 1_200_000),
-        ("1.2M", 1_200_000),
-        ("12k", 12_000),
-        ("~3.5 billion", 3_500_000_000),
-        ("1M+", 1_000_000),
-        ("0", 0),
-    ],
+    RECORD_COUNTS,
 )
 def test_record_counts(raw: str, count: int) -> None:
     assert parse_record_count(raw) == count
@@ -248,12 +200,12 @@ def test_host_forms() -> None:
 
 def test_missing_host_is_an_error_and_a_bad_ip_beside_a_host_only_a_warning() -> None:
     missing = validate_fields(CATEGORY, {"hostname": "", "store": "crm"})
-    assert issues(missing) == [("missing-required", "error", "hostname")]
+    assert codes(missing) == [("missing-required", "error", "hostname")]
     assert CATEGORY.natural_key(missing.normalized) is None
     bad_only_ip = validate_fields(CATEGORY, {"ip_address": "999.1.1.1", "store": "crm"})
-    assert issues(bad_only_ip) == [("constraint-error", "error", "ip_address")]
+    assert codes(bad_only_ip) == [("constraint-error", "error", "ip_address")]
     bad_ip = validate(ip_address="999.1.1.1", store="crm")
-    assert issues(bad_ip) == [("constraint-error", "warning", "ip_address")]
+    assert codes(bad_ip) == [("constraint-error", "warning", "ip_address")]
     assert bad_ip.is_valid
 
 
@@ -266,7 +218,7 @@ def test_unknown_values_warn_bad_counts_reject_and_no_message_quotes_a_cell() ->
         "record_count": "lots-of-rows",
     }
     outcome = validate(**cells)
-    assert issues(outcome) == [
+    assert codes(outcome) == [
         ("unknown-value", "warning", "classification"),
         ("unknown-value", "warning", "compliance_scopes"),
         ("unknown-value", "warning", "encryption_at_rest"),
@@ -278,15 +230,15 @@ def test_unknown_values_warn_bad_counts_reject_and_no_message_quotes_a_cell() ->
         for value in ("Purple", "House Rule", "maybe", "lots"):
             assert value not in issue.message
     negative = validate(store="crm", record_count="-5")
-    assert issues(negative) == [("constraint-error", "warning", "record_count")]
+    assert codes(negative) == [("constraint-error", "warning", "record_count")]
     none = validate(store="crm", encryption_at_rest="None", owner="N/A")
-    assert issues(none) == [("null-token", "warning", "owner")]
+    assert codes(none) == [("null-token", "warning", "owner")]
     assert none.normalized["store"]["encryption_at_rest"] is False
 
 
 def test_a_row_without_store_applies_to_the_host() -> None:
     outcome = validate(classification="restricted")
-    assert issues(outcome) == [("incomplete-row", "warning", "store")]
+    assert codes(outcome) == [("incomplete-row", "warning", "store")]
     assert outcome.is_valid and outcome.normalized["store"]["key"] == "|||"
 
 
@@ -419,54 +371,6 @@ def test_privacy_region(location: str, region: str | None) -> None:
 
 # --- through the workflow ------------------------------------------------------------------
 
-HEADERS = [
-    "Host",
-    "Data Store",
-    "Database",
-    "Table",
-    "Columns",
-    "Data Categories",
-    "Classification",
-    "Compliance",
-    "Encrypted at rest",
-    "Encrypted in transit",
-    "Record Count",
-    "Owner",
-    "Region",
-    "Sample Values",
-]
-PAYMENTS = [
-    "db-01",
-    "Payments",
-    "payments",
-    "cards",
-    "email, card_number",
-    "Cardholder data",
-    "Restricted",
-    "PCI-DSS",
-    "AES-256",
-    "TLS 1.2",
-    "1.2M",
-    "jane.doe@corp.example.com",
-    "eu-central-1",
-    "4111 1111 1111 1111",
-]
-CRM = [
-    "db-01",
-    "CRM",
-    "crm",
-    "contacts",
-    "first_name, phone",
-    "Contact details",
-    "Internal",
-    "GDPR",
-    "no",
-    "yes",
-    "12,000",
-    "CRM Team",
-    "Frankfurt",
-    "+49 89 1234 5678",
-]
 
 ASSET_SQL = """
 SELECT a.*, (SELECT count(*) FROM assets x WHERE x.client_account_id = a.client_account_id
@@ -512,7 +416,7 @@ def without_provenance(stores: Sequence[Mapping[str, Any]]) -> list[dict[str, An
 async def test_two_stores_on_one_host_merge_most_restrictive_and_unions(
     service: ImportService, engine: AsyncEngine, tmp_path: Path
 ) -> None:
-    path = write_csv(tmp_path / "stores.csv", HEADERS, [PAYMENTS, CRM])
+    path = write_csv(tmp_path / "stores.csv", STORE_HEADERS, [PAYMENTS, CRM])
     status = await run(service, path)
 
     assert status.status == "completed", status
@@ -571,7 +475,7 @@ async def test_two_stores_on_one_host_merge_most_restrictive_and_unions(
 async def test_reimporting_the_same_inventory_changes_nothing(
     service: ImportService, engine: AsyncEngine, tmp_path: Path
 ) -> None:
-    path = write_csv(tmp_path / "stores.csv", HEADERS, [PAYMENTS, CRM])
+    path = write_csv(tmp_path / "stores.csv", STORE_HEADERS, [PAYMENTS, CRM])
     first = await run(service, path)
     before = await asset(engine, service, "db-01")
     second = await run(service, path)
@@ -587,7 +491,7 @@ async def test_reimporting_the_same_inventory_changes_nothing(
     assert set(after["field_sources"]) == set(before["field_sources"])
     # A newer inventory replaces the store's entry: CRM is now encrypted.
     fixed = [*CRM[:8], "yes", *CRM[9:]]
-    third = await run(service, write_csv(tmp_path / "fixed.csv", HEADERS, [fixed]))
+    third = await run(service, write_csv(tmp_path / "fixed.csv", STORE_HEADERS, [fixed]))
     latest = await asset(engine, service, "db-01")
     assert third.status == "completed" and len(latest["data_stores"]) == 2
     assert (latest["encryption_at_rest"], latest["data_classification"]) == (True, "restricted")
@@ -603,7 +507,7 @@ async def test_cmdb_asset_keeps_its_fields_and_gains_sensitivity(
     before = await asset(engine, service, "srv-000001")
     row = [*PAYMENTS]
     row[0] = "SRV-000001.corp.local"
-    status = await run(service, write_csv(tmp_path / "stores.csv", HEADERS, [row]))
+    status = await run(service, write_csv(tmp_path / "stores.csv", STORE_HEADERS, [row]))
 
     assert (status.status, status.assets_created, status.assets_updated) == ("completed", 0, 1)
     after = await asset(engine, service, "srv-000001")

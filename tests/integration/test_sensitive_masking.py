@@ -14,10 +14,15 @@ from temporalio.worker import Worker
 
 from dataimport import imports
 from service.imports import ImportService
-from tests.factories import TERMINAL_OR_WAITING, wait_for, write_csv
-from tests.integration.test_sensitive_data import CRM, HEADERS, PAYMENTS
-
-SECRETS = ["4111 1111 1111 1111", "jane.doe@corp.example.com", "+49 89 1234 5678"]
+from tests.factories import (
+    CRM,
+    PAYMENTS,
+    SECRETS,
+    STORE_HEADERS,
+    TERMINAL_OR_WAITING,
+    wait_for,
+    write_csv,
+)
 
 
 async def test_no_sensitive_value_leaves_staging_unmasked(
@@ -27,7 +32,7 @@ async def test_no_sensitive_value_leaves_staging_unmasked(
     bad[0] = ""  # no host: rejected, so it lands in the error report and failed rows
     bad[11] = "ops.lead@corp.example.com"
     bad[10] = "lots-of-4111111111111111"
-    path = write_csv(tmp_path / "stores.csv", HEADERS, [PAYMENTS, CRM, bad])
+    path = write_csv(tmp_path / "stores.csv", STORE_HEADERS, [PAYMENTS, CRM, bad])
     started = await service.start_import(path, "sensitive_data")
     done = await wait_for(service, started.data_import_id, TERMINAL_OR_WAITING)
     assert done.status == "completed_with_errors"
@@ -52,7 +57,7 @@ async def test_no_sensitive_value_leaves_staging_unmasked(
     flow_state = json.dumps([state[0], state[1], state[2], state[3], state[4]])
     assert staged == 3
     assert len(state[0]["raw_data_sample"]) == 2  # the sample exists, masked
-    assert set(state[0]["raw_data_sample"][0]) == set(HEADERS)
+    assert set(state[0]["raw_data_sample"][0]) == set(STORE_HEADERS)
 
     history = await client.get_workflow_handle(done.workflow_id).fetch_history()
     history_text = json.dumps(history.to_json_dict())

@@ -22,7 +22,7 @@ from dataimport import staging, validation
 from dataimport.contracts import ImportRef, ProcessingConfig, RowRange
 from service.imports import ImportService
 from tests.factories import TERMINAL_OR_WAITING, new_import_record, wait_for, write_cmdb
-from tests.unit.test_columnar_golden import HEADERS, _rows
+from tests.golden.cmdb_corpus import HEADERS, generated_rows
 
 RESULTS = """
 SELECT row_number, is_valid, validation_errors::text, normalized_data::text
@@ -43,7 +43,7 @@ def _branchy_csv(path: Path, count: int) -> Path:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(HEADERS)
-        writer.writerows(_rows(count, random.Random(11)))
+        writer.writerows(generated_rows(count, random.Random(11)))
     return path
 
 

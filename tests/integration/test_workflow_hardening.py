@@ -50,8 +50,12 @@ from dataimport.contracts import (
     ValidationCounts,
 )
 from dataimport.settings import Settings
-from tests.e2e.test_untrusted_input import hand_made_request, temporal_cli_start
-from tests.factories import new_import_record, write_cmdb
+from tests.factories import (
+    hand_made_request,
+    new_import_record,
+    temporal_cli_start,
+    write_cmdb,
+)
 from workflows.data_import import INVALID_INPUT_CODE, DataImportWorkflow
 
 STUB_QUEUE = "hardening-stubs"

@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from dataimport.contracts import ImportStatus
 from scripts.record_histories import decoded_text
 from service.errors import DecisionRefused
 from service.imports import ImportService
@@ -23,6 +22,7 @@ from tests.factories import (
     CMDB_HEADERS,
     TERMINAL_OR_WAITING,
     cmdb_row,
+    run_import,
     unidentified,
     wait_for,
     write_cmdb,
@@ -30,13 +30,6 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.usefixtures("worker")
-
-
-async def run_import(
-    service: ImportService, path: Path, config: dict | None = None, category: str = "cmdb_export"
-) -> ImportStatus:
-    started = await service.start_import(path, category, config)
-    return await wait_for(service, started.data_import_id, TERMINAL_OR_WAITING)
 
 
 THREE_RECORDS_SQL = """

@@ -15,8 +15,12 @@ from dataimport.readers import open_table, sandbox, xlsx_reader
 from dataimport.readers.sandbox import SandboxFailed, load_sheet
 from dataimport.readers.xlsx_reader import UNREADABLE_FILE
 from service.imports import ImportService
-from tests.e2e.test_untrusted_input import A1_AND_XFD1048576, a_good_import_completes, workbook
-from tests.factories import wait_for
+from tests.factories import (
+    A1_AND_XFD1048576,
+    a_good_import_completes,
+    wait_for,
+    workbook,
+)
 
 
 def test_a_sheet_that_makes_calamine_abort_fails_in_the_child_only(tmp_path: Path) -> None:

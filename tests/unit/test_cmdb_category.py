@@ -24,14 +24,10 @@ from dataimport.normalize import (
     parse_storage_gb,
     split_list,
 )
-from tests.one_row import RowOutcome, validate_fields
+from tests.one_row import codes, validate_fields
 
 AS_OF = date(2026, 1, 1)
 CMDB = CmdbExportCategory(as_of=AS_OF)
-
-
-def codes(outcome: RowOutcome) -> list[tuple[str, str, str | None]]:
-    return [(issue.code, issue.severity.value, issue.field) for issue in outcome.issues]
 
 
 # --- header mapping ----------------------------------------------------------------------

@@ -32,8 +32,7 @@ from dataimport.contracts import ProcessingConfig
 from dataimport.engine import chunk
 from dataimport.engine.frame import frame_from_rows
 from dataimport.validation import header_mapping
-from tests.golden.listing import GoldenCase, check, golden_codes, staged_rows
-from tests.unit.test_columnar_golden import sample
+from tests.golden.listing import GoldenCase, check, golden_codes, sample, staged_rows
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

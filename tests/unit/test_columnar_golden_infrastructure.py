@@ -21,19 +21,18 @@ import openpyxl
 import pytest
 
 from dataimport.categories.infrastructure import InfrastructureCategory
-from tests.factories import write_csv
-from tests.golden.listing import GoldenCase, check, golden_codes
-from tests.integration.test_infrastructure import (
+from tests.factories import (
     AWS_HEADERS,
-    AZURE_HEADERS,
+    AZURE_MIGRATE_HEADERS,
     PERFINFO_HEADERS,
     RVTOOLS_HEADERS,
     VMINFO_HEADERS,
     perf_row,
     rvtools_row,
     vminfo_row,
+    write_csv,
 )
-from tests.unit.test_columnar_golden import sample
+from tests.golden.listing import GoldenCase, check, golden_codes, sample
 
 INFRA = InfrastructureCategory(as_of=date(2026, 1, 1))
 
@@ -80,7 +79,7 @@ LAYOUTS: dict[str, tuple[list[str], list[list[str]]]] = {
         [h.replace("MiB", "MB") if h.endswith("MiB") else h for h in RVTOOLS_HEADERS],
         [rvtools_row("db-01"), rvtools_row("b-02", provisioned_mib="1024", in_use_mib="4096")],
     ),
-    "azure_migrate": (AZURE_HEADERS, [AZURE_ROW]),
+    "azure_migrate": (AZURE_MIGRATE_HEADERS, [AZURE_ROW]),
     "aws_migration_hub": (AWS_HEADERS, [AWS_ROW]),
     "stratozone_vminfo": (
         VMINFO_HEADERS,

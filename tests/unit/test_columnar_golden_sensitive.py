@@ -25,37 +25,30 @@ from dataimport.contracts import ProcessingConfig
 from dataimport.engine import masking
 from dataimport.engine.frame import BLANK, frame_from_rows
 from dataimport.validation import header_mapping
-from tests.golden.listing import GoldenCase, check, golden_codes
-from tests.integration import test_sensitive_data
-from tests.integration.test_sensitive_masking import SECRETS
-from tests.unit import test_pii
-from tests.unit.test_columnar_golden import sample
+from tests import factories
+from tests.factories import CRM, PAYMENTS, SECRETS, STORE_HEADERS
+from tests.golden.listing import GoldenCase, check, golden_codes, sample
 
 
-def _params(test: Any, index: int = 0) -> list[Any]:
-    """The values of a parametrized test (its first argument, or the one at `index`)."""
-    values = []
-    for mark in getattr(test, "pytestmark", []):
-        if mark.name == "parametrize":
-            for case in mark.args[1]:
-                values.append(case[index] if isinstance(case, tuple) else case)
-    return values
+def _inputs(cases: list[Any]) -> list[Any]:
+    """The inputs of a test's cases (the first item of each case)."""
+    return [case[0] if isinstance(case, tuple) else case for case in cases]
 
 
-LABELS = [*_params(test_sensitive_data.test_classification_labels), "Top Secret", "banana", ""]
-SCOPES = _params(test_sensitive_data.test_compliance_scopes)
-FLAGS = [*_params(test_sensitive_data.test_encryption_flags), "maybe", "", "partial", "HTTP"]
-COUNTS = [*_params(test_sensitive_data.test_record_counts), "lots", "-5", "2e3", "N/A", ""]
+LABELS = [*_inputs(factories.CLASSIFICATION_LABELS), "Top Secret", "banana", ""]
+SCOPES = _inputs(factories.COMPLIANCE_SCOPES)
+FLAGS = [*_inputs(factories.ENCRYPTION_FLAGS), "maybe", "", "partial", "HTTP"]
+COUNTS = [*_inputs(factories.RECORD_COUNTS), "lots", "-5", "2e3", "N/A", ""]
 PII_VALUES = [
-    *_params(test_pii.test_values_are_detected),
-    *_params(test_pii.test_common_and_invalid_values_are_not_pii),
-    *_params(test_pii.test_free_text_is_scanned_for_values_written_inside_it),
-    *_params(test_pii.test_mask_value_keeps_the_shape_and_hides_the_content),
+    *_inputs(factories.PII_VALUES),
+    *_inputs(factories.NOT_PII_VALUES),
+    *_inputs(factories.FREE_TEXT_PII),
+    *_inputs(factories.MASKED_VALUES),
     *SECRETS,
 ]
 COLUMN_NAMES = [
-    *_params(test_pii.test_column_names_are_detected),
-    *_params(test_pii.test_inventory_column_names_are_not_pii),
+    *_inputs(factories.PII_COLUMN_NAMES),
+    *_inputs(factories.INVENTORY_COLUMN_NAMES),
 ]
 
 
@@ -68,8 +61,8 @@ def _write(path: Path, headers: list[str], rows: list[list[str]] | Iterator[list
 
 
 def _category_tests_rows(folder: Path) -> Path:
-    headers = test_sensitive_data.HEADERS
-    rows = [test_sensitive_data.PAYMENTS, test_sensitive_data.CRM]
+    headers = STORE_HEADERS
+    rows = [PAYMENTS, CRM]
     for n, value in enumerate(PII_VALUES):
         row = list(rows[n % 2])
         row[0] = f"db-{n}"

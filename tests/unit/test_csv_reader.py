@@ -11,7 +11,6 @@ import tracemalloc
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,7 +20,6 @@ from dataimport.readers import (
     FILE_EMPTY,
     FILE_NO_ROWS,
     SourceRow,
-    TableSource,
     detect_format,
     escape_formula,
     looks_like_formula,
@@ -32,28 +30,13 @@ from dataimport.readers.detect import FILE_BINARY, FILE_ENCODING, SAMPLE_SIZE
 from dataimport.readers.limits import FILE_FIELD_TOO_LARGE
 from dataimport.readers.xlsx_reader import FILE_INVALID_XLSX
 from dataimport.storage import FILE_NOT_FOUND
+from tests.factories import failure, issue_codes, read_all
 
 
 def write(tmp_path: Path, data: bytes | str, name: str = "upload.bin") -> Path:
     path = tmp_path / name
     path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
     return path
-
-
-def read_all(path: Path, **kwargs: Any) -> tuple[TableSource, list[SourceRow]]:
-    with open_table(path, **kwargs) as source:
-        return source, list(source.rows())
-
-
-def codes(row: SourceRow) -> list[str]:
-    return [issue.code for issue in row.issues]
-
-
-def failure(path: Path, **kwargs: int) -> ImportFailure:
-    """The ImportFailure raised by opening and fully reading the file."""
-    with pytest.raises(ImportFailure) as caught:
-        read_all(path, **kwargs)
-    return caught.value
 
 
 # --- delimiter --------------------------------------------------------------------------------
@@ -202,9 +185,9 @@ def test_ragged_rows(tmp_path: Path) -> None:
         "_extra_1": "extra1",
         "_extra_2": "extra2",
     }
-    assert codes(wide) == [Code.EXTRA_CELL]
+    assert issue_codes(wide) == [Code.EXTRA_CELL]
     assert narrow.cells == {"name": "db01"}  # missing cells are absent, not ""
-    assert codes(narrow) == [Code.MISSING_CELL]
+    assert issue_codes(narrow) == [Code.MISSING_CELL]
     assert "ip, os" in narrow.issues[0].message
     assert ok.issues == []
     assert all(i.severity is Severity.WARNING for row in rows for i in row.issues)
@@ -222,7 +205,7 @@ def test_blank_rows_are_kept_and_numbered(tmp_path: Path) -> None:
         (4, False),
         (5, True),
     ]
-    assert [codes(row) for row in rows if row.is_blank] == [[Code.BLANK_ROW]] * 3
+    assert [issue_codes(row) for row in rows if row.is_blank] == [[Code.BLANK_ROW]] * 3
     assert rows[3].cells == {"name": "db01", "os": "AIX"}
 
 

@@ -22,7 +22,6 @@ from dataimport.readers import (
     FILE_NO_ROWS,
     SheetPlan,
     SourceRow,
-    TableSource,
     detect_format,
     json_reader,
     open_table,
@@ -40,7 +39,7 @@ from dataimport.readers.xlsx_reader import (
     FILE_TOO_LARGE_UNCOMPRESSED,
     FILE_TOO_MANY_SHEETS,
 )
-from tests.factories import REALDATA
+from tests.factories import REALDATA, failure, issue_codes, read_all
 
 RVTOOLS = REALDATA / "rvtools-small-complete.xlsx"
 RVTOOLS_PLAN = SheetPlan(
@@ -51,22 +50,6 @@ RVTOOLS_PLAN = SheetPlan(
 MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 WORKSHEET_TYPE = f"{REL_NS}/worksheet"
-
-
-def read_all(path: Path, **kwargs: Any) -> tuple[TableSource, list[SourceRow]]:
-    with open_table(path, **kwargs) as source:
-        return source, list(source.rows())
-
-
-def failure(path: Path, **kwargs: Any) -> ImportFailure:
-    """The ImportFailure raised by opening and fully reading the file."""
-    with pytest.raises(ImportFailure) as caught:
-        read_all(path, **kwargs)
-    return caught.value
-
-
-def codes(row: SourceRow) -> list[str]:
-    return [issue.code for issue in row.issues]
 
 
 def by_vm(rows: list[SourceRow]) -> dict[str, dict[str, str]]:
@@ -248,16 +231,16 @@ def test_generated_workbook_cells_rows_and_warnings(tmp_path: Path) -> None:
         "seen": "2024-01-02T03:04:05",
         "at": "03:04:00",
     }
-    assert codes(rows[0]) == []
-    assert rows[1].is_blank and codes(rows[1]) == [Code.BLANK_ROW]
+    assert issue_codes(rows[0]) == []
+    assert rows[1].is_blank and issue_codes(rows[1]) == [Code.BLANK_ROW]
     assert rows[2].cells["active"] == "False"
     assert rows[2].cells["cores"] == ""
-    assert codes(rows[2]) == []  # a short row is padded: empty cells are not missing ones
+    assert issue_codes(rows[2]) == []  # a short row is padded: empty cells are not missing ones
     formula_fields = {i.field for i in rows[3].issues if i.code == Code.FORMULA_INJECTION}
     assert formula_fields == {"name", "memory", "ratio"}
     assert rows[3].cells["name"] == '=HYPERLINK("http://x")'
     assert rows[4].cells["_extra_1"] == "stray"
-    assert codes(rows[4]) == [Code.EXTRA_CELL]
+    assert issue_codes(rows[4]) == [Code.EXTRA_CELL]
     assert source.describe()["sheet"] == "Servers"
 
 
@@ -592,7 +575,7 @@ def test_ndjson_with_blank_lines(tmp_path: Path) -> None:
     assert source.describe()["layout"] == "ndjson"
     assert [row.row_number for row in rows] == [1, 2, 3]
     assert rows[1].cells == {"name": "db01", "os": "", "x": ""}
-    assert codes(rows[2]) == [Code.FORMULA_INJECTION]
+    assert issue_codes(rows[2]) == [Code.FORMULA_INJECTION]
 
 
 def test_a_single_object_is_one_record(tmp_path: Path) -> None:
@@ -624,7 +607,7 @@ def test_nested_objects_are_flattened(tmp_path: Path) -> None:
         "labels": "",
         "empty": "",
     }
-    assert rows[1].is_blank and codes(rows[1]) == [Code.BLANK_ROW]
+    assert rows[1].is_blank and issue_codes(rows[1]) == [Code.BLANK_ROW]
 
 
 def _nested(depth: int) -> dict[str, Any]:

@@ -43,8 +43,11 @@ from dataimport.db import create_engine
 from dataimport.imports import Tenant
 from dataimport.settings import Settings
 from service.temporal import connect_client
-from tests.integration.test_model_agents import API_KEY as STAND_IN_KEY
-from tests.integration.test_model_agents import MODEL, StandIn
+from tests.factories import (
+    STAND_IN_KEY,
+    STAND_IN_MODEL,
+    StandIn,
+)
 from workflows.data_import import DataImportWorkflow
 
 T = TypeVar("T")
@@ -112,7 +115,7 @@ def console_settings(settings: Settings, model_stand_in: StandIn) -> Settings:
         "task_queue": CONSOLE_QUEUE,
         "web_ui_url": WEB_UI,
         "llm_base_url": model_stand_in.base_url,
-        "llm_model": MODEL,
+        "llm_model": STAND_IN_MODEL,
         "llm_api_key": STAND_IN_KEY,
         "llm_timeout_seconds": 10.0,
     }
