@@ -15,10 +15,18 @@ from dataimport import enrichment
 from dataimport.contracts import ImportRef, RowRange
 from dataimport.db import for_tenant
 from service.imports import ImportService
-from tests.factories import CMDB_HEADERS, TERMINAL_OR_WAITING, cmdb_row, wait_for, write_csv
-from tests.integration.test_infrastructure import RVTOOLS_HEADERS, rvtools_row
-from tests.integration.test_sensitive_data import CRM, PAYMENTS
-from tests.integration.test_sensitive_data import HEADERS as STORE_HEADERS
+from tests.factories import (
+    CMDB_HEADERS,
+    CRM,
+    PAYMENTS,
+    RVTOOLS_HEADERS,
+    STORE_HEADERS,
+    TERMINAL_OR_WAITING,
+    cmdb_row,
+    rvtools_row,
+    wait_for,
+    write_csv,
+)
 
 pytestmark = pytest.mark.usefixtures("worker")
 
