@@ -35,7 +35,7 @@ from tests.factories import wait_for, write_cmdb
 from worker import build_worker
 
 ROOT = Path(__file__).resolve().parents[2]
-CHUNK_ACTIVITIES = {"validate_chunk", "enrich_chunk", "link_chunk"}
+CHUNK_ACTIVITIES = {"validate_chunk", "enrich_chunk", "link_chunk", "enrich_and_link_chunk"}
 FINISHED = ["completed", "completed_with_errors", "failed", "needs_attention"]
 
 
@@ -349,8 +349,8 @@ async def test_json_logs_carry_the_import_and_tenant_on_every_activity_line(
     assert {line["activity"] for line in activity_lines} >= {
         "ingest_file",
         "finalize_validation",
-        "enrich_chunk",
-        "record_status",
+        "enrich_and_link_chunk",  # one row range: its assets and links in one activity
+        "record_status",  # a local activity, logged like any other
     }
     for line in activity_lines:
         assert expected.items() <= line.items(), line
@@ -396,9 +396,8 @@ async def test_tracing_records_a_span_per_activity_in_one_trace_per_import(
     assert {
         "RunActivity:ingest_file",  # validates the CSV's rows as it stages them
         "RunActivity:finalize_validation",
-        "RunActivity:enrich_chunk",
-        "RunActivity:link_chunk",
-        "RunActivity:record_status",
+        "RunActivity:enrich_and_link_chunk",  # one row range: assets and links in one
+        "RunActivity:record_status",  # a local activity, traced like any other
     } <= names
     assert {"StartWorkflow:DataImportWorkflow", "RunWorkflow:DataImportWorkflow"} <= names
     import_spans = [span for span in spans if "Query" not in span.name]  # status polls
