@@ -82,13 +82,7 @@ def match_sql(ranks: tuple[int, ...] = tuple(range(1, len(LOOKUPS) + 1))) -> str
 
 
 # What a created asset's identity fields were set by: this import (asset_type always).
-_CREATED_SOURCES = field_sources.sources(
-    {
-        **field_sources.non_null(["name", "hostname", "external_id", "vm_uuid", "ip_address"], "u"),
-        "asset_type": "true",
-    },
-    field_sources.IMPORT_SEQ,
-)
+_CREATED_SOURCES = field_sources.created()
 
 # The unmatched identities, one per name key from its latest row, created in name-key order
 # (two transactions inserting the same keys never deadlock).

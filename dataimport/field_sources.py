@@ -11,7 +11,7 @@ A blank incoming cell never takes a field's provenance; a retried statement reco
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -28,7 +28,7 @@ KEYS = frozenset({"name_key", "hostname_key"})
 # jsonb_build_object takes at most 100 arguments (50 fields): longer lists are built in parts.
 _PART = 50
 
-# The identity an asset is created with by dataimport.asset_resolution (find or create).
+# The identity an asset is created with when an import finds no asset for a row.
 RESOLVER_IDENTITY = ("name", "hostname", "external_id", "vm_uuid", "ip_address", "asset_type")
 
 
@@ -64,17 +64,17 @@ def non_null(columns: Iterable[str], alias: str = "s") -> dict[str, str]:
     return {column: f"{alias}.{column} IS NOT NULL" for column in columns}
 
 
-def created_here(target: str = "t") -> str:
-    """The identity fields an asset created by this import got at its creation (by the shared
-    resolver, whose INSERT records no sources itself), as sources of this import; they go
-    under the asset's recorded sources, so a later import's stay."""
-    return sources(
-        {
-            column: f"{target}.created_by_import_id = CAST(:id AS uuid) "
-            f"AND {target}.{column} IS NOT NULL"
-            for column in RESOLVER_IDENTITY
-        }
-    )
+def created(
+    alias: str = "u",
+    columns: Sequence[str] = RESOLVER_IDENTITY,
+    set_when: Mapping[str, str] | None = None,
+) -> str:
+    """The sources an INSERT gives the asset it creates: this import for each identity column
+    that gets a value (asset_type always: it has a default); `set_when` overrides a column's
+    condition where the inserted value is an expression."""
+    conditions = {column: f"{alias}.{column} IS NOT NULL" for column in columns}
+    conditions.update({"asset_type": "true", **(set_when or {})})
+    return sources({c: conditions[c] for c in columns}, IMPORT_SEQ)
 
 
 async def import_seq(conn: AsyncConnection, scope: ImportScope) -> int:

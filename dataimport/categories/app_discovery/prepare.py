@@ -76,21 +76,11 @@ GROUP BY a
 # inserted in name-key order (no deadlock with another import of the tenant).
 # What created endpoints' fields were set by (this import; asset_type always), and the host
 # name / IP a touch fills where the asset had none.
-_CREATED_PASS_SOURCES = field_sources.sources(
-    {
-        **field_sources.non_null(["name", "hostname"], "u"),
-        "ip_address": "coalesce(u.ip_address, u.key_ip) IS NOT NULL",
-        "asset_type": "true",
-    },
-    field_sources.IMPORT_SEQ,
+_CREATED_PASS_SOURCES = field_sources.created(
+    columns=("name", "hostname", "ip_address", "asset_type"),
+    set_when={"ip_address": "coalesce(u.ip_address, u.key_ip) IS NOT NULL"},
 )
-_CREATED_SIDE_SOURCES = field_sources.sources(
-    {
-        **field_sources.non_null(["name", "hostname", "external_id", "vm_uuid", "ip_address"], "u"),
-        "asset_type": "true",
-    },
-    field_sources.IMPORT_SEQ,
-)
+_CREATED_SIDE_SOURCES = field_sources.created()
 _TOUCH_SOURCES = field_sources.recorded(
     "t.field_sources",
     {

@@ -72,10 +72,8 @@ def _custom_sets(incoming: str) -> str:
 
 
 def _recorded(set_when: dict[str, str]) -> str:
-    """The asset's sources, over what a creating import gave it, with this statement's."""
-    return (
-        f"{field_sources.created_here()} || {field_sources.recorded('t.field_sources', set_when)}"
-    )
+    """The asset's sources with this statement's (the resolver recorded a created asset's)."""
+    return field_sources.recorded("t.field_sources", set_when)
 
 
 def _incoming(column: str, sql_type: str, alias: str = "s") -> str:

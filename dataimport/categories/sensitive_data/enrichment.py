@@ -227,9 +227,8 @@ def _asset_union(column: str, incoming: str) -> str:
 
 # What the hosts' rows set: the most restrictive classification when theirs is at least the
 # asset's; a union when they bring members; an encryption status (an aggregate over all the
-# host's stores) when one of them knows it; the stores always (rebuilt). Under them, the
-# identity a host created here was given.
-_HOST_SOURCES = f"{field_sources.created_here()} || " + field_sources.recorded(
+# host's stores) when one of them knows it; the stores always (rebuilt).
+_HOST_SOURCES = field_sources.recorded(
     "t.field_sources",
     {
         "data_classification": "i.level IS NOT NULL AND i.level >= coalesce("
