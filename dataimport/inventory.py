@@ -173,6 +173,7 @@ def _upsert_by_name_key_sql() -> str:
     # The inserted row's sources are the fields the staged row sets: on conflict, exactly
     # the ones the update takes from EXCLUDED.
     sources = field_sources.sources({**field_sources.non_null(ASSET_FIELDS), **_CUSTOM_SET})
+    merged = field_sources.merged("assets.field_sources", "EXCLUDED.field_sources")
     return f"""
 WITH s AS (
   SELECT a.* FROM ({_RANGE_ASSETS}) a
@@ -189,7 +190,7 @@ upserted AS (
   ORDER BY s.name_key
   ON CONFLICT (client_account_id, engagement_id, name_key) DO UPDATE SET {sets},
     custom_attributes = assets.custom_attributes || EXCLUDED.custom_attributes,
-    field_sources = assets.field_sources || EXCLUDED.field_sources,
+    field_sources = {merged},
     source_import_id = EXCLUDED.source_import_id, updated_at = now()
   RETURNING id, name_key
 ),

@@ -342,10 +342,10 @@ class Asset(TenantMixin, TimestampMixin, Base):
     quality_score: Mapped[float | None] = mapped_column(Float)
     source_import_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_by_import_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
-    # Asset column -> data_imports.seq of the import that last wrote a value into it
-    # (dataimport.field_sources keeps it exact).
-    field_sources: Mapped[dict[str, int]] = mapped_column(
-        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    # Per slot of dataimport.field_sources.FIELD_ORDER: data_imports.seq of the import that
+    # last wrote a value into that column, NULL if none (that module keeps it exact).
+    field_sources: Mapped[list[int | None]] = mapped_column(
+        ARRAY(Integer), nullable=False, server_default=text("'{}'::integer[]")
     )
 
 

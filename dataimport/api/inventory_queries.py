@@ -25,6 +25,7 @@ from dataimport.api.schemas import (
     DependencyOut,
     FieldSource,
 )
+from dataimport import field_sources
 from dataimport.dependency_groups import GROUP_PREFIX, list_dependency_groups
 from dataimport.imports import Tenant
 from dataimport.models import Asset, AssetDependency, DataImport, DependencyGroupMember
@@ -165,7 +166,7 @@ async def _imports_by_seq(
     conn: AsyncConnection, tenant: Tenant, rows: list[Any]
 ) -> dict[int, FieldSource]:
     """The tenant's imports the rows' field_sources name, by seq (one indexed lookup)."""
-    seqs = {int(seq) for row in rows for seq in (row["field_sources"] or {}).values()}
+    seqs = {seq for row in rows for seq in field_sources.decode(row["field_sources"]).values()}
     if not seqs:
         return {}
     stmt = select(
@@ -183,7 +184,8 @@ async def _imports_by_seq(
 
 def _detail(row: Any, imports: dict[int, FieldSource]) -> AssetDetail:
     # A seq no import of the tenant has any more (its import was deleted) reads as null.
-    sources = {field: imports.get(int(seq)) for field, seq in sorted(row["field_sources"].items())}
+    recorded = field_sources.decode(row["field_sources"])
+    sources = {field: imports.get(seq) for field, seq in sorted(recorded.items())}
     values = {key: value for key, value in row.items() if key in AssetOut.model_fields}
     return AssetDetail.model_validate({**values, "field_sources": sources})
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from dataimport import field_sources
 from dataimport.migrate import downgrade, upgrade
 from dataimport.models import Base
 from devstack import embedded
@@ -271,7 +272,7 @@ def test_imports_are_numbered_and_assets_get_field_sources_with_0011(scratch_url
     )
     fetch(scratch_url, insert_asset, asset, c, e, "a", "a.example", 4, '{"u_rack": "R1"}', newer)
     fetch(scratch_url, insert_asset, orphan, c, e, "b", None, None, "{}", uuid.uuid4())
-    upgrade(scratch_url)
+    upgrade(scratch_url, "0011_field_sources")  # 0012 changes the layout (tested below)
 
     seqs = dict(
         (row[0], row[1])
@@ -311,4 +312,47 @@ def test_imports_are_numbered_and_assets_get_field_sources_with_0011(scratch_url
     assert columns == []
     fetch(scratch_url, "DELETE FROM assets WHERE id = ANY($1)", [asset, orphan])
     fetch(scratch_url, "DELETE FROM data_imports WHERE id = ANY($1)", [older, newer, third])
+    upgrade(scratch_url)
+
+
+def test_field_sources_become_a_positional_array_with_0012_and_back(scratch_url: str) -> None:
+    """0012 turns each asset's `{column: seq}` object into the slots of FIELD_ORDER (read back
+    as the same object), and its downgrade restores the object."""
+    upgrade(scratch_url)
+    downgrade(scratch_url, "0011_field_sources")
+    c, e, full, empty = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    recorded = {"name": 7, "cpu_cores": 3, "custom_attributes": 12, "data_stores": 2**31 - 1}
+    insert_asset = (
+        "INSERT INTO assets (id, client_account_id, engagement_id, name, name_key, "
+        "field_sources) VALUES ($1, $2, $3, $4, $4, $5)"
+    )
+    fetch(scratch_url, insert_asset, full, c, e, "a", json.dumps(recorded))
+    fetch(scratch_url, insert_asset, empty, c, e, "b", "{}")
+    upgrade(scratch_url)
+
+    rows = fetch(
+        scratch_url,
+        f"SELECT id, field_sources, {field_sources.as_json('field_sources')} AS decoded "
+        "FROM assets WHERE id = ANY($1)",
+        [full, empty],
+    )
+    stored = {row["id"]: row["field_sources"] for row in rows}
+    assert stored[full][field_sources.FIELD_ORDER.index("cpu_cores")] == 3
+    assert len(stored[full]) == len(field_sources.FIELD_ORDER)
+    assert {row["id"]: json.loads(row["decoded"]) for row in rows} == {full: recorded, empty: {}}
+    assert {key: field_sources.decode(value) for key, value in stored.items()} == {
+        full: recorded,
+        empty: {},
+    }
+    default = fetch(
+        scratch_url,
+        "SELECT column_default FROM information_schema.columns "
+        "WHERE table_name = 'assets' AND column_name = 'field_sources'",
+    )
+    assert default[0][0] == "'{}'::integer[]"
+
+    downgrade(scratch_url, "0011_field_sources")
+    back = fetch(scratch_url, "SELECT id, field_sources FROM assets WHERE id = ANY($1)", [full, empty])
+    assert {row[0]: json.loads(row[1]) for row in back} == {full: recorded, empty: {}}
+    fetch(scratch_url, "DELETE FROM assets WHERE id = ANY($1)", [full, empty])
     upgrade(scratch_url)
