@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Executable, Text, cast, false, func, liter
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import aliased
 
+from dataimport import field_sources
 from dataimport.api.errors import ApiError
 from dataimport.api.schemas import (
     AssetDetail,
@@ -25,7 +26,6 @@ from dataimport.api.schemas import (
     DependencyOut,
     FieldSource,
 )
-from dataimport import field_sources
 from dataimport.dependency_groups import GROUP_PREFIX, list_dependency_groups
 from dataimport.imports import Tenant
 from dataimport.models import Asset, AssetDependency, DataImport, DependencyGroupMember

@@ -36,6 +36,7 @@ from dataimport import retention
 from dataimport.api import create_app
 from dataimport.categories import REGISTRY
 from dataimport.contracts import PurgeCandidate, PurgeInput
+from dataimport.field_sources import FIELD_ORDER
 from dataimport.imports import Tenant
 from dataimport.reports import write_error_report, write_failed_rows
 from dataimport.settings import Settings
@@ -616,11 +617,8 @@ async def test_an_asset_names_the_import_that_last_set_each_field(
     # A field whose import is gone (no import of the tenant has its seq) reads as null.
     async with engine.begin() as conn:
         await conn.execute(
-            text(
-                "UPDATE assets SET field_sources = field_sources || '{\"location\": 0}' "
-                "WHERE id = :id"
-            ),
-            {"id": listed[0]["id"]},
+            text("UPDATE assets SET field_sources[CAST(:slot AS integer)] = 0 WHERE id = :id"),
+            {"id": listed[0]["id"], "slot": FIELD_ORDER.index("location") + 1},
         )
     gone = (await api.get(f"/api/v1/assets/{listed[0]['id']}")).json()["field_sources"]
     assert gone["location"] is None and gone["owner"] == owner

@@ -352,7 +352,9 @@ def test_field_sources_become_a_positional_array_with_0012_and_back(scratch_url:
     assert default[0][0] == "'{}'::integer[]"
 
     downgrade(scratch_url, "0011_field_sources")
-    back = fetch(scratch_url, "SELECT id, field_sources FROM assets WHERE id = ANY($1)", [full, empty])
+    back = fetch(
+        scratch_url, "SELECT id, field_sources FROM assets WHERE id = ANY($1)", [full, empty]
+    )
     assert {row[0]: json.loads(row[1]) for row in back} == {full: recorded, empty: {}}
     fetch(scratch_url, "DELETE FROM assets WHERE id = ANY($1)", [full, empty])
     upgrade(scratch_url)
