@@ -646,13 +646,14 @@ def render_workers(results: Sequence[dict[str, Any]]) -> str:
         _row(
             "workers",
             "end to end s",
+            "bare COPY s",
             "× COPY",
             "ingest s",
             "validation s",
             "enrichment s",
             "peak RSS",
         ),
-        _row(*["--:"] * 7),
+        _row(*["--:"] * 8),
     ]
     for r in results:
         floor = r["floor"]["bare_seconds"]
