@@ -52,9 +52,21 @@ class ChunkFrame:
         """A raw column as `str.strip()` leaves it, null where that is empty; computed once
         per chunk (the rules and data quality both need it)."""
         if column not in self._stripped:
-            values = self.rows.select(py_strip(pl.col(column))).to_series()
-            self._stripped[column] = values.set(values == "", None)
+            self.strip_columns([column])
         return self._stripped[column]
+
+    def strip_columns(self, columns: Iterable[str]) -> None:
+        """Compute `stripped` of several columns in one pass (one call, columns in parallel)."""
+        missing = list(dict.fromkeys(c for c in columns if c not in self._stripped))
+        if not missing:
+            return
+        stripped = self.rows.select(
+            pl.when(text != "").then(text).alias(c)
+            for c in missing
+            for text in [py_strip(pl.col(c))]
+        )
+        for column in missing:
+            self._stripped[column] = stripped.get_column(column)
 
     def column_texts(self) -> pl.DataFrame:
         """One row: per raw column, its cells joined by a newline (`<column>`), the longest
