@@ -39,6 +39,8 @@ def _hostname_keys(sources: pl.Series) -> pl.Series:
             & ~(is_ascii(pl.col("s")) & ~text.str.contains(":") & ~text.str.contains(_MAYBE_IP))
         ).alias("exact"),
     )
+    if not fast["exact"].any():
+        return fast["key"]
     exact = per_distinct(
         frame, ["s"], lambda s: (hostname_key(s),), {"key": pl.Utf8}, where=fast["exact"]
     )
@@ -52,8 +54,14 @@ def name_keys(names: pl.Series) -> pl.Series:
 
 def _name_keys(names: pl.Series) -> pl.Series:
     frame = pl.DataFrame({"s": names})
-    exact_rows = frame.select(pl.col("s").is_not_null() & ~is_ascii(pl.col("s"))).to_series()
+    s = pl.col("s")
+    fast = frame.select(
+        (s.is_not_null() & ~is_ascii(s)).alias("exact"),
+        pl.when(s.fill_null("") != "").then(name_key_ascii(s)).alias("key"),
+    )
+    exact_rows = fast["exact"]
+    if not exact_rows.any():  # all ASCII (the usual case): one pass
+        return fast["key"]
     exact = per_distinct(frame, ["s"], lambda s: (name_key(s),), {"k": pl.Utf8}, exact_rows)
-    fast = frame.select(name_key_ascii(pl.col("s"))).to_series()
-    keys = pl.select(pl.when(exact_rows).then(exact["k"]).otherwise(fast)).to_series()
+    keys = pl.select(pl.when(exact_rows).then(exact["k"]).otherwise(fast["key"])).to_series()
     return pl.select(pl.when(names.fill_null("") != "").then(keys)).to_series()

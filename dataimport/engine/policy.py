@@ -18,7 +18,7 @@ import polars as pl
 from dataimport.engine.findings import Findings, issue_json
 from dataimport.engine.frame import ChunkFrame
 from dataimport.engine.outcome import FrameOutcome
-from dataimport.engine.text import per_distinct
+from dataimport.engine.text import lower_in, per_distinct
 from dataimport.issues import Code, Severity
 from dataimport.normalize import NULL_TOKENS, quote_value
 
@@ -64,18 +64,11 @@ def read_null_tokens(
     values = pl.DataFrame(
         [frame.stripped(column).rename(f"v{i}") for i, (*_, column) in enumerate(fields)]
     )
-    # Lower-casing never shortens a text, so only cells no longer than the longest token
-    # can read as one: the rest skip the lower-casing.
-    longest = max(len(token) for token in NULL_TOKENS)
     hits = values.select(
-        pl.when(v.str.len_chars() <= longest)
-        .then(v)
-        .str.to_lowercase()
-        .is_in(list(NULL_TOKENS - literal_tokens.get(field, frozenset())))
-        .fill_null(False)
-        .alias(f"v{i}")
+        lower_in(pl.col(f"v{i}"), NULL_TOKENS - literal_tokens.get(field, frozenset())).alias(
+            f"v{i}"
+        )
         for i, (_header, field, _column) in enumerate(fields)
-        for v in [pl.col(f"v{i}")]
     )
     found = [i for i, any_hit in enumerate(hits.select(pl.all().any()).row(0)) if any_hit]
     for i in found:
