@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the categories import the engine: no import cycle at run ti
 ROW = "row_number"
 BLANK = "is_blank"
 READ_ISSUES = "read_issues"
+_SEPARATOR_EDGE = r"^[\x1c-\x1f]|[\x1c-\x1f]$"
 
 
 def jsonb_key_order(keys: Iterable[str]) -> list[str]:
@@ -60,10 +61,18 @@ class ChunkFrame:
         missing = list(dict.fromkeys(c for c in columns if c not in self._stripped))
         if not missing:
             return
-        stripped = self.rows.select(
-            pl.when(text != "").then(text).alias(c)
-            for c in missing
-            for text in [py_strip(pl.col(c))]
+        # polars' default strip set is Python's but for the separators U+001C..U+001F, so its
+        # result is exact unless it still starts or ends with one of those (a rare column,
+        # redone with the full set).
+        stripped = self.rows.select(pl.col(c).str.strip_chars() for c in missing)
+        edges = stripped.select(pl.col(c).str.contains(_SEPARATOR_EDGE).any() for c in missing).row(
+            0
+        )
+        redo = [c for c, edge in zip(missing, edges, strict=True) if edge]
+        if redo:
+            stripped = stripped.with_columns(self.rows.select(py_strip(pl.col(c)) for c in redo))
+        stripped = stripped.select(
+            pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in missing
         )
         for column in missing:
             self._stripped[column] = stripped.get_column(column)

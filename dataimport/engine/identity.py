@@ -28,15 +28,24 @@ def hostname_keys(sources: pl.Series) -> pl.Series:
 
 
 def _hostname_keys(sources: pl.Series) -> pl.Series:
+    # Each stage computed once (an eager select would evaluate a shared subexpression again
+    # per use); regex replaces instead of list splits: the part after the last backslash,
+    # then the part before the first dot.
     frame = pl.DataFrame({"s": sources})
     text = py_strip(pl.col("s")).str.to_lowercase().str.strip_chars_end(".")
-    text = text.str.split("\\").list.last()
-    short = text.str.split(".").list.first()
-    fast = frame.select(
-        pl.when(short.str.contains(_HOST_LABEL) & (text != "")).then(short).alias("key"),
+    staged = frame.with_columns(text.str.replace(r"(?s)^.*\\", "").alias("t"))
+    t = pl.col("t")
+    staged = staged.with_columns(t.str.replace(r"(?s)\..*", "").alias("short"))
+    short = pl.col("short")
+    fast = staged.select(
+        pl.when(short.str.contains(_HOST_LABEL) & (t != "")).then(short).alias("key"),
         (
             pl.col("s").is_not_null()
-            & ~(is_ascii(pl.col("s")) & ~text.str.contains(":") & ~text.str.contains(_MAYBE_IP))
+            & ~(
+                is_ascii(pl.col("s"))
+                & ~t.str.contains(":", literal=True)
+                & ~t.str.contains(_MAYBE_IP)
+            )
         ).alias("exact"),
     )
     if not fast["exact"].any():
