@@ -18,12 +18,16 @@ class FieldCells:
     def __init__(self, frame: ChunkFrame) -> None:
         self.frame = frame
         self._cache: dict[str, pl.Series] = {}
+        self._nulls: pl.Series | None = None
 
     def __call__(self, field: str) -> pl.Series:
         if field not in self._cache:
             column = self.frame.column_of_field(field)
             if column is None:
-                values = pl.repeat(None, self.frame.height, dtype=pl.Utf8, eager=True)
+                # One all-null column shared by every unmapped field (series are immutable).
+                if self._nulls is None:
+                    self._nulls = pl.repeat(None, self.frame.height, dtype=pl.Utf8, eager=True)
+                values = self._nulls
             else:
                 values = self.frame.stripped(column)
             self._cache[field] = values.rename(field)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the categories import the engine: no import cycle at run ti
 ROW = "row_number"
 BLANK = "is_blank"
 READ_ISSUES = "read_issues"
+_SEPARATOR_EDGE = r"^[\x1c-\x1f]|[\x1c-\x1f]$"
 
 
 def jsonb_key_order(keys: Iterable[str]) -> list[str]:
@@ -52,9 +53,29 @@ class ChunkFrame:
         """A raw column as `str.strip()` leaves it, null where that is empty; computed once
         per chunk (the rules and data quality both need it)."""
         if column not in self._stripped:
-            values = self.rows.select(py_strip(pl.col(column))).to_series()
-            self._stripped[column] = values.set(values == "", None)
+            self.strip_columns([column])
         return self._stripped[column]
+
+    def strip_columns(self, columns: Iterable[str]) -> None:
+        """Compute `stripped` of several columns in one pass (one call, columns in parallel)."""
+        missing = list(dict.fromkeys(c for c in columns if c not in self._stripped))
+        if not missing:
+            return
+        # polars' default strip set is Python's but for the separators U+001C..U+001F, so its
+        # result is exact unless it still starts or ends with one of those (a rare column,
+        # redone with the full set).
+        stripped = self.rows.select(pl.col(c).str.strip_chars() for c in missing)
+        edges = stripped.select(pl.col(c).str.contains(_SEPARATOR_EDGE).any() for c in missing).row(
+            0
+        )
+        redo = [c for c, edge in zip(missing, edges, strict=True) if edge]
+        if redo:
+            stripped = stripped.with_columns(self.rows.select(py_strip(pl.col(c)) for c in redo))
+        stripped = stripped.select(
+            pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in missing
+        )
+        for column in missing:
+            self._stripped[column] = stripped.get_column(column)
 
     def column_texts(self) -> pl.DataFrame:
         """One row: per raw column, its cells joined by a newline (`<column>`), the longest

@@ -28,17 +28,28 @@ def hostname_keys(sources: pl.Series) -> pl.Series:
 
 
 def _hostname_keys(sources: pl.Series) -> pl.Series:
+    # Each stage computed once (an eager select would evaluate a shared subexpression again
+    # per use); regex replaces instead of list splits: the part after the last backslash,
+    # then the part before the first dot.
     frame = pl.DataFrame({"s": sources})
     text = py_strip(pl.col("s")).str.to_lowercase().str.strip_chars_end(".")
-    text = text.str.split("\\").list.last()
-    short = text.str.split(".").list.first()
-    fast = frame.select(
-        pl.when(short.str.contains(_HOST_LABEL) & (text != "")).then(short).alias("key"),
+    staged = frame.with_columns(text.str.replace(r"(?s)^.*\\", "").alias("t"))
+    t = pl.col("t")
+    staged = staged.with_columns(t.str.replace(r"(?s)\..*", "").alias("short"))
+    short = pl.col("short")
+    fast = staged.select(
+        pl.when(short.str.contains(_HOST_LABEL) & (t != "")).then(short).alias("key"),
         (
             pl.col("s").is_not_null()
-            & ~(is_ascii(pl.col("s")) & ~text.str.contains(":") & ~text.str.contains(_MAYBE_IP))
+            & ~(
+                is_ascii(pl.col("s"))
+                & ~t.str.contains(":", literal=True)
+                & ~t.str.contains(_MAYBE_IP)
+            )
         ).alias("exact"),
     )
+    if not fast["exact"].any():
+        return fast["key"]
     exact = per_distinct(
         frame, ["s"], lambda s: (hostname_key(s),), {"key": pl.Utf8}, where=fast["exact"]
     )
@@ -52,8 +63,14 @@ def name_keys(names: pl.Series) -> pl.Series:
 
 def _name_keys(names: pl.Series) -> pl.Series:
     frame = pl.DataFrame({"s": names})
-    exact_rows = frame.select(pl.col("s").is_not_null() & ~is_ascii(pl.col("s"))).to_series()
+    s = pl.col("s")
+    fast = frame.select(
+        (s.is_not_null() & ~is_ascii(s)).alias("exact"),
+        pl.when(s.fill_null("") != "").then(name_key_ascii(s)).alias("key"),
+    )
+    exact_rows = fast["exact"]
+    if not exact_rows.any():  # all ASCII (the usual case): one pass
+        return fast["key"]
     exact = per_distinct(frame, ["s"], lambda s: (name_key(s),), {"k": pl.Utf8}, exact_rows)
-    fast = frame.select(name_key_ascii(pl.col("s"))).to_series()
-    keys = pl.select(pl.when(exact_rows).then(exact["k"]).otherwise(fast)).to_series()
+    keys = pl.select(pl.when(exact_rows).then(exact["k"]).otherwise(fast["key"])).to_series()
     return pl.select(pl.when(names.fill_null("") != "").then(keys)).to_series()

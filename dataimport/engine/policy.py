@@ -18,7 +18,7 @@ import polars as pl
 from dataimport.engine.findings import Findings, issue_json
 from dataimport.engine.frame import ChunkFrame
 from dataimport.engine.outcome import FrameOutcome
-from dataimport.engine.text import per_distinct
+from dataimport.engine.text import lower_in, per_distinct
 from dataimport.issues import Code, Severity
 from dataimport.normalize import NULL_TOKENS, quote_value
 
@@ -53,21 +53,35 @@ def read_null_tokens(
 ) -> None:
     """Blank every mapped cell that holds a null token (except tokens that are values of that
     field, e.g. "none" for an encryption flag), with a null-token warning per cell."""
-    for header, field in frame.mapped_fields():
-        column = frame.column_of_field(field)
-        if column is None:
-            continue
-        tokens = NULL_TOKENS - literal_tokens.get(field, frozenset())
-        values = frame.stripped(column)
-        hit = values.str.to_lowercase().is_in(list(tokens)).fill_null(False)
-        if not hit.any():
-            continue
+    fields = [
+        (header, field, column)
+        for header, field in frame.mapped_fields()
+        if (column := frame.column_of_field(field)) is not None
+    ]
+    if not fields:
+        return
+    frame.strip_columns(column for _h, _f, column in fields)
+    values = pl.DataFrame(
+        [frame.stripped(column).rename(f"v{i}") for i, (*_, column) in enumerate(fields)]
+    )
+    hits = values.select(
+        lower_in(pl.col(f"v{i}"), NULL_TOKENS - literal_tokens.get(field, frozenset())).alias(
+            f"v{i}"
+        )
+        for i, (_header, field, _column) in enumerate(fields)
+    )
+    found = [i for i, any_hit in enumerate(hits.select(pl.all().any()).row(0)) if any_hit]
+    for i in found:
+        header, field, column = fields[i]
+        hit = hits.get_column(f"v{i}")
 
         def warning(value: str, field: str = field, header: str = header) -> tuple[str]:
             message = f"{field}: {quote_value(value)} is a null token; read as blank"
             return (issue_json(Code.NULL_TOKEN, Severity.WARNING, message, header),)
 
-        issues = per_distinct(pl.DataFrame({"v": values}), ["v"], warning, {"i": pl.Utf8}, hit)
+        issues = per_distinct(
+            pl.DataFrame({"v": values.get_column(f"v{i}")}), ["v"], warning, {"i": pl.Utf8}, hit
+        )
         findings.add(issues["i"], Severity.WARNING)
         frame.read_as_blank(column, hit)
 

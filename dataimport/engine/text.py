@@ -8,7 +8,7 @@ ASCII text; `per_distinct` settles the rest with the very Python function the ru
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import polars as pl
@@ -49,6 +49,14 @@ def name_key_ascii(values: pl.Expr) -> pl.Expr:
     return collapse_whitespace_ascii(values).str.to_lowercase()
 
 
+def lower_in(values: pl.Expr, tokens: Collection[str]) -> pl.Expr:
+    """Whether polars' lower-casing of each text is one of tokens (False for null). Lower-casing
+    never shortens a text, so a text longer than every token skips it."""
+    longest = max((len(token) for token in tokens), default=-1)
+    short = pl.when(values.str.len_chars() <= longest).then(values)
+    return short.str.to_lowercase().is_in(list(tokens)).fill_null(False)
+
+
 def regex(pattern: re.Pattern[str] | str) -> str:
     """A Python pattern for polars' (Rust) engine; patterns used here avoid lookaround."""
     return pattern.pattern if isinstance(pattern, re.Pattern) else pattern
@@ -80,10 +88,13 @@ def per_distinct(
     Returns a frame aligned with `frame` holding the columns of `schema` (null outside
     `where`). This is where exact Python checks run: on candidates only, each value once.
     """
-    keyed = frame.select(keys)
-    candidates = keyed if where is None else keyed.filter(where)
-    distinct = candidates.unique()
-    results = [fn(*row) for row in distinct.iter_rows()]
+    if where is not None and not where.any():
+        results: list[tuple[Any, ...]] = []  # no candidate: nothing to compute or select
+    else:
+        keyed = frame.select(keys)
+        candidates = keyed if where is None else keyed.filter(where)
+        distinct = candidates.unique()
+        results = [fn(*row) for row in distinct.iter_rows()]
     if all(value is None for result in results for value in result):
         # Nothing to broadcast (no candidate, or every answer null): skip the join.
         return pl.DataFrame(

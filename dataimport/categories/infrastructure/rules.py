@@ -39,7 +39,7 @@ from dataimport.engine.frame import ChunkFrame
 from dataimport.engine.identity import PLAIN_IPV4, hostname_keys, name_keys
 from dataimport.engine.jsontext import json_object_of_present, json_value
 from dataimport.engine.outcome import FrameOutcome
-from dataimport.engine.text import is_ascii, per_distinct
+from dataimport.engine.text import is_ascii, lower_in, per_distinct
 from dataimport.issues import Code, Severity
 from dataimport.normalize import (
     NULL_TOKENS,
@@ -172,8 +172,16 @@ class _Cells:
     def text(self, field: str) -> pl.Series:
         if field not in self._text:
             value = self.fields(field)
-            blank = value.str.to_lowercase().is_in(list(NULL_TOKENS)).fill_null(True)
-            self._text[field] = _s(pl.when(~pl.lit(blank)).then(pl.lit(value))).rename(field)
+            if value.null_count() == len(value):  # an unmapped or empty field: all blank
+                self._text[field] = value.rename(field)
+            else:
+                s = pl.col("s")
+                self._text[field] = (
+                    pl.DataFrame({"s": value})
+                    .select(pl.when(~lower_in(s, NULL_TOKENS)).then(s))
+                    .to_series()
+                    .rename(field)
+                )
         return self._text[field]
 
     def first(self, *fields: str) -> pl.Series:
@@ -210,6 +218,10 @@ class _Cells:
         raw = self.text(field)
         value, plain = _fast_number(raw, kind)
         fast = plain if maximum is None else plain & (value <= maximum).fill_null(False)
+        slow_rows = raw.is_not_null() & ~fast
+        if not slow_rows.any():  # every value plain (the usual case): no exact parse
+            values = _s(pl.when(pl.lit(fast)).then(pl.lit(value)))
+            return values.rename(field), _null(self.height).rename("i")
         parse = _PARSERS[kind]
         type_error = self.issue(Code.TYPE_ERROR, ERROR)
         constraint = self.issue(Code.CONSTRAINT_ERROR, ERROR)
@@ -234,7 +246,7 @@ class _Cells:
             ["s"],
             exact,
             {"v": pl.Float64, "i": pl.Utf8},
-            where=raw.is_not_null() & ~fast,
+            where=slow_rows,
         )
         values = _s(pl.when(pl.lit(fast)).then(pl.lit(value)).otherwise(pl.lit(slow["v"])))
         return values.rename(field), slow["i"]
