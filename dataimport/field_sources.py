@@ -13,8 +13,7 @@ session, 100k CMDB assets): the object took 457 bytes per asset, the array 96 (4
 slot plus a ~25-byte header), the assets table shrank 44 %, and recording provenance over 25k
 assets costs ~0.1–0.2 s instead of ~0.35–0.65 s (scalar CASEs, no `jsonb_build_object` + `||`).
 `integer`, not `bigint`: seqs stay far below 2^31, and the cast fails loudly if one ever does
-not. Readers decode it with `decode` (Python)
-or `as_json` (SQL) into the same `{column: seq}` mapping.
+not. Readers decode it with `decode` into the same `{column: seq}` mapping.
 """
 
 from __future__ import annotations
@@ -126,15 +125,6 @@ def merged(existing: str, incoming: str) -> str:
     """`existing` with every slot `incoming` sets taken from it (an ON CONFLICT update)."""
     return _array(
         f"coalesce({incoming}[{i}], {existing}[{i}])" for i in range(1, len(FIELD_ORDER) + 1)
-    )
-
-
-def as_json(column: str) -> str:
-    """SQL: the stored array as the jsonb object `{column: seq}` of its set slots."""
-    names = ", ".join(f"'{name}'" for name in FIELD_ORDER)
-    return (
-        f"coalesce((SELECT jsonb_object_agg(x.f, x.s) FROM unnest({column}, "
-        f"ARRAY[{names}]) AS x(s, f) WHERE x.s IS NOT NULL), '{{}}'::jsonb)"
     )
 
 

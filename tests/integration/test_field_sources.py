@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dataimport import enrichment
 from dataimport.contracts import ImportRef, RowRange
 from dataimport.db import for_tenant
-from dataimport.field_sources import as_json
+from dataimport.field_sources import decode
 from service.imports import ImportService
 from tests.factories import (
     CMDB_HEADERS,
@@ -77,12 +77,12 @@ async def sources(service: ImportService) -> dict[str, dict[str, Any]]:
     async with for_tenant(service.engine, service.tenant).connect() as conn:
         rows = await conn.execute(
             text(
-                f"SELECT name, {as_json('field_sources')} AS field_sources FROM assets "
+                "SELECT name, field_sources FROM assets "
                 "WHERE client_account_id = :c AND engagement_id = :e"
             ),
             service.tenant.params(),
         )
-        return {row.name: row.field_sources for row in rows}
+        return {row.name: decode(row.field_sources) for row in rows}
 
 
 def blank(row: list[str], headers: list[str], *columns: str) -> list[str]:
