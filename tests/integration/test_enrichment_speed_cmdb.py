@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport import enrichment, inventory
 from dataimport.contracts import ImportRef, RowRange
+from dataimport.db import for_tenant
 from service.imports import ImportService
 from tests.factories import (
     ASSET_GROUP,
@@ -166,3 +167,44 @@ async def test_external_id_matches_first_and_blank_cells_never_erase(
     assert sum(name.startswith("RENAMED-") for name in names) == 10
     assert {(a[2], a[3], a[4]) for a in found["assets"]} == {("Ops Team", "Frankfurt", 4)}
     assert len(found["edges"]) == 239  # renamed assets keep their dependencies
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_range_reads_only_its_own_rows_whatever_the_tenant_holds(
+    service: ImportService, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """Plans, not timings: a range's statements reach the tenant's assets and the import's
+    row links by index, never by a scan of them all (quadratic over a big import)."""
+    count = 3000
+    path = write_csv(
+        tmp_path / "cmdb.csv", CMDB_HEADERS, [cmdb_row(n) for n in range(1, count + 1)]
+    )
+    started = await service.start_import(path, "cmdb_export", {"chunk_size": 1000})
+    status = await wait_for(service, started.data_import_id, TERMINAL_OR_WAITING)
+    assert status.assets_created == count
+
+    scope = enrichment.import_scope(
+        _ref(service, started.data_import_id), RowRange(first_row=1001, last_row=1100)
+    )
+    plans: dict[str, str] = {}
+    async with for_tenant(engine, service.tenant).begin() as conn:
+
+        async def plan(name: str, sql: str) -> None:
+            rows = await conn.execute(text("EXPLAIN " + sql), params)
+            plans[name] = "\n".join(rows.scalars())
+
+        params = {**inventory.scope_params(scope), "seq": 1}
+        await conn.execute(text("SET LOCAL enable_nestloop = off"))  # as the range runs
+        await conn.execute(text(inventory._STAGE_RANGE_ROWS), params)
+        await plan("by external id", inventory._STAGE_BY_EXTERNAL)
+        await conn.execute(text(inventory._STAGE_BY_EXTERNAL), params)
+        assert await conn.scalar(text("SELECT count(*) FROM enrich_range_by_external")) == 100
+        await plan("rename", inventory.RENAME_BY_EXTERNAL_ID)
+        await plan("keep name", inventory.UPDATE_BY_EXTERNAL_ID_KEEPING_NAME)
+        await conn.execute(text("RESET enable_nestloop"))
+        await plan("refs", inventory._STAGE_RANGE_REFS)
+        await conn.rollback()
+    for name, text_of_plan in plans.items():
+        assert "Seq Scan on assets" not in text_of_plan, (name, text_of_plan)
+    assert "Seq Scan on staged_row_assets" not in plans["refs"], plans["refs"]
+    assert "pk_staged_row_assets" in plans["refs"], plans["refs"]
