@@ -265,15 +265,20 @@ _REF_KEYS = """lower(trim(d.ref)) AS name_key, trim(d.ref) AS external_id,
   split_part(lower(trim(d.ref)), '.', 1) AS hostname_key"""
 
 # The range's refs, one row per (source, ref) with its occurrences: every valid row's refs
-# (a row without an asset still counts its unresolved refs, it only makes no edge). The links
-# are read for the range only (its bounds on both sides), never every link of the import.
+# (a row without an asset still counts its unresolved refs, it only makes no edge). Each row's
+# link is one primary-key probe: as a join, the import's links were read whole per range (a
+# hash of 1M links at the end of a 1M-row import) or, under row-level security's estimates,
+# scanned once per row.
 _STAGE_RANGE_REFS = f"""
 CREATE TEMPORARY TABLE {_RANGE_REFS_TABLE} ON COMMIT DROP AS
 SELECT l.asset_id AS source_id, {_REF_KEYS}, count(*) AS n
 FROM raw_import_records r
 CROSS JOIN LATERAL jsonb_array_elements_text(r.normalized_data -> 'dependencies') AS d(ref)
-LEFT JOIN staged_row_assets l ON l.data_import_id = r.data_import_id
-  AND l.row_number = r.row_number AND l.row_number BETWEEN :first AND :last
+LEFT JOIN LATERAL (
+  SELECT l.asset_id FROM staged_row_assets l
+  WHERE l.data_import_id = r.data_import_id AND l.row_number = r.row_number
+  LIMIT 1  -- the primary key: one probe per row, never flattened into a join of every link
+) l ON true
 WHERE r.data_import_id = CAST(:id AS uuid) AND r.row_number BETWEEN :first AND :last
   AND r.is_valid AND NOT r.superseded
 GROUP BY 1, 2, 3, 4

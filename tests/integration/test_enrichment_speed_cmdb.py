@@ -207,4 +207,4 @@ async def test_a_range_reads_only_its_own_rows_whatever_the_tenant_holds(
     for name, text_of_plan in plans.items():
         assert "Seq Scan on assets" not in text_of_plan, (name, text_of_plan)
     assert "Seq Scan on staged_row_assets" not in plans["refs"], plans["refs"]
-    assert "pk_staged_row_assets" in plans["refs"], plans["refs"]
+    assert "Index Scan using pk_staged_row_assets" in plans["refs"], plans["refs"]
