@@ -106,6 +106,17 @@ def test_postgres_starts_on_tcp(state_dir: Path) -> None:
         assert state_dir.parent.parent.stat().st_mode & stat.S_IXOTH
 
 
+def test_postgres_shared_buffers_follow_the_machine(state_dir: Path) -> None:
+    """A quarter of memory, within 256 MB..2 GB, and the server runs with it."""
+    assert embedded.shared_buffers_mb(2 * 2**30) == 512
+    assert embedded.shared_buffers_mb(512 * 2**20) == 256
+    assert embedded.shared_buffers_mb(64 * 2**30) == 2048
+    info = embedded.start_postgres(state_dir)
+    sql = "select setting::bigint * 8 / 1024 as mb from pg_settings where name = 'shared_buffers'"
+    rows = asyncio.run(_query(info.database_url, sql))
+    assert f"{rows[0]['mb']}MB" == embedded.PG_SETTINGS["shared_buffers"]
+
+
 def test_postgres_start_is_idempotent(state_dir: Path) -> None:
     first = embedded.start_postgres(state_dir)
     again = embedded.start_postgres(state_dir)
