@@ -44,6 +44,8 @@ class ChunkFrame:
     _header_by_field: dict[str, str] = field(init=False)
     _texts: pl.DataFrame | None = field(init=False, default=None)
     _stripped: dict[str, pl.Series] = field(init=False, default_factory=dict)
+    # Per column, the null tokens already read as blank in `stripped` (see policy).
+    blanked_tokens: dict[str, frozenset[str]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._column_by_key = {key: key_column(i) for i, key in enumerate(self.keys)}
@@ -100,6 +102,10 @@ class ChunkFrame:
     def read_as_blank(self, column: str, where: pl.Series) -> None:
         """From now on, `stripped(column)` is null where `where` holds (a null token)."""
         self._stripped[column] = self.stripped(column).set(where, None)
+
+    def tokens_blanked(self, column: str, tokens: frozenset[str]) -> None:
+        """Record that `stripped(column)` holds none of tokens any more."""
+        self.blanked_tokens[column] = tokens
 
     @property
     def height(self) -> int:

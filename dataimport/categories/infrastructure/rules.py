@@ -172,7 +172,10 @@ class _Cells:
     def text(self, field: str) -> pl.Series:
         if field not in self._text:
             value = self.fields(field)
-            if value.null_count() == len(value):  # an unmapped or empty field: all blank
+            column = self.frame.column_of_field(field) or ""
+            blanked = self.frame.blanked_tokens.get(column, frozenset())
+            if value.null_count() == len(value) or blanked >= NULL_TOKENS:
+                # an unmapped or empty field, or one whose null tokens the policy blanked
                 self._text[field] = value.rename(field)
             else:
                 s = pl.col("s")
