@@ -75,9 +75,9 @@ def validate(category: FrameRules, frame: ChunkFrame) -> ValidatedChunk:
     key = pl.when(pl.col("is_valid")).then(pl.col("k"))
     # Both members in one encode (each encoded as json_value would), spliced onto the object.
     tail = pl.struct(pl.col("q").alias("_quality"), key.alias("_key")).struct.json_encode()
-    normalized = pl.concat_str(
-        [pl.col("n").str.strip_suffix("}"), pl.lit(","), tail.str.strip_prefix("{")]
-    )
+    # Slices, not strips: a JSON object ends with "}" and the tail starts with "{", and a
+    # slice is a view of the text where a strip copies it.
+    normalized = pl.concat_str([pl.col("n").str.head(-1), pl.lit(","), tail.str.slice(1)])
     errors = findings.json_lists(frame.rows.get_column(READ_ISSUES), blank)
     if category.masks_values:  # invariant 7: no message quotes a cell of its row
         errors = masking.mask_errors(frame, errors, blank)

@@ -54,6 +54,8 @@ class Findings:
 
     def add(self, issues: pl.Series, severity: Severity) -> None:
         """Issue JSON per row (null: none), or a list of issue JSON texts per row."""
+        if issues.null_count() == len(issues):
+            return  # no issue in any row: nothing to count, join or rewrite
         if issues.dtype == _LIST:
             count = issues.list.len().fill_null(0).cast(pl.Int32)
         else:

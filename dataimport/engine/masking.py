@@ -59,9 +59,13 @@ def _escaped_class() -> str:
     )
 
 
-def _needles(cell: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
-    """(stripped value, needle, second needle) of a raw cell; a null needle with a non-empty
-    value means "always a candidate"."""
+# What repr escapes in ASCII text: the C0 controls and DEL (0x20..0x7e print as they are).
+_ESCAPED_ASCII = r"[\x00-\x1f\x7f]"
+
+
+def _needles(cell: pl.Expr, escaped: str) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """(stripped value, needle, second needle) of a raw cell, given the class of characters
+    repr escapes in it; a null needle with a non-empty value means "always a candidate"."""
     value = py_strip(cell)
     escaped_value = value.str.replace_all("\\", "\\\\", literal=True)
     double = value.str.contains("'", literal=True) & ~value.str.contains('"', literal=True)
@@ -70,7 +74,7 @@ def _needles(cell: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
         .then(pl.concat_str([pl.lit('"'), escaped_value, pl.lit('"')]))
         .otherwise(pl.concat_str([pl.lit("'"), escaped_value, pl.lit("'")]))
     )
-    opaque = value.str.contains(_escaped_class()) | (
+    opaque = value.str.contains(escaped) | (
         value.str.contains("'", literal=True) & value.str.contains('"', literal=True)
     )
     long = value.str.len_chars() >= 4
@@ -126,35 +130,31 @@ _JOIN = "\x00"  # never in a message or a cell (JSONB refuses NUL)
 
 
 def _decoded_messages(rows: pl.DataFrame) -> pl.Series:
-    """Per row of `rows` (columns idx, e), its messages decoded and joined by NUL: a needle
-    (never NUL) is in the joined text exactly when it is in one of the messages. Each
-    distinct message member is decoded once, in Python."""
-    members = rows.select("idx", pl.col("e").str.extract_all(_MESSAGE_MEMBER).alias("m"))
-    members = members.explode("m").drop_nulls("m")
-    distinct = members.get_column("m").unique()
-    decoded = pl.DataFrame(
-        {
-            "m": distinct,
-            "t": [json.loads("{" + member + "}")["message"] for member in distinct],
-        },
-        schema={"m": pl.Utf8, "t": pl.Utf8},
-    )
-    joined = (
-        members.join(decoded, on="m", how="left", maintain_order="left")
-        .group_by("idx", maintain_order=True)
-        .agg(pl.col("t").str.join(_JOIN))
-    )
-    aligned = rows.select("idx").join(joined, on="idx", how="left", maintain_order="left")
-    return aligned.get_column("t").fill_null("")
+    """Per row of `rows` (column e), its messages decoded and joined by NUL: a needle (never
+    NUL) is in the joined text exactly when it is in one of the messages. Each distinct
+    validation_errors text is decoded once (rows repeat the same findings), each distinct
+    message member once, in Python."""
+    texts = rows.select(pl.col("e").unique())
+    members = texts.get_column("e").str.extract_all(_MESSAGE_MEMBER).to_list()
+    message: dict[str, str] = {}
+    joined = []
+    for found in members:
+        for member in found:
+            if member not in message:
+                message[member] = json.loads("{" + member + "}")["message"]
+        joined.append(_JOIN.join(message[member] for member in found))
+    decoded = texts.with_columns(pl.Series("t", joined, dtype=pl.Utf8))
+    aligned = rows.select("e").join(decoded, on="e", how="left", maintain_order="left")
+    return aligned.get_column("t")
 
 
-def _values_in(messages: pl.DataFrame, cells: pl.Series, i: int) -> tuple[pl.DataFrame, pl.Series]:
-    """For column i: per distinct message (`m`), the distinct cells whose needle it contains
-    (`in<i>`), and the cells that are always candidates (a value with no needle). Needles
-    are computed once per distinct cell, and all of a column's are searched at once in each
-    distinct message (Aho-Corasick): messages repeat, cells often do."""
+def _needle_table(cells: pl.Series) -> tuple[pl.DataFrame, pl.Series, pl.Series]:
+    """For a column's cells: (cell, needle) pairs, the distinct needles, and the cells that are
+    always candidates (a value with no needle). Needles are computed once per distinct cell."""
     values = cells.unique()
-    value, first, second = _needles(pl.col("c"))
+    ascii_only = (values.str.len_bytes() == values.str.len_chars()).all()
+    # The full class is a large one: ASCII text needs only its ASCII part.
+    value, first, second = _needles(pl.col("c"), _ESCAPED_ASCII if ascii_only else _escaped_class())
     table = pl.DataFrame({"c": values}).select(
         "c", (value != "").alias("v"), first.alias("f"), second.alias("s")
     )
@@ -166,11 +166,19 @@ def _values_in(messages: pl.DataFrame, cells: pl.Series, i: int) -> tuple[pl.Dat
             table.select("c", pl.col("s").alias("needle")),
         ]
     ).drop_nulls("needle")
+    return pairs, pairs.get_column("needle").unique(), always
+
+
+def _values_in(
+    messages: pl.DataFrame, pairs: pl.DataFrame, patterns: pl.Series, i: int
+) -> pl.DataFrame:
+    """For column i: per distinct message (`m`), the distinct cells whose needle it contains
+    (`in<i>`). All of a column's needles are searched at once in each distinct message
+    (Aho-Corasick): messages repeat, cells often do."""
     column = f"in{i}"
-    patterns = pairs.get_column("needle").unique()
     if patterns.is_empty():
-        return messages.select("m", pl.lit([], dtype=pl.List(pl.Utf8)).alias(column)), always
-    found = (
+        return messages.select("m", pl.lit([], dtype=pl.List(pl.Utf8)).alias(column))
+    return (
         messages.select(
             "m", pl.col("m").str.extract_many(patterns.implode(), overlapping=True).alias("needle")
         )
@@ -181,7 +189,6 @@ def _values_in(messages: pl.DataFrame, cells: pl.Series, i: int) -> tuple[pl.Dat
         .group_by("m")
         .agg(pl.col("c").unique().alias(column))
     )
-    return found, always
 
 
 def mask_errors(frame: ChunkFrame, errors: pl.Series, blank: pl.Series) -> pl.Series:
@@ -199,16 +206,29 @@ def mask_errors(frame: ChunkFrame, errors: pl.Series, blank: pl.Series) -> pl.Se
     rows = rows.with_columns(_decoded_messages(rows).alias("m"))
     # A row is a candidate where a cell's needle is in its messages (or the cell has none).
     messages = rows.select(pl.col("m").unique())
+    tables = [_needle_table(rows.get_column(f"c{i}")) for i in range(len(raw))]
+    # A needle in a row's messages is one in all the distinct messages joined (NUL is in
+    # neither): a column none of whose needles is there, and no cell of which is always a
+    # candidate, holds no candidate, and is not searched message by message.
+    searched = [i for i, (_p, patterns, _a) in enumerate(tables) if not patterns.is_empty()]
+    everything = messages.select(pl.col("m").str.join(_JOIN))
+    held = everything.select(
+        pl.col("m").str.contains_any(tables[i][1].implode()).alias(f"p{i}") for i in searched
+    )
+    held_by = dict(zip(searched, held.row(0), strict=True)) if searched else {}
+    columns = [i for i, (_p, _n, always) in enumerate(tables) if held_by.get(i) or len(always)]
+    if not columns:
+        return errors
     hits: list[pl.Expr] = []
-    for i in range(len(raw)):
-        found, always = _values_in(messages, rows.get_column(f"c{i}"), i)
-        messages = messages.join(found, on="m", how="left")
+    for i in columns:
+        pairs, patterns, always = tables[i]
+        messages = messages.join(_values_in(messages, pairs, patterns, i), on="m", how="left")
         cell = pl.col(f"c{i}")
         hits.append(
             pl.col(f"in{i}").list.contains(cell).fill_null(False) | cell.is_in(always.implode())
         )
     candidates = (
-        rows.select("idx", "m", *(f"c{i}" for i in range(len(raw))))
+        rows.select("idx", "m", *(f"c{i}" for i in columns))
         .join(messages, on="m", how="left", maintain_order="left")
         .filter(pl.any_horizontal(hits))
         .get_column("idx")

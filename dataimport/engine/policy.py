@@ -70,6 +70,8 @@ def read_null_tokens(
         )
         for i, (_header, field, _column) in enumerate(fields)
     )
+    for _header, field, column in fields:
+        frame.tokens_blanked(column, NULL_TOKENS - literal_tokens.get(field, frozenset()))
     found = [i for i, any_hit in enumerate(hits.select(pl.all().any()).row(0)) if any_hit]
     for i in found:
         header, field, column = fields[i]

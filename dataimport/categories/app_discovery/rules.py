@@ -15,7 +15,6 @@ the frame (`dependency_validator.published`), so it never re-derives them.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -44,7 +43,7 @@ from dataimport.categories.app_discovery.vocabulary import (
 )
 from dataimport.engine.findings import Findings, issue_json
 from dataimport.engine.frame import ChunkFrame
-from dataimport.engine.jsontext import json_value
+from dataimport.engine.jsontext import json_object, json_value
 from dataimport.engine.outcome import FrameOutcome
 from dataimport.engine.text import by_distinct, is_ascii, name_key_ascii, per_distinct, py_strip
 from dataimport.issues import Code, Severity
@@ -740,19 +739,6 @@ def _runs_on(chunk: _Chunk) -> pl.Expr:
 # --- the chunk ---------------------------------------------------------------------------
 
 
-def _object(members: Sequence[tuple[str, pl.Expr, bool]]) -> pl.Expr:
-    """A JSON object in one encode; members marked optional are then cut where null.
-
-    The first member must not be optional: every optional one is preceded by a comma, and a
-    `,"key":null` can only be a member (inside a string the quote would be escaped)."""
-    assert not members[0][2]
-    encoded = pl.struct(value.alias(key) for key, value, _optional in members).struct.json_encode()
-    optional = [re.escape(key) for key, _value, is_optional in members if is_optional]
-    if not optional:
-        return encoded
-    return encoded.str.replace_all(',"(?:' + "|".join(optional) + ')":null', "")
-
-
 def _endpoint_json(side: str) -> pl.Expr:
     identity = pl.struct(
         *(pl.col(f"{side}.{key}").alias(key) for key in _IDENTITY)
@@ -769,13 +755,13 @@ def validate_frame(frame: ChunkFrame, findings: Findings) -> FrameOutcome:
     _missing_ends(chunk, findings)
     _dependency(chunk, findings)
     _self_dependency(chunk, findings)
-    dependency = _object(
+    # A member outside the edge columns is absent where null (as the row form leaves it out).
+    dependency = json_object(
+        chunk.data,
         [
-            *(
-                (key, pl.col(f"d.{key}"), key not in EDGE_COLUMNS)
-                for key in (*_DEPENDENCY_KEYS, "confidence", "observation_key")
-            )
-        ]
+            (key, f"d.{key}", key not in EDGE_COLUMNS)
+            for key in (*_DEPENDENCY_KEYS, "confidence", "observation_key")
+        ],
     )
     normalized = pl.concat_str(
         pl.lit('{"source":'),

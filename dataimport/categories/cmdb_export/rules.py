@@ -27,7 +27,7 @@ from dataimport.engine.cells import FieldCells
 from dataimport.engine.findings import Findings, issue_json
 from dataimport.engine.frame import ChunkFrame
 from dataimport.engine.identity import PLAIN_IPV4, hostname_keys, name_keys
-from dataimport.engine.jsontext import json_object_of_present, json_value, with_members
+from dataimport.engine.jsontext import json_object, json_value
 from dataimport.engine.outcome import FrameOutcome
 from dataimport.engine.text import (
     collapse_whitespace_ascii,
@@ -443,19 +443,16 @@ def validate_frame(frame: ChunkFrame, findings: Findings, as_of: date) -> FrameO
             *(series.rename(f"c{i}") for i, (_key, series) in enumerate(parts)),
         ]
     )
-    custom_json = json_object_of_present(
-        [(key, pl.col(f"c{i}")) for i, (key, _series) in enumerate(parts)]
-    )
-    asset_json = with_members(
-        pl.struct([pl.col(name) for name in asset]).struct.json_encode(),
-        [("custom_attributes", custom_json)],
-    )
+    custom_json = json_object(columns, [(key, f"c{i}", True) for i, (key, _s) in enumerate(parts)])
+    asset_json = pl.struct([pl.col(name) for name in asset]).struct.json_encode()
     normalized = columns.select(
         pl.concat_str(
             [
                 pl.lit('{"asset":'),
-                asset_json,
-                pl.lit(',"dependencies":'),
+                asset_json.str.head(-1),  # a slice: the custom attributes join the object
+                pl.lit(',"custom_attributes":'),
+                custom_json,
+                pl.lit('},"dependencies":'),
                 json_value(pl.col("dependencies")),
                 pl.lit("}"),
             ]

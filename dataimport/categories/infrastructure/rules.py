@@ -37,7 +37,7 @@ from dataimport.engine.cells import FieldCells
 from dataimport.engine.findings import Findings, issue_json
 from dataimport.engine.frame import ChunkFrame
 from dataimport.engine.identity import PLAIN_IPV4, hostname_keys, name_keys
-from dataimport.engine.jsontext import json_object_of_present, json_value
+from dataimport.engine.jsontext import json_object, json_value
 from dataimport.engine.outcome import FrameOutcome
 from dataimport.engine.text import is_ascii, lower_in, per_distinct
 from dataimport.issues import Code, Severity
@@ -172,7 +172,10 @@ class _Cells:
     def text(self, field: str) -> pl.Series:
         if field not in self._text:
             value = self.fields(field)
-            if value.null_count() == len(value):  # an unmapped or empty field: all blank
+            column = self.frame.column_of_field(field) or ""
+            blanked = self.frame.blanked_tokens.get(column, frozenset())
+            if value.null_count() == len(value) or blanked >= NULL_TOKENS:
+                # an unmapped or empty field, or one whose null tokens the policy blanked
                 self._text[field] = value.rename(field)
             else:
                 s = pl.col("s")
@@ -194,6 +197,8 @@ class _Cells:
         return self.fields.issue(code, severity)
 
     def add(self, issues: pl.Series, severity: Severity, where: pl.Series | None = None) -> None:
+        if issues.null_count() == len(issues):
+            return  # nothing found: no mask to apply
         mask = (
             self.active
             if where is None
@@ -814,9 +819,7 @@ def _machines(cells: _Cells, as_of: date) -> tuple[pl.Series, pl.Series, pl.Data
             observed_at.rename("observed_at"),
         ]
     ).with_columns(rightsizing.alias("rightsizing"))
-    custom_json = json_object_of_present(
-        [(key, pl.col(f"c{i}")) for i, (key, _series) in enumerate(custom)]
-    )
+    custom_json = json_object(columns, [(key, f"c{i}", True) for i, (key, _s) in enumerate(custom)])
     asset_json = pl.struct(
         [*(pl.col(name) for name in asset), pl.col("rightsizing")]
     ).struct.json_encode()
