@@ -14,7 +14,8 @@ identity extracted from the JSONB once into a typed temporary table (`ROWS`), nu
 their distinct identity (`KEYS`: rows repeat hosts, so the matching follows the distinct
 identities, not the rows). Each rank is ONE hash join of those identities with the tenant's
 assets (nested and merge joins off: a fresh temp table or a tenant that grew since the last
-ANALYZE must not pick row-by-row plans). Both tables stay until the transaction ends (or the
+ANALYZE must not pick row-by-row plans), or, where the assets table dwarfs the identities (a
+range in a big inventory), one index probe per identity and rank (`asset_matching.match`). Both tables stay until the transaction ends (or the
 next call), so a category can join `RESOLVED` (rid, row_number, asset_id) for its own writes.
 """
 
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dataimport import field_sources
+from dataimport import asset_matching, field_sources
 from dataimport.asset_matching import LOOKUPS
 from dataimport.asset_matching import match_sql as ranked_match_sql
 from dataimport.planner import HASH_JOINS, planner
@@ -144,13 +145,8 @@ async def _temp(conn: AsyncConnection, name: str, select: str, params: Mapping[s
     await conn.execute(text(f"CREATE TEMPORARY TABLE {name} ON COMMIT DROP AS {select}"), params)
 
 
-_PRESENT = f"SELECT {', '.join(f'bool_or({key} IS NOT NULL)' for _, key in LOOKUPS)} FROM {KEYS}"
-
-
 async def _match(conn: AsyncConnection, params: Mapping[str, Any]) -> None:
-    present = (await conn.execute(text(_PRESENT))).one()
-    ranks = tuple(rank for rank, has in enumerate(present, start=1) if has)
-    await conn.execute(text(match_sql(ranks)), params)
+    await asset_matching.match(conn, KEYS, params, LOOKUPS)
 
 
 async def resolve_assets(

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from dataimport import enrichment
+from dataimport import asset_matching, enrichment
 from dataimport.asset_matching import LOOKUPS
 from dataimport.asset_resolution import resolve_assets
 from dataimport.categories import get_category
@@ -145,9 +145,16 @@ async def tenant_assets(conn: AsyncConnection, ref: ImportRef) -> list[dict[str,
     return [dict(row) for row in rows.mappings()]
 
 
+# The matching's two plans: hash joins with the tenant's assets, or an index probe per
+# identity (chosen by the assets table's size against the identities': forced either way).
+MODES = {"hash joins": 10**12, "index probes": -1}
+
+
+@pytest.mark.parametrize("mode", MODES)
 async def test_resolution_follows_the_ranks_creates_the_unmatched_once_and_is_idempotent(
-    engine: AsyncEngine,
+    engine: AsyncEngine, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(asset_matching, "PROBE_RATIO", MODES[mode])
     ref = await new_import_record(engine, "infrastructure")
     seeded, rows = random_case(7)
     async with engine.begin() as conn:
@@ -579,3 +586,42 @@ async def test_ranges_of_an_import_prepared_by_the_previous_code_still_enrich_it
     assert len(expected) == (3 if category == "sensitive_data" else 60)
     assert await inventory(engine, old.client_account_id, old.engagement_id) == expected
     assert await processed(engine, old.data_import_id) == 60
+
+
+async def test_probing_reads_the_inventory_by_index_only(engine: AsyncEngine) -> None:
+    """Plans, not timings: with probes, a few identities in a tenant of thousands of assets
+    are matched through the (tenant, key) indexes, never by reading the tenant's assets."""
+    ref = await new_import_record(engine, "infrastructure")
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO assets (client_account_id, engagement_id, name, name_key, "
+                "external_id, vm_uuid, hostname_key, ip_address) "
+                "SELECT :c, :e, 'A' || i, 'a' || i, 'E' || i, 'U' || i, 'h' || i, "
+                "'10.1.' || (i / 250) || '.' || (i % 250) FROM generate_series(1, 3000) i"
+            ),
+            tenant_params(ref),
+        )
+        await conn.execute(text("ANALYZE assets"))
+        await conn.execute(
+            text(
+                "CREATE TEMPORARY TABLE probe_ends ON COMMIT DROP AS SELECT "
+                "CAST(i AS bigint) AS n, CAST(NULL AS uuid) AS asset_id, 'E' || i AS external_id, "
+                "'U' || i AS vm_uuid, 'a' || i AS name_key, 'h' || i AS hostname_key, "
+                "'10.1.0.' || i AS ip_address FROM generate_series(1, 5) i"
+            )
+        )
+        sql = asset_matching.match_sql("probe_ends", range(1, 6), probe=True)
+        plan = "\n".join((await conn.execute(text("EXPLAIN " + sql), tenant_params(ref))).scalars())
+        await conn.execute(text(sql), tenant_params(ref))
+        matched = (
+            await conn.execute(
+                text(
+                    "SELECT e.n, a.name_key FROM probe_ends e JOIN assets a ON a.id = e.asset_id "
+                    "ORDER BY e.n"
+                )
+            )
+        ).all()
+    assert "Seq Scan on assets" not in plan, plan
+    assert plan.count("Index Scan") + plan.count("Index Only Scan") >= 5, plan
+    assert [tuple(m) for m in matched] == [(n, f"a{n}") for n in range(1, 6)]

@@ -6,7 +6,9 @@ matching keeps the resolver's ranks (external id, VM UUID, name key, host name k
 address; the best rank wins, the smallest asset id within a rank, so prepare and every range
 agree): each rank is ONE hash join of the distinct endpoints with the tenant's assets
 (`dataimport.asset_matching.match_sql`), never a per-row probe, so a tenant the statistics do
-not know yet costs at worst one scan of that tenant per rank, not one per row. Nested loops
+not know yet costs at worst one scan of that tenant per rank, not one per row; only where the
+assets table is known to dwarf the ends (a range in a big inventory) is each end one index
+probe per rank instead, so a range never reads the whole inventory. Nested loops
 are switched off around these statements (`dataimport.planner`, restored after) for the same
 reason: estimates of a fresh temp table or of a tenant that grew since the last ANALYZE must
 not pick row-by-row plans.
@@ -20,7 +22,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dataimport.asset_matching import LOOKUPS, TENANT, match_sql
+from dataimport import asset_matching
+from dataimport.asset_matching import TENANT
 
 __all__ = ["END_COLUMNS", "RANGE", "TENANT", "match", "temp_table"]
 
@@ -45,8 +48,5 @@ async def temp_table(
 
 
 async def match(conn: AsyncConnection, ends: str, params: Mapping[str, Any]) -> None:
-    """Resolve the endpoints of `ends` (hash joins; call with nested loops off)."""
-    keys = ", ".join(f"bool_or({key} IS NOT NULL)" for _, key in LOOKUPS)
-    present = (await conn.execute(text(f"SELECT {keys} FROM {ends}"))).one()
-    ranks = [rank for rank, has in enumerate(present, start=1) if has]
-    await conn.execute(text(match_sql(ends, ranks)), params)
+    """Resolve the endpoints of `ends` (call with nested loops off): `asset_matching.match`."""
+    await asset_matching.match(conn, ends, params)
