@@ -296,11 +296,20 @@ async def _closed(client: Client, workflow_id: str) -> None:
 
 
 async def run_import(
-    bench: Bench, category: str, path: Path, rows: int, file_bytes: int, count: int, timeout: float
+    bench: Bench,
+    category: str,
+    path: Path,
+    rows: int,
+    file_bytes: int,
+    count: int,
+    timeout: float,
+    tenant: Tenant | None = None,
 ) -> dict[str, Any]:
-    """Import `path` once with `count` fresh workers; every figure of the run as a dict."""
+    """Import `path` once with `count` fresh workers, into a fresh tenant or into `tenant`
+    (a re-import: the rows update the assets a first import made); every figure as a dict."""
+    reimport = tenant is not None
     async with workers(bench, count) as ws:
-        service = bench.service(ws.task_queue)
+        service = bench.service(ws.task_queue, tenant)
         tenant = service.tenant
         log(f"importing {path.name} ({category}, {ws.count} worker {ws.mode})")
         started = time.perf_counter()
@@ -327,6 +336,8 @@ async def run_import(
     floor = await measure_copy_floor(bench.database_url, path)
     return {
         "kind": "import",
+        "reimport": reimport,
+        "tenant": [str(tenant.client_account_id), str(tenant.engagement_id)],
         "category": category,
         "rows": rows,
         "file": path.name,
@@ -547,7 +558,7 @@ def render_import(r: dict[str, Any]) -> str:
     lines = [
         f"### {r['category']} · {rows:,} rows · {r['file_bytes'] / 1e6:,.1f} MB "
         f"{r['file'].rsplit('.', 1)[-1].upper()} · {_workers(r)} "
-        f"· {state}",
+        f"{'· re-imported into the same tenant ' if r.get('reimport') else ''}· {state}",
         "",
         _row("phase", "step s", "rows/s", "× COPY", "phase s", "rows/s", "× COPY"),
         _row(*["---"] + ["--:"] * 6),
@@ -820,6 +831,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep the state dir (stack stopped)")
     parser.add_argument(
+        "--reimport",
+        action="store_true",
+        help="after each import, import the same file again into the same tenant (updates)",
+    )
+    parser.add_argument(
         "--home",
         type=Path,
         default=None,
@@ -903,6 +919,19 @@ async def _main(
                     emit(render_import(r), r, context)
                     results.append(r)
                     failures += r["timed_out"] or r["status"] not in DONE
+                    if args.reimport:
+                        again = await run_import(
+                            bench,
+                            category,
+                            path,
+                            rows,
+                            size,
+                            count,
+                            args.timeout,
+                            Tenant(*(uuid.UUID(part) for part in r["tenant"])),
+                        )
+                        emit(render_import(again), again, context)
+                        failures += again["timed_out"] or again["status"] not in DONE
                 if len(results) > 1:
                     print(render_workers(results), end="\n\n", flush=True)
                 path.unlink()
