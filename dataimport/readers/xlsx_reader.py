@@ -22,16 +22,20 @@ any sheet calamine rejects. Shared strings are held in memory by both libraries;
 uncompressed-size cap bounds them.
 
 Sheet plans (see plan.py). The primary sheet gives the rows. Companion sheets are read once, at
-open, into aggregates keyed by the join key (e.g. RVTools "VM UUID", else "VM"): one entry per
-distinct key and column, numbers summed, distinct texts joined and capped at
-JOINED_TEXT_LIMIT characters, so their memory grows with the number of VMs, not of disks or
-partitions. Each primary row then carries "<sheet>.<column>" cells and "<sheet>.#rows".
+open, into an on-disk store keyed by the join key (e.g. RVTools "VM UUID", else "VM"), so the
+worker's memory does not grow with the number of VMs, disks or partitions. Each primary row
+then carries "<sheet>.<column>" cells and "<sheet>.#rows": per key and column, numbers summed,
+distinct texts joined and capped at JOINED_TEXT_LIMIT characters.
 """
 
 from __future__ import annotations
 
+import marshal
+import os
 import posixpath
+import sqlite3
 import struct
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Generator, Iterable, Iterator, Sequence
@@ -125,6 +129,8 @@ _INFLATE_CHUNK = _MIB
 _PROLOG_CHUNK = 16 * 1024
 _XML_SUFFIXES = (".xml", ".rels", ".vml")
 _JOIN_SEPARATOR = "; "
+_STORE_BATCH = 4096  # companion rows per insert
+_LOOKUP_BATCH = 512  # primary rows whose companion rows are fetched in one query
 
 
 @dataclass(frozen=True, slots=True)
@@ -503,7 +509,7 @@ def cell_text(value: object) -> str:
     return str(value)  # durations and anything newer the engines may hand over
 
 
-# --- companion aggregates ---------------------------------------------------------------------
+# --- companion sheets ------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -540,48 +546,120 @@ class _Aggregate:
         return _JOIN_SEPARATOR.join(parts)
 
 
-@dataclass(slots=True)
-class _Group:
-    rows: int
-    cells: list[_Aggregate | None]  # None until the column has a value: most cells are empty
+_Packed = int | float | str | None  # a companion cell as _Aggregate.add sees it
+
+
+def _packed(value: object) -> _Packed:
+    """A number, a stripped non-empty text, or None for a cell that adds nothing."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return cell_text(value).strip() or None
+
+
+def _single_text(value: _Packed) -> str:
+    """What _Aggregate.text() gives for this one value: the common case, one row per key."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value if len(value) <= JOINED_TEXT_LIMIT else "…"
+    return number_text(round(value, 9) if isinstance(value, float) else value)
+
+
+class _CompanionStore:
+    """The companion rows of one workbook, on disk by join key (SQLite, a private temp file).
+
+    Aggregates held in memory grew with the number of VMs (about 750 MiB at 100k VMs); here the
+    reader holds SQLite's bounded page cache, and a key's rows are aggregated when a primary
+    row asks for them. Rows are packed with marshal: written and read by this process only, in
+    a 0600 file nobody else can name (the child's spool, which crosses a trust boundary, is
+    JSON). Insertion order (rowid) keeps a key's rows in sheet order, which sums and the order
+    of joined texts depend on.
+    """
+
+    _CACHE_KIB = 16 * 1024
+
+    def __init__(self) -> None:
+        handle, name = tempfile.mkstemp(prefix="dataimport-companions-", suffix=".sqlite")
+        os.close(handle)
+        self._path: Path | None = Path(name)
+        # Used from the ingest's worker threads one at a time, never concurrently.
+        self._db = sqlite3.connect(name, isolation_level=None, check_same_thread=False)
+        for pragma in (
+            "journal_mode = OFF",  # a scratch file: nothing to roll back or recover
+            "synchronous = OFF",
+            f"cache_size = -{self._CACHE_KIB}",
+        ):
+            self._db.execute(f"PRAGMA {pragma}")
+        self._db.execute("CREATE TABLE rows (key TEXT NOT NULL, sheet INTEGER, cells BLOB)")
+        self._indexed = False
+
+    def insert(self, rows: Iterable[tuple[str, int, bytes]]) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT INTO rows VALUES (?, ?, ?)", rows)
+
+    def lookup(self, keys: Sequence[str]) -> dict[str, list[tuple[int, bytes]]]:
+        """key -> [(sheet, packed row)] in sheet order, for the keys that have rows."""
+        if not self._indexed:  # built once after every sheet is in: a sort, not N inserts
+            self._db.execute("CREATE INDEX rows_by_key ON rows (key, sheet)")
+            self._indexed = True
+        found: dict[str, list[tuple[int, bytes]]] = {}
+        wanted = f"key IN ({','.join('?' * len(keys))})"
+        query = f"SELECT key, sheet, cells FROM rows WHERE {wanted} ORDER BY key, sheet, rowid"
+        for key, sheet, cells in self._db.execute(query, keys):
+            found.setdefault(key, []).append((sheet, cells))
+        return found
+
+    def close(self) -> None:
+        if self._path is not None:
+            self._db.close()
+            self._path.unlink(missing_ok=True)
+            self._path = None
+
+    def __del__(self) -> None:
+        self.close()
 
 
 class _Companion:
-    """A companion sheet folded into one aggregate row per join-key value."""
+    """A companion sheet joined by key: its headers, and its rows' aggregate per key."""
 
     def __init__(
-        self, sheet: str, headers: list[str], key_index: int, primary_key_index: int
+        self, sheet: str, number: int, headers: list[str], key_index: int, primary_key_index: int
     ) -> None:
         self.sheet = sheet
+        self.number = number  # its rows' tag in the store
         self.key_index = key_index
         self.primary_key_index = primary_key_index
         self.columns = [i for i in range(len(headers)) if i != key_index]
         self.headers = [f"{sheet}.{headers[i]}" for i in self.columns] + [f"{sheet}.#rows"]
-        self.groups: dict[str, _Group] = {}
 
-    def add(self, cells: Sequence[object]) -> None:
+    def packed(self, cells: Sequence[object]) -> tuple[str, bytes] | None:
+        """(key, packed cells) of a companion row; None for a row that names no VM."""
         key = _key(cells[self.key_index] if self.key_index < len(cells) else None)
         if not key:
-            return  # a row that names no VM cannot be joined to one
-        group = self.groups.get(key)
-        if group is None:
-            group = self.groups[key] = _Group(0, [None] * len(self.columns))
-        group.rows += 1
-        for slot, column in enumerate(self.columns):
-            if column < len(cells) and not _is_empty(cells[column], strip=True):
-                aggregate = group.cells[slot]
-                if aggregate is None:
-                    aggregate = group.cells[slot] = _Aggregate()
-                aggregate.add(cells[column])
+            return None  # a row that names no VM cannot be joined to one
+        width = len(cells)
+        values = tuple(_packed(cells[i]) if i < width else None for i in self.columns)
+        return key, marshal.dumps(values)
 
-    def values_for(self, primary_cells: Sequence[str]) -> list[str]:
+    def primary_key(self, primary_cells: Sequence[object]) -> str:
         position = self.primary_key_index
-        key = _key(primary_cells[position] if position < len(primary_cells) else None)
-        group = self.groups.get(key) if key else None
-        if group is None:
+        return _key(primary_cells[position] if position < len(primary_cells) else None)
+
+    def values_for(self, rows: Sequence[bytes]) -> list[str]:
+        """The joined cells of one key from its packed rows, in sheet order."""
+        if not rows:
             return [""] * len(self.columns) + ["0"]
-        texts = [aggregate.text() if aggregate else "" for aggregate in group.cells]
-        return [*texts, str(group.rows)]
+        if len(rows) == 1:
+            return [*map(_single_text, marshal.loads(rows[0])), "1"]
+        aggregates = [_Aggregate() for _ in self.columns]
+        for row in rows:
+            for aggregate, value in zip(aggregates, marshal.loads(row), strict=True):
+                if value is not None:
+                    aggregate.add(value)
+        return [*(aggregate.text() for aggregate in aggregates), str(len(rows))]
 
 
 def _key(value: object) -> str:
@@ -615,6 +693,7 @@ class XlsxRowReader:
         self.own_headers: list[str] = []
         self.headers: list[str] = []
         self.companions: list[_Companion] = []
+        self._store: _CompanionStore | None = None
         self._closed = False
 
     def read_header(self) -> None:
@@ -635,37 +714,77 @@ class XlsxRowReader:
         self.headers = list(self.own_headers)
 
     def join(self, sheet: SheetRef, join_keys: Sequence[str]) -> bool:
-        """Read a companion sheet into aggregates; False when it is empty or shares no key."""
-        rows = _numbered(_SheetSource(self.path, sheet).raw_rows())
-        header = next(rows, None)
-        if header is None:
-            return False
-        headers = normalize_headers([cell_text(value) for value in header[1]])
-        columns = _join_columns(join_keys, self.own_headers, headers)
-        if columns is None:
+        """Store a companion sheet's rows by key; False when it is empty or shares no key."""
+        source = _SheetSource(self.path, sheet)
+        rows = _numbered(source.raw_rows())
+        try:
+            header = next(rows, None)
+            if header is None:
+                return False
+            headers = normalize_headers([cell_text(value) for value in header[1]])
+            columns = _join_columns(join_keys, self.own_headers, headers)
+            if columns is None:
+                return False
+            companion = _Companion(
+                sheet.name,
+                len(self.companions),
+                headers,
+                key_index=columns[1],
+                primary_key_index=columns[0],
+            )
+            if self._store is None:
+                self._store = _CompanionStore()
+            store, number = self._store, companion.number
+            batch: list[tuple[str, int, bytes]] = []
+            for _, cells in rows:
+                packed = companion.packed(cells)
+                if packed is not None:
+                    batch.append((packed[0], number, packed[1]))
+                    if len(batch) >= _STORE_BATCH:
+                        store.insert(batch)
+                        batch = []
+            store.insert(batch)
+        finally:
             rows.close()
-            return False
-        companion = _Companion(
-            sheet.name, headers, key_index=columns[1], primary_key_index=columns[0]
-        )
-        for _, cells in rows:
-            companion.add(cells)
+            source.release()
         self.companions.append(companion)
         self.headers.extend(companion.headers)
         return True
 
     def iter_rows(self, start_after: int) -> Iterator[SourceRow]:
+        batch: list[tuple[int, list[object]]] = []
         for index, cells in _numbered(self._primary.raw_rows()):
             if self._closed:
                 raise ValueError("I/O operation on a closed table")
             if index > start_after:  # index 0 is the header, always skipped
-                yield self._build_row(index, cells)
+                batch.append((index, cells))
+                if len(batch) >= _LOOKUP_BATCH:
+                    yield from self._build_rows(batch)
+                    batch = []
+        yield from self._build_rows(batch)
 
     def close(self) -> None:
         self._closed = True
         self._primary.release()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
-    def _build_row(self, index: int, cells: Sequence[object]) -> SourceRow:
+    def _build_rows(self, batch: list[tuple[int, list[object]]]) -> Iterator[SourceRow]:
+        """The batch's rows, its companion rows fetched in one query (not one per row)."""
+        found: dict[str, list[tuple[int, bytes]]] = {}
+        if self.companions and batch and self._store is not None:
+            keys = {c.primary_key(cells) for _, cells in batch for c in self.companions}
+            keys.discard("")
+            found = self._store.lookup(sorted(keys)) if keys else {}
+        for index, cells in batch:
+            if self._closed:
+                raise ValueError("I/O operation on a closed table")
+            yield self._build_row(index, cells, found)
+
+    def _build_row(
+        self, index: int, cells: Sequence[object], found: dict[str, list[tuple[int, bytes]]]
+    ) -> SourceRow:
         texts = [cell_text(value) for value in cells]
         if max(map(len, texts), default=0) > self.max_field_size:
             raise ImportFailure(
@@ -679,7 +798,12 @@ class XlsxRowReader:
         joined: list[str] = []
         blank = not any(text.strip() for text in own)
         for companion in self.companions:
-            joined.extend([""] * len(companion.headers) if blank else companion.values_for(own))
+            if blank:
+                joined.extend([""] * len(companion.headers))
+                continue
+            rows = found.get(companion.primary_key(own), ())
+            number = companion.number
+            joined.extend(companion.values_for([row for sheet, row in rows if sheet == number]))
         return make_row(index, self.headers, own + joined + texts[width:])
 
 
