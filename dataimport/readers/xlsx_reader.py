@@ -72,11 +72,12 @@ from dataimport.readers.limits import (
 )
 from dataimport.readers.plan import SheetPlan
 from dataimport.readers.sandbox import (
+    PendingSheet,
     RowUnreadable,
     SandboxFailed,
     SheetRejected,
     SpooledSheet,
-    load_sheet,
+    start_sheet,
 )
 
 FILE_INVALID_XLSX = register(
@@ -149,9 +150,13 @@ def open_xlsx(
     sheets = inspect_workbook(path, max_uncompressed_bytes)
     primary, companions = choose_sheets(sheets, sheet_plan)
     reader = XlsxRowReader(path, primary, max_field_size)
-    reader.read_header()
-    join_keys = sheet_plan.join_keys if sheet_plan is not None else ()
-    unjoined = [sheet.name for sheet in companions if not reader.join(sheet, join_keys)]
+    try:
+        reader.read_header()
+        join_keys = sheet_plan.join_keys if sheet_plan is not None else ()
+        unjoined = reader.join_all(companions, join_keys)
+    except BaseException:
+        reader.close()  # no spool or store left behind by a workbook that fails to open
+        raise
     details = {
         "sheet": primary.name,
         "companions": ",".join(companion.sheet for companion in reader.companions),
@@ -372,7 +377,8 @@ def _fold(text: str) -> str:
 
 class _SheetSource:
     """One sheet's raw rows: from calamine (loaded once, replayable) or openpyxl (streamed,
-    re-opened for every pass)."""
+    re-opened for every pass). Constructing it starts the calamine child; the first pass (or
+    ready()) waits for it, so a reader can start the next sheet while it works on this one."""
 
     def __init__(self, path: Path, sheet: SheetRef) -> None:
         self.path = path
@@ -383,10 +389,25 @@ class _SheetSource:
         with zipfile.ZipFile(path) as archive:
             cells = check_sheet_extent(archive, sheet.part, sheet.name, cells=small)
         use_calamine = small and cells <= CALAMINE_MAX_CELLS
-        self._loaded = _calamine_sheet(path, sheet) if use_calamine else None
-        self.engine = "calamine" if self._loaded is not None else "openpyxl"
+        self._pending: PendingSheet | None = start_sheet(path, sheet.name) if use_calamine else None
+        self._loaded: SpooledSheet | None = None
+        self.engine = "calamine" if use_calamine else "openpyxl"
+
+    def ready(self) -> None:
+        """Wait for the calamine child: its rows, or openpyxl when calamine rejects the file.
+        A crash or a limit there is UNREADABLE_FILE: classified, never retried."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        try:
+            self._loaded = pending.wait()
+        except SheetRejected:
+            self.engine = "openpyxl"
+        except SandboxFailed as failed:
+            raise UNREADABLE_FILE.failure(reason=failed.reason) from None
 
     def raw_rows(self) -> Iterator[Sequence[object]]:
+        self.ready()
         if self._loaded is None:
             yield from _openpyxl_rows(self.path, self.sheet)
             return
@@ -401,22 +422,13 @@ class _SheetSource:
             yield values
 
     def release(self) -> None:
-        """Remove a calamine-loaded sheet's spool file."""
+        """Stop a child still running, remove a calamine-loaded sheet's spool file."""
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
         if self._loaded is not None:
             self._loaded.release()
         self._loaded = None
-
-
-def _calamine_sheet(path: Path, sheet: SheetRef) -> SpooledSheet | None:
-    """The sheet loaded by calamine in a limited child process (readers/sandbox.py), or None
-    when calamine rejects the file (openpyxl next). A crash or a limit there is
-    UNREADABLE_FILE: classified, never retried."""
-    try:
-        return load_sheet(path, sheet.name)
-    except SheetRejected:
-        return None
-    except SandboxFailed as failed:
-        raise UNREADABLE_FILE.failure(reason=failed.reason) from None
 
 
 def _openpyxl_rows(path: Path, sheet: SheetRef) -> Iterator[Sequence[object]]:
@@ -551,8 +563,11 @@ _Packed = int | float | str | None  # a companion cell as _Aggregate.add sees it
 
 def _packed(value: object) -> _Packed:
     """A number, a stripped non-empty text, or None for a cell that adds nothing."""
-    if value is None:
-        return None
+    kind = type(value)
+    if kind is str:  # exact types first: this runs for every companion cell
+        return value.strip() or None  # type: ignore[attr-defined]
+    if kind is int or kind is float or value is None:
+        return value  # type: ignore[return-value]
     if isinstance(value, int | float) and not isinstance(value, bool):
         return value
     return cell_text(value).strip() or None
@@ -560,11 +575,14 @@ def _packed(value: object) -> _Packed:
 
 def _single_text(value: _Packed) -> str:
     """What _Aggregate.text() gives for this one value: the common case, one row per key."""
+    kind = type(value)
+    if kind is str:
+        return value if len(value) <= JOINED_TEXT_LIMIT else "…"  # type: ignore[arg-type,return-value]
+    if kind is int:
+        return str(value)
     if value is None:
         return ""
-    if isinstance(value, str):
-        return value if len(value) <= JOINED_TEXT_LIMIT else "…"
-    return number_text(round(value, 9) if isinstance(value, float) else value)
+    return number_text(round(value, 9) if isinstance(value, float) else value)  # type: ignore[arg-type]
 
 
 class _CompanionStore:
@@ -644,10 +662,6 @@ class _Companion:
         values = tuple(_packed(cells[i]) if i < width else None for i in self.columns)
         return key, marshal.dumps(values)
 
-    def primary_key(self, primary_cells: Sequence[object]) -> str:
-        position = self.primary_key_index
-        return _key(primary_cells[position] if position < len(primary_cells) else None)
-
     def values_for(self, rows: Sequence[bytes]) -> list[str]:
         """The joined cells of one key from its packed rows, in sheet order."""
         if not rows:
@@ -689,7 +703,6 @@ class XlsxRowReader:
         self.path = path
         self.max_field_size = max_field_size
         self._primary = _SheetSource(path, primary)
-        self.engine = self._primary.engine
         self.own_headers: list[str] = []
         self.headers: list[str] = []
         self.companions: list[_Companion] = []
@@ -713,9 +726,37 @@ class XlsxRowReader:
             rows.close()
         self.headers = list(self.own_headers)
 
-    def join(self, sheet: SheetRef, join_keys: Sequence[str]) -> bool:
+    @property
+    def engine(self) -> str:
+        return self._primary.engine
+
+    def join_all(self, sheets: Sequence[SheetRef], join_keys: Sequence[str]) -> list[str]:
+        """Join the companion sheets in order; the names of those not joined (empty, or no
+        shared key). Each sheet's child starts once the previous one has finished, so it reads
+        while this process stores the previous sheet's rows, and only one child runs at a time.
+        """
+        unjoined: list[str] = []
+        upcoming = _SheetSource(self.path, sheets[0]) if sheets else None
+        try:
+            for position, sheet in enumerate(sheets):
+                assert upcoming is not None
+                source, upcoming = upcoming, None
+                try:
+                    source.ready()
+                    if position + 1 < len(sheets):
+                        upcoming = _SheetSource(self.path, sheets[position + 1])
+                    if not self._join(source, join_keys):
+                        unjoined.append(sheet.name)
+                finally:
+                    source.release()
+        finally:
+            if upcoming is not None:
+                upcoming.release()
+        return unjoined
+
+    def _join(self, source: _SheetSource, join_keys: Sequence[str]) -> bool:
         """Store a companion sheet's rows by key; False when it is empty or shares no key."""
-        source = _SheetSource(self.path, sheet)
+        sheet = source.sheet
         rows = _numbered(source.raw_rows())
         try:
             header = next(rows, None)
@@ -746,7 +787,6 @@ class XlsxRowReader:
             store.insert(batch)
         finally:
             rows.close()
-            source.release()
         self.companions.append(companion)
         self.headers.extend(companion.headers)
         return True
@@ -772,18 +812,26 @@ class XlsxRowReader:
 
     def _build_rows(self, batch: list[tuple[int, list[object]]]) -> Iterator[SourceRow]:
         """The batch's rows, its companion rows fetched in one query (not one per row)."""
+        positions = sorted({companion.primary_key_index for companion in self.companions})
+        keyed = [
+            (index, cells, {at: _key(cells[at] if at < len(cells) else None) for at in positions})
+            for index, cells in batch
+        ]
         found: dict[str, list[tuple[int, bytes]]] = {}
-        if self.companions and batch and self._store is not None:
-            keys = {c.primary_key(cells) for _, cells in batch for c in self.companions}
-            keys.discard("")
-            found = self._store.lookup(sorted(keys)) if keys else {}
-        for index, cells in batch:
+        if positions and self._store is not None:
+            wanted = {key for _, _, keys in keyed for key in keys.values() if key}
+            found = self._store.lookup(sorted(wanted)) if wanted else {}
+        for index, cells, keys in keyed:
             if self._closed:
                 raise ValueError("I/O operation on a closed table")
-            yield self._build_row(index, cells, found)
+            yield self._build_row(index, cells, keys, found)
 
     def _build_row(
-        self, index: int, cells: Sequence[object], found: dict[str, list[tuple[int, bytes]]]
+        self,
+        index: int,
+        cells: Sequence[object],
+        keys: dict[int, str],
+        found: dict[str, list[tuple[int, bytes]]],
     ) -> SourceRow:
         texts = [cell_text(value) for value in cells]
         if max(map(len, texts), default=0) > self.max_field_size:
@@ -801,7 +849,7 @@ class XlsxRowReader:
             if blank:
                 joined.extend([""] * len(companion.headers))
                 continue
-            rows = found.get(companion.primary_key(own), ())
+            rows = found.get(keys[companion.primary_key_index], ())
             number = companion.number
             joined.extend(companion.values_for([row for sheet, row in rows if sheet == number]))
         return make_row(index, self.headers, own + joined + texts[width:])

@@ -286,10 +286,14 @@ def test_openpyxl_is_the_fallback_when_calamine_rejects_the_file(
 
     _, expected = read_all(RVTOOLS, sheet_plan=RVTOOLS_PLAN)
 
-    def reject(_path: Path, _sheet: str) -> None:
-        raise SheetRejected("simulated")  # calamine runs in a child: its refusal, as seen here
+    class Rejected:  # calamine runs in a child: its refusal, as the parent sees it
+        def wait(self) -> None:
+            raise SheetRejected("simulated")
 
-    monkeypatch.setattr(xlsx_reader, "load_sheet", reject)
+        def cancel(self) -> None:
+            pass
+
+    monkeypatch.setattr(xlsx_reader, "start_sheet", lambda _path, _sheet: Rejected())
     source, rows = read_all(RVTOOLS, sheet_plan=RVTOOLS_PLAN)
 
     assert source.describe()["engine"] == "openpyxl"
