@@ -563,11 +563,11 @@ _Packed = int | float | str | None  # a companion cell as _Aggregate.add sees it
 
 def _packed(value: object) -> _Packed:
     """A number, a stripped non-empty text, or None for a cell that adds nothing."""
-    kind = type(value)
-    if kind is str:  # exact types first: this runs for every companion cell
-        return value.strip() or None  # type: ignore[attr-defined]
-    if kind is int or kind is float or value is None:
-        return value  # type: ignore[return-value]
+    # Exact types first (`type(...) is`, no isinstance chain): this runs for every cell.
+    if type(value) is str:
+        return value.strip() or None
+    if value is None or type(value) is int or type(value) is float:
+        return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return value
     return cell_text(value).strip() or None
@@ -575,20 +575,19 @@ def _packed(value: object) -> _Packed:
 
 def _single_text(value: _Packed) -> str:
     """What _Aggregate.text() gives for this one value: the common case, one row per key."""
-    kind = type(value)
-    if kind is str:
-        return value if len(value) <= JOINED_TEXT_LIMIT else "…"  # type: ignore[arg-type,return-value]
-    if kind is int:
-        return str(value)
+    if isinstance(value, str):
+        return value if len(value) <= JOINED_TEXT_LIMIT else "…"
     if value is None:
         return ""
-    return number_text(round(value, 9) if isinstance(value, float) else value)  # type: ignore[arg-type]
+    if type(value) is int:
+        return str(value)
+    return number_text(round(value, 9) if isinstance(value, float) else value)
 
 
 class _CompanionStore:
     """The companion rows of one workbook, on disk by join key (SQLite, a private temp file).
 
-    Aggregates held in memory grew with the number of VMs (about 750 MiB at 100k VMs); here the
+    Aggregates held in memory grew with the number of VMs (about 620 MiB at 100k VMs); here the
     reader holds SQLite's bounded page cache, and a key's rows are aggregated when a primary
     row asks for them. Rows are packed with marshal: written and read by this process only, in
     a 0600 file nobody else can name (the child's spool, which crosses a trust boundary, is
