@@ -273,13 +273,24 @@ async def history_stats(client: Client, workflow_id: str) -> HistoryStats:
 
 
 async def wait_terminal(
-    bench: Bench, tenant: Tenant, data_import_id: uuid.UUID, timeout: float, poll: float
+    bench: Bench,
+    tenant: Tenant,
+    data_import_id: uuid.UUID,
+    timeout: float,
+    poll: float,
+    sampler: RssSampler | None = None,
+    phase_peaks: dict[str, int] | None = None,
 ) -> tuple[ImportStatus | None, bool]:
-    """Poll the import's record until terminal or needs_attention: (status, timed out)."""
+    """Poll the import's record until terminal or needs_attention: (status, timed out).
+
+    With a sampler, phase_peaks gets the peak RSS reached by the end of each phase seen
+    (cumulative, so a phase's own peak shows where the figure rises), to one poll's accuracy."""
     deadline = time.monotonic() + timeout
     status: ImportStatus | None = None
     while time.monotonic() < deadline:
         status = await imports.get_import(bench.engine, tenant, data_import_id)
+        if sampler is not None and phase_peaks is not None and status is not None:
+            phase_peaks[status.phase] = sampler.peak_total
         if status is not None and (status.is_terminal or status.status == "needs_attention"):
             return status, False
         await asyncio.sleep(poll)
@@ -314,8 +325,9 @@ async def run_import(
         log(f"importing {path.name} ({category}, {ws.count} worker {ws.mode})")
         started = time.perf_counter()
         status = await service.start_import(path, category)
+        phase_peaks: dict[str, int] = {}
         final, timed_out = await wait_terminal(
-            bench, tenant, status.data_import_id, timeout, POLL_SECONDS
+            bench, tenant, status.data_import_id, timeout, POLL_SECONDS, ws.sampler, phase_peaks
         )
         wall = time.perf_counter() - started
         status = final or status
@@ -362,7 +374,7 @@ async def run_import(
         "step_seconds": {name: timing.seconds for name, timing in steps.items()},
         "phase_seconds": phases,
         "floor": floor.as_dict(),
-        "rss": _rss(ws.sampler),
+        "rss": {**_rss(ws.sampler), "peak_by_end_of_phase_bytes": phase_peaks},
         "history": history.as_dict(),
     }
 
@@ -620,6 +632,12 @@ def render_import(r: dict[str, Any]) -> str:
         f"- peak worker RSS (with children): {_mib(rss['peak_total_bytes'])}"
         + (f" ({per_worker})" if r["workers"] > 1 else "")
         + f", {' + '.join(_mib(b) for b in rss['start_per_worker_bytes'])} when ready"
+        + (
+            "; by the end of each phase: "
+            + ", ".join(f"{p} {_mib(b)}" for p, b in rss["peak_by_end_of_phase_bytes"].items())
+            if rss.get("peak_by_end_of_phase_bytes")
+            else ""
+        )
         + (
             " — this process without children (the Temporal dev server is one), worker in-process"
             if r["worker_mode"] == "in-process"

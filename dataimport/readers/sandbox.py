@@ -23,6 +23,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from time import monotonic
 
 MEMORY_LIMIT_BYTES = 4 * 1024**3  # address space of the child (calamine + one row of Python)
 CPU_LIMIT_SECONDS = 300  # and twice that in wall time: a child blocked without CPU is killed
@@ -57,10 +58,12 @@ class SpooledSheet:
         assert self._spool is not None, "sheet released"
         with self._spool.open(encoding="utf-8") as handle:
             for line in handle:
-                decoded = json.loads(line)
+                # Tagged values are the only objects inside a row: the hook decodes them as
+                # they are parsed, so a row of plain cells costs no pass of its own.
+                decoded = json.loads(line, object_hook=_decoded_object)
                 if isinstance(decoded, dict):
                     raise RowUnreadable(str(decoded.get(_ERROR_KEY, "unknown error")))
-                yield [_decoded(value) for value in decoded]
+                yield decoded
 
     def release(self) -> None:
         if self._spool is not None:
@@ -71,37 +74,91 @@ class SpooledSheet:
         self.release()
 
 
-def load_sheet(path: Path, sheet_name: str) -> SpooledSheet:
-    """The sheet's rows as the limited child read them (SheetRejected, SandboxFailed)."""
-    handle, spool_name = tempfile.mkstemp(prefix="dataimport-sheet-", suffix=".jsonl")
-    os.close(handle)  # mkstemp: 0600, a name nobody else can predict
-    spool = Path(spool_name)
-    try:
-        completed = subprocess.run(
+class PendingSheet:
+    """A sheet whose child is running: wait() for its rows, cancel() when they are not wanted.
+
+    Started ahead, a child reads the next sheet while the parent works through the previous
+    one; the readers start one only when the previous child has finished, so at most one child
+    (and its memory) is alive at a time.
+    """
+
+    def __init__(self, path: Path, sheet_name: str) -> None:
+        handle, spool_name = tempfile.mkstemp(prefix="dataimport-sheet-", suffix=".jsonl")
+        os.close(handle)  # mkstemp: 0600, a name nobody else can predict
+        self._spool = Path(spool_name)
+        # stderr goes to a file, not a pipe: a chatty child can never block on a full pipe.
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by wait() or cancel()
+        self._deadline = monotonic() + 2 * CPU_LIMIT_SECONDS
+        self._process: subprocess.Popen[bytes] | None = None
+        try:
+            self._process = self._start(path, sheet_name)
+        except BaseException:
+            self._discard()
+            raise
+
+    def _start(self, path: Path, sheet_name: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 sys.executable,
                 "-I",
                 __file__,
                 str(path),
                 sheet_name,
-                str(spool),
+                str(self._spool),
                 str(MEMORY_LIMIT_BYTES),
                 str(CPU_LIMIT_SECONDS),
             ],
-            capture_output=True,
-            timeout=2 * CPU_LIMIT_SECONDS,
-            check=False,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
         )
-    except subprocess.TimeoutExpired:
-        spool.unlink(missing_ok=True)
-        raise SandboxFailed(f"no result within {2 * CPU_LIMIT_SECONDS} s") from None
-    code = completed.returncode
-    if code == 0:
-        return SpooledSheet(spool)
-    spool.unlink(missing_ok=True)
-    if code == REJECTED_EXIT:
-        raise SheetRejected(completed.stderr.decode("utf-8", "replace")[-300:])
-    raise SandboxFailed(_reason(code))
+
+    def wait(self) -> SpooledSheet:
+        """The sheet's rows once the child has exited (SheetRejected, SandboxFailed)."""
+        process = self._process
+        assert process is not None, "sheet already collected"
+        self._process = None
+        try:
+            code = process.wait(timeout=max(0.0, self._deadline - monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            self._discard()
+            raise SandboxFailed(f"no result within {2 * CPU_LIMIT_SECONDS} s") from None
+        if code == 0:
+            self._stderr.close()
+            return SpooledSheet(self._spool)
+        self._stderr.seek(0)
+        message = self._stderr.read().decode("utf-8", "replace")[-300:]
+        self._discard()
+        if code == REJECTED_EXIT:
+            raise SheetRejected(message)
+        raise SandboxFailed(_reason(code))
+
+    def cancel(self) -> None:
+        """Stop the child (if it still runs) and remove its spool."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.kill()
+            process.wait()
+            self._discard()
+
+    def _discard(self) -> None:
+        self._stderr.close()
+        self._spool.unlink(missing_ok=True)
+
+    def __del__(self) -> None:
+        self.cancel()
+
+
+def start_sheet(path: Path, sheet_name: str) -> PendingSheet:
+    """Start the limited child reading one sheet; PendingSheet.wait() gives its rows."""
+    return PendingSheet(path, sheet_name)
+
+
+def load_sheet(path: Path, sheet_name: str) -> SpooledSheet:
+    """The sheet's rows as the limited child read them (SheetRejected, SandboxFailed)."""
+    return start_sheet(path, sheet_name).wait()
 
 
 def _reason(code: int) -> str:
@@ -120,8 +177,8 @@ def _reason(code: int) -> str:
 
 
 def _encoded(value: object) -> object:
-    if value is None or isinstance(value, str | bool | int | float):
-        return value
+    """json.dumps' `default`: called only for what JSON has no type for (dates, times,
+    durations), so a row of plain cells is encoded without a Python call per cell."""
     if isinstance(value, datetime):
         return {"t": "datetime", "v": value.isoformat()}
     if isinstance(value, date):
@@ -133,8 +190,10 @@ def _encoded(value: object) -> object:
     return str(value)
 
 
-def _decoded(value: object) -> object:
-    if not isinstance(value, dict):
+def _decoded_object(value: dict[str, object]) -> object:
+    """A tagged value ({"t": kind, "v": raw}) as its type; any other object (the error line)
+    as it is."""
+    if "t" not in value:
         return value
     kind, raw = value.get("t"), value.get("v")
     if kind == "datetime" and isinstance(raw, str):
@@ -185,7 +244,7 @@ def _child(path: str, sheet_name: str, spool: str, memory: int, cpu: int) -> int
                 except Exception as error:  # a cell calamine cannot convert
                     out.write(json.dumps({_ERROR_KEY: str(error)[:300]}) + "\n")
                     break
-                out.write(json.dumps([_encoded(v) for v in values]) + "\n")
+                out.write(json.dumps(values, default=_encoded) + "\n")
     except MemoryError:
         return MEMORY_EXIT
     return 0

@@ -22,16 +22,20 @@ any sheet calamine rejects. Shared strings are held in memory by both libraries;
 uncompressed-size cap bounds them.
 
 Sheet plans (see plan.py). The primary sheet gives the rows. Companion sheets are read once, at
-open, into aggregates keyed by the join key (e.g. RVTools "VM UUID", else "VM"): one entry per
-distinct key and column, numbers summed, distinct texts joined and capped at
-JOINED_TEXT_LIMIT characters, so their memory grows with the number of VMs, not of disks or
-partitions. Each primary row then carries "<sheet>.<column>" cells and "<sheet>.#rows".
+open, into an on-disk store keyed by the join key (e.g. RVTools "VM UUID", else "VM"), so the
+worker's memory does not grow with the number of VMs, disks or partitions. Each primary row
+then carries "<sheet>.<column>" cells and "<sheet>.#rows": per key and column, numbers summed,
+distinct texts joined and capped at JOINED_TEXT_LIMIT characters.
 """
 
 from __future__ import annotations
 
+import marshal
+import os
 import posixpath
+import sqlite3
 import struct
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Generator, Iterable, Iterator, Sequence
@@ -68,11 +72,12 @@ from dataimport.readers.limits import (
 )
 from dataimport.readers.plan import SheetPlan
 from dataimport.readers.sandbox import (
+    PendingSheet,
     RowUnreadable,
     SandboxFailed,
     SheetRejected,
     SpooledSheet,
-    load_sheet,
+    start_sheet,
 )
 
 FILE_INVALID_XLSX = register(
@@ -125,6 +130,8 @@ _INFLATE_CHUNK = _MIB
 _PROLOG_CHUNK = 16 * 1024
 _XML_SUFFIXES = (".xml", ".rels", ".vml")
 _JOIN_SEPARATOR = "; "
+_STORE_BATCH = 4096  # companion rows per insert
+_LOOKUP_BATCH = 512  # primary rows whose companion rows are fetched in one query
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,9 +150,13 @@ def open_xlsx(
     sheets = inspect_workbook(path, max_uncompressed_bytes)
     primary, companions = choose_sheets(sheets, sheet_plan)
     reader = XlsxRowReader(path, primary, max_field_size)
-    reader.read_header()
-    join_keys = sheet_plan.join_keys if sheet_plan is not None else ()
-    unjoined = [sheet.name for sheet in companions if not reader.join(sheet, join_keys)]
+    try:
+        reader.read_header()
+        join_keys = sheet_plan.join_keys if sheet_plan is not None else ()
+        unjoined = reader.join_all(companions, join_keys)
+    except BaseException:
+        reader.close()  # no spool or store left behind by a workbook that fails to open
+        raise
     details = {
         "sheet": primary.name,
         "companions": ",".join(companion.sheet for companion in reader.companions),
@@ -366,7 +377,8 @@ def _fold(text: str) -> str:
 
 class _SheetSource:
     """One sheet's raw rows: from calamine (loaded once, replayable) or openpyxl (streamed,
-    re-opened for every pass)."""
+    re-opened for every pass). Constructing it starts the calamine child; the first pass (or
+    ready()) waits for it, so a reader can start the next sheet while it works on this one."""
 
     def __init__(self, path: Path, sheet: SheetRef) -> None:
         self.path = path
@@ -377,10 +389,25 @@ class _SheetSource:
         with zipfile.ZipFile(path) as archive:
             cells = check_sheet_extent(archive, sheet.part, sheet.name, cells=small)
         use_calamine = small and cells <= CALAMINE_MAX_CELLS
-        self._loaded = _calamine_sheet(path, sheet) if use_calamine else None
-        self.engine = "calamine" if self._loaded is not None else "openpyxl"
+        self._pending: PendingSheet | None = start_sheet(path, sheet.name) if use_calamine else None
+        self._loaded: SpooledSheet | None = None
+        self.engine = "calamine" if use_calamine else "openpyxl"
+
+    def ready(self) -> None:
+        """Wait for the calamine child: its rows, or openpyxl when calamine rejects the file.
+        A crash or a limit there is UNREADABLE_FILE: classified, never retried."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        try:
+            self._loaded = pending.wait()
+        except SheetRejected:
+            self.engine = "openpyxl"
+        except SandboxFailed as failed:
+            raise UNREADABLE_FILE.failure(reason=failed.reason) from None
 
     def raw_rows(self) -> Iterator[Sequence[object]]:
+        self.ready()
         if self._loaded is None:
             yield from _openpyxl_rows(self.path, self.sheet)
             return
@@ -395,22 +422,13 @@ class _SheetSource:
             yield values
 
     def release(self) -> None:
-        """Remove a calamine-loaded sheet's spool file."""
+        """Stop a child still running, remove a calamine-loaded sheet's spool file."""
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
         if self._loaded is not None:
             self._loaded.release()
         self._loaded = None
-
-
-def _calamine_sheet(path: Path, sheet: SheetRef) -> SpooledSheet | None:
-    """The sheet loaded by calamine in a limited child process (readers/sandbox.py), or None
-    when calamine rejects the file (openpyxl next). A crash or a limit there is
-    UNREADABLE_FILE: classified, never retried."""
-    try:
-        return load_sheet(path, sheet.name)
-    except SheetRejected:
-        return None
-    except SandboxFailed as failed:
-        raise UNREADABLE_FILE.failure(reason=failed.reason) from None
 
 
 def _openpyxl_rows(path: Path, sheet: SheetRef) -> Iterator[Sequence[object]]:
@@ -503,7 +521,7 @@ def cell_text(value: object) -> str:
     return str(value)  # durations and anything newer the engines may hand over
 
 
-# --- companion aggregates ---------------------------------------------------------------------
+# --- companion sheets ------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -540,48 +558,121 @@ class _Aggregate:
         return _JOIN_SEPARATOR.join(parts)
 
 
-@dataclass(slots=True)
-class _Group:
-    rows: int
-    cells: list[_Aggregate | None]  # None until the column has a value: most cells are empty
+_Packed = int | float | str | None  # a companion cell as _Aggregate.add sees it
+
+
+def _packed(value: object) -> _Packed:
+    """A number, a stripped non-empty text, or None for a cell that adds nothing."""
+    # Exact types first (`type(...) is`, no isinstance chain): this runs for every cell.
+    if type(value) is str:
+        return value.strip() or None
+    if value is None or type(value) is int or type(value) is float:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return cell_text(value).strip() or None
+
+
+def _single_text(value: _Packed) -> str:
+    """What _Aggregate.text() gives for this one value: the common case, one row per key."""
+    if isinstance(value, str):
+        return value if len(value) <= JOINED_TEXT_LIMIT else "…"
+    if value is None:
+        return ""
+    if type(value) is int:
+        return str(value)
+    return number_text(round(value, 9) if isinstance(value, float) else value)
+
+
+class _CompanionStore:
+    """The companion rows of one workbook, on disk by join key (SQLite, a private temp file).
+
+    Aggregates held in memory grew with the number of VMs (about 620 MiB at 100k VMs); here the
+    reader holds SQLite's bounded page cache, and a key's rows are aggregated when a primary
+    row asks for them. Rows are packed with marshal: written and read by this process only, in
+    a 0600 file nobody else can name (the child's spool, which crosses a trust boundary, is
+    JSON). Insertion order (rowid) keeps a key's rows in sheet order, which sums and the order
+    of joined texts depend on.
+    """
+
+    _CACHE_KIB = 16 * 1024
+
+    def __init__(self) -> None:
+        handle, name = tempfile.mkstemp(prefix="dataimport-companions-", suffix=".sqlite")
+        os.close(handle)
+        self._path: Path | None = Path(name)
+        # Used from the ingest's worker threads one at a time, never concurrently.
+        self._db = sqlite3.connect(name, isolation_level=None, check_same_thread=False)
+        for pragma in (
+            "journal_mode = OFF",  # a scratch file: nothing to roll back or recover
+            "synchronous = OFF",
+            f"cache_size = -{self._CACHE_KIB}",
+        ):
+            self._db.execute(f"PRAGMA {pragma}")
+        self._db.execute("CREATE TABLE rows (key TEXT NOT NULL, sheet INTEGER, cells BLOB)")
+        self._indexed = False
+
+    def insert(self, rows: Iterable[tuple[str, int, bytes]]) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT INTO rows VALUES (?, ?, ?)", rows)
+
+    def lookup(self, keys: Sequence[str]) -> dict[str, list[tuple[int, bytes]]]:
+        """key -> [(sheet, packed row)] in sheet order, for the keys that have rows."""
+        if not self._indexed:  # built once after every sheet is in: a sort, not N inserts
+            self._db.execute("CREATE INDEX rows_by_key ON rows (key, sheet)")
+            self._indexed = True
+        found: dict[str, list[tuple[int, bytes]]] = {}
+        wanted = f"key IN ({','.join('?' * len(keys))})"
+        query = f"SELECT key, sheet, cells FROM rows WHERE {wanted} ORDER BY key, sheet, rowid"
+        for key, sheet, cells in self._db.execute(query, keys):
+            found.setdefault(key, []).append((sheet, cells))
+        return found
+
+    def close(self) -> None:
+        if self._path is not None:
+            self._db.close()
+            self._path.unlink(missing_ok=True)
+            self._path = None
+
+    def __del__(self) -> None:
+        self.close()
 
 
 class _Companion:
-    """A companion sheet folded into one aggregate row per join-key value."""
+    """A companion sheet joined by key: its headers, and its rows' aggregate per key."""
 
     def __init__(
-        self, sheet: str, headers: list[str], key_index: int, primary_key_index: int
+        self, sheet: str, number: int, headers: list[str], key_index: int, primary_key_index: int
     ) -> None:
         self.sheet = sheet
+        self.number = number  # its rows' tag in the store
         self.key_index = key_index
         self.primary_key_index = primary_key_index
         self.columns = [i for i in range(len(headers)) if i != key_index]
         self.headers = [f"{sheet}.{headers[i]}" for i in self.columns] + [f"{sheet}.#rows"]
-        self.groups: dict[str, _Group] = {}
 
-    def add(self, cells: Sequence[object]) -> None:
+    def packed(self, cells: Sequence[object]) -> tuple[str, bytes] | None:
+        """(key, packed cells) of a companion row; None for a row that names no VM."""
         key = _key(cells[self.key_index] if self.key_index < len(cells) else None)
         if not key:
-            return  # a row that names no VM cannot be joined to one
-        group = self.groups.get(key)
-        if group is None:
-            group = self.groups[key] = _Group(0, [None] * len(self.columns))
-        group.rows += 1
-        for slot, column in enumerate(self.columns):
-            if column < len(cells) and not _is_empty(cells[column], strip=True):
-                aggregate = group.cells[slot]
-                if aggregate is None:
-                    aggregate = group.cells[slot] = _Aggregate()
-                aggregate.add(cells[column])
+            return None  # a row that names no VM cannot be joined to one
+        width = len(cells)
+        values = tuple(_packed(cells[i]) if i < width else None for i in self.columns)
+        return key, marshal.dumps(values)
 
-    def values_for(self, primary_cells: Sequence[str]) -> list[str]:
-        position = self.primary_key_index
-        key = _key(primary_cells[position] if position < len(primary_cells) else None)
-        group = self.groups.get(key) if key else None
-        if group is None:
+    def values_for(self, rows: Sequence[bytes]) -> list[str]:
+        """The joined cells of one key from its packed rows, in sheet order."""
+        if not rows:
             return [""] * len(self.columns) + ["0"]
-        texts = [aggregate.text() if aggregate else "" for aggregate in group.cells]
-        return [*texts, str(group.rows)]
+        if len(rows) == 1:
+            return [*map(_single_text, marshal.loads(rows[0])), "1"]
+        aggregates = [_Aggregate() for _ in self.columns]
+        for row in rows:
+            for aggregate, value in zip(aggregates, marshal.loads(row), strict=True):
+                if value is not None:
+                    aggregate.add(value)
+        return [*(aggregate.text() for aggregate in aggregates), str(len(rows))]
 
 
 def _key(value: object) -> str:
@@ -611,10 +702,10 @@ class XlsxRowReader:
         self.path = path
         self.max_field_size = max_field_size
         self._primary = _SheetSource(path, primary)
-        self.engine = self._primary.engine
         self.own_headers: list[str] = []
         self.headers: list[str] = []
         self.companions: list[_Companion] = []
+        self._store: _CompanionStore | None = None
         self._closed = False
 
     def read_header(self) -> None:
@@ -634,38 +725,113 @@ class XlsxRowReader:
             rows.close()
         self.headers = list(self.own_headers)
 
-    def join(self, sheet: SheetRef, join_keys: Sequence[str]) -> bool:
-        """Read a companion sheet into aggregates; False when it is empty or shares no key."""
-        rows = _numbered(_SheetSource(self.path, sheet).raw_rows())
-        header = next(rows, None)
-        if header is None:
-            return False
-        headers = normalize_headers([cell_text(value) for value in header[1]])
-        columns = _join_columns(join_keys, self.own_headers, headers)
-        if columns is None:
+    @property
+    def engine(self) -> str:
+        return self._primary.engine
+
+    def join_all(self, sheets: Sequence[SheetRef], join_keys: Sequence[str]) -> list[str]:
+        """Join the companion sheets in order; the names of those not joined (empty, or no
+        shared key). Each sheet's child starts once the previous one has finished, so it reads
+        while this process stores the previous sheet's rows, and only one child runs at a time.
+        """
+        unjoined: list[str] = []
+        upcoming = _SheetSource(self.path, sheets[0]) if sheets else None
+        try:
+            for position, sheet in enumerate(sheets):
+                assert upcoming is not None
+                source, upcoming = upcoming, None
+                try:
+                    source.ready()
+                    if position + 1 < len(sheets):
+                        upcoming = _SheetSource(self.path, sheets[position + 1])
+                    if not self._join(source, join_keys):
+                        unjoined.append(sheet.name)
+                finally:
+                    source.release()
+        finally:
+            if upcoming is not None:
+                upcoming.release()
+        return unjoined
+
+    def _join(self, source: _SheetSource, join_keys: Sequence[str]) -> bool:
+        """Store a companion sheet's rows by key; False when it is empty or shares no key."""
+        sheet = source.sheet
+        rows = _numbered(source.raw_rows())
+        try:
+            header = next(rows, None)
+            if header is None:
+                return False
+            headers = normalize_headers([cell_text(value) for value in header[1]])
+            columns = _join_columns(join_keys, self.own_headers, headers)
+            if columns is None:
+                return False
+            companion = _Companion(
+                sheet.name,
+                len(self.companions),
+                headers,
+                key_index=columns[1],
+                primary_key_index=columns[0],
+            )
+            if self._store is None:
+                self._store = _CompanionStore()
+            store, number = self._store, companion.number
+            batch: list[tuple[str, int, bytes]] = []
+            for _, cells in rows:
+                packed = companion.packed(cells)
+                if packed is not None:
+                    batch.append((packed[0], number, packed[1]))
+                    if len(batch) >= _STORE_BATCH:
+                        store.insert(batch)
+                        batch = []
+            store.insert(batch)
+        finally:
             rows.close()
-            return False
-        companion = _Companion(
-            sheet.name, headers, key_index=columns[1], primary_key_index=columns[0]
-        )
-        for _, cells in rows:
-            companion.add(cells)
         self.companions.append(companion)
         self.headers.extend(companion.headers)
         return True
 
     def iter_rows(self, start_after: int) -> Iterator[SourceRow]:
+        batch: list[tuple[int, list[object]]] = []
         for index, cells in _numbered(self._primary.raw_rows()):
             if self._closed:
                 raise ValueError("I/O operation on a closed table")
             if index > start_after:  # index 0 is the header, always skipped
-                yield self._build_row(index, cells)
+                batch.append((index, cells))
+                if len(batch) >= _LOOKUP_BATCH:
+                    yield from self._build_rows(batch)
+                    batch = []
+        yield from self._build_rows(batch)
 
     def close(self) -> None:
         self._closed = True
         self._primary.release()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
-    def _build_row(self, index: int, cells: Sequence[object]) -> SourceRow:
+    def _build_rows(self, batch: list[tuple[int, list[object]]]) -> Iterator[SourceRow]:
+        """The batch's rows, its companion rows fetched in one query (not one per row)."""
+        positions = sorted({companion.primary_key_index for companion in self.companions})
+        keyed = [
+            (index, cells, {at: _key(cells[at] if at < len(cells) else None) for at in positions})
+            for index, cells in batch
+        ]
+        found: dict[str, list[tuple[int, bytes]]] = {}
+        if positions and self._store is not None:
+            wanted = {key for _, _, keys in keyed for key in keys.values() if key}
+            found = self._store.lookup(sorted(wanted)) if wanted else {}
+        for index, cells, keys in keyed:
+            if self._closed:
+                raise ValueError("I/O operation on a closed table")
+            yield self._build_row(index, cells, keys, found)
+
+    def _build_row(
+        self,
+        index: int,
+        cells: Sequence[object],
+        keys: dict[int, str],
+        found: dict[str, list[tuple[int, bytes]]],
+    ) -> SourceRow:
         texts = [cell_text(value) for value in cells]
         if max(map(len, texts), default=0) > self.max_field_size:
             raise ImportFailure(
@@ -679,7 +845,12 @@ class XlsxRowReader:
         joined: list[str] = []
         blank = not any(text.strip() for text in own)
         for companion in self.companions:
-            joined.extend([""] * len(companion.headers) if blank else companion.values_for(own))
+            if blank:
+                joined.extend([""] * len(companion.headers))
+                continue
+            rows = found.get(keys[companion.primary_key_index], ())
+            number = companion.number
+            joined.extend(companion.values_for([row for sheet, row in rows if sheet == number]))
         return make_row(index, self.headers, own + joined + texts[width:])
 
 

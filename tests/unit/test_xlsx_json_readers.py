@@ -8,6 +8,7 @@ import itertools
 import json
 import random
 import struct
+import tempfile
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -25,6 +26,7 @@ from dataimport.readers import (
     detect_format,
     json_reader,
     open_table,
+    sandbox,
     xlsx_reader,
 )
 from dataimport.readers.detect import FILE_BINARY
@@ -175,6 +177,144 @@ def test_joined_text_is_capped(tmp_path: Path) -> None:
     assert rows[0].cells["nics.#rows"] == "500"
 
 
+def reference_join(rows: list[list[object]], key: int) -> dict[str, list[str]]:
+    """The joined cells as the reader has always defined them: one fold per key, rows in sheet
+    order (numbers summed, distinct texts joined and capped), kept in memory."""
+    folded: dict[str, tuple[list[int], list[xlsx_reader._Aggregate]]] = {}
+    for row in rows:
+        name = xlsx_reader.cell_text(row[key]).strip().casefold()
+        count, aggregates = folded.setdefault(name, ([0], [xlsx_reader._Aggregate() for _ in row]))
+        count[0] += 1
+        for aggregate, value in zip(aggregates, row, strict=True):
+            if value is not None and not (isinstance(value, str) and not value.strip()):
+                aggregate.add(value)
+    return {
+        name: [a.text() for i, a in enumerate(aggregates) if i != key] + [str(count[0])]
+        for name, (count, aggregates) in folded.items()
+    }
+
+
+def test_companion_rows_anywhere_in_the_sheet_join_as_one_fold_in_sheet_order(
+    tmp_path: Path,
+) -> None:
+    """Keys repeated far apart, keys vInfo does not have, floats whose sum depends on order and
+    a cap reached through duplicates: the on-disk store gives what one in-memory fold gives."""
+    rng = random.Random(7)
+    vms = [f"vm-{i:03d}" for i in range(40)]
+    nics: list[list[object]] = []
+    for i in range(600):
+        vm = rng.choice([*vms, "ghost-1", "ghost-2"])  # the ghosts are in no vInfo row
+        label = rng.choice(["eth0", "eth1", f"10.0.{i % 7}.{i % 50}", f"{i % 9}" * 70, "", None])
+        nics.append([vm, label, rng.choice([0.1, 0.2, 0.7, 3, None, "n/a"]), i % 2 == 0])
+    path = tmp_path / "book.xlsx"
+    book = openpyxl.Workbook(write_only=True)
+    info = book.create_sheet("vInfo")
+    info.append(["VM", "CPUs"])
+    for position, vm in enumerate(vms):
+        info.append([vm.upper() if position % 3 else vm, position])
+    info.append(["nobody", 0])  # a VM without companion rows
+    sheet = book.create_sheet("vNetwork")
+    sheet.append(["VM", "Label", "Speed", "Up"])
+    for nic in nics:
+        sheet.append(nic)
+    book.save(path)
+    plan = SheetPlan(primary=("vInfo",), companions=("vNetwork",), join_keys=("VM",))
+
+    source, rows = read_all(path, sheet_plan=plan)
+
+    expected = reference_join(nics, key=0)
+    joined = source.headers[2:]
+    assert joined == ["vNetwork.Label", "vNetwork.Speed", "vNetwork.Up", "vNetwork.#rows"]
+    assert sum(int(row.cells["vNetwork.#rows"]) for row in rows) == sum(
+        1 for nic in nics if not str(nic[0]).startswith("ghost")
+    )
+    for row in rows[:-1]:
+        assert [row.cells[name] for name in joined] == expected[row.cells["VM"].casefold()]
+    assert [rows[-1].cells[name] for name in joined] == ["", "", "", "0"]
+    assert any(row.cells["vNetwork.Label"].endswith("…") for row in rows)  # the cap was hit
+
+
+def test_companion_store_and_spools_are_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    source = open_table(RVTOOLS, sheet_plan=RVTOOLS_PLAN)
+    # Joined companions leave nothing but the store; the primary's spool stays for rows().
+    names = sorted(p.name.split("-")[1] for p in (tmp_path / "tmp").iterdir())
+    assert names == ["companions", "sheet"]
+
+    rows = list(source.rows())
+    source.close()
+
+    assert len(rows) > 1
+    assert not list((tmp_path / "tmp").iterdir())
+
+
+def test_one_calamine_child_at_a_time_each_started_when_the_last_finished(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    running: list[sandbox.PendingSheet] = []
+    alive_at_start: list[int] = []
+    real_start = sandbox.start_sheet
+
+    class Counted(sandbox.PendingSheet):
+        def wait(self) -> sandbox.SpooledSheet:
+            try:
+                return super().wait()
+            finally:
+                running.remove(self)
+
+    def start(path: Path, sheet: str) -> sandbox.PendingSheet:
+        alive_at_start.append(len(running))
+        pending = Counted(path, sheet)
+        running.append(pending)
+        return pending
+
+    monkeypatch.setattr(xlsx_reader, "start_sheet", start)
+    source, rows = read_all(RVTOOLS, sheet_plan=RVTOOLS_PLAN)
+    monkeypatch.setattr(xlsx_reader, "start_sheet", real_start)
+    _, expected = read_all(RVTOOLS, sheet_plan=RVTOOLS_PLAN)
+
+    assert len(alive_at_start) == 1 + len(source.describe()["companions"].split(","))
+    assert alive_at_start == [0] * len(alive_at_start)
+    assert rows == expected
+
+
+def test_companion_rows_are_not_held_in_memory(tmp_path: Path) -> None:
+    """5,000 VMs with three disks each: per-key aggregates held about 8 MB of Python objects
+    once the workbook was open; the store holds none, and reading holds one batch."""
+    path = tmp_path / "book.xlsx"
+    book = openpyxl.Workbook(write_only=True)
+    info = book.create_sheet("vInfo")
+    info.append(["VM", "CPUs"])
+    disks = book.create_sheet("vDisk")
+    disks.append(["VM", "Disk", "Capacity MiB", "Thin", "Controller", "Label", "Path"])
+    for i in range(5_000):
+        info.append([f"vm-{i:05d}", 2])
+        for d in range(3):
+            disk = [f"vm-{i:05d}", f"Hard disk {d}", 40960 + d, "True", "SCSI", f"l{d}", f"p{i}"]
+            disks.append(disk)
+    book.save(path)
+    plan = SheetPlan(primary=("vInfo",), companions=("vDisk",), join_keys=("VM",))
+    open_table(path, sheet_plan=plan).close()  # imports done before counting
+
+    tracemalloc.start()
+    try:
+        source = open_table(path, sheet_plan=plan)
+        held, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        count = sum(1 for _ in source.rows())
+        _, reading = tracemalloc.get_traced_memory()
+        source.close()
+    finally:
+        tracemalloc.stop()
+
+    assert count == 5_000
+    assert held < 2 * 1024 * 1024
+    assert reading < 3 * 1024 * 1024
+
+
 # --- XLSX: a generated workbook ---------------------------------------------------------------
 
 
@@ -286,10 +426,14 @@ def test_openpyxl_is_the_fallback_when_calamine_rejects_the_file(
 
     _, expected = read_all(RVTOOLS, sheet_plan=RVTOOLS_PLAN)
 
-    def reject(_path: Path, _sheet: str) -> None:
-        raise SheetRejected("simulated")  # calamine runs in a child: its refusal, as seen here
+    class Rejected:  # calamine runs in a child: its refusal, as the parent sees it
+        def wait(self) -> None:
+            raise SheetRejected("simulated")
 
-    monkeypatch.setattr(xlsx_reader, "load_sheet", reject)
+        def cancel(self) -> None:
+            pass
+
+    monkeypatch.setattr(xlsx_reader, "start_sheet", lambda _path, _sheet: Rejected())
     source, rows = read_all(RVTOOLS, sheet_plan=RVTOOLS_PLAN)
 
     assert source.describe()["engine"] == "openpyxl"
