@@ -49,7 +49,7 @@ def _branchy_csv(path: Path, count: int) -> Path:
 
 @pytest.mark.parametrize("fast_path", [True, False])
 async def test_results_staged_with_the_rows_equal_validation_from_staging(
-    engine: AsyncEngine, tmp_path: Path, fast_path: bool
+    engine: AsyncEngine, tmp_path: Path, fast_path: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = _branchy_csv(tmp_path / "cmdb.csv", 4_000)
     config = ProcessingConfig()
@@ -75,6 +75,14 @@ async def test_results_staged_with_the_rows_equal_validation_from_staging(
     assert len(at_ingest) == result.total_rows
     assert at_ingest == from_staging
     assert {row[1] for row in at_ingest} == {True, False}  # both outcomes occur
+
+    # A range validated in parts (as a wide file's is), one ending far beyond the file: the
+    # same results, and every row reported once.
+    monkeypatch.setattr(validation, "CHUNK_CELLS", 1)  # parts of the smallest size
+    beyond = RowRange(first_row=1, last_row=2**31 - 1)
+    report = await validation.validate_chunk(engine, ref, beyond, config)
+    assert report.rows == result.total_rows
+    assert await _results(engine, ref) == at_ingest
 
 
 async def test_a_resumed_ingest_that_did_not_validate_says_so(
