@@ -4,6 +4,7 @@ unreadable-file, never retried, and the worker goes on (docs/untrusted-input.md)
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from pathlib import Path
 
 import openpyxl
@@ -23,9 +24,13 @@ from tests.factories import (
 )
 
 
-def test_a_sheet_that_makes_calamine_abort_fails_in_the_child_only(tmp_path: Path) -> None:
+def test_a_sheet_that_makes_calamine_abort_fails_in_the_child_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """calamine asks for 549 GB for this 2 KB sheet and aborts (its issue #693): here only
-    the child dies, past its address-space limit, and the parent gets the reason."""
+    the child dies, past its address-space limit, and the parent gets the reason; its spool
+    (made in the temporary directory, here the test's own) is gone."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     path = workbook(tmp_path / "bomb.xlsx", A1_AND_XFD1048576)
 
     with pytest.raises(SandboxFailed) as failed:
