@@ -110,6 +110,9 @@ async def write_results(
     (a retried chunk overwrites, never appends)."""
     data = results.select(ROW, "is_valid", "errors", "normalized").write_csv(include_header=False)
     async with driver.transaction():
+        # Inside a caller's transaction this is a savepoint, and ON COMMIT DROP waits for the
+        # outer commit: a range validated in parts makes the table once per part.
+        await driver.execute("DROP TABLE IF EXISTS pg_temp.validated_rows")
         await driver.execute(_RESULTS_TABLE)
         await driver.copy_to_table(
             "validated_rows",

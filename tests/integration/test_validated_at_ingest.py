@@ -18,8 +18,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
+from activities.generation import of_generation
 from dataimport import staging, validation
 from dataimport.contracts import ImportRef, ProcessingConfig, RowRange
+from dataimport.db import for_tenant
 from service.imports import ImportService
 from tests.factories import TERMINAL_OR_WAITING, new_import_record, wait_for, write_cmdb
 from tests.golden.cmdb_corpus import HEADERS, generated_rows
@@ -49,7 +51,11 @@ def _branchy_csv(path: Path, count: int) -> Path:
 
 @pytest.mark.parametrize("fast_path", [True, False])
 async def test_results_staged_with_the_rows_equal_validation_from_staging(
-    engine: AsyncEngine, tmp_path: Path, fast_path: bool, monkeypatch: pytest.MonkeyPatch
+    engine: AsyncEngine,
+    app_engine: AsyncEngine,
+    tmp_path: Path,
+    fast_path: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = _branchy_csv(tmp_path / "cmdb.csv", 4_000)
     config = ProcessingConfig()
@@ -80,7 +86,14 @@ async def test_results_staged_with_the_rows_equal_validation_from_staging(
     # same results, and every row reported once.
     monkeypatch.setattr(validation, "CHUNK_CELLS", 1)  # parts of the smallest size
     beyond = RowRange(first_row=1, last_row=2**31 - 1)
-    report = await validation.validate_chunk(engine, ref, beyond, config)
+    async with engine.connect() as conn:
+        generation = await conn.scalar(
+            text("SELECT config_generation FROM data_imports WHERE id = :id"),
+            {"id": ref.data_import_id},
+        )
+    # As the activity runs it: the service role, in one transaction of the import's generation.
+    async with of_generation(for_tenant(app_engine, ref), ref, generation) as as_the_worker:
+        report = await validation.validate_chunk(as_the_worker, ref, beyond, config)
     assert report.rows == result.total_rows
     assert await _results(engine, ref) == at_ingest
 
