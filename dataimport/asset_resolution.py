@@ -15,8 +15,9 @@ their distinct identity (`KEYS`: rows repeat hosts, so the matching follows the 
 identities, not the rows). Each rank is ONE hash join of those identities with the tenant's
 assets (nested and merge joins off: a fresh temp table or a tenant that grew since the last
 ANALYZE must not pick row-by-row plans), or, where the assets table dwarfs the identities (a
-range in a big inventory), one index probe per identity and rank (`asset_matching.match`). Both tables stay until the transaction ends (or the
-next call), so a category can join `RESOLVED` (rid, row_number, asset_id) for its own writes.
+range in a big inventory), one index probe per identity and rank (`asset_matching.match`).
+Both tables stay until the transaction ends (or the next call), so a category can join
+`RESOLVED` (rid, row_number, asset_id) for its own writes.
 """
 
 from __future__ import annotations
