@@ -23,11 +23,9 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -46,28 +44,22 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bench.floor import CopyFloor, measure_copy_floor
 from bench.generators import CATEGORIES, generate, generate_cmdb, xlsx_estimate, xlsx_facts
+from bench.stack import bench_stack, log
 from bench.workers import RssSampler, WorkerProcesses, worker_env
 from dataimport import imports
 from dataimport.contracts import ImportStatus, ProcessingConfig
 from dataimport.db import create_engine
 from dataimport.imports import Tenant
-from dataimport.migrate import upgrade
 from dataimport.readers import DEFAULT_MAX_UNCOMPRESSED_BYTES
 from dataimport.settings import Settings
-from devstack import embedded
 from service.imports import ImportService
 from workflows.data_import import row_ranges
 
-DATABASE = "dataimport_bench"
 POLL_SECONDS = 0.2
 SMALL_POLL_SECONDS = 0.02
 PHASES = (("ingest", "upload"), ("validation", "validation"), ("enrichment", "enrichment"))
 DONE = ("completed", "completed_with_errors")
 PAYLOAD = "temporal.api.common.v1.Payload"
-
-
-def log(message: str) -> None:
-    print(f"[bench {datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- the stack
@@ -960,29 +952,10 @@ async def _main(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
-    parent: Path | None = args.home.resolve() if args.home else None
-    if parent is not None:
-        parent.mkdir(parents=True, exist_ok=True)
-    state_dir = Path(tempfile.mkdtemp(prefix="dataimport-bench-", dir=parent))
-    state_dir.chmod(0o755)  # mkdtemp makes it 0700: the postgres system user must traverse it
-    (state_dir / "input").mkdir()
-    log(f"state dir {state_dir}")
-    try:
-        log("starting PostgreSQL + Temporal")
-        pg = embedded.start_postgres(state_dir, database=DATABASE)
-        upgrade(pg.owner_database_url)  # migrations run as the owner
-        temporal = embedded.start_temporal(state_dir, ui=False, standard_ports=False)
+    with bench_stack("dataimport-bench-", args.home, keep=args.keep) as stack:
         return asyncio.run(
-            _main(args, state_dir, pg.owner_database_url, temporal.address, pg.database_url)
+            _main(args, stack.state_dir, stack.owner_url, stack.temporal_address, stack.app_url)
         )
-    finally:
-        log("stopping the stack")
-        embedded.stop_temporal(state_dir)
-        embedded.stop_postgres(state_dir)
-        if args.keep:
-            log(f"kept {state_dir}")
-        else:
-            shutil.rmtree(state_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -33,19 +31,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from bench.bench_import import DATABASE, Bench, log, wait_terminal
+from bench.bench_import import Bench, wait_terminal
 from bench.generators import generate
+from bench.stack import bench_stack, log
 from bench.workers import WorkerProcesses, worker_env
-from dataimport.contracts import ImportStatus
+from dataimport.contracts import TERMINAL_STATUSES, ImportStatus
 from dataimport.db import create_engine
 from dataimport.imports import Tenant
-from dataimport.migrate import upgrade
-from devstack import embedded
 
 CATEGORIES = ("cmdb_export", "app_discovery")
 POLL_SECONDS = 0.2
 # Killed mid-ingest once this share of the rows is staged (well inside the ingest phase).
 INGEST_KILL_SHARE = 0.4
+# The project's terminal statuses, and waiting for a decision: an end either way.
+TERMINAL = (*TERMINAL_STATUSES, "needs_attention")
 
 _STAGED = """
 SELECT count(*) AS rows, count(DISTINCT row_number) AS row_numbers
@@ -53,11 +52,15 @@ FROM raw_import_records WHERE data_import_id = CAST(:id AS uuid)
 """
 _LINKED = "SELECT count(*) FROM staged_row_assets WHERE data_import_id = CAST(:id AS uuid)"
 _ENRICHING = """
-SELECT d.status = 'enriching' AND EXISTS (
+SELECT d.status, EXISTS (
   SELECT 1 FROM import_processing_steps s WHERE s.data_import_id = d.id
-    AND s.step_key LIKE 'enrichment%')
+    AND s.step_key LIKE 'enrichment%') AS started
 FROM data_imports d WHERE d.id = CAST(:id AS uuid)
 """
+
+
+class KillPointMissed(RuntimeError):
+    """The phase ended before the check saw it: the file is too small for this check."""
 
 
 def _tenant(alias: str) -> str:
@@ -160,11 +163,16 @@ async def run(bench: Bench, category: str, path: Path, rows: int, crash: bool) -
 
             async def mid_ingest() -> bool:
                 staged = (await _one(bench.engine, _STAGED, id=data_import_id)).rows
+                if staged >= rows:
+                    raise KillPointMissed(f"all {rows:,} rows staged before the kill")
                 return bool(staged >= threshold)
 
             async def mid_enrichment() -> bool:
                 # some ranges' rows linked to their assets, not all of them
-                if not (await _one(bench.engine, _ENRICHING, id=data_import_id))[0]:
+                enrichment = await _one(bench.engine, _ENRICHING, id=data_import_id)
+                if enrichment.status in TERMINAL:
+                    raise KillPointMissed(f"the import ended {enrichment.status} before the kill")
+                if not (enrichment.status == "enriching" and enrichment.started):
                     return False
                 linked = (await _one(bench.engine, _LINKED, id=data_import_id))[0]
                 return bool(0 < linked < rows)
@@ -313,24 +321,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
-    parent = args.home.resolve() if args.home else None
-    if parent is not None:
-        parent.mkdir(parents=True, exist_ok=True)
-    state_dir = Path(tempfile.mkdtemp(prefix="dataimport-crash-", dir=parent))
-    state_dir.chmod(0o755)  # the postgres system user must traverse it
-    (state_dir / "input").mkdir()
-    log(f"state dir {state_dir}")
-    try:
-        pg = embedded.start_postgres(state_dir, database=DATABASE)
-        upgrade(pg.owner_database_url)
-        temporal = embedded.start_temporal(state_dir, ui=False, standard_ports=False)
+    with bench_stack("dataimport-crash-", args.home) as stack:
         return asyncio.run(
-            _main(args, state_dir, pg.owner_database_url, temporal.address, pg.database_url)
+            _main(args, stack.state_dir, stack.owner_url, stack.temporal_address, stack.app_url)
         )
-    finally:
-        embedded.stop_temporal(state_dir)
-        embedded.stop_postgres(state_dir)
-        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataimport import asset_matching, field_sources
 from dataimport.asset_matching import LOOKUPS
-from dataimport.asset_matching import match_sql as ranked_match_sql
 from dataimport.planner import HASH_JOINS, planner
 from dataimport.row_links import link_rows_sql
 
@@ -74,13 +73,6 @@ FROM (
 _KEYS_SELECT = f"""
 SELECT DISTINCT ON (n) n, {_MATCH_KEYS}, CAST(NULL AS uuid) AS asset_id FROM {ROWS} ORDER BY n
 """
-
-
-def match_sql(ranks: tuple[int, ...] = tuple(range(1, len(LOOKUPS) + 1))) -> str:
-    """Set `asset_id` of every identity in KEYS to its best match among the lookups of
-    `ranks` (those some identity has a key for): best rank, then smallest id. Each rank is a
-    hash join with the tenant's assets (run with nested loops off)."""
-    return ranked_match_sql(KEYS, ranks, LOOKUPS)
 
 
 # What a created asset's identity fields were set by: this import (asset_type always).
@@ -146,10 +138,6 @@ async def _temp(conn: AsyncConnection, name: str, select: str, params: Mapping[s
     await conn.execute(text(f"CREATE TEMPORARY TABLE {name} ON COMMIT DROP AS {select}"), params)
 
 
-async def _match(conn: AsyncConnection, params: Mapping[str, Any]) -> None:
-    await asset_matching.match(conn, KEYS, params, LOOKUPS)
-
-
 async def resolve_assets(
     conn: AsyncConnection,
     scope: ImportScope,
@@ -175,13 +163,13 @@ async def resolve_assets(
         await _temp(conn, ROWS, _rows(path), params)
         await _temp(conn, KEYS, _KEYS_SELECT, params)
         await conn.execute(text(f"ANALYZE {KEYS}"))
-        await _match(conn, params)
+        await asset_matching.match(conn, KEYS, params)
         if create_missing:
             created = (await conn.execute(text(_CREATE_MISSING), params)).rowcount or 0
             if created:
                 # a new asset may be a better match of an identity matched before (its name
                 # key), exactly as a separate write-back statement would see it
-                await _match(conn, params)
+                await asset_matching.match(conn, KEYS, params)
         if write_back:
             await conn.execute(text(_write_resolved_sql(path)), params)
     return created

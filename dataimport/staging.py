@@ -65,7 +65,7 @@ WITH numbered AS MATERIALIZED (
 )
 SELECT coalesce((SELECT min(k) - 1 FROM numbered WHERE row_number <> k),
                 (SELECT count(*) FROM numbered)) AS prefix_end,
-  EXISTS (SELECT 1 FROM raw_import_records WHERE data_import_id = :id) AS any_staged
+  EXISTS (SELECT 1 FROM numbered) AS any_staged
 """
 
 

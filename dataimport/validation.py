@@ -153,8 +153,8 @@ async def validate_chunk(
 # columns) is validated in parts, so four parallel ranges of 25k rows stay within the worker's
 # memory budget (they took it from ~200 to ~935 MiB at once; 100k RVTools VMs peaked at
 # 605 MiB in parts of 400k cells, 444 at 200k, 379 at 100k, validation no slower within
-# noise). Rows validate independently
-# (the cross-row checks run in finalize_validation), so the parts' results are the range's.
+# noise). Rows validate independently (the cross-row checks run in finalize_validation), so
+# the parts' results are the range's.
 CHUNK_CELLS = 100_000
 
 

@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dataimport import asset_matching
-from dataimport.asset_matching import TENANT
+# `match` resolves a table of ends (call it with nested loops off).
+from dataimport.asset_matching import TENANT, match
 
 __all__ = ["END_COLUMNS", "RANGE", "TENANT", "match", "temp_table"]
 
@@ -45,8 +45,3 @@ async def temp_table(
     caller's transaction already made one, e.g. two ranges in one test transaction)."""
     await conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
     await conn.execute(text(f"CREATE TEMPORARY TABLE {name} ON COMMIT DROP AS {select}"), params)
-
-
-async def match(conn: AsyncConnection, ends: str, params: Mapping[str, Any]) -> None:
-    """Resolve the endpoints of `ends` (call with nested loops off): `asset_matching.match`."""
-    await asset_matching.match(conn, ends, params)
