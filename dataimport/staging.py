@@ -265,8 +265,11 @@ async def _stage(
         _report_prefix(order, on_progress)
     finally:
         # Nothing of this attempt may still write afterwards, nor read the file under a close.
-        for task in in_flight:
-            task.cancel()
+        # The COPYs in flight are waited for, never cancelled: a statement cancelled under
+        # SQLAlchemy's pool can leave its connection inside the open transaction, and the
+        # next batch on it would then insert the cancelled batch's rows too (and hold its
+        # locks until then). Each is one batch, so the wait is short; rows it commits are
+        # found by the next attempt's resume pass.
         await asyncio.gather(*in_flight, return_exceptions=True)
         await asyncio.wait([pending])
         if not pending.cancelled():

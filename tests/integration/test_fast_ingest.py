@@ -471,3 +471,40 @@ async def test_nul_after_the_sample_is_flagged_alike(engine: AsyncEngine, tmp_pa
     assert last[1] == {"name": "badhost", "os": "Linux"}  # the row is kept, its NUL removed
     assert [(issue["code"], issue["field"]) for issue in last[2]] == [("encoding-error", "name")]
     assert "NUL" in last[2][0]["message"]
+
+
+async def test_a_failing_file_never_leaves_a_batch_half_done(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """A reader failure while COPYs are in flight: each attempt fails with the reader's own
+    error and stages a prefix of the file. (Cancelling the COPYs in flight once left a pooled
+    connection to a later batch, which then inserted rows twice: a duplicate-key failure in
+    a few percent of attempts, and once a CI run stuck behind the lock it held.)"""
+    path = _write(
+        tmp_path, "big", b"name,notes\n" + b"web,ok\n" * 50 + b"db," + b"x" * 2_000 + b"\n"
+    )
+    outcomes = set()
+    for attempt in range(80):
+        ref = await new_import_record(engine)
+        with pytest.raises(ImportFailure) as caught:
+            await staging.ingest_file(
+                engine,
+                ref,
+                path.as_uri(),
+                storage_root=path.parent,
+                max_field_size=1_024,
+                fast_path=attempt % 2 == 0,
+                batch_size=10,
+            )
+        async with engine.connect() as conn:
+            staged = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*), coalesce(max(row_number), 0) FROM raw_import_records "
+                        "WHERE data_import_id = :id"
+                    ),
+                    {"id": ref.data_import_id},
+                )
+            ).one()
+        outcomes.add((caught.value.code, staged[0] == staged[1] and staged[0] % 10 == 0))
+    assert outcomes == {(FILE_FIELD_TOO_LARGE, True)}
