@@ -16,15 +16,20 @@ from dataimport.scram import scram_verifier
 ALEMBIC_INI = Path(migrations.__file__).with_name("alembic.ini")
 
 
-def alembic_config(database_url: str) -> Config:
+# How long a revision waits for a lock another session holds before it fails (env.py).
+LOCK_TIMEOUT = "60s"
+
+
+def alembic_config(database_url: str, lock_timeout: str = LOCK_TIMEOUT) -> Config:
     config = Config(str(ALEMBIC_INI))
     config.set_main_option("script_location", str(ALEMBIC_INI.parent))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    config.set_main_option("lock_timeout", lock_timeout)
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+def upgrade(database_url: str, revision: str = "head", lock_timeout: str = LOCK_TIMEOUT) -> None:
+    command.upgrade(alembic_config(database_url, lock_timeout), revision)
 
 
 def downgrade(database_url: str, revision: str = "base") -> None:

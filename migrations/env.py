@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -21,9 +22,19 @@ def _database_url() -> str:
     return async_database_url(url or get_settings().resolved_owner_database_url())
 
 
+def _lock_timeout() -> str:
+    """A revision behind a lock another session holds (a stuck session, a long import) fails
+    with "canceling statement due to lock timeout" instead of waiting without end."""
+    wanted = context.config.get_main_option("lock_timeout") or "60s"
+    if not re.fullmatch(r"\d+(ms|s|min)?", wanted):
+        raise ValueError(f"lock_timeout {wanted!r}: a number with ms, s or min")
+    return wanted
+
+
 def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata)
     with context.begin_transaction():
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{_lock_timeout()}'")
         context.run_migrations()
         # The category CHECK follows the registry, not a revision (dataimport.category_check).
         sync_category_check(connection)

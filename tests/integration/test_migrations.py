@@ -356,3 +356,23 @@ def test_field_sources_become_a_positional_array_with_0012_and_back(scratch_url:
     assert {row[0]: json.loads(row[1]) for row in back} == {full: recorded, empty: {}}
     fetch(scratch_url, "DELETE FROM assets WHERE id = ANY($1)", [full, empty])
     upgrade(scratch_url)
+
+
+async def test_a_revision_behind_a_held_lock_fails_instead_of_waiting(scratch_url: str) -> None:
+    """A session holding a lock on a table a revision alters makes the upgrade fail with a
+    lock timeout (migrations/env.py), never hang; once it lets go, the upgrade goes through."""
+    await asyncio.to_thread(upgrade, scratch_url)
+    await asyncio.to_thread(downgrade, scratch_url, "0011_field_sources")  # 0012 alters assets
+    holder = await asyncpg.connect(scratch_url)
+    try:
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute("LOCK TABLE assets IN ACCESS SHARE MODE")
+        with pytest.raises(Exception, match="lock timeout"):
+            await asyncio.to_thread(upgrade, scratch_url, "head", "500ms")
+        await transaction.rollback()
+    finally:
+        await holder.close()
+    await asyncio.to_thread(upgrade, scratch_url)
+    version = await asyncio.to_thread(fetch, scratch_url, "SELECT version_num FROM alembic_version")
+    assert version[0][0] != "0011_field_sources"
