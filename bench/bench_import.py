@@ -42,6 +42,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from bench import plans
 from bench.floor import CopyFloor, measure_copy_floor
 from bench.generators import CATEGORIES, generate, generate_cmdb, xlsx_estimate, xlsx_facts
 from bench.stack import bench_stack, log
@@ -841,6 +842,14 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep the state dir (stack stopped)")
     parser.add_argument(
+        "--plans",
+        type=int,
+        default=0,
+        metavar="MS",
+        help="log the measured plan (auto_explain) of every statement slower than MS and "
+        "print the slowest statements after each import (bench/plans.py; default off)",
+    )
+    parser.add_argument(
         "--reimport",
         action="store_true",
         help="after each import, import the same file again into the same tenant (updates)",
@@ -883,6 +892,8 @@ async def _main(
     bench = Bench(state_dir, pg_url, address, client, engine, args.in_process, service_url)
     context = _context(args)
     failures = 0
+    if args.plans:
+        await plans.enable(pg_url, args.plans)
     try:
         if args.small:
             r = await run_small(bench, args.workers[0], args.repeat, args.small_rows)
@@ -922,11 +933,15 @@ async def _main(
                 generated = time.perf_counter() - started
                 results = []
                 for count in args.workers:
+                    offset = plans.log_size(state_dir)
                     r = await run_import(bench, category, path, rows, size, count, args.timeout)
                     r["generate_seconds"] = generated
                     if category == "infrastructure":
                         r["xlsx"] = xlsx_facts(path)
                     emit(render_import(r), r, context)
+                    if args.plans:
+                        label = f"{category} · {rows:,} rows · {count} worker(s)"
+                        print(plans.summarise(state_dir, offset, label), end="\n\n", flush=True)
                     results.append(r)
                     failures += r["timed_out"] or r["status"] not in DONE
                     if args.reimport:
