@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -60,6 +60,7 @@ def install_tenant_scope(engine: AsyncEngine) -> None:
     sync_engine = engine.sync_engine
     if not event.contains(sync_engine, "begin", _scope_transaction):
         event.listen(sync_engine, "begin", _scope_transaction)
+        event.listen(sync_engine.pool, "checkin", _discard_open_transaction)
         event.listen(sync_engine.pool, "checkout", _clear_session_tenant)
 
 
@@ -86,6 +87,18 @@ def _scope_transaction(conn: Connection) -> None:
         cursor.execute(_SET_LOCAL, values)
     finally:
         cursor.close()
+
+
+def _discard_open_transaction(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    """`checkin` event: a connection whose server session is still inside a transaction is
+    closed, never pooled (the next checkout opens a fresh one).
+
+    A task cancelled while our `begin` listener runs can leave asyncpg's transaction open
+    behind SQLAlchemy's back (sqlalchemy#13381); handed out again, the next BEGIN becomes a
+    savepoint, its COMMIT commits nothing and the hidden transaction keeps its rows and
+    locks. The check reads the protocol's last status: no round trip."""
+    if dbapi_connection is not None and dbapi_connection.driver_connection.is_in_transaction():
+        record.invalidate(exc.DisconnectionError("returned inside a transaction"))
 
 
 def _clear_session_tenant(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
