@@ -191,21 +191,25 @@ async def _group(conn: AsyncConnection, ends: str, params: dict[str, Any]) -> No
         sink.write(data)
 
     await driver.copy_from_query(_NUMBERED_EDGES, output=write, format="csv")
+    size = sink.tell()
+    sink.seek(0)
     edges = (
         pl.read_csv(
-            sink.getvalue(),
+            sink,  # read in place: at 1M edges a copy of the text is tens of MB
             has_header=False,
             new_columns=["source", "target"],
             schema_overrides={"source": pl.UInt32, "target": pl.UInt32},
         )
-        if sink.tell()
+        if size
         else pl.DataFrame(schema={"source": pl.UInt32, "target": pl.UInt32})
     )
     roots = component_roots(edges["source"], edges["target"], count)
     await _fresh(conn, _ROOTS, _CREATE_ROOTS, {})
     if count:
         frame = pl.DataFrame({"n": pl.arange(0, count, dtype=pl.UInt32, eager=True), "root": roots})
-        payload = io.BytesIO(frame.write_csv(include_header=False).encode())
+        payload = io.BytesIO()
+        frame.write_csv(payload, include_header=False)  # bytes at once, no str in between
+        payload.seek(0)
         await driver.copy_to_table(_ROOTS, source=payload, format="csv")
     await conn.execute(text(f"ANALYZE {_NODES}, {_ROOTS}"))
 

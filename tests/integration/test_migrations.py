@@ -134,6 +134,7 @@ def test_models_and_revisions_describe_the_same_schema(scratch_url: str) -> None
 def test_dependency_groups_move_to_their_table_and_back(scratch_url: str) -> None:
     """0005 carries every asset's group into dependency_group_members; its downgrade puts them
     back on the assets."""
+    upgrade(scratch_url)  # from head, whichever test ran before (or none)
     downgrade(scratch_url, "0004_inventory_import_indexes")
     asset, c, e = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
