@@ -440,24 +440,33 @@ async def test_nothing_staged_resumes_from_the_start(engine: AsyncEngine, tmp_pa
     assert rows == reference_rows(path)
 
 
+# 50 good rows, then a field over the 1,024-character cap of `_ingest_big_field`.
+_BIG_FIELD = b"name,notes\n" + b"web,ok\n" * 50 + b"db," + b"x" * 2_000 + b"\n"
+
+
+async def _ingest_big_field(
+    engine: AsyncEngine, ref: ImportRef, path: Path, *, fast: bool
+) -> ImportFailure:
+    """Ingest `path` in batches of 10 under a 1,024-character field cap; the failure."""
+    with pytest.raises(ImportFailure) as caught:
+        await staging.ingest_file(
+            engine,
+            ref,
+            path.as_uri(),
+            storage_root=path.parent,
+            max_field_size=1_024,
+            fast_path=fast,
+            batch_size=10,
+        )
+    return caught.value
+
+
 async def test_field_too_large_fails_alike(engine: AsyncEngine, tmp_path: Path) -> None:
-    path = _write(
-        tmp_path, "big", b"name,notes\n" + b"web,ok\n" * 50 + b"db," + b"x" * 2_000 + b"\n"
-    )
+    path = _write(tmp_path, "big", _BIG_FIELD)
     messages = []
     for fast in (True, False):
-        ref = await new_import_record(engine)
-        with pytest.raises(ImportFailure) as caught:
-            await staging.ingest_file(
-                engine,
-                ref,
-                path.as_uri(),
-                storage_root=path.parent,
-                max_field_size=1_024,
-                fast_path=fast,
-                batch_size=10,
-            )
-        messages.append((caught.value.code, caught.value.message))
+        failure = await _ingest_big_field(engine, await new_import_record(engine), path, fast=fast)
+        messages.append((failure.code, failure.message))
     assert messages[0] == messages[1] and messages[0][0] == FILE_FIELD_TOO_LARGE
 
 
@@ -480,22 +489,11 @@ async def test_a_failing_file_never_leaves_a_batch_half_done(
     error and stages a prefix of the file. (Cancelling the COPYs in flight once left a pooled
     connection to a later batch, which then inserted rows twice: a duplicate-key failure in
     a few percent of attempts, and once a CI run stuck behind the lock it held.)"""
-    path = _write(
-        tmp_path, "big", b"name,notes\n" + b"web,ok\n" * 50 + b"db," + b"x" * 2_000 + b"\n"
-    )
+    path = _write(tmp_path, "big", _BIG_FIELD)
     outcomes = set()
     for attempt in range(80):
         ref = await new_import_record(engine)
-        with pytest.raises(ImportFailure) as caught:
-            await staging.ingest_file(
-                engine,
-                ref,
-                path.as_uri(),
-                storage_root=path.parent,
-                max_field_size=1_024,
-                fast_path=attempt % 2 == 0,
-                batch_size=10,
-            )
+        failure = await _ingest_big_field(engine, ref, path, fast=attempt % 2 == 0)
         async with engine.connect() as conn:
             staged = (
                 await conn.execute(
@@ -506,5 +504,5 @@ async def test_a_failing_file_never_leaves_a_batch_half_done(
                     {"id": ref.data_import_id},
                 )
             ).one()
-        outcomes.add((caught.value.code, staged[0] == staged[1] and staged[0] % 10 == 0))
+        outcomes.add((failure.code, staged[0] == staged[1] and staged[0] % 10 == 0))
     assert outcomes == {(FILE_FIELD_TOO_LARGE, True)}
