@@ -4,9 +4,7 @@ import os
 
 # polars allocates through its own jemalloc, which by default keeps freed pages for 10 s:
 # a worker that stages one batch after another then holds several batches' worth of dead
-# pages. Returned after 1 s (and at once once unused) instead, by jemalloc's background
-# thread. Read when polars loads, so set before any module here imports it; an operator's
-# own setting wins.
-os.environ.setdefault(
-    "_RJEM_MALLOC_CONF", "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0"
-)
+# pages. They are returned after 1 s instead (purged as the allocator works: no background
+# thread, which every short CLI process would carry too). Read when polars loads, so set
+# before any module here imports it; an operator's own setting wins.
+os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:1000,muzzy_decay_ms:0")
