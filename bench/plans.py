@@ -16,6 +16,8 @@ from pathlib import Path
 
 import asyncpg
 
+from devstack.embedded import postgres_log
+
 # Loaded into each new session (no restart); the workers connect after this is set.
 _SETTINGS = {
     "session_preload_libraries": "auto_explain",
@@ -31,17 +33,13 @@ _LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", re.M)
 
 async def enable(owner_url: str, min_ms: int) -> None:
     """Log the plan of every statement slower than `min_ms` from the next session on."""
-    conn = await asyncpg.connect(owner_url.replace("postgresql+asyncpg", "postgresql"))
+    conn = await asyncpg.connect(owner_url)
     try:
         for key, value in {**_SETTINGS, "auto_explain.log_min_duration": f"{min_ms}ms"}.items():
             await conn.execute(f"ALTER SYSTEM SET {key} = '{value}'")
         await conn.execute("SELECT pg_reload_conf()")
     finally:
         await conn.close()
-
-
-def postgres_log(state_dir: Path) -> Path:
-    return state_dir / "logs" / "postgres.log"
 
 
 def log_size(state_dir: Path) -> int:
@@ -96,8 +94,8 @@ def summarise(state_dir: Path, offset: int, label: str, top: int = 15) -> str:
     for ms, key, chunk in entries(text):
         statements.setdefault(key, Statement(key)).durations.append(ms)
         plans.append(chunk)
-    n = len(list(state_dir.glob("logs/plans-*.log"))) + 1
-    out = state_dir / "logs" / f"plans-{n}.log"
+    logs = path.parent
+    out = logs / f"plans-{len(list(logs.glob('plans-*.log'))) + 1}.log"
     out.write_text("".join(plans))
     ranked = sorted(statements.values(), key=lambda s: -sum(s.durations))[:top]
     lines = [

@@ -575,6 +575,11 @@ def start_postgres(
     )
 
 
+def postgres_log(state_dir: Path) -> Path:
+    """The server's log file (what pg_ctl -l writes) in a state dir."""
+    return _pg_layout(state_dir).log
+
+
 def stop_postgres(state_dir: Path, timeout: float = 60) -> bool:
     """Fast shutdown (pg_ctl -m fast); True when a running server was stopped."""
     layout = _pg_layout(state_dir.resolve())

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from dataimport.category_check import sync_category_check
+from dataimport.migrate import LOCK_TIMEOUT
 from dataimport.models import Base
 from dataimport.settings import async_database_url, get_settings
 
@@ -25,7 +26,7 @@ def _database_url() -> str:
 def _lock_timeout() -> str:
     """A revision behind a lock another session holds (a stuck session, a long import) fails
     with "canceling statement due to lock timeout" instead of waiting without end."""
-    wanted = context.config.get_main_option("lock_timeout") or "60s"
+    wanted = context.config.get_main_option("lock_timeout") or LOCK_TIMEOUT
     if not re.fullmatch(r"\d+(ms|s|min)?", wanted):
         raise ValueError(f"lock_timeout {wanted!r}: a number with ms, s or min")
     return wanted
