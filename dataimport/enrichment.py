@@ -10,10 +10,11 @@ table, after its writes, in a transaction of their own.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
-from sqlalchemy import exists, literal, select, text, update
+from sqlalchemy import literal, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -63,15 +64,22 @@ def import_scope(ref: ImportRef, rows: RowRange | None = None) -> ImportScope:
     )
 
 
-async def _is_prepared(conn: AsyncConnection, ref: ImportRef) -> bool:
-    """Whether `prepare` recorded its marker step for the import."""
+async def _prepare_findings(conn: AsyncConnection, ref: ImportRef) -> dict[str, Any] | None:
+    """What `prepare` recorded in its marker step for the import (None: not prepared)."""
     step = ImportProcessingStep
-    marker = exists().where(
-        step.data_import_id == ref.data_import_id,
-        where_tenant(step, ref),
-        step.step_key == PREPARE_STEP,
+    found = await conn.execute(
+        select(step.findings).where(
+            step.data_import_id == ref.data_import_id,
+            where_tenant(step, ref),
+            step.step_key == PREPARE_STEP,
+        )
     )
-    return bool(await conn.scalar(select(marker)))
+    row = found.first()
+    return None if row is None else dict(row.findings or {})
+
+
+async def _is_prepared(conn: AsyncConnection, ref: ImportRef) -> bool:
+    return await _prepare_findings(conn, ref) is not None
 
 
 async def prepare(engine: AsyncEngine, ref: ImportRef) -> bool:
@@ -82,6 +90,8 @@ async def prepare(engine: AsyncEngine, ref: ImportRef) -> bool:
     await analyze_inventory(engine)  # what earlier imports grew, before this one's lookups
     async with engine.begin() as conn:
         link = True
+        # Read before anything of this import is written (its own assets would count).
+        known = await inventory.tenant_has_external_ids(conn, import_scope(ref))
         if isinstance(category, PreparingCategory):
             link = await category.prepare(conn, import_scope(ref))
         await steps.record_step(
@@ -91,7 +101,7 @@ async def prepare(engine: AsyncEngine, ref: ImportRef) -> bool:
             agent=PREPARE_AGENT,
             started_at=started,
             records=0,
-            findings={"link_ranges": link},
+            findings={"link_ranges": link, "external_ids_known": known},
         )
     return link
 
@@ -100,9 +110,12 @@ async def enrich_chunk(engine: AsyncEngine, ref: ImportRef, rows: RowRange) -> E
     """Assets for one row range, in one transaction (a retry redoes it whole or not at all)."""
     category = get_category(ref.category)
     async with engine.begin() as conn:
-        if isinstance(category, PreparingCategory) and not await _is_prepared(conn, ref):
+        prepared = await _prepare_findings(conn, ref)
+        if isinstance(category, PreparingCategory) and prepared is None:
             return await category.enrich_unprepared(conn, import_scope(ref, rows))
-        return await category.enrich(conn, import_scope(ref, rows))
+        known = prepared is None or bool(prepared.get("external_ids_known", True))
+        scope = replace(import_scope(ref, rows), external_ids_known=known)
+        return await category.enrich(conn, scope)
 
 
 async def link_chunk(engine: AsyncEngine, ref: ImportRef, rows: RowRange) -> EnrichCounts:

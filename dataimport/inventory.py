@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataimport import field_sources
@@ -231,14 +232,57 @@ async def _fresh_temp(conn: AsyncConnection, table: str, create_sql: str, params
     await conn.execute(text(create_sql), params)
 
 
+_TENANT_HAS_EXTERNAL_IDS = """
+SELECT EXISTS (SELECT 1 FROM assets t WHERE t.client_account_id = CAST(:c AS uuid)
+  AND t.engagement_id = CAST(:e AS uuid) AND t.external_id IS NOT NULL)
+"""
+
+EXTERNAL_ID_INDEX = "uq_assets_tenant_external_id"
+
+
+async def tenant_has_external_ids(conn: AsyncConnection, scope: ImportScope) -> bool:
+    """Whether any asset of the tenant carries an external id (one probe of its index)."""
+    return bool(await conn.scalar(text(_TENANT_HAS_EXTERNAL_IDS), scope_params(scope)))
+
+
 async def upsert_assets(conn: AsyncConnection, scope: ImportScope) -> EnrichCounts:
-    """Create or update one asset per distinct staged key in the range; link rows to assets."""
+    """Create or update one asset per distinct staged key in the range; link rows to assets.
+
+    Where the tenant held no external id when the import was prepared, the range skips
+    matching by external id: a match could then only be an asset another import wrote since,
+    and writing its id under another name key violates the external-id index, so the range
+    is redone from a savepoint with the matching. (Skipped, because that probe's plan is
+    made while the tenant looks empty: the planner may pick the name-key index and scan
+    every row the parallel ranges insert, once per staged asset: minutes per range.)
+    """
     params = {**scope_params(scope), "seq": await field_sources.import_seq(conn, scope)}
     await conn.execute(text("SET LOCAL work_mem = '64MB'"))  # the range's sorts in memory
     await _fresh_temp(conn, _RANGE_ROWS_TABLE, _STAGE_RANGE_ROWS, params)
     # Row estimates of freshly written tables are ~1, which tempts the planner into nested
     # loops over whole ranges (quadratic); hash joins are right for range-sized sets.
     await conn.execute(text("SET LOCAL enable_nestloop = off"))
+    counts: EnrichCounts | None = None
+    if not scope.external_ids_known:
+        await _fresh_temp(
+            conn, _RANGE_BY_EXTERNAL_TABLE, f"{_STAGE_BY_EXTERNAL} WITH NO DATA", params
+        )
+        try:
+            async with conn.begin_nested():
+                linked = await conn.execute(text(UPSERT_BY_NAME_KEY), params)
+                counts = EnrichCounts(assets_touched=linked.rowcount or 0)
+        except IntegrityError as error:
+            if EXTERNAL_ID_INDEX not in str(error.orig):
+                raise
+    if counts is None:
+        counts = await _upsert_matching_external_ids(conn, params)
+    await conn.execute(text("RESET enable_nestloop"))
+    return counts
+
+
+async def _upsert_matching_external_ids(
+    conn: AsyncConnection, params: dict[str, Any]
+) -> EnrichCounts:
+    """The range's assets matched by external id first (renames), then upserted by name key."""
     await _fresh_temp(conn, _RANGE_BY_EXTERNAL_TABLE, _STAGE_BY_EXTERNAL, params)
     await conn.execute(text(RENAME_BY_EXTERNAL_ID), params)
     kept = await conn.execute(text(UPDATE_BY_EXTERNAL_ID_KEEPING_NAME), params)
@@ -246,7 +290,6 @@ async def upsert_assets(conn: AsyncConnection, scope: ImportScope) -> EnrichCoun
         await conn.execute(text(_LINK_TAKEN), params)
         await conn.execute(text(_WARN_TAKEN), params)
     linked = await conn.execute(text(UPSERT_BY_NAME_KEY), params)
-    await conn.execute(text("RESET enable_nestloop"))
     return EnrichCounts(assets_touched=(linked.rowcount or 0) + (kept.rowcount or 0))
 
 

@@ -106,6 +106,9 @@ class ImportScope:
     engagement_id: str
     first_row: int
     last_row: int
+    # False when `prepare` found no asset of the tenant carrying an external id: a range may
+    # then skip matching its rows by external id (see inventory.upsert_assets).
+    external_ids_known: bool = True
 
 
 @dataclass(frozen=True, slots=True)

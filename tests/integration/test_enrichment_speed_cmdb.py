@@ -211,3 +211,55 @@ async def test_a_range_reads_only_its_own_rows_whatever_the_tenant_holds(
     # One probe per row, parameterised by the row (whatever the links' statistics say).
     assert "Index Scan using pk_staged_row_assets" in plans["refs"], plans["refs"]
     assert "(row_number = r.row_number)" in plans["refs"], plans["refs"]
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_fresh_tenant_skips_external_id_matching_until_an_id_turns_up(
+    service: ImportService, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """A tenant without external ids when the import is prepared: its ranges upsert by name
+    key alone. An asset carrying one of the file's external ids under another name (written
+    meanwhile, e.g. by another import) sends the range back to matching by external id: the
+    asset is renamed, never duplicated, never a unique-index failure."""
+    count = 50
+    path = write_csv(
+        tmp_path / "cmdb.csv", CMDB_HEADERS, [cmdb_row(n) for n in range(1, count + 1)]
+    )
+    started = await service.start_import(path, "cmdb_export", CONFIG)
+    status = await wait_for(service, started.data_import_id, TERMINAL_OR_WAITING)
+    assert status.assets_created == count
+    ref = _ref(service, started.data_import_id)
+    marker = text(
+        "SELECT findings ->> 'external_ids_known' FROM import_processing_steps "
+        "WHERE data_import_id = :id AND step_key = :key"
+    )
+    async with engine.connect() as conn:
+        known = await conn.scalar(
+            marker, {"id": started.data_import_id, "key": enrichment.PREPARE_STEP}
+        )
+        assert known == "false"
+        # Another import's doing: the asset of row 10 now goes by another name.
+        await conn.execute(
+            text(
+                "UPDATE assets SET name = 'OLD-10', name_key = 'old-10' "
+                "WHERE client_account_id = :c AND engagement_id = :e AND external_id = 'A-000010'"
+            ),
+            service.tenant.params(),
+        )
+        await conn.commit()
+
+    rows = RowRange(first_row=1, last_row=count)
+    assert (await enrichment.enrich_chunk(engine, ref, rows)).assets_touched == count
+    found = await _inventory(engine, service)
+    names = sorted(a[0] for a in found["assets"])
+    assert names == [f"SRV-{n:06d}" for n in range(1, count + 1)]  # renamed back, one each
+
+    # The next import of the tenant matches by external id from the start.
+    again = await service.start_import(path, "cmdb_export", CONFIG)
+    status = await wait_for(service, again.data_import_id, TERMINAL_OR_WAITING)
+    assert (status.assets_created, status.assets_updated) == (0, count)
+    async with engine.connect() as conn:
+        known = await conn.scalar(
+            marker, {"id": again.data_import_id, "key": enrichment.PREPARE_STEP}
+        )
+    assert known == "true"
