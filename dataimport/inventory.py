@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dataimport import field_sources
 from dataimport.categories.base import EnrichCounts, ImportScope
 from dataimport.issues import Code
+from dataimport.models import ASSET_EXTERNAL_ID_INDEX
 from dataimport.row_links import link_rows_sql
 
 # Asset column -> SQL type of its value in normalized_data->'asset'.
@@ -237,8 +238,6 @@ SELECT EXISTS (SELECT 1 FROM assets t WHERE t.client_account_id = CAST(:c AS uui
   AND t.engagement_id = CAST(:e AS uuid) AND t.external_id IS NOT NULL)
 """
 
-EXTERNAL_ID_INDEX = "uq_assets_tenant_external_id"
-
 
 async def tenant_has_external_ids(conn: AsyncConnection, scope: ImportScope) -> bool:
     """Whether any asset of the tenant carries an external id (one probe of its index)."""
@@ -271,7 +270,9 @@ async def upsert_assets(conn: AsyncConnection, scope: ImportScope) -> EnrichCoun
                 linked = await conn.execute(text(UPSERT_BY_NAME_KEY), params)
                 counts = EnrichCounts(assets_touched=linked.rowcount or 0)
         except IntegrityError as error:
-            if EXTERNAL_ID_INDEX not in str(error.orig):
+            # The driver's own error (the adapter's cause) names the violated index.
+            violated = getattr(getattr(error.orig, "__cause__", None), "constraint_name", None)
+            if violated != ASSET_EXTERNAL_ID_INDEX:
                 raise
     if counts is None:
         counts = await _upsert_matching_external_ids(conn, params)

@@ -256,6 +256,10 @@ class ImportProcessingStep(TenantMixin, Base):
     latency_ms: Mapped[int | None] = mapped_column(Integer)
 
 
+# Named once: enrichment tells a violation of it from any other (inventory.upsert_assets).
+ASSET_EXTERNAL_ID_INDEX = "uq_assets_tenant_external_id"
+
+
 class Asset(TenantMixin, TimestampMixin, Base):
     __tablename__ = "assets"
     __table_args__ = (
@@ -263,7 +267,7 @@ class Asset(TenantMixin, TimestampMixin, Base):
             "client_account_id", "engagement_id", "name_key", name="uq_assets_tenant_name_key"
         ),
         Index(
-            "uq_assets_tenant_external_id",
+            ASSET_EXTERNAL_ID_INDEX,
             "client_account_id",
             "engagement_id",
             "external_id",
