@@ -167,39 +167,69 @@ def _parts(rows: RowRange, columns: int) -> Iterator[RowRange]:
 # The cross-row passes below stay hand-written SQL (window functions, UPDATE ... FROM a CTE,
 # JSONB aggregation over every finding): set-based statements that read clearer as SQL.
 
+
 # The last occurrence of a key wins; earlier ones are kept, flagged and skipped by enrichment.
-# One window over the import's keyed rows, no join: its plan cannot go wrong on statistics
-# that still describe a nearly empty table (a self-join planned so ran for minutes).
-_MARK_DUPLICATES = """
-WITH ranked AS (
-  SELECT id, row_number() OVER w AS rank, first_value(row_number) OVER w AS winner
+# Then, of the rows left (valid, not superseded) that name one external id (a CMDB sys_id)
+# under different keys, the last wins too. The import's valid rows are read once, their two
+# keys extracted from JSONB once; the repeated keys are found by grouping (hashed, where a
+# window would sort every row of the import by its key), and only their rows are joined
+# back. No self-join of the staged table: its plan could go wrong on statistics that still
+# describe a nearly empty table (planned so, one ran for minutes). Each row gets at most one
+# of the two warnings: a key's loser takes no part in the external-id matching.
+def _mark_duplicates_sql(*, external_ids: bool) -> str:
+    external = (
+        """
+external_candidates AS (
+  SELECT k.id, k.row_number, k.external_id FROM keyed k
+  WHERE NOT k.superseded AND k.external_id IS NOT NULL
+    AND NOT EXISTS (
+      SELECT 1 FROM key_winners w WHERE w.key = k.key AND k.row_number < w.winner
+    )
+),
+external_winners AS (
+  SELECT external_id, max(row_number) AS winner FROM external_candidates
+  GROUP BY external_id HAVING count(*) > 1
+),"""
+        if external_ids
+        else ""
+    )
+    external_marks = (
+        """
+  UNION ALL
+  SELECT c.id, CAST(:external_code AS text), 'external_id',
+    'same external id as row ' || w.winner || ', which wins'
+  FROM external_candidates c JOIN external_winners w ON w.external_id = c.external_id
+  WHERE c.row_number < w.winner"""
+        if external_ids
+        else ""
+    )
+    extracted = "normalized_data -> 'asset' ->> 'external_id'" if external_ids else "NULL"
+    return f"""
+WITH keyed AS MATERIALIZED (
+  SELECT id, row_number, superseded, normalized_data ->> '_key' AS key,
+    {extracted} AS external_id
   FROM raw_import_records
-  WHERE data_import_id = :id AND is_valid AND normalized_data ->> '_key' IS NOT NULL
-  WINDOW w AS (PARTITION BY normalized_data ->> '_key' ORDER BY row_number DESC)
+  WHERE data_import_id = :id AND is_valid
+),
+key_winners AS (
+  SELECT key, max(row_number) AS winner FROM keyed WHERE key IS NOT NULL
+  GROUP BY key HAVING count(*) > 1
+),{external}
+marks AS (
+  SELECT k.id, CAST(:key_code AS text) AS code, CAST(NULL AS text) AS field,
+    'same key as row ' || w.winner || ', which wins' AS message
+  FROM keyed k JOIN key_winners w ON w.key = k.key
+  WHERE k.row_number < w.winner AND NOT k.superseded{external_marks}
 )
 UPDATE raw_import_records r SET superseded = true,
   validation_errors = coalesce(r.validation_errors, '[]'::jsonb) || jsonb_build_array(
-    jsonb_build_object('code', CAST(:code AS text), 'severity', 'warning', 'field', NULL,
-      'message', 'same key as row ' || ranked.winner || ', which wins'))
-FROM ranked WHERE r.id = ranked.id AND ranked.rank > 1 AND NOT r.superseded
+    jsonb_build_object('code', m.code, 'severity', 'warning', 'field', m.field,
+      'message', m.message))
+FROM marks m WHERE r.id = m.id AND r.data_import_id = :id
 """
 
-# Of valid rows naming one external id (a CMDB sys_id) under different keys, the last wins.
-_MARK_EXTERNAL_DUPLICATES = """
-WITH ranked AS (
-  SELECT id, row_number() OVER w AS rank, first_value(row_number) OVER w AS winner
-  FROM raw_import_records
-  WHERE data_import_id = :id AND is_valid AND NOT superseded
-    AND normalized_data -> 'asset' ->> 'external_id' IS NOT NULL
-  WINDOW w AS (PARTITION BY normalized_data -> 'asset' ->> 'external_id' ORDER BY row_number DESC)
-)
-UPDATE raw_import_records r SET superseded = true,
-  validation_errors = coalesce(r.validation_errors, '[]'::jsonb) || jsonb_build_array(
-    jsonb_build_object('code', CAST(:code AS text), 'severity', 'warning',
-      'field', 'external_id',
-      'message', 'same external id as row ' || ranked.winner || ', which wins'))
-FROM ranked WHERE r.id = ranked.id AND ranked.rank > 1
-"""
+
+_MARK_DUPLICATES = {flag: _mark_duplicates_sql(external_ids=flag) for flag in (False, True)}
 
 _COUNT_ROWS = """
 SELECT count(*) FILTER (WHERE is_valid) AS valid_rows,
@@ -239,10 +269,14 @@ async def finalize_validation(
     """Cross-row checks, counters, the per-code report and one step row per agent."""
     params = {"id": ref.data_import_id}
     async with engine.begin() as conn:
-        await conn.execute(text(_MARK_DUPLICATES), {**params, "code": Code.DUPLICATE_KEY.value})
-        if get_category(ref.category).unique_external_ids:
-            code = Code.DUPLICATE_EXTERNAL_ID.value
-            await conn.execute(text(_MARK_EXTERNAL_DUPLICATES), {**params, "code": code})
+        # The sorts of a 1M-row import (windows, the report's grouping) in memory, not in
+        # temporary files; for this transaction only.
+        await conn.execute(text("SET LOCAL work_mem = '64MB'"))
+        external = get_category(ref.category).unique_external_ids
+        codes = {"key_code": Code.DUPLICATE_KEY.value}
+        if external:
+            codes["external_code"] = Code.DUPLICATE_EXTERNAL_ID.value
+        await conn.execute(text(_MARK_DUPLICATES[external]), {**params, **codes})
         await _run_cross_row_agents(conn, ref)
         counts = dict((await conn.execute(text(_COUNT_ROWS), params)).mappings().one())
         quality = counts.pop("quality")

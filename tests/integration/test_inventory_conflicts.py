@@ -72,6 +72,48 @@ async def test_one_external_id_under_two_names_keeps_the_last_row(
     assert findings[2] == findings[3] == []
 
 
+async def test_a_row_superseded_by_its_key_takes_no_part_in_external_id_matching(
+    service: ImportService, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    # Row 1 loses to row 2 by key, so its external id does not count against row 4's; row 2
+    # wins by key and then loses to row 3 by external id. One warning per superseded row.
+    path = write_csv(
+        tmp_path / "cmdb.csv",
+        CMDB_HEADERS,
+        [
+            row(1, "ALPHA", "SYS-3"),
+            row(2, "alpha", "SYS-2"),
+            row(3, "BETA", "SYS-2"),
+            row(4, "GAMMA", "SYS-3"),
+        ],
+    )
+    status = await run(service, path)
+    assert status.status == "completed", status.error_message
+    assert (status.valid_rows, status.warning_rows, status.assets_created) == (4, 2, 2)
+    assert await inventory(engine, service) == {"BETA": "SYS-2", "GAMMA": "SYS-3"}
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT row_number, superseded, validation_errors FROM raw_import_records "
+                "WHERE data_import_id = :id ORDER BY row_number"
+            ),
+            {"id": str(status.data_import_id)},
+        )
+        found = {
+            n: (superseded, [(e["code"], e["field"], e["message"]) for e in errors or []])
+            for n, superseded, errors in rows.all()
+        }
+    assert found == {
+        1: (True, [("duplicate-key", None, "same key as row 2, which wins")]),
+        2: (
+            True,
+            [("duplicate-external-id", "external_id", "same external id as row 3, which wins")],
+        ),
+        3: (False, []),
+        4: (False, []),
+    }
+
+
 async def test_a_rename_onto_a_taken_name_updates_the_asset_under_its_own_name(
     service: ImportService, engine: AsyncEngine, tmp_path: Path
 ) -> None:
