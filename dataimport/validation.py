@@ -173,9 +173,10 @@ def _parts(rows: RowRange, columns: int) -> Iterator[RowRange]:
 # under different keys, the last wins too. The import's valid rows are read once, their two
 # keys extracted from JSONB once; the repeated keys are found by grouping (hashed, where a
 # window would sort every row of the import by its key), and only their rows are joined
-# back. No self-join of the staged table: its plan could go wrong on statistics that still
-# describe a nearly empty table (planned so, one ran for minutes). Each row gets at most one
-# of the two warnings: a key's loser takes no part in the external-id matching.
+# back. Its joins must be hashed (finalize_validation turns nested loops off): statistics
+# may still describe the import as empty, and a nested loop then rescans every keyed row once
+# per staged row. Each row gets at most one of the two warnings: a key's loser takes no part
+# in the external-id matching.
 def _mark_duplicates_sql(*, external_ids: bool) -> str:
     external = (
         """
@@ -276,7 +277,12 @@ async def finalize_validation(
         codes = {"key_code": Code.DUPLICATE_KEY.value}
         if external:
             codes["external_code"] = Code.DUPLICATE_EXTERNAL_ID.value
+        # Hash joins only: the import's rows were just staged, so the statistics may still say
+        # it has none, and a nested loop would rescan every keyed row once per staged row
+        # (measured: over 200 s at 1M rows, where this takes 4 s).
+        await conn.execute(text("SET LOCAL enable_nestloop = off"))
         await conn.execute(text(_MARK_DUPLICATES[external]), {**params, **codes})
+        await conn.execute(text("RESET enable_nestloop"))
         await _run_cross_row_agents(conn, ref)
         counts = dict((await conn.execute(text(_COUNT_ROWS), params)).mappings().one())
         quality = counts.pop("quality")
