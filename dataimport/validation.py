@@ -230,7 +230,7 @@ FROM marks m WHERE r.id = m.id AND r.data_import_id = :id
 """
 
 
-_MARK_DUPLICATES = {flag: _mark_duplicates_sql(external_ids=flag) for flag in (False, True)}
+MARK_DUPLICATES = {flag: _mark_duplicates_sql(external_ids=flag) for flag in (False, True)}
 
 _COUNT_ROWS = """
 SELECT count(*) FILTER (WHERE is_valid) AS valid_rows,
@@ -281,7 +281,7 @@ async def finalize_validation(
         # it has none, and a nested loop would rescan every keyed row once per staged row
         # (measured: over 200 s at 1M rows, where this takes 4 s).
         await conn.execute(text("SET LOCAL enable_nestloop = off"))
-        await conn.execute(text(_MARK_DUPLICATES[external]), {**params, **codes})
+        await conn.execute(text(MARK_DUPLICATES[external]), {**params, **codes})
         await conn.execute(text("RESET enable_nestloop"))
         await _run_cross_row_agents(conn, ref)
         counts = dict((await conn.execute(text(_COUNT_ROWS), params)).mappings().one())

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport.contracts import ImportStatus
+from dataimport.validation import MARK_DUPLICATES
 from service.imports import ImportService
 from tests.factories import CMDB_HEADERS, TERMINAL_OR_WAITING, cmdb_row, wait_for, write_csv
 
@@ -112,6 +113,39 @@ async def test_a_row_superseded_by_its_key_takes_no_part_in_external_id_matching
         3: (False, []),
         4: (False, []),
     }
+
+
+async def test_duplicate_marking_has_no_nested_loop_whatever_the_statistics(
+    service: ImportService, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    # Just after a first ingest the statistics may describe the import as empty: then the
+    # planner nests loops, the outer one re-running the marks over every keyed row once per
+    # staged row (a 1M-row import hung there). finalize_validation turns nested loops off.
+    path = write_csv(tmp_path / "cmdb.csv", CMDB_HEADERS, [row(1, "ALPHA", "SYS-1")])
+    status = await run(service, path)
+    params = {
+        "id": str(status.data_import_id),
+        "key_code": "duplicate-key",
+        "external_code": "duplicate-external-id",
+    }
+
+    async def nested_loops(nestloop: str) -> int:
+        async with engine.connect() as conn, conn.begin() as transaction:
+            # As the owner (a superuser), inside a transaction rolled back: no statistics.
+            await conn.execute(
+                text("DELETE FROM pg_statistic WHERE starelid = 'raw_import_records'::regclass")
+            )
+            await conn.execute(
+                text("UPDATE pg_class SET reltuples = 0 WHERE oid = 'raw_import_records'::regclass")
+            )
+            await conn.execute(text(f"SET LOCAL enable_nestloop = {nestloop}"))
+            plan = await conn.execute(text(f"EXPLAIN {MARK_DUPLICATES[True]}"), params)
+            lines = [line for (line,) in plan]
+            await transaction.rollback()
+        return sum("Nested Loop" in line for line in lines)
+
+    assert await nested_loops("on") > 0  # the hazard is real ...
+    assert await nested_loops("off") == 0  # ... and the setting removes it
 
 
 async def test_a_rename_onto_a_taken_name_updates_the_asset_under_its_own_name(
