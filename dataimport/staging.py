@@ -136,7 +136,8 @@ def _fast_batches(
     size: int,
     validation: BatchValidation | None = None,
 ) -> Generator[_Batch, None, None]:
-    for frame in stream.batches(start_after, size):
+    # A validated batch takes the parsed cells along: validation reads them as they are.
+    for frame in stream.batches(start_after, size, with_cells=validation is not None):
         yield _text_batch(frame, ref, validation)
 
 

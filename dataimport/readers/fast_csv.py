@@ -83,9 +83,18 @@ class FastCsvStream:
         self.fallback_after: int | None = None
         self._pattern = _token_pattern(reader.delimiter)
         self._names = [f"c{position}" for position in range(len(self.headers))]
+        self._with_cells = False
 
-    def batches(self, start_after: int, batch_size: int) -> Iterator[pl.DataFrame]:
-        """Frames of at most batch_size rows, in row order, each a contiguous row range."""
+    def batches(
+        self, start_after: int, batch_size: int, *, with_cells: bool = False
+    ) -> Iterator[pl.DataFrame]:
+        """Frames of at most batch_size rows, in row order, each a contiguous row range.
+
+        `with_cells` adds each header's cell text as a column of its own (`cell_column(i)`
+        for the i-th header), null in the rare rows the reference reader made (ragged,
+        blank, flagged): a validation reads the columns instead of decoding raw_data again.
+        """
+        self._with_cells = with_cells
         self.fallback_after = None
         pending: list[pl.DataFrame] = []
         pending_rows = 0
@@ -172,8 +181,13 @@ class FastCsvStream:
             pl.col("index") > start_after  # index 0, the header, is never above start_after
         )
         if not shape.height:
-            return pl.DataFrame(schema=_SCHEMA), records
+            return pl.DataFrame(schema=self._schema()), records
         return self._rows(values, shape), records
+
+    def _schema(self) -> dict[str, type[pl.DataType]]:
+        if not self._with_cells:
+            return _SCHEMA
+        return {**_SCHEMA, **{cell_column(i): pl.String for i in range(len(self.headers))}}
 
     # -- rows ------------------------------------------------------------------------------
 
@@ -207,6 +221,11 @@ class FastCsvStream:
             .alias("raw_data"),
             pl.lit(None, dtype=pl.String).alias("read_issues"),
             pl.lit(False).alias("is_blank"),
+            *(
+                pl.col(name).alias(cell_column(position))
+                for position, name in enumerate(self._names)
+                if self._with_cells
+            ),
         )
         slow = pl.concat(
             [
@@ -218,8 +237,9 @@ class FastCsvStream:
                 ),
             ]
         )
+        schema = self._schema()
         if not slow.height:
-            return clean.cast(_SCHEMA)  # type: ignore[arg-type]
+            return clean.cast(schema)  # type: ignore[arg-type]
         special_cells = {
             int(row[0]): list(row[1:])
             for row in cells.filter(pl.col("special")).select("index", *self._names).iter_rows()
@@ -231,18 +251,26 @@ class FastCsvStream:
             )
             row = flag_replaced_bytes(make_row(index, self.headers, cell_values), self.encoding)
             records.append((index, *row_json(row), row.is_blank))
-        python_rows = pl.DataFrame(records, schema=_SCHEMA, orient="row")
-        return pl.concat([clean.cast(_SCHEMA), python_rows]).sort(  # type: ignore[arg-type]
+        python_rows = pl.DataFrame(records, schema=_SCHEMA, orient="row").with_columns(
+            pl.lit(None, dtype=pl.String).alias(name) for name in schema if name not in _SCHEMA
+        )
+        return pl.concat([clean.cast(schema), python_rows]).sort(  # type: ignore[arg-type]
             "row_number"
         )
 
 
-_SCHEMA = {
+_SCHEMA: dict[str, type[pl.DataType]] = {
     "row_number": pl.Int64,
     "raw_data": pl.String,
     "read_issues": pl.String,
     "is_blank": pl.Boolean,
 }
+
+
+def cell_column(position: int) -> str:
+    """The column of a batch (`batches(with_cells=True)`) holding the position-th header's
+    cells (a name no header can clash with: headers are raw_data's keys, not columns)."""
+    return f"cell {position}"
 
 
 def _record_cut(text: str) -> int:

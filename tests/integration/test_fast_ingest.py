@@ -21,11 +21,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataimport import staging
+from dataimport.categories.base import HeaderMapping
 from dataimport.contracts import ImportRef
+from dataimport.engine import staged_batch
 from dataimport.issues import ImportFailure
 from dataimport.readers import fast_csv, open_table
 from dataimport.readers.detect import SAMPLE_SIZE
-from dataimport.readers.fast_csv import PY_WHITESPACE, FastCsvStream, row_json
+from dataimport.readers.fast_csv import PY_WHITESPACE, FastCsvStream, cell_column, row_json
 from dataimport.readers.limits import FILE_FIELD_TOO_LARGE
 from tests.factories import CMDB_HEADERS, cmdb_row, new_import_record, write_cmdb, write_csv
 
@@ -208,6 +210,34 @@ def test_fast_rows_equal_reference_rows(tmp_path: Path, name: str, block_bytes: 
     assert rows == expected
     if block_bytes > len(CORPUS[name]) and name in FAST_WHOLE:
         assert fallback is None, "a regular file must not need the reference reader"
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_the_cells_a_batch_carries_are_those_of_its_raw_data(tmp_path: Path, name: str) -> None:
+    # Validation at ingest reads a fast batch's cell columns instead of decoding raw_data:
+    # the engine's frame must be the same either way, rows the reference reader made included.
+    path = _write(tmp_path, name, CORPUS[name])
+    block_bytes = 64 if len(CORPUS[name]) <= 4096 else 4096
+    with open_table(path) as table:
+        headers = list(table.headers)
+        reader = table.row_reader
+        plain = list(FastCsvStream(reader, block_bytes=block_bytes).batches(0, 3))  # type: ignore[arg-type]
+        carried = list(
+            FastCsvStream(reader, block_bytes=block_bytes).batches(0, 3, with_cells=True)  # type: ignore[arg-type]
+        )
+    mapping = HeaderMapping(field_by_header={}, unmapped_headers=headers)
+    assert len(carried) == len(plain)
+    given = 0
+    for decoded, with_cells in zip(plain, carried, strict=True):
+        assert with_cells.select(decoded.columns).equals(decoded)
+        if headers:
+            given += with_cells.height - with_cells.get_column(cell_column(0)).null_count()
+        expected = staged_batch._frame(decoded, headers, mapping)
+        frame = staged_batch._frame(with_cells, headers, mapping)
+        assert frame.keys == expected.keys
+        assert frame.rows.equals(expected.rows)
+    if name == "wide":  # plain cells only: every row carries them
+        assert given == sum(batch.height for batch in plain) == 40
 
 
 @pytest.mark.parametrize("name", ["resume_mix", "ragged_and_quoted", "blank_rows", "wide"])
