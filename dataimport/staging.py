@@ -136,8 +136,7 @@ def _fast_batches(
     size: int,
     validation: BatchValidation | None = None,
 ) -> Generator[_Batch, None, None]:
-    # A validated batch takes the parsed cells along: validation reads them as they are.
-    for frame in stream.batches(start_after, size, with_cells=validation is not None):
+    for frame in stream.batches(start_after, size):
         yield _text_batch(frame, ref, validation)
 
 
@@ -328,7 +327,8 @@ async def ingest_file(
         if validation is not None:
             batch_size = VALIDATED_BATCH_ROWS
         if fast_path and isinstance(reader, CsvRowReader):
-            stream = FastCsvStream(reader)
+            # A validated batch takes the parsed cells along: validation reads them as they are.
+            stream = FastCsvStream(reader, with_cells=validation is not None)
             fast = _fast_batches(stream, ref, resume_after, batch_size, validation)
             try:
                 await _stage(engine, fast, on_progress, resumed=resumed)

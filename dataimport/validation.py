@@ -173,10 +173,8 @@ def _parts(rows: RowRange, columns: int) -> Iterator[RowRange]:
 # under different keys, the last wins too. The import's valid rows are read once, their two
 # keys extracted from JSONB once; the repeated keys are found by grouping (hashed, where a
 # window would sort every row of the import by its key), and only their rows are joined
-# back. Its joins must be hashed (finalize_validation turns nested loops off): statistics
-# may still describe the import as empty, and a nested loop then rescans every keyed row once
-# per staged row. Each row gets at most one of the two warnings: a key's loser takes no part
-# in the external-id matching.
+# back; its joins must be hashed (see finalize_validation). Each row gets at most one of the
+# two warnings: a key's loser takes no part in the external-id matching.
 def _mark_duplicates_sql(*, external_ids: bool) -> str:
     external = (
         """
@@ -270,7 +268,7 @@ async def finalize_validation(
     """Cross-row checks, counters, the per-code report and one step row per agent."""
     params = {"id": ref.data_import_id}
     async with engine.begin() as conn:
-        # The sorts of a 1M-row import (windows, the report's grouping) in memory, not in
+        # The groupings of a 1M-row import (duplicates, the report) in memory, not in
         # temporary files; for this transaction only.
         await conn.execute(text("SET LOCAL work_mem = '64MB'"))
         external = get_category(ref.category).unique_external_ids

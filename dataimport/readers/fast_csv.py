@@ -72,7 +72,9 @@ class FastCsvStream:
     produced and the rest must come from the reference reader (`rows(start_after=...)`).
     """
 
-    def __init__(self, reader: CsvRowReader, *, block_bytes: int | None = None) -> None:
+    def __init__(
+        self, reader: CsvRowReader, *, block_bytes: int | None = None, with_cells: bool = False
+    ) -> None:
         self.path = reader.path
         self.encoding = reader.encoding
         self.delimiter = reader.delimiter
@@ -83,18 +85,17 @@ class FastCsvStream:
         self.fallback_after: int | None = None
         self._pattern = _token_pattern(reader.delimiter)
         self._names = [f"c{position}" for position in range(len(self.headers))]
-        self._with_cells = False
-
-    def batches(
-        self, start_after: int, batch_size: int, *, with_cells: bool = False
-    ) -> Iterator[pl.DataFrame]:
-        """Frames of at most batch_size rows, in row order, each a contiguous row range.
-
-        `with_cells` adds each header's cell text as a column of its own (`cell_column(i)`
-        for the i-th header), null in the rare rows the reference reader made (ragged,
-        blank, flagged): a validation reads the columns instead of decoding raw_data again.
-        """
+        # Each header's cell text also as a column of its own (`cell_column(i)` for the i-th
+        # header), null in the rare rows the reference reader made (ragged, blank, flagged):
+        # a validation reads the columns instead of decoding raw_data again.
         self._with_cells = with_cells
+        cells: dict[str, type[pl.DataType]] = {
+            cell_column(i): pl.String for i in range(len(self.headers))
+        }
+        self._schema = {**_SCHEMA, **cells} if with_cells else _SCHEMA
+
+    def batches(self, start_after: int, batch_size: int) -> Iterator[pl.DataFrame]:
+        """Frames of at most batch_size rows, in row order, each a contiguous row range."""
         self.fallback_after = None
         pending: list[pl.DataFrame] = []
         pending_rows = 0
@@ -181,13 +182,8 @@ class FastCsvStream:
             pl.col("index") > start_after  # index 0, the header, is never above start_after
         )
         if not shape.height:
-            return pl.DataFrame(schema=self._schema()), records
+            return pl.DataFrame(schema=self._schema), records
         return self._rows(values, shape), records
-
-    def _schema(self) -> dict[str, type[pl.DataType]]:
-        if not self._with_cells:
-            return _SCHEMA
-        return {**_SCHEMA, **{cell_column(i): pl.String for i in range(len(self.headers))}}
 
     # -- rows ------------------------------------------------------------------------------
 
@@ -237,7 +233,7 @@ class FastCsvStream:
                 ),
             ]
         )
-        schema = self._schema()
+        schema = self._schema
         if not slow.height:
             return clean.cast(schema)  # type: ignore[arg-type]
         special_cells = {
@@ -268,8 +264,8 @@ _SCHEMA: dict[str, type[pl.DataType]] = {
 
 
 def cell_column(position: int) -> str:
-    """The column of a batch (`batches(with_cells=True)`) holding the position-th header's
-    cells (a name no header can clash with: headers are raw_data's keys, not columns)."""
+    """The column of a batch (`FastCsvStream(..., with_cells=True)`) holding the position-th
+    header's cells (a name no header can clash with: headers are raw_data's keys, not columns)."""
     return f"cell {position}"
 
 

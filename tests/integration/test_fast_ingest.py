@@ -223,7 +223,7 @@ def test_the_cells_a_batch_carries_are_those_of_its_raw_data(tmp_path: Path, nam
         reader = table.row_reader
         plain = list(FastCsvStream(reader, block_bytes=block_bytes).batches(0, 3))  # type: ignore[arg-type]
         carried = list(
-            FastCsvStream(reader, block_bytes=block_bytes).batches(0, 3, with_cells=True)  # type: ignore[arg-type]
+            FastCsvStream(reader, block_bytes=block_bytes, with_cells=True).batches(0, 3)  # type: ignore[arg-type]
         )
     mapping = HeaderMapping(field_by_header={}, unmapped_headers=headers)
     assert len(carried) == len(plain)
