@@ -359,6 +359,31 @@ def test_field_sources_become_a_positional_array_with_0012_and_back(scratch_url:
     upgrade(scratch_url)
 
 
+def test_the_tenant_policy_reads_its_settings_once_per_statement_from_0013(
+    scratch_url: str,
+) -> None:
+    """0013 rewrites every tenant policy with the settings in scalar subqueries, for reads
+    and writes alike; its downgrade restores the per-row form of 0007 / 0010."""
+    policies = (
+        "SELECT c.relname, pg_get_expr(p.polqual, p.polrelid) AS qual, "
+        "pg_get_expr(p.polwithcheck, p.polrelid) AS checks FROM pg_policy p "
+        "JOIN pg_class c ON c.oid = p.polrelid WHERE p.polname = 'tenant_isolation'"
+    )
+    once = "( SELECT (NULLIF(current_setting('app.client_account_id'::text, true)"
+    upgrade(scratch_url)
+    rows = fetch(scratch_url, policies)
+    assert {row["relname"] for row in rows} == TABLES - {"api_keys"}
+    assert all(once in row["qual"] and once in row["checks"] for row in rows), rows
+
+    downgrade(scratch_url, "0012_compact_field_sources")
+    rows = fetch(scratch_url, policies)
+    assert len(rows) == len(TABLES) - 1
+    assert all("SELECT" not in row["qual"] + row["checks"] for row in rows), rows
+    assert all("current_setting('app.engagement_id'" in row["qual"] for row in rows), rows
+    upgrade(scratch_url)
+    assert all(once in row["qual"] for row in fetch(scratch_url, policies))
+
+
 async def test_a_revision_behind_a_held_lock_fails_instead_of_waiting(scratch_url: str) -> None:
     """A session holding a lock on a table a revision alters makes the upgrade fail with a
     lock timeout (migrations/env.py), never hang; once it lets go, the upgrade goes through."""
