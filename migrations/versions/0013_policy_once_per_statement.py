@@ -7,8 +7,9 @@ two text-to-uuid casts). Wrapped in scalar subqueries, each side becomes an Init
 once per statement and the filter compares two uuids. Measured on PostgreSQL 18 (2M rows, as
 a role under the policy): a full scan took 1.2 s against 0.13 s, an INSERT … SELECT of 500k
 rows 1.1 s against 0.5 s (through the workflow, a 1M-row CMDB import did not move beyond
-its run-to-run spread: bench/README.md, twelfth session). The meaning does not change: an unset or empty setting is still
-NULL and matches nothing, and an InitPlan parameter can still be an index condition.
+its run-to-run spread: bench/README.md, twelfth session). The meaning does not change: an
+unset or empty setting is still NULL and matches nothing, and an InitPlan parameter can still
+be an index condition.
 
 Revision ID: 0013_policy_once_per_statement
 Revises: 0012_compact_field_sources
