@@ -18,18 +18,22 @@ from __future__ import annotations
 import polars as pl
 
 ID = pl.UInt32
+KEY = pl.UInt64
+HALF = 2**32  # an edge is one integer, high * HALF + low: ids are UInt32
 
 
 def component_roots(source: pl.Series, target: pl.Series, count: int) -> pl.Series:
     """The smallest id of each id's component, for ids 0..count-1 and edges source[i]-target[i]
     (an id on no edge is its own root)."""
-    root = pl.arange(0, count, dtype=ID, eager=True)
-    work = _contracted(pl.DataFrame({"u": source.cast(ID), "v": target.cast(ID)}))
-    while work.height:
-        hooks = work.group_by("high").agg(pl.col("low").min())
-        hook = _flatten(_identity(count).scatter(hooks["high"], hooks["low"]))
+    root = _identity(count)
+    work = _contracted(source.cast(ID), target.cast(ID))
+    while work.len():
+        high, low = (work // HALF).cast(ID), (work % HALF).cast(ID)
+        # Sorted by (high, low): the first edge of each high holds the smallest low it touches.
+        first = high != high.shift(1, fill_value=count)  # count is no id
+        hook = _flatten(_identity(count).scatter(high.filter(first), low.filter(first)))
         root = hook.gather(root)
-        work = _contracted(work.select(u=hook.gather(work["low"]), v=hook.gather(work["high"])))
+        work = _contracted(hook.gather(low), hook.gather(high))
     return root
 
 
@@ -37,15 +41,16 @@ def _identity(count: int) -> pl.Series:
     return pl.arange(0, count, dtype=ID, eager=True)
 
 
-def _contracted(pairs: pl.DataFrame) -> pl.DataFrame:
-    """Distinct (low, high) of the edges whose ends differ."""
-    return (
-        pairs.lazy()
-        .select(low=pl.min_horizontal("u", "v"), high=pl.max_horizontal("u", "v"))
-        .filter(pl.col("low") != pl.col("high"))
-        .unique()
-        .collect()
+def _contracted(u: pl.Series, v: pl.Series) -> pl.Series:
+    """The distinct edges whose ends differ, as sorted single-integer keys. One UInt64 column
+    instead of a (low, high) frame: at 1.33M edges `unique` then peaked at +52 MiB against
+    +115–127 MiB for the pair of columns, in 0.20 s against 0.34 s for the whole search."""
+    pairs = pl.DataFrame({"u": u, "v": v})
+    keys = pairs.select(
+        key=pl.max_horizontal("u", "v").cast(KEY) * HALF + pl.min_horizontal("u", "v").cast(KEY),
+        apart=pl.col("u") != pl.col("v"),
     )
+    return keys["key"].filter(keys["apart"]).unique().sort()
 
 
 def _flatten(hook: pl.Series) -> pl.Series:
