@@ -202,13 +202,11 @@ async def test_the_policy_reads_the_tenant_once_per_statement(
     (read per row, they cost ~0.5 µs on every row a statement reads or writes)."""
     async with as_service.transaction():
         await set_tenant(as_service, *seeded.args()[:2])
-        plan = "\n".join(
-            row[0]
-            for row in await as_service.fetch(f"EXPLAIN (VERBOSE) SELECT count(*) FROM {table}")
-        )
-    filters = [line for line in plan.splitlines() if "Filter:" in line or "Cond:" in line]
-    assert filters and all("current_setting" not in line for line in filters), plan
-    assert sum(line.strip().startswith("InitPlan") for line in plan.splitlines()) == 2, plan
+        rows = await as_service.fetch(f"EXPLAIN (VERBOSE) SELECT count(*) FROM {table}")
+    lines = [row[0] for row in rows]
+    filters = [line for line in lines if "Filter:" in line or "Cond:" in line]
+    assert filters and all("current_setting" not in line for line in filters), lines
+    assert sum(line.strip().startswith("InitPlan") for line in lines) == 2, lines
 
 
 async def test_the_service_role_owns_nothing_and_bypasses_nothing(database_url: str) -> None:
